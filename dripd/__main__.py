@@ -1,0 +1,5 @@
+import sys
+
+from dripd.cli import main
+
+sys.exit(main())

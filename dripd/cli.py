@@ -1,0 +1,63 @@
+"""``dripd``: run the daemon, or check a configuration file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import trio
+import trio_asyncio
+
+from dripd import __version__, logs
+from dripd.config import EX_CONFIG, Config, load_config
+from dripd.daemon import Daemon
+from dripd.errors import ConfigError, DripdError
+from dripd.plugins import Plugins
+
+log = logging.getLogger("dripd")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dripd", description="Run multi-step email cadences from real mailboxes.")
+    parser.add_argument("-c", "--config", type=Path, default=Path("/etc/dripd/dripd.toml"),
+                        help="configuration file (default: /etc/dripd/dripd.toml)")
+    parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit (0 or 78)")
+    parser.add_argument("--version", action="version", version=f"dripd {__version__}")
+    return parser
+
+
+async def _serve(config: Config, plugins: Plugins, config_path: Path) -> None:
+    from dripd.api.server import serve_control_api  # imported here: the API pulls in FastAPI
+
+    async with trio_asyncio.open_loop():
+        daemon = Daemon(config, plugins, config_path=config_path)
+        daemon.extra_services.append(serve_control_api)
+        await daemon.run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    plugins = Plugins()
+    try:
+        config = load_config(args.config, plugins.config_sections(), plugins.transports)
+    except ConfigError as exc:
+        print(f"dripd: config error: {exc.message}", file=sys.stderr)
+        return EX_CONFIG
+    if args.check_config:
+        print(f"dripd: {args.config}: ok ({len(config.mailboxes)} mailbox(es))")
+        return 0
+    logs.setup(config.daemon.log_level)
+    try:
+        trio.run(_serve, config, plugins, args.config)
+    except DripdError as exc:
+        log.error("%s", exc.message)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

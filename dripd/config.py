@@ -1,0 +1,231 @@
+"""TOML -> typed, validated settings. Every error names the key path and the rule.
+
+Transport and detector plugins own their own per-mailbox tables (``[mailboxes.maildir]``,
+``[mailboxes.smtp]``, ...): they hand the core a pydantic model for each table name, so an
+unknown table is an error like any unknown key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+import zoneinfo
+from pathlib import Path
+from typing import Any, Collection, Iterable, Literal, Mapping
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dripd.errors import ConfigError
+
+EX_CONFIG = 78  # sysexits.h: configuration error
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DaemonConfig(_Strict):
+    state_dir: Path = Path("var")
+    socket: Path = Path("var/dripd.sock")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # The scheduler keeps in memory only work due within this many seconds.
+    horizon_seconds: float = Field(default=3600.0, gt=0)
+    # At most this many due enrollments per mailbox are held in memory at once.
+    queue_limit: int = Field(default=5000, gt=0)
+    retry_max_attempts: int = Field(default=6, gt=0)
+    retry_base_seconds: float = Field(default=60.0, gt=0)
+    retry_max_age_hours: float = Field(default=48.0, gt=0)
+    resend_uncertain: bool = False
+    shutdown_grace_seconds: float = Field(default=25.0, gt=0)
+
+    @property
+    def database(self) -> Path:
+        return self.state_dir / "dripd.sqlite3"
+
+
+def _zone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone name such as 'Europe/Berlin'") from None
+    return value
+
+
+class MailboxConfig(BaseModel):
+    # Extra tables are plugin sections, checked against the plugins' own models afterwards.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    address: str
+    name: str = ""
+    domain: str | None = None  # Message-ID domain; defaults to the address's domain
+    timezone: str = "UTC"
+    daily_cap: int = Field(default=50, gt=0)
+    hourly_cap: int = Field(default=10, gt=0)
+    burst: int = Field(default=1, gt=0)
+    jitter_seconds: float = Field(default=0.0, ge=0)
+    warmup: list[tuple[int, int]] = []
+    warmup_start: dt.date | None = None
+    transport: str = "maildir"
+    concurrency: int = Field(default=1, gt=0)  # sends in flight at once for this mailbox
+
+    _check_zone = field_validator("timezone")(classmethod(lambda cls, v: _zone(v)))
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        from dripd.model import normalize_email
+
+        try:
+            return normalize_email(value)
+        except Exception:
+            raise ValueError("must be a valid email address") from None
+
+    @field_validator("warmup")
+    @classmethod
+    def _warmup(cls, value: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        days = [d for d, _ in value]
+        if any(d <= 0 for d in days) or days != sorted(set(days)):
+            raise ValueError("stage days must be positive and strictly increasing")
+        if any(cap <= 0 for _, cap in value):
+            raise ValueError("stage caps must be positive integers")
+        return value
+
+    @property
+    def message_id_domain(self) -> str:
+        return self.domain or self.address.rsplit("@", 1)[1]
+
+    def plugin_section(self, name: str) -> Mapping[str, Any] | None:
+        extra = self.model_extra or {}
+        return extra.get(name)
+
+
+class ApiConfig(_Strict):
+    listen: str | None = None  # "host:port" for the TCP listener; the Unix socket is always on
+    tokens: list[str] = []  # "sha256:<hex>" digests of accepted Bearer tokens
+    token_files: list[Path] = []
+
+    @field_validator("tokens")
+    @classmethod
+    def _tokens(cls, value: list[str]) -> list[str]:
+        for token in value:
+            kind, _, digest = token.partition(":")
+            if kind != "sha256" or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError("each token must be 'sha256:' followed by 64 lower-case hex digits")
+        return value
+
+    @model_validator(mode="after")
+    def _needs_token(self) -> "ApiConfig":
+        if self.listen and not (self.tokens or self.token_files):
+            raise ValueError("a TCP listener needs tokens or token_files (Bearer auth is mandatory)")
+        return self
+
+
+class Config(_Strict):
+    daemon: DaemonConfig = DaemonConfig()
+    mailboxes: list[MailboxConfig] = Field(min_length=1)
+    api: ApiConfig = ApiConfig()
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "Config":
+        seen: set[str] = set()
+        for mailbox in self.mailboxes:
+            if mailbox.id in seen:
+                raise ValueError(f"duplicate mailbox id {mailbox.id!r}")
+            seen.add(mailbox.id)
+        return self
+
+    def mailbox(self, mailbox_id: str) -> MailboxConfig | None:
+        return next((m for m in self.mailboxes if m.id == mailbox_id), None)
+
+
+def _key_path(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part not in ("function-after", "function-before") and not part.startswith("function"):
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _rule(error: Mapping[str, Any]) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "is required"
+    if kind == "greater_than" and ctx.get("gt") == 0:
+        return "must be a positive number" if isinstance(error.get("input"), float) else "must be a positive integer"
+    if kind == "greater_than_equal" and ctx.get("ge") == 0:
+        return "must not be negative"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return "must be an integer"
+    if kind == "value_error":
+        return str(ctx.get("error", error["msg"]))
+    return error["msg"][0].lower() + error["msg"][1:]
+
+
+def _raise_first(exc: pydantic.ValidationError, prefix: str = "") -> None:
+    error = exc.errors(include_url=False)[0]
+    loc = error["loc"]
+    key = _key_path(loc)
+    if prefix:
+        key = f"{prefix}.{key}" if key else prefix
+    raise ConfigError(key, _rule(error)) from None
+
+
+def parse_config(
+    data: Mapping[str, Any],
+    plugin_sections: Mapping[str, type[BaseModel]],
+    transports: Collection[str],
+) -> Config:
+    """Validate a decoded TOML document; plugin tables are checked by their own models."""
+    try:
+        config = Config.model_validate(data)
+    except pydantic.ValidationError as exc:
+        _raise_first(exc)
+        raise  # unreachable
+    for index, mailbox in enumerate(config.mailboxes):
+        for name, value in (mailbox.model_extra or {}).items():
+            model = plugin_sections.get(name)
+            where = f"mailboxes[{index}].{name}"
+            if model is None:
+                raise ConfigError(where, "unknown key")
+            if not isinstance(value, dict):
+                raise ConfigError(where, "must be a table")
+            try:
+                model.model_validate(value)
+            except pydantic.ValidationError as exc:
+                _raise_first(exc, where)
+        if mailbox.transport not in transports:
+            known = ", ".join(sorted(transports)) or "none"
+            raise ConfigError(f"mailboxes[{index}].transport", f"unknown transport (known: {known})")
+        model = plugin_sections.get(mailbox.transport)
+        if model is not None and mailbox.transport not in (mailbox.model_extra or {}):
+            try:
+                model.model_validate({})
+            except pydantic.ValidationError as exc:
+                _raise_first(exc, f"mailboxes[{index}].{mailbox.transport}")
+    return config
+
+
+def load_config(
+    path: Path,
+    plugin_sections: Mapping[str, type[BaseModel]],
+    transports: Collection[str],
+) -> Config:
+    """Read and validate a TOML file; ConfigError names the key path (or the TOML syntax error)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("", f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError("", f"{path} is not valid UTF-8") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{path}: invalid TOML: {exc}") from None
+    return parse_config(data, plugin_sections, transports)

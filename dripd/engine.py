@@ -1,0 +1,295 @@
+"""Runs one due enrollment: plan -> render -> ledger row -> transport -> record -> plan next.
+
+Everything is re-checked at the moment a step is about to go (status, window, suppression,
+caps), not only when it was scheduled. Times recorded are the decision time ``now``, taken
+before any await, so a simulated clock gives exact, repeatable send times.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import trio
+
+from dripd import cadence, render
+from dripd.clock import Clock
+from dripd.config import Config, MailboxConfig
+from dripd.hookspecs import OutgoingMessage, SendOutcome, SendResult, Transport
+from dripd.model import EnrollmentStatus, SequenceStatus, Step
+from dripd.plugins import Plugins
+from dripd.scheduler import Gate, RunResult, RunStatus, Scheduler
+from dripd.store import Claim, OutboxRow, RunContext, Store
+from dripd.window import SendWindow
+
+log = logging.getLogger("dripd.engine")
+
+_SUPPRESSION_STATUS = {"unsubscribed": EnrollmentStatus.UNSUBSCRIBED, "complaint": EnrollmentStatus.UNSUBSCRIBED}
+
+
+@dataclass
+class Counters:
+    """Running totals the status endpoint and metrics read."""
+
+    sent: int = 0
+    retried: int = 0
+    bounced: int = 0
+    uncertain: int = 0
+
+
+class Engine:
+    def __init__(
+        self, config: Config, store: Store, transports: Mapping[str, Transport], scheduler: Scheduler,
+        clock: Clock, plugins: Plugins, *, rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.transports = dict(transports)
+        self.scheduler = scheduler
+        self.clock = clock
+        self.plugins = plugins
+        self.counters = Counters()
+        self._rng = rng or random.Random()
+        self._templates: dict[tuple[int, str, str, str | None], render.CompiledTemplate] = {}
+        self.on_sequence_completed: Callable[[int], None] = lambda sequence_id: None
+
+    # -- one due enrollment ------------------------------------------------------------------
+
+    async def run(self, enrollment_id: int, gate: Gate) -> RunResult:
+        now = self.clock.now()
+        ctx = await self.store.run_context(enrollment_id)
+        if ctx is None or ctx.enrollment.status is not EnrollmentStatus.ACTIVE:
+            return RunResult(RunStatus.DROPPED)
+        if ctx.sequence.status is not SequenceStatus.ACTIVE:
+            return RunResult(RunStatus.DROPPED)  # held; start/resume makes it runnable again
+        mailbox = self.config.mailbox(ctx.enrollment.mailbox_id)
+        if mailbox is None:
+            log.warning("enrollment %d: mailbox %r is not configured; holding it", enrollment_id,
+                        ctx.enrollment.mailbox_id)
+            return RunResult(RunStatus.DROPPED)
+        if ctx.suppressed is not None:
+            status = _SUPPRESSION_STATUS.get(ctx.suppressed, EnrollmentStatus.BOUNCED)
+            await self._finished(await self.store.finish(enrollment_id, status, f"address {ctx.suppressed}", now))
+            return RunResult(RunStatus.DONE)
+        enrollment = ctx.enrollment
+        anchor = enrollment.anchor_at if enrollment.anchor_at is not None else enrollment.enrolled_at
+        plan = cadence.plan(ctx.steps, enrollment.cursor_ord, anchor, now, self.window(ctx), ctx.signals)
+        if isinstance(plan, cadence.Finish):
+            await self._finished(await self.store.finish(enrollment_id, EnrollmentStatus.COMPLETED, None, now))
+            return RunResult(RunStatus.DONE)
+        followup = enrollment.sent_count > 0
+        if isinstance(plan, cadence.Wake):
+            if (plan.cursor_ord, plan.anchor_at, plan.at) != (enrollment.cursor_ord, anchor, enrollment.due_at):
+                if not await self.store.set_plan(enrollment_id, plan.cursor_ord, plan.anchor_at, plan.at, now):
+                    return RunResult(RunStatus.DROPPED)
+            self.scheduler.schedule(mailbox.id, enrollment_id, plan.at, followup)
+            return RunResult(RunStatus.DONE)
+        due_at = enrollment.due_at if enrollment.due_at is not None else now
+        if not gate(followup, due_at):
+            return RunResult(RunStatus.THROTTLED, followup, due_at)
+        await self._send(ctx, mailbox, plan.step, now)
+        return RunResult(RunStatus.DONE)
+
+    def window(self, ctx: RunContext) -> SendWindow:
+        s = ctx.sequence.settings
+        return SendWindow(s.timezone, s.weekdays_only, s.start_hour, s.end_hour)
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def template(self, step: Step) -> render.CompiledTemplate:
+        key = (step.id, step.subject, step.body, step.text)
+        compiled = self._templates.get(key)
+        if compiled is None:
+            if len(self._templates) > 4096:
+                self._templates.clear()  # edited steps leave old keys behind; keep it bounded
+            compiled = self._templates[key] = render.compile_template(step.subject or " ", step.body, step.text)
+        return compiled
+
+    def merge_fields(self, ctx: RunContext) -> dict[str, str]:
+        """Contact fields, overridden by the enrollment's own merge fields (seed 003)."""
+        fields = ctx.contact.merge_fields()
+        fields.update(ctx.enrollment.merge_fields)
+        return fields
+
+    def subject_and_thread(self, ctx: RunContext, step: Step, rendered: render.Rendered) -> tuple[str, str | None, tuple[str, ...]]:
+        """Follow-ups go into the first email's thread unless the step turns threading off."""
+        if not step.thread or not ctx.thread:
+            return rendered.subject, None, ()
+        references = tuple(message_id for message_id, _ in ctx.thread)
+        subject = rendered.subject if step.subject.strip() else _reply_subject(ctx.thread[0][1])
+        return subject, references[-1], references
+
+    def render_step(self, ctx: RunContext, step: Step) -> render.Rendered:
+        """The step's content for this contact, with the thread's subject where it applies."""
+        rendered = self.template(step).render(self.merge_fields(ctx))
+        subject = self.subject_and_thread(ctx, step, rendered)[0]
+        if subject != rendered.subject:
+            rendered = render.Rendered(subject, rendered.html, rendered.text, rendered.missing)
+        return rendered
+
+    def envelope(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, rendered: render.Rendered,
+                 message_id: str, now: float) -> render.Envelope:
+        _, in_reply_to, references = self.subject_and_thread(ctx, step, rendered)
+        unsubscribe: tuple[str, ...] = ()
+        if ctx.sequence.settings.list_unsubscribe:
+            unsubscribe = (f"mailto:{mailbox.address}?subject=unsubscribe",)
+        contact = ctx.contact
+        return render.Envelope(
+            from_address=mailbox.address, from_name=mailbox.name, to_address=contact.email,
+            to_name=" ".join(part for part in (contact.first_name, contact.last_name) if part),
+            message_id=message_id, date=now, in_reply_to=in_reply_to, references=references,
+            list_unsubscribe=unsubscribe, one_click=False,
+            extra_headers=tuple(self.plugins.message_headers(mailbox.id, ctx.sequence.id, step.id)),
+        )
+
+    async def _send(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, now: float) -> None:
+        enrollment = ctx.enrollment
+        rendered = self.render_step(ctx, step)
+        candidate = render.make_message_id(mailbox.message_id_domain, f"{enrollment.id}.{step.id}.{secrets.token_hex(8)}")
+        claim = await self.store.claim_send(enrollment.id, step.id, mailbox.id, candidate, rendered.subject, now)
+        if claim is None:
+            # The ledger already holds this step (sent, in flight or uncertain): never twice.
+            log.warning("enrollment %d step %d: already in the ledger; not sending again", enrollment.id, step.id)
+            await self._advance_past(ctx, step, now)
+            return
+        envelope = self.envelope(ctx, mailbox, step, rendered, claim.message_id, now)
+        data = render.build_message(envelope, rendered)
+        message = OutgoingMessage(mailbox.id, claim.message_id, mailbox.address, ctx.contact.email, data)
+        result = await self._transport_send(mailbox.id, message)
+        await self._record(ctx, mailbox, step, claim, result, now)
+
+    async def _transport_send(self, mailbox_id: str, message: OutgoingMessage) -> SendResult:
+        transport = self.transports[mailbox_id]
+        try:
+            return await transport.send(message)
+        except trio.Cancelled:
+            raise
+        except Exception as exc:
+            # A transport that raised may or may not have handed the message over: never guess.
+            log.exception("mailbox %s: transport raised while sending %s", mailbox_id, message.message_id)
+            return SendResult(SendOutcome.UNCERTAIN, f"transport error: {type(exc).__name__}: {exc}")
+
+    async def _record(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, claim: Claim,
+                      result: SendResult, now: float) -> None:
+        enrollment = ctx.enrollment
+        outcome = result.outcome
+        if outcome is SendOutcome.ACCEPTED:
+            cursor_ord, anchor, due = self.next_after(ctx, step, now)
+            completed = await self.store.record_sent(claim, enrollment.id, step.id, cursor_ord, anchor, due, now)
+            self.counters.sent += 1
+            self.plugins.notify("sent", {"mailbox": mailbox.id, "sequence": ctx.sequence.id, "step": step.id})
+            if due is not None:
+                self.scheduler.schedule(mailbox.id, enrollment.id, due, True)
+            await self._finished(completed)
+            return
+        if outcome is SendOutcome.TRANSIENT:
+            settings = self.config.daemon
+            age = now - claim.first_attempt_at
+            if claim.attempts < settings.retry_max_attempts and age < settings.retry_max_age_hours * 3600:
+                delay = settings.retry_base_seconds * 2 ** (claim.attempts - 1)
+                delay *= 1 + 0.25 * self._rng.random()  # jitter: retries of many contacts spread out
+                await self.store.record_retry(claim, enrollment.id, step.id, now + delay, result.detail, now)
+                self.counters.retried += 1
+                log.info("enrollment %d step %d: transient failure (%s); retry %d in %.0fs",
+                         enrollment.id, step.id, result.detail, claim.attempts, delay)
+                self.scheduler.schedule(mailbox.id, enrollment.id, now + delay, enrollment.sent_count > 0)
+                return
+            outcome_class, detail = "soft", f"retries exhausted after {claim.attempts} attempts: {result.detail}"
+        elif outcome is SendOutcome.PERMANENT:
+            outcome_class, detail = "hard", result.detail
+        elif outcome is SendOutcome.SENDER_BLOCKED:
+            await self.store.release_claim(claim.outbox_id, enrollment.id, now, now)
+            await self.pause_mailbox(mailbox.id, f"the server refused the sender: {result.detail}")
+            return
+        else:
+            cursor_ord, anchor, due = self.next_after(ctx, step, now)
+            completed = await self.store.record_uncertain(
+                claim.outbox_id, enrollment.id, step.id, cursor_ord, anchor, due, result.detail, now)
+            self.counters.uncertain += 1
+            log.warning("enrollment %d step %d: delivery uncertain (%s); not resent", enrollment.id, step.id,
+                        result.detail)
+            if due is not None:
+                self.scheduler.schedule(mailbox.id, enrollment.id, due, True)
+            await self._finished(completed)
+            return
+        completed = await self.store.record_failed(claim, enrollment.id, step.id, outcome_class, detail,
+                                                   ctx.contact.email, now)
+        self.counters.bounced += 1
+        log.info("enrollment %d step %d: %s bounce: %s", enrollment.id, step.id, outcome_class, detail)
+        await self._finished(completed)
+
+    def next_after(self, ctx: RunContext, step: Step, now: float) -> tuple[int, float, float | None]:
+        """Cursor, anchor and due time once ``step`` is sent at ``now`` (due None = finished)."""
+        plan = cadence.plan(ctx.steps, cadence.after_send(step), now, now, self.window(ctx), ctx.signals)
+        if isinstance(plan, cadence.Finish):
+            return plan.cursor_ord, now, None
+        if isinstance(plan, cadence.Wake):
+            return plan.cursor_ord, plan.anchor_at, plan.at
+        return plan.step.ord, plan.anchor_at, now
+
+    async def _advance_past(self, ctx: RunContext, step: Step, now: float) -> None:
+        cursor_ord, anchor, due = self.next_after(ctx, step, now)
+        if due is None:
+            await self._finished(await self.store.finish(ctx.enrollment.id, EnrollmentStatus.COMPLETED, None, now))
+        elif await self.store.set_plan(ctx.enrollment.id, cursor_ord, anchor, due, now):
+            self.scheduler.schedule(ctx.enrollment.mailbox_id, ctx.enrollment.id, due, True)
+
+    async def _finished(self, completed_sequence: int | None) -> None:
+        if completed_sequence is not None:
+            log.info("sequence %d completed: every contact finished", completed_sequence)
+            self.on_sequence_completed(completed_sequence)
+
+    async def pause_mailbox(self, mailbox_id: str, reason: str) -> None:
+        """Stop every send from a mailbox (kept across restarts) until an operator resumes it."""
+        lane = self.scheduler.lanes.get(mailbox_id)
+        if lane is not None and lane.paused_reason is None:
+            lane.paused_reason = reason
+            await self.store.set_mailbox_paused(mailbox_id, reason, self.clock.now())
+            log.error("mailbox %s paused: %s", mailbox_id, reason)
+
+    # -- crash recovery ----------------------------------------------------------------------
+
+    async def recover(self) -> int:
+        """Resolve ledger rows a crash left 'sending'. Returns how many stayed uncertain."""
+        uncertain = 0
+        for row in await self.store.outbox_in_state("sending"):
+            delivered = await self._lookup(row)
+            now = self.clock.now()
+            if delivered is False or (delivered is None and self.config.daemon.resend_uncertain):
+                await self.store.release_claim(row.id, row.enrollment_id, now, now)
+                log.warning("outbox %s: not delivered before a crash; will send", row.message_id)
+                continue
+            ctx = await self.store.run_context(row.enrollment_id)
+            step = next((s for s in ctx.steps if s.id == row.step_id), None) if ctx else None
+            if ctx is None or step is None:
+                await self.store.resolve_outbox(row.id, "uncertain", "interrupted by a crash; step since deleted", now)
+                uncertain += 1
+                continue
+            cursor_ord, anchor, due = self.next_after(ctx, step, row.attempted_at)
+            if delivered:
+                claim = Claim(row.id, row.message_id, 1, row.attempted_at)
+                await self.store.record_sent(claim, row.enrollment_id, row.step_id, cursor_ord, anchor, due, now)
+                log.info("outbox %s: found delivered after a crash", row.message_id)
+            else:
+                await self.store.record_uncertain(row.id, row.enrollment_id, row.step_id, cursor_ord, anchor, due,
+                                                  "interrupted by a crash; not resent", now)
+                uncertain += 1
+                log.warning("outbox %s: delivery uncertain after a crash; not resent", row.message_id)
+        return uncertain
+
+    async def _lookup(self, row: OutboxRow) -> bool | None:
+        transport = self.transports.get(row.mailbox_id)
+        if transport is None:
+            return None
+        try:
+            return await transport.lookup(row.message_id)
+        except Exception:
+            log.exception("outbox %s: lookup failed", row.message_id)
+            return None
+
+
+def _reply_subject(first: str) -> str:
+    return first if first[:3].lower() == "re:" else f"Re: {first}"

@@ -1,0 +1,286 @@
+"""Heap of due enrollments, one lane per mailbox.
+
+Each lane holds in memory only enrollments due within the horizon, at most ``limit`` of them,
+refilled from the store's index on ``next_run_at`` with keyset paging, so memory does not grow
+with the number of enrollments. A send the limiter refuses waits in the lane's ready queue
+(follow-ups first, then oldest due first) and the lane sleeps until the limiter's next
+allowed moment: throttled work is pushed back, not polled.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import logging
+import math
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Protocol
+
+import trio
+
+from dripd.clock import Clock
+from dripd.throttle import MailboxLimiter
+
+log = logging.getLogger("dripd.scheduler")
+
+MAX_ID = 2**63 - 1  # SQLite INTEGER maximum
+_INF_KEY = (math.inf, MAX_ID)
+
+
+class RunStatus(enum.Enum):
+    DONE = "done"  # handled; any new due time was reported through Scheduler.schedule
+    THROTTLED = "throttled"  # a send is due but the limiter (or a higher-priority item) said not now
+    DROPPED = "dropped"  # nothing to run (ended, held, unknown)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: RunStatus
+    followup: bool = False
+    due_at: float = 0.0
+
+
+Gate = Callable[[bool, float], bool]
+Runner = Callable[[int, Gate], Awaitable[RunResult]]
+
+
+class DueSource(Protocol):
+    async def due_for_mailbox(self, mailbox_id: str, after: tuple[float, int], until: float, limit: int) -> list: ...
+
+
+class Lane:
+    """The due work of one mailbox and the loop that dispatches it to ``concurrency`` workers."""
+
+    def __init__(
+        self, mailbox_id: str, limiter: MailboxLimiter, clock: Clock, source: DueSource, run: Runner,
+        *, horizon: float, limit: int, concurrency: int = 1,
+    ) -> None:
+        self.mailbox_id = mailbox_id
+        self.limiter = limiter
+        self._clock = clock
+        self._source = source
+        self._run = run
+        self.horizon = horizon
+        self.limit = limit
+        self.concurrency = concurrency
+        self._due: list[tuple[float, int]] = []  # (next_run_at, id), lazily invalidated
+        self._wanted: dict[int, float] = {}  # id -> the due time its live heap entry carries
+        self._followup: dict[int, bool] = {}
+        self._ready: list[tuple[int, float, int]] = []  # (0 follow-up | 1 first email, due_at, id)
+        self._ready_ids: set[int] = set()
+        self._inflight: set[int] = set()
+        self._watermark: tuple[float, int] = (-math.inf, 0)  # all runnable rows <= this are in memory
+        self._wake = trio.Event()
+        self.paused_reason: str | None = None
+        self.stopping = False
+        self.last_progress = 0.0  # trio time of the last loop turn (the watchdog reads it)
+
+    # -- what the engine and API tell the lane -----------------------------------------------
+
+    def schedule(self, enrollment_id: int, at: float, followup: bool) -> None:
+        """An enrollment's next run is ``at``; keep it if it falls inside what is loaded."""
+        self._followup[enrollment_id] = followup
+        if (at, enrollment_id) > self._watermark:
+            self._forget(enrollment_id)  # the refill will find it in the store when its time nears
+            return
+        if enrollment_id in self._inflight:
+            self._wanted[enrollment_id] = at  # pushed when its worker finishes
+            return
+        if self.loaded() >= self.limit and enrollment_id not in self._wanted:
+            # Full: stop claiming everything up to the watermark; the refill re-reads from here.
+            self._watermark = min(self._watermark, (at, enrollment_id - 1))
+            self._forget(enrollment_id)
+            return
+        self._wanted[enrollment_id] = at
+        heapq.heappush(self._due, (at, enrollment_id))
+        self._wake.set()
+
+    def invalidate(self) -> None:
+        """Rows changed in bulk (start, resume, enrollment): re-read the index from the start."""
+        self._watermark = (-math.inf, 0)
+        self._wake.set()
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    def busy(self) -> bool:
+        """A worker holds an enrollment (a send may be in flight)."""
+        return bool(self._inflight)
+
+    def loaded(self) -> int:
+        return len(self._wanted) + len(self._ready_ids)
+
+    def queue_depth(self) -> int:
+        return len(self._ready_ids) + sum(1 for t in self._wanted.values() if t <= self._clock.now())
+
+    def _forget(self, enrollment_id: int) -> None:
+        self._wanted.pop(enrollment_id, None)
+        self._followup.pop(enrollment_id, None)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def gate(self, followup: bool, due_at: float) -> bool:
+        """Right before a send: may it go now? Takes the limiter's token when it may. Called
+        with no await between the check and the take, so concurrent workers cannot both pass."""
+        now = self._clock.now()
+        if self.paused_reason is not None or self.stopping:
+            return False
+        if self.limiter.next_allowed(now) > now:
+            return False
+        if self._ready and self._ready[0][:2] < (0 if followup else 1, due_at):
+            return False  # an older or higher-class send is waiting: it goes first
+        self.limiter.record(now)
+        return True
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        send_channel, receive_channel = trio.open_memory_channel[int](0)
+        async with trio.open_nursery() as nursery:
+            for _ in range(self.concurrency):
+                nursery.start_soon(self._worker, receive_channel.clone())
+            task_status.started()
+            async with send_channel:
+                while not self.stopping:
+                    self.last_progress = trio.current_time()
+                    now = self._clock.now()
+                    if self._needs_refill(now):
+                        await self._refill(now)
+                    enrollment_id = self._next_ready(now) or self._next_due(now)
+                    if enrollment_id is not None:
+                        self._inflight.add(enrollment_id)
+                        await send_channel.send(enrollment_id)
+                        continue
+                    await self._sleep(now)
+            # Workers drain: the channel is closed, they finish what they hold and return.
+
+    def _next_ready(self, now: float) -> int | None:
+        if not self._ready or self.paused_reason is not None:
+            return None
+        if self.limiter.next_allowed(now) > now:
+            return None
+        _, _, enrollment_id = heapq.heappop(self._ready)
+        self._ready_ids.discard(enrollment_id)
+        return enrollment_id
+
+    def _next_due(self, now: float) -> int | None:
+        if self.paused_reason is not None:
+            return None
+        while self._due and self._due[0][0] <= now:
+            at, enrollment_id = heapq.heappop(self._due)
+            if self._wanted.get(enrollment_id) != at:
+                continue  # stale entry: rescheduled or forgotten since
+            del self._wanted[enrollment_id]
+            return enrollment_id
+        return None
+
+    async def _sleep(self, now: float) -> None:
+        deadline = self._refill_due_at()
+        while self._due and self._wanted.get(self._due[0][1]) != self._due[0][0]:
+            heapq.heappop(self._due)  # drop stale heads so they do not wake us for nothing
+        if self.paused_reason is None:
+            if self._due:
+                deadline = min(deadline, self._due[0][0])
+            if self._ready:
+                deadline = min(deadline, self.limiter.next_allowed(now))
+        if deadline <= now:
+            await trio.sleep(0)
+            return
+        with trio.move_on_at(self._clock.to_trio(deadline) if deadline != math.inf else math.inf):
+            await self._wake.wait()
+        self._wake = trio.Event()
+
+    def _refill_due_at(self) -> float:
+        """When the lane must next read the store's index (inf: not until something changes)."""
+        if self.paused_reason is not None or self._watermark == _INF_KEY:
+            return math.inf
+        if self._watermark[0] == -math.inf:
+            return -math.inf
+        if self.loaded() >= self.limit // 2:
+            return math.inf  # plenty in memory; dispatching will bring us back here
+        return self._watermark[0] - self.horizon / 2
+
+    def _needs_refill(self, now: float) -> bool:
+        return self._refill_due_at() <= now
+
+    async def _refill(self, now: float) -> None:
+        until = now + self.horizon
+        room = self.limit - self.loaded()
+        if room <= 0:
+            return
+        before = self._watermark
+        rows = await self._source.due_for_mailbox(self.mailbox_id, before, until, room)
+        for row in rows:
+            known = row.enrollment_id in self._wanted or row.enrollment_id in self._ready_ids
+            if known or row.enrollment_id in self._inflight:
+                continue
+            self._wanted[row.enrollment_id] = row.next_run_at
+            self._followup[row.enrollment_id] = row.followup
+            heapq.heappush(self._due, (row.next_run_at, row.enrollment_id))
+        if len(rows) >= room:
+            reached = (rows[-1].next_run_at, rows[-1].enrollment_id)
+        else:
+            reached = (until, MAX_ID)
+        # An invalidate() or a full-lane schedule() during the read lowered the watermark:
+        # keep the lower one, or work that changed meanwhile would be lost from memory.
+        self._watermark = reached if self._watermark == before else min(reached, self._watermark)
+
+    async def _worker(self, receive_channel: trio.MemoryReceiveChannel[int]) -> None:
+        async with receive_channel:
+            async for enrollment_id in receive_channel:
+                try:
+                    result = await self._run(enrollment_id, self.gate)
+                except Exception:
+                    # One enrollment's failure must not stop the mailbox; it is retried later.
+                    log.exception("mailbox %s: running enrollment %d failed", self.mailbox_id, enrollment_id)
+                    result = RunResult(RunStatus.DROPPED)
+                    self._retry_later(enrollment_id)
+                finally:
+                    self._inflight.discard(enrollment_id)
+                self._settle(enrollment_id, result)
+
+    def _retry_later(self, enrollment_id: int) -> None:
+        self._wanted.pop(enrollment_id, None)
+        at = self._clock.now() + 60.0
+        self._inflight.discard(enrollment_id)
+        self.schedule(enrollment_id, at, self._followup.get(enrollment_id, False))
+
+    def _settle(self, enrollment_id: int, result: RunResult) -> None:
+        if result.status is RunStatus.THROTTLED:
+            self._wanted.pop(enrollment_id, None)
+            if enrollment_id not in self._ready_ids:
+                heapq.heappush(self._ready, (0 if result.followup else 1, result.due_at, enrollment_id))
+                self._ready_ids.add(enrollment_id)
+        elif enrollment_id in self._wanted:
+            # Rescheduled while in flight: make sure its heap entry exists.
+            heapq.heappush(self._due, (self._wanted[enrollment_id], enrollment_id))
+        self._wake.set()
+
+
+class Scheduler:
+    """All lanes, addressed by mailbox id."""
+
+    def __init__(self) -> None:
+        self.lanes: dict[str, Lane] = {}
+
+    def add(self, lane: Lane) -> None:
+        self.lanes[lane.mailbox_id] = lane
+
+    def schedule(self, mailbox_id: str, enrollment_id: int, at: float, followup: bool) -> None:
+        lane = self.lanes.get(mailbox_id)
+        if lane is not None:
+            lane.schedule(enrollment_id, at, followup)
+
+    def invalidate(self, mailbox_id: str | None = None) -> None:
+        for lane in self.lanes.values():
+            if mailbox_id is None or lane.mailbox_id == mailbox_id:
+                lane.invalidate()
+
+    def queue_depth(self) -> int:
+        return sum(lane.queue_depth() for lane in self.lanes.values())
+
+    def heap_size(self) -> int:
+        return sum(lane.loaded() for lane in self.lanes.values())
+
+    def stop(self) -> None:
+        for lane in self.lanes.values():
+            lane.stopping = True
+            lane.nudge()

@@ -1,0 +1,92 @@
+"""Rows <-> domain values. The only place that knows how a model is laid out in a row."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from typing import Any
+
+from dripd.model import (
+    Condition,
+    Contact,
+    Enrollment,
+    EnrollmentStatus,
+    Sequence,
+    SequenceSettings,
+    SequenceStatus,
+    Step,
+    StepType,
+)
+
+
+def settings_to_json(settings: SequenceSettings) -> str:
+    return json.dumps(dataclasses.asdict(settings), sort_keys=True)
+
+
+def sequence_from_row(row: sqlite3.Row) -> Sequence:
+    known = {f.name for f in dataclasses.fields(SequenceSettings)}
+    data = {k: v for k, v in json.loads(row["settings"]).items() if k in known}
+    return Sequence(
+        id=row["id"],
+        settings=SequenceSettings(**data),
+        status=SequenceStatus(row["status"]),
+        status_reason=row["status_reason"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def step_data(step: Step) -> str:
+    data: dict[str, Any] = {
+        "subject": step.subject,
+        "body": step.body,
+        "text": step.text,
+        "wait_seconds": step.wait_seconds,
+        "condition": step.condition.value if step.condition else None,
+        "thread": step.thread,
+    }
+    return json.dumps(data, sort_keys=True)
+
+
+def step_from_row(row: sqlite3.Row) -> Step:
+    data = json.loads(row["data"])
+    return Step(
+        type=StepType(row["type"]),
+        id=row["id"],
+        ord=row["ord"],
+        subject=data.get("subject", ""),
+        body=data.get("body", ""),
+        text=data.get("text"),
+        wait_seconds=data.get("wait_seconds", 0.0),
+        condition=Condition(data["condition"]) if data.get("condition") else None,
+        thread=data.get("thread", True),
+    )
+
+
+def contact_from_row(row: sqlite3.Row) -> Contact:
+    return Contact(
+        id=row["id"],
+        email=row["email"],
+        first_name=row["first_name"],
+        last_name=row["last_name"],
+        company=row["company"],
+        fields=json.loads(row["fields"]),
+    )
+
+
+def enrollment_from_row(row: sqlite3.Row) -> Enrollment:
+    return Enrollment(
+        id=row["id"],
+        sequence_id=row["sequence_id"],
+        contact_id=row["contact_id"],
+        mailbox_id=row["mailbox_id"],
+        status=EnrollmentStatus(row["status"]),
+        cursor_ord=row["cursor_ord"],
+        due_at=row["due_at"],
+        merge_fields=json.loads(row["merge_fields"]),
+        sent_count=row["sent_count"],
+        enrolled_at=row["enrolled_at"],
+        last_event_at=row["last_event_at"],
+        anchor_at=row["anchor_at"],
+    )

@@ -1,0 +1,132 @@
+"""The SQLite backend's connection: opening, tuning, migrations and the trio-asyncio bridge.
+
+aiosqlite is asyncio-only, so every store operation is one asyncio coroutine run through
+``trio_asyncio.aio_as_trio``: one bridge crossing per operation, however many statements it
+runs. The connection is created and closed inside the asyncio context (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sqlite3
+from importlib import resources
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Concatenate, ParamSpec, TypeVar
+
+import aiosqlite
+import trio
+import trio_asyncio
+
+from dripd.clock import offloaded
+from dripd.errors import StoreError
+
+log = logging.getLogger("dripd.store")
+
+SCHEMA_VERSION = 1
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Db = aiosqlite.Connection
+
+
+def _map_error(exc: sqlite3.Error) -> StoreError:
+    """Backend errors become one StoreError at the edge, with the cause in words."""
+    text = str(exc)
+    if "readonly" in text:
+        reason = "the database is read-only"
+    elif "disk" in text and "full" in text or "SQLITE_FULL" in text:
+        reason = "the disk is full"
+    elif "locked" in text or "busy" in text:
+        reason = "the database is locked by another process"
+    else:
+        reason = text
+    return StoreError(f"database unavailable: {reason}", details={"sqlite": text})
+
+
+def operation(
+    fn: Callable[Concatenate[Any, Db, P], Awaitable[R]],
+) -> Callable[Concatenate[Any, P], Awaitable[R]]:
+    """Turn ``async def op(self, db, ...)`` (asyncio) into a trio method that runs it over the bridge."""
+
+    @functools.wraps(fn)
+    async def bridged(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
+        async def run() -> R:
+            try:
+                return await fn(self, self._db, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise _map_error(exc) from exc
+
+        # One connection, one operation at a time: an operation's statements (and its
+        # transaction) must not interleave with another task's.
+        async with self._lock:
+            with offloaded:
+                return await trio_asyncio.aio_as_trio(run)()
+
+    return bridged
+
+
+class Transaction:
+    """``async with Transaction(db):`` BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error (asyncio side)."""
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    async def __aenter__(self) -> Db:
+        await self._db.execute("BEGIN IMMEDIATE")
+        return self._db
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            await self._db.execute("COMMIT")
+        else:
+            await self._db.execute("ROLLBACK")
+
+
+class SqliteConnection:
+    """Owns the aiosqlite connection; subclasses add operations with ``@operation``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: Db = None  # type: ignore[assignment]
+        self._lock = trio.Lock()
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+        async def connect() -> Db:
+            db = await aiosqlite.connect(str(self.path), isolation_level=None, timeout=5.0)
+            db.row_factory = sqlite3.Row
+            # WAL lets API reads run beside the writer; NORMAL keeps commits durable across
+            # a process crash (only a power cut can lose the last transactions).
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await db.execute("PRAGMA busy_timeout=5000")
+            schema = resources.files("dripd.store").joinpath("schema.sql").read_text()
+            await db.executescript(schema)
+            await db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+            return db
+
+        try:
+            self._db = await trio_asyncio.aio_as_trio(connect)()
+        except sqlite3.Error as exc:
+            raise _map_error(exc) from exc
+
+    async def close(self) -> None:
+        if self._db is not None:
+            db, self._db = self._db, None  # type: ignore[assignment]
+            await trio_asyncio.aio_as_trio(db.close)()
+
+
+async def fetchall(db: Db, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+    async with db.execute(sql, params) as cursor:
+        return list(await cursor.fetchall())
+
+
+async def fetchone(db: Db, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Row | None:
+    async with db.execute(sql, params) as cursor:
+        return await cursor.fetchone()

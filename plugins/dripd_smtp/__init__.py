@@ -1,0 +1,1 @@
+"""Built-in SMTP transport plugin for dripd."""
