@@ -91,7 +91,9 @@ def plan(
             # Seed 000: a match skips the contact past the branched (next) step.
             i += 2 if signals.matches(step.condition) else 1
             continue
-        send_at = window.next_open(at)
+        # Re-checked against "now", not only the planned time: a step that fell due while the
+        # window was open but is run after it closed (throttled, paused, daemon down) waits.
+        send_at = window.next_open(max(at, now))
         if send_at > now:
             return Wake(step.ord, send_at, at)
         return SendStep(step, at)

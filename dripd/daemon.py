@@ -91,6 +91,36 @@ class Daemon:
         context = PluginContext(now=self.clock.now, state=_StoreState(self.store, f"{mailbox.transport}:{mailbox.id}"))
         return entry.factory(mailbox, section, context)
 
+    def _detectors(self, mailbox: MailboxConfig) -> list[Any]:
+        """Detectors whose config table this mailbox has (e.g. ``[mailboxes.imap]``)."""
+        found = []
+        for name, entry in self.plugins.detectors.items():
+            raw = mailbox.plugin_section(name)
+            if raw is None:
+                continue
+            context = PluginContext(now=self.clock.now, state=_StoreState(self.store, f"{name}:{mailbox.id}"))
+            detector = entry.factory(mailbox, self.plugins.section(name, raw), context)
+            if detector is not None:
+                found.append(detector)
+        return found
+
+    async def _supervise_detector(self, mailbox_id: str, detector: Any, *,
+                                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run a detector; if it dies of a bug, log it and start it again with backoff.
+        The daemon does not wait for it to connect: a mail server being down is no reason to
+        hold back READY or the sends."""
+        task_status.started()
+        delay = 1.0
+        while True:
+            try:
+                await detector.run(self.reactions.apply)
+                return
+            except Exception:
+                log.exception("mailbox %s: detector %s failed; restarting in %.0fs", mailbox_id,
+                              type(detector).__name__, delay)
+            await trio.sleep(delay)
+            delay = min(delay * 2, 300.0)
+
     async def _lane(self, mailbox: MailboxConfig) -> Lane:
         now = self.clock.now()
         history = await self.store.send_history(mailbox.id, now - HISTORY_SECONDS)
@@ -125,6 +155,9 @@ class Daemon:
                     lane = await self._lane(mailbox)
                     self.scheduler.add(lane)
                     await nursery.start(lane.run)
+                for mailbox in self.config.mailboxes:
+                    for detector in self._detectors(mailbox):
+                        await nursery.start(self._supervise_detector, mailbox.id, detector)
                 for service in self.extra_services:
                     await nursery.start(service, self)
                 if self.handle_signals:

@@ -54,7 +54,8 @@ class Transport(Protocol):
     async def send(self, message: OutgoingMessage) -> SendResult: ...
 
     async def lookup(self, message_id: str) -> bool | None:
-        """Was this message delivered? None when the transport cannot tell."""
+        """After a crash: True if the message surely went out, False if it surely did not
+        (so sending it is safe), None when the transport cannot tell (it stays uncertain)."""
         ...
 
     async def aclose(self) -> None: ...
@@ -89,8 +90,9 @@ Emit = Callable[[MailEvent], Awaitable[None]]
 
 
 class Detector(Protocol):
-    async def run(self, emit: Emit, *, task_status: Any = ...) -> None:
-        """Watch until cancelled; call ``task_status.started()`` once connected."""
+    async def run(self, emit: Emit) -> None:
+        """Watch the mailbox until cancelled, calling ``emit`` for each event; reconnect on
+        its own after network faults. Returning ends the detector; raising restarts it."""
         ...
 
 
