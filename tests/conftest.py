@@ -53,8 +53,10 @@ def autojump_clock() -> trio.abc.Clock:
     return SimulatedClock()
 
 
-def make_config(tmp_path: Path, mailboxes: list[dict[str, Any]], **daemon: Any) -> tuple[Config, Plugins]:
-    plugins = Plugins()
+def make_config(
+    tmp_path: Path, mailboxes: list[dict[str, Any]], *, extra_plugins: tuple[object, ...] = (), **daemon: Any
+) -> tuple[Config, Plugins]:
+    plugins = Plugins(extra_plugins)
     data = {
         "daemon": {"state_dir": str(tmp_path / "var"), "socket": str(tmp_path / "var" / "dripd.sock"), **daemon},
         "mailboxes": mailboxes,
