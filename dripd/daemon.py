@@ -20,7 +20,7 @@ from dripd.plugins import Plugins
 from dripd.reactions import Reactions
 from dripd.scheduler import Lane, Scheduler
 from dripd.store import Store, open_store
-from dripd.systemd import Notifier
+from dripd.systemd import Notifier, watchdog_interval
 from dripd.throttle import Limits, MailboxLimiter
 
 log = logging.getLogger("dripd")
@@ -163,6 +163,9 @@ class Daemon:
                 if self.handle_signals:
                     nursery.start_soon(self._signals)
                 nursery.start_soon(self._maintenance)
+                interval = watchdog_interval()
+                if interval is not None and self.notifier.enabled:
+                    nursery.start_soon(self._watchdog, interval)
                 self.notifier.notify("READY=1", f"STATUS={self.status_line()}")
                 log.info("dripd ready: %d mailbox(es), %d uncertain send(s) from before",
                          len(self.config.mailboxes), self.uncertain_at_start)
@@ -248,6 +251,22 @@ class Daemon:
             now = self.clock.now()
             await self.store.prune_send_log(now - HISTORY_SECONDS)
             self.notifier.notify(f"STATUS={self.status_line()}")
+
+    async def _watchdog(self, interval: float) -> None:
+        """Ping systemd only while every lane's loop keeps turning: each round nudges the lanes
+        and pings if all of them came round since. A wedged scheduler stops the pings, so
+        systemd restarts the service (WatchdogSec=)."""
+        while True:
+            asked_at = trio.current_time()
+            for lane in self.scheduler.lanes.values():
+                lane.nudge()
+            await trio.sleep(interval)
+            stuck = [lane.mailbox_id for lane in self.scheduler.lanes.values() if lane.last_progress < asked_at]
+            if stuck:
+                log.error("scheduler not making progress for mailbox(es) %s: withholding the watchdog ping",
+                          ", ".join(stuck))
+            else:
+                self.notifier.notify("WATCHDOG=1")
 
     def status_line(self) -> str:
         sends_today = sum(lane.limiter.sends_today(self.clock.now()) for lane in self.scheduler.lanes.values())

@@ -235,6 +235,7 @@ class Lane:
                     self._retry_later(enrollment_id)
                 finally:
                     self._inflight.discard(enrollment_id)
+                self.last_progress = trio.current_time()
                 self._settle(enrollment_id, result)
 
     def _retry_later(self, enrollment_id: int) -> None:
