@@ -15,7 +15,7 @@ from dripd.store.rows import (
     sequence_from_row,
     step_from_row,
 )
-from dripd.store.sqlite import Db, Transaction, fetchall, fetchone, operation
+from dripd.store.sqlite import Conn, Db, fetch_all, fetch_one, thread_operation, transaction
 
 
 @dataclass(frozen=True)
@@ -57,14 +57,14 @@ class OutboxRow:
     attempted_at: float
 
 
-async def _event(db: Db, kind: str, at: float, enrollment_id: int | None = None, **fields: Any) -> None:
+def add_event(db: Conn, kind: str, at: float, enrollment_id: int | None = None, **fields: Any) -> None:
     data = fields.pop("data", None)
-    row = await fetchone(
+    row = fetch_one(
         db,
         "SELECT sequence_id, contact_id, mailbox_id FROM enrollments WHERE id = ?",
         (enrollment_id,),
     ) if enrollment_id is not None else None
-    await db.execute(
+    db.execute(
         "INSERT INTO events (at, kind, mailbox_id, sequence_id, enrollment_id, contact_id, step_id,"
         " outbox_id, flagged, data) VALUES (?,?,?,?,?,?,?,?,?,?)",
         (
@@ -82,12 +82,12 @@ async def _event(db: Db, kind: str, at: float, enrollment_id: int | None = None,
     )
 
 
-async def end_enrollment(
-    db: Db, enrollment_id: int, status: EnrollmentStatus, reason: str | None, now: float
+def end_now(
+    db: Conn, enrollment_id: int, status: EnrollmentStatus, reason: str | None, now: float
 ) -> int | None:
     """End one active enrollment inside the caller's transaction; returns the sequence id it
     auto-completed, if ending it left no active contact in an autoComplete sequence."""
-    cursor = await db.execute(
+    cursor = db.execute(
         "UPDATE enrollments SET status = ?, end_reason = ?, ended_at = ?, updated_at = ?,"
         " last_event_at = ?, next_run_at = NULL, due_at = NULL WHERE id = ? AND status = 'active'",
         (status.value, reason, now, now, now, enrollment_id),
@@ -95,25 +95,25 @@ async def end_enrollment(
     if cursor.rowcount == 0:
         return None
     if status is not EnrollmentStatus.COMPLETED:
-        await _event(db, status.value if status is not EnrollmentStatus.CANCELLED else "cancelled",
+        add_event(db, status.value if status is not EnrollmentStatus.CANCELLED else "cancelled",
                      now, enrollment_id, data={"reason": reason} if reason else None)
-    row = await fetchone(db, "SELECT sequence_id FROM enrollments WHERE id = ?", (enrollment_id,))
+    row = fetch_one(db, "SELECT sequence_id FROM enrollments WHERE id = ?", (enrollment_id,))
     assert row is not None
-    return await _maybe_autocomplete(db, row["sequence_id"], now)
+    return autocomplete(db, row["sequence_id"], now)
 
 
-async def _maybe_autocomplete(db: Db, sequence_id: int, now: float) -> int | None:
-    seq_row = await fetchone(db, "SELECT * FROM sequences WHERE id = ?", (sequence_id,))
+def autocomplete(db: Conn, sequence_id: int, now: float) -> int | None:
+    seq_row = fetch_one(db, "SELECT * FROM sequences WHERE id = ?", (sequence_id,))
     if seq_row is None or seq_row["status"] != SequenceStatus.ACTIVE.value:
         return None
     if not sequence_from_row(seq_row).settings.auto_complete:
         return None
-    left = await fetchone(
+    left = fetch_one(
         db, "SELECT 1 FROM enrollments WHERE sequence_id = ? AND status = 'active' LIMIT 1", (sequence_id,)
     )
     if left is not None:
         return None
-    await db.execute(
+    db.execute(
         "UPDATE sequences SET status = 'completed', status_reason = 'all contacts finished',"
         " updated_at = ? WHERE id = ?",
         (now, sequence_id),
@@ -121,15 +121,25 @@ async def _maybe_autocomplete(db: Db, sequence_id: int, now: float) -> int | Non
     return sequence_id
 
 
+async def _event(db: Db, kind: str, at: float, enrollment_id: int | None = None, **fields: Any) -> None:
+    """add_event for operations still written against aiosqlite (runs on its thread)."""
+    await db._execute(lambda: add_event(db._conn, kind, at, enrollment_id, **fields))
+
+
+async def end_enrollment(db: Db, enrollment_id: int, status: EnrollmentStatus, reason: str | None, now: float) -> int | None:
+    """end_now for operations still written against aiosqlite (runs on its thread)."""
+    return await db._execute(lambda: end_now(db._conn, enrollment_id, status, reason, now))
+
+
 class RunOps:
     """Mixin of send-path operations; ``self._db`` comes from SqliteConnection."""
 
-    @operation
-    async def due_for_mailbox(
-        self, db: Db, mailbox_id: str, after: tuple[float, int], until: float, limit: int
+    @thread_operation
+    def due_for_mailbox(
+        self, db: Conn, mailbox_id: str, after: tuple[float, int], until: float, limit: int
     ) -> list[DueRow]:
         """Runnable enrollments of one mailbox after the keyset ``after``, due by ``until``."""
-        rows = await fetchall(
+        rows = fetch_all(
             db,
             "SELECT id, next_run_at, sent_count FROM enrollments INDEXED BY enrollments_due"
             " WHERE mailbox_id = ? AND next_run_at IS NOT NULL AND (next_run_at, id) > (?, ?)"
@@ -138,25 +148,25 @@ class RunOps:
         )
         return [DueRow(r["id"], r["next_run_at"], r["sent_count"] > 0) for r in rows]
 
-    @operation
-    async def run_context(self, db: Db, enrollment_id: int) -> RunContext | None:
-        row = await fetchone(db, "SELECT * FROM enrollments WHERE id = ?", (enrollment_id,))
+    @thread_operation
+    def run_context(self, db: Conn, enrollment_id: int) -> RunContext | None:
+        row = fetch_one(db, "SELECT * FROM enrollments WHERE id = ?", (enrollment_id,))
         if row is None:
             return None
         enrollment = enrollment_from_row(row)
-        seq_row = await fetchone(db, "SELECT * FROM sequences WHERE id = ?", (enrollment.sequence_id,))
-        contact_row = await fetchone(db, "SELECT * FROM contacts WHERE id = ?", (enrollment.contact_id,))
+        seq_row = fetch_one(db, "SELECT * FROM sequences WHERE id = ?", (enrollment.sequence_id,))
+        contact_row = fetch_one(db, "SELECT * FROM contacts WHERE id = ?", (enrollment.contact_id,))
         assert seq_row is not None and contact_row is not None
         steps = [
             step_from_row(r)
-            for r in await fetchall(
+            for r in fetch_all(
                 db, "SELECT * FROM steps WHERE sequence_id = ? AND deleted = 0 ORDER BY ord",
                 (enrollment.sequence_id,),
             )
         ]
         thread = [
             (r["message_id"], r["subject"])
-            for r in await fetchall(
+            for r in fetch_all(
                 db,
                 "SELECT message_id, subject FROM outbox WHERE enrollment_id = ?"
                 " AND status IN ('sent', 'uncertain') ORDER BY id",
@@ -165,7 +175,7 @@ class RunOps:
         ]
         kinds = {
             r["kind"]
-            for r in await fetchall(
+            for r in fetch_all(
                 db,
                 "SELECT DISTINCT kind FROM events WHERE enrollment_id = ? AND flagged = 0"
                 " AND kind IN ('replied', 'opened', 'clicked')",
@@ -173,7 +183,7 @@ class RunOps:
             )
         }
         contact = contact_from_row(contact_row)
-        suppressed = await fetchone(db, "SELECT reason FROM suppressions WHERE email = ?", (contact.email,))
+        suppressed = fetch_one(db, "SELECT reason FROM suppressions WHERE email = ?", (contact.email,))
         return RunContext(
             enrollment=enrollment,
             sequence=sequence_from_row(seq_row),
@@ -184,13 +194,13 @@ class RunOps:
             suppressed=suppressed["reason"] if suppressed else None,
         )
 
-    @operation
-    async def set_plan(
-        self, db: Db, enrollment_id: int, cursor_ord: int, anchor_at: float, due_at: float, now: float
+    @thread_operation
+    def set_plan(
+        self, db: Conn, enrollment_id: int, cursor_ord: int, anchor_at: float, due_at: float, now: float
     ) -> bool:
         """Move an active enrollment's cursor and due time; held (not runnable) unless its
         sequence is active. False when the enrollment is no longer active."""
-        cursor = await db.execute(
+        cursor = db.execute(
             "UPDATE enrollments SET cursor_ord = ?, anchor_at = ?, due_at = ?, updated_at = ?,"
             " next_run_at = CASE WHEN (SELECT status FROM sequences WHERE id = sequence_id) = 'active'"
             " THEN ? ELSE NULL END WHERE id = ? AND status = 'active'",
@@ -198,26 +208,26 @@ class RunOps:
         )
         return cursor.rowcount > 0
 
-    @operation
-    async def finish(
-        self, db: Db, enrollment_id: int, status: EnrollmentStatus, reason: str | None, now: float
+    @thread_operation
+    def finish(
+        self, db: Conn, enrollment_id: int, status: EnrollmentStatus, reason: str | None, now: float
     ) -> int | None:
-        async with Transaction(db):
-            return await end_enrollment(db, enrollment_id, status, reason, now)
+        with transaction(db):
+            return end_now(db, enrollment_id, status, reason, now)
 
-    @operation
-    async def claim_send(
-        self, db: Db, enrollment_id: int, step_id: int, mailbox_id: str, message_id: str,
+    @thread_operation
+    def claim_send(
+        self, db: Conn, enrollment_id: int, step_id: int, mailbox_id: str, message_id: str,
         subject: str, now: float,
     ) -> Claim | None:
         """Commit the ledger row before the transport is called. None means the step was
         already sent, is in flight or is uncertain: the ledger refuses a second send."""
-        async with Transaction(db):
-            existing = await fetchone(
+        with transaction(db):
+            existing = fetch_one(
                 db, "SELECT * FROM outbox WHERE enrollment_id = ? AND step_id = ?", (enrollment_id, step_id)
             )
             if existing is None:
-                cursor = await db.execute(
+                cursor = db.execute(
                     "INSERT INTO outbox (enrollment_id, step_id, mailbox_id, message_id, subject, status,"
                     " attempts, created_at, attempted_at) VALUES (?,?,?,?,?, 'sending', 1, ?, ?)",
                     (enrollment_id, step_id, mailbox_id, message_id, subject, now, now),
@@ -225,7 +235,7 @@ class RunOps:
                 claim = Claim(cursor.lastrowid or 0, message_id, 1, now)
             elif existing["status"] == "retry":
                 # A retry keeps its Message-ID: the recipient's server sees one message.
-                await db.execute(
+                db.execute(
                     "UPDATE outbox SET status = 'sending', attempts = attempts + 1, attempted_at = ?,"
                     " subject = ? WHERE id = ?",
                     (now, subject, existing["id"]),
@@ -234,28 +244,28 @@ class RunOps:
                               existing["created_at"])
             else:
                 return None
-            await db.execute("INSERT INTO send_log (mailbox_id, at) VALUES (?, ?)", (mailbox_id, now))
+            db.execute("INSERT INTO send_log (mailbox_id, at) VALUES (?, ?)", (mailbox_id, now))
             return claim
 
-    @operation
-    async def record_sent(
-        self, db: Db, claim: Claim, enrollment_id: int, step_id: int, cursor_ord: int,
+    @thread_operation
+    def record_sent(
+        self, db: Conn, claim: Claim, enrollment_id: int, step_id: int, cursor_ord: int,
         anchor_at: float, due_at: float | None, now: float,
     ) -> int | None:
         """The transport accepted: resolve the row, advance the contact (due_at None = finished).
         Returns the id of a sequence this auto-completed."""
-        async with Transaction(db):
-            await db.execute(
+        with transaction(db):
+            db.execute(
                 "UPDATE outbox SET status = 'sent', resolved_at = ?, detail = NULL WHERE id = ?",
                 (now, claim.outbox_id),
             )
-            await _event(db, "sent", now, enrollment_id, step_id=step_id, outbox_id=claim.outbox_id)
-            return await self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now)
+            add_event(db, "sent", now, enrollment_id, step_id=step_id, outbox_id=claim.outbox_id)
+            return self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now)
 
-    async def _advance(
-        self, db: Db, enrollment_id: int, cursor_ord: int, anchor_at: float, due_at: float | None, now: float
+    def _advance(
+        self, db: Conn, enrollment_id: int, cursor_ord: int, anchor_at: float, due_at: float | None, now: float
     ) -> int | None:
-        await db.execute(
+        db.execute(
             "UPDATE enrollments SET sent_count = sent_count + 1, cursor_ord = ?, anchor_at = ?,"
             " due_at = ?, last_event_at = ?, updated_at = ?,"
             " next_run_at = CASE WHEN (SELECT status FROM sequences WHERE id = sequence_id) = 'active'"
@@ -263,147 +273,147 @@ class RunOps:
             (cursor_ord, anchor_at, due_at, now, now, due_at, enrollment_id),
         )
         if due_at is None:
-            return await end_enrollment(db, enrollment_id, EnrollmentStatus.COMPLETED, None, now)
+            return end_now(db, enrollment_id, EnrollmentStatus.COMPLETED, None, now)
         return None
 
-    @operation
-    async def record_retry(
-        self, db: Db, claim: Claim, enrollment_id: int, step_id: int, due_at: float, detail: str, now: float
+    @thread_operation
+    def record_retry(
+        self, db: Conn, claim: Claim, enrollment_id: int, step_id: int, due_at: float, detail: str, now: float
     ) -> None:
         """A transient failure: the row waits as 'retry' (same Message-ID), the contact is due again."""
-        async with Transaction(db):
-            await db.execute(
+        with transaction(db):
+            db.execute(
                 "UPDATE outbox SET status = 'retry', detail = ? WHERE id = ?", (detail, claim.outbox_id)
             )
-            await db.execute(
+            db.execute(
                 "UPDATE enrollments SET due_at = ?, updated_at = ?,"
                 " next_run_at = CASE WHEN (SELECT status FROM sequences WHERE id = sequence_id) = 'active'"
                 " THEN ? ELSE NULL END WHERE id = ? AND status = 'active'",
                 (due_at, now, due_at, enrollment_id),
             )
-            await _event(db, "retry", now, enrollment_id, step_id=step_id, outbox_id=claim.outbox_id,
+            add_event(db, "retry", now, enrollment_id, step_id=step_id, outbox_id=claim.outbox_id,
                          data={"detail": detail, "attempt": claim.attempts})
 
-    @operation
-    async def record_failed(
-        self, db: Db, claim: Claim, enrollment_id: int, step_id: int, bounce_class: str,
+    @thread_operation
+    def record_failed(
+        self, db: Conn, claim: Claim, enrollment_id: int, step_id: int, bounce_class: str,
         detail: str, email: str, now: float,
     ) -> int | None:
         """A permanent failure (or retries exhausted): the contact bounces; a hard bounce
         suppresses the address everywhere."""
-        async with Transaction(db):
-            await db.execute(
+        with transaction(db):
+            db.execute(
                 "UPDATE outbox SET status = 'failed', resolved_at = ?, detail = ? WHERE id = ?",
                 (now, detail, claim.outbox_id),
             )
-            await _event(db, "bounced", now, enrollment_id, step_id=step_id, outbox_id=claim.outbox_id,
+            add_event(db, "bounced", now, enrollment_id, step_id=step_id, outbox_id=claim.outbox_id,
                          data={"class": bounce_class, "detail": detail})
             if bounce_class == "hard":
-                await db.execute(
+                db.execute(
                     "INSERT OR REPLACE INTO suppressions (email, reason, at, detail) VALUES (?, 'bounced', ?, ?)",
                     (email, now, detail),
                 )
             # end_enrollment records no second 'bounced' event: the one above carries the detail.
-            cursor = await db.execute(
+            cursor = db.execute(
                 "UPDATE enrollments SET status = 'bounced', end_reason = ?, ended_at = ?, updated_at = ?,"
                 " last_event_at = ?, next_run_at = NULL, due_at = NULL WHERE id = ? AND status = 'active'",
                 (detail, now, now, now, enrollment_id),
             )
             if cursor.rowcount == 0:
                 return None
-            row = await fetchone(db, "SELECT sequence_id FROM enrollments WHERE id = ?", (enrollment_id,))
+            row = fetch_one(db, "SELECT sequence_id FROM enrollments WHERE id = ?", (enrollment_id,))
             assert row is not None
-            return await _maybe_autocomplete(db, row["sequence_id"], now)
+            return autocomplete(db, row["sequence_id"], now)
 
-    @operation
-    async def record_uncertain(
-        self, db: Db, outbox_id: int, enrollment_id: int, step_id: int, cursor_ord: int,
+    @thread_operation
+    def record_uncertain(
+        self, db: Conn, outbox_id: int, enrollment_id: int, step_id: int, cursor_ord: int,
         anchor_at: float, due_at: float | None, detail: str, now: float,
     ) -> int | None:
         """The send may or may not have happened: never resent by default; the contact moves on."""
-        async with Transaction(db):
-            await db.execute(
+        with transaction(db):
+            db.execute(
                 "UPDATE outbox SET status = 'uncertain', resolved_at = ?, detail = ? WHERE id = ?",
                 (now, detail, outbox_id),
             )
-            await _event(db, "uncertain", now, enrollment_id, step_id=step_id, outbox_id=outbox_id,
+            add_event(db, "uncertain", now, enrollment_id, step_id=step_id, outbox_id=outbox_id,
                          data={"detail": detail})
-            return await self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now)
+            return self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now)
 
-    @operation
-    async def release_claim(self, db: Db, outbox_id: int, enrollment_id: int, due_at: float, now: float) -> None:
+    @thread_operation
+    def release_claim(self, db: Conn, outbox_id: int, enrollment_id: int, due_at: float, now: float) -> None:
         """Crash recovery found the message was never delivered: make the step sendable again."""
-        async with Transaction(db):
-            await db.execute("UPDATE outbox SET status = 'retry', detail = 'not delivered before a crash'"
+        with transaction(db):
+            db.execute("UPDATE outbox SET status = 'retry', detail = 'not delivered before a crash'"
                              " WHERE id = ?", (outbox_id,))
-            await db.execute(
+            db.execute(
                 "UPDATE enrollments SET due_at = ?, updated_at = ?,"
                 " next_run_at = CASE WHEN (SELECT status FROM sequences WHERE id = sequence_id) = 'active'"
                 " THEN ? ELSE NULL END WHERE id = ? AND status = 'active'",
                 (due_at, now, due_at, enrollment_id),
             )
 
-    @operation
-    async def resolve_outbox(self, db: Db, outbox_id: int, status: str, detail: str, now: float) -> None:
-        await db.execute("UPDATE outbox SET status = ?, detail = ?, resolved_at = ? WHERE id = ?",
+    @thread_operation
+    def resolve_outbox(self, db: Conn, outbox_id: int, status: str, detail: str, now: float) -> None:
+        db.execute("UPDATE outbox SET status = ?, detail = ?, resolved_at = ? WHERE id = ?",
                          (status, detail, now, outbox_id))
 
-    @operation
-    async def outbox_in_state(self, db: Db, status: str) -> list[OutboxRow]:
-        rows = await fetchall(db, "SELECT * FROM outbox WHERE status = ? ORDER BY id", (status,))
+    @thread_operation
+    def outbox_in_state(self, db: Conn, status: str) -> list[OutboxRow]:
+        rows = fetch_all(db, "SELECT * FROM outbox WHERE status = ? ORDER BY id", (status,))
         return [
             OutboxRow(r["id"], r["enrollment_id"], r["step_id"], r["mailbox_id"], r["message_id"],
                       r["status"], r["attempted_at"])
             for r in rows
         ]
 
-    @operation
-    async def count_outbox(self, db: Db, status: str) -> int:
-        row = await fetchone(db, "SELECT COUNT(*) AS n FROM outbox WHERE status = ?", (status,))
+    @thread_operation
+    def count_outbox(self, db: Conn, status: str) -> int:
+        row = fetch_one(db, "SELECT COUNT(*) AS n FROM outbox WHERE status = ?", (status,))
         return int(row["n"]) if row else 0
 
-    @operation
-    async def send_history(self, db: Db, mailbox_id: str, since: float) -> list[float]:
-        rows = await fetchall(
+    @thread_operation
+    def send_history(self, db: Conn, mailbox_id: str, since: float) -> list[float]:
+        rows = fetch_all(
             db, "SELECT at FROM send_log WHERE mailbox_id = ? AND at >= ? ORDER BY at", (mailbox_id, since)
         )
         return [r["at"] for r in rows]
 
-    @operation
-    async def prune_send_log(self, db: Db, before: float) -> None:
-        await db.execute("DELETE FROM send_log WHERE at < ?", (before,))
+    @thread_operation
+    def prune_send_log(self, db: Conn, before: float) -> None:
+        db.execute("DELETE FROM send_log WHERE at < ?", (before,))
 
-    @operation
-    async def queue_depth(self, db: Db, until: float) -> int:
+    @thread_operation
+    def queue_depth(self, db: Conn, until: float) -> int:
         """Runnable enrollments due by ``until`` (for status and metrics)."""
-        row = await fetchone(
+        row = fetch_one(
             db, "SELECT COUNT(*) AS n FROM enrollments WHERE next_run_at IS NOT NULL AND next_run_at <= ?",
             (until,),
         )
         return int(row["n"]) if row else 0
 
-    @operation
-    async def mailbox_paused(self, db: Db, mailbox_id: str) -> str | None:
-        row = await fetchone(db, "SELECT paused_reason FROM mailbox_state WHERE mailbox_id = ?", (mailbox_id,))
+    @thread_operation
+    def mailbox_paused(self, db: Conn, mailbox_id: str) -> str | None:
+        row = fetch_one(db, "SELECT paused_reason FROM mailbox_state WHERE mailbox_id = ?", (mailbox_id,))
         return row["paused_reason"] if row else None
 
-    @operation
-    async def set_mailbox_paused(self, db: Db, mailbox_id: str, reason: str | None, now: float) -> None:
-        await db.execute(
+    @thread_operation
+    def set_mailbox_paused(self, db: Conn, mailbox_id: str, reason: str | None, now: float) -> None:
+        db.execute(
             "INSERT INTO mailbox_state (mailbox_id, paused_reason, paused_at) VALUES (?, ?, ?)"
             " ON CONFLICT (mailbox_id) DO UPDATE SET paused_reason = excluded.paused_reason,"
             " paused_at = excluded.paused_at",
             (mailbox_id, reason, now if reason else None),
         )
 
-    @operation
-    async def plugin_state_get(self, db: Db, key: str) -> str | None:
-        row = await fetchone(db, "SELECT value FROM plugin_state WHERE key = ?", (key,))
+    @thread_operation
+    def plugin_state_get(self, db: Conn, key: str) -> str | None:
+        row = fetch_one(db, "SELECT value FROM plugin_state WHERE key = ?", (key,))
         return row["value"] if row else None
 
-    @operation
-    async def plugin_state_set(self, db: Db, key: str, value: str) -> None:
-        await db.execute(
+    @thread_operation
+    def plugin_state_set(self, db: Conn, key: str, value: str) -> None:
+        db.execute(
             "INSERT INTO plugin_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from dripd.model import EnrollmentStatus
-from dripd.store.runs import _event, _maybe_autocomplete, end_enrollment
-from dripd.store.sqlite import Db, Transaction, fetchall, fetchone, operation
+from dripd.store.runs import add_event, autocomplete, end_now
+from dripd.store.sqlite import Conn, fetch_all, fetch_one, thread_operation, transaction
 
 
 @dataclass(frozen=True)
@@ -23,12 +23,12 @@ class SentRef:
 
 
 class SignalOps:
-    @operation
-    async def sent_by_message_ids(self, db: Db, message_ids: list[str]) -> list[SentRef]:
+    @thread_operation
+    def sent_by_message_ids(self, db: Conn, message_ids: list[str]) -> list[SentRef]:
         if not message_ids:
             return []
         marks = ",".join("?" * len(message_ids))
-        rows = await fetchall(
+        rows = fetch_all(
             db,
             "SELECT o.id, o.enrollment_id, o.step_id, e.sequence_id, c.email, e.status FROM outbox o"
             " JOIN enrollments e ON e.id = o.enrollment_id JOIN contacts c ON c.id = e.contact_id"
@@ -37,10 +37,10 @@ class SignalOps:
         )
         return [SentRef(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
-    @operation
-    async def latest_sent_to(self, db: Db, mailbox_id: str, email: str, active_only: bool) -> list[SentRef]:
+    @thread_operation
+    def latest_sent_to(self, db: Conn, mailbox_id: str, email: str, active_only: bool) -> list[SentRef]:
         """The newest message per enrollment this mailbox sent to ``email`` (reply fallback)."""
-        rows = await fetchall(
+        rows = fetch_all(
             db,
             "SELECT MAX(o.id), o.enrollment_id, o.step_id, e.sequence_id, c.email, e.status FROM outbox o"
             " JOIN enrollments e ON e.id = o.enrollment_id JOIN contacts c ON c.id = e.contact_id"
@@ -51,74 +51,74 @@ class SignalOps:
         )
         return [SentRef(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
-    @operation
-    async def message_ids_for_contact(self, db: Db, contact_id: int) -> list[str]:
-        rows = await fetchall(
+    @thread_operation
+    def message_ids_for_contact(self, db: Conn, contact_id: int) -> list[str]:
+        rows = fetch_all(
             db, "SELECT o.message_id FROM outbox o JOIN enrollments e ON e.id = o.enrollment_id"
                 " WHERE e.contact_id = ? ORDER BY o.id", (contact_id,))
         return [r[0] for r in rows]
 
-    @operation
-    async def record_signal(
-        self, db: Db, ref: SentRef, kind: str, now: float, *, end_as: EnrollmentStatus | None = None,
+    @thread_operation
+    def record_signal(
+        self, db: Conn, ref: SentRef, kind: str, now: float, *, end_as: EnrollmentStatus | None = None,
         data: dict[str, Any] | None = None, flagged: bool = False,
     ) -> int | None:
         """Record an event against the message it answers; optionally end the enrollment.
         Returns a sequence id this auto-completed."""
-        async with Transaction(db):
-            await _event(db, kind, now, ref.enrollment_id, step_id=ref.step_id, outbox_id=ref.outbox_id,
+        with transaction(db):
+            add_event(db, kind, now, ref.enrollment_id, step_id=ref.step_id, outbox_id=ref.outbox_id,
                          data=data, flagged=flagged)
-            await db.execute("UPDATE enrollments SET last_event_at = ? WHERE id = ?", (now, ref.enrollment_id))
+            db.execute("UPDATE enrollments SET last_event_at = ? WHERE id = ?", (now, ref.enrollment_id))
             if end_as is None:
                 return None
             # The event above is the record; end quietly (no second event of the same kind).
-            cursor = await db.execute(
+            cursor = db.execute(
                 "UPDATE enrollments SET status = ?, end_reason = ?, ended_at = ?, updated_at = ?,"
                 " next_run_at = NULL, due_at = NULL WHERE id = ? AND status = 'active'",
                 (end_as.value, kind, now, now, ref.enrollment_id),
             )
             if cursor.rowcount == 0:
                 return None
-            return await _maybe_autocomplete(db, ref.sequence_id, now)
+            return autocomplete(db, ref.sequence_id, now)
 
-    @operation
-    async def suppress(self, db: Db, email: str, reason: str, detail: str | None, now: float,
+    @thread_operation
+    def suppress(self, db: Conn, email: str, reason: str, detail: str | None, now: float,
                        end_as: EnrollmentStatus) -> list[int]:
         """Put an address on the suppression list and end its active enrollments everywhere.
         Returns sequences this auto-completed."""
         completed: list[int] = []
-        async with Transaction(db):
-            await db.execute(
+        with transaction(db):
+            db.execute(
                 "INSERT INTO suppressions (email, reason, at, detail) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (email) DO UPDATE SET reason = excluded.reason, at = excluded.at,"
                 " detail = excluded.detail",
                 (email, reason, now, detail),
             )
-            rows = await fetchall(
+            rows = fetch_all(
                 db, "SELECT e.id FROM enrollments e JOIN contacts c ON c.id = e.contact_id"
                     " WHERE c.email = ? AND e.status = 'active'", (email,))
             for r in rows:
-                done = await end_enrollment(db, r[0], end_as, reason, now)
+                done = end_now(db, r[0], end_as, reason, now)
                 if done is not None:
                     completed.append(done)
         return completed
 
-    @operation
-    async def unsuppress(self, db: Db, email: str) -> bool:
-        cursor = await db.execute("DELETE FROM suppressions WHERE email = ?", (email,))
+    @thread_operation
+    def unsuppress(self, db: Conn, email: str) -> bool:
+        cursor = db.execute("DELETE FROM suppressions WHERE email = ?", (email,))
         return cursor.rowcount > 0
 
-    @operation
-    async def suppressions(self, db: Db, reason: str | None = None) -> list[dict[str, Any]]:
-        rows = await fetchall(
+    @thread_operation
+    def suppressions(self, db: Conn, reason: str | None = None) -> list[dict[str, Any]]:
+        rows = fetch_all(
             db, "SELECT * FROM suppressions" + (" WHERE reason = ?" if reason else "") + " ORDER BY at",
             (reason,) if reason else ())
         return [dict(r) for r in rows]
 
-    @operation
-    async def delay_enrollment(self, db: Db, enrollment_id: int, until: float, now: float) -> bool:
+    @thread_operation
+    def delay_enrollment(self, db: Conn, enrollment_id: int, until: float, now: float) -> bool:
         """Push an active enrollment's next step to ``until`` at the earliest (out of office)."""
-        cursor = await db.execute(
+        cursor = db.execute(
             "UPDATE enrollments SET due_at = MAX(COALESCE(due_at, ?), ?), updated_at = ?,"
             " next_run_at = CASE WHEN next_run_at IS NULL THEN NULL ELSE MAX(next_run_at, ?) END"
             " WHERE id = ? AND status = 'active'",
@@ -126,18 +126,18 @@ class SignalOps:
         )
         return cursor.rowcount > 0
 
-    @operation
-    async def active_in_sequence_at_domain(self, db: Db, sequence_id: int, domain: str) -> list[int]:
-        rows = await fetchall(
+    @thread_operation
+    def active_in_sequence_at_domain(self, db: Conn, sequence_id: int, domain: str) -> list[int]:
+        rows = fetch_all(
             db, "SELECT e.id FROM enrollments e JOIN contacts c ON c.id = e.contact_id"
                 " WHERE e.sequence_id = ? AND e.status = 'active' AND c.email LIKE ?",
             (sequence_id, "%@" + domain))
         return [r[0] for r in rows]
 
-    @operation
-    async def hard_bounce_rate(self, db: Db, sequence_id: int, last: int) -> tuple[int, int]:
+    @thread_operation
+    def hard_bounce_rate(self, db: Conn, sequence_id: int, last: int) -> tuple[int, int]:
         """(hard bounces, sends) among the sequence's last ``last`` sends."""
-        rows = await fetchall(
+        rows = fetch_all(
             db,
             "SELECT o.id, o.status, o.detail FROM outbox o JOIN enrollments e ON e.id = o.enrollment_id"
             " WHERE e.sequence_id = ? AND o.status IN ('sent', 'failed', 'uncertain') ORDER BY o.id DESC LIMIT ?",
@@ -146,7 +146,7 @@ class SignalOps:
         if not ids:
             return 0, 0
         marks = ",".join("?" * len(ids))
-        bounced = await fetchone(
+        bounced = fetch_one(
             db, f"SELECT COUNT(DISTINCT outbox_id) FROM events WHERE kind = 'bounced' AND outbox_id IN ({marks})"
                 " AND json_extract(data, '$.class') = 'hard'", tuple(ids))
         return int(bounced[0]) if bounced else 0, len(ids)

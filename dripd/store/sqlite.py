@@ -28,6 +28,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 Db = aiosqlite.Connection
+Conn = sqlite3.Connection
 
 
 def _map_error(exc: sqlite3.Error) -> StoreError:
@@ -64,6 +65,58 @@ def operation(
                 return await trio_asyncio.aio_as_trio(run)()
 
     return bridged
+
+
+def thread_operation(
+    fn: Callable[Concatenate[Any, sqlite3.Connection, P], R],
+) -> Callable[Concatenate[Any, P], Awaitable[R]]:
+    """Turn ``def op(self, conn, ...)`` (plain sqlite3) into a trio method that runs the whole
+    function on aiosqlite's connection thread: one thread hop and one bridge crossing per
+    operation instead of one per statement (measured: ~120 us per operation, where each
+    awaited aiosqlite statement costs ~110 us)."""
+
+    @functools.wraps(fn)
+    async def bridged(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
+        db: Db = self._db
+
+        def call() -> R:
+            return fn(self, db._conn, *args, **kwargs)
+
+        async def run() -> R:
+            try:
+                # aiosqlite's own worker-thread entry point (Connection._execute): the thread
+                # that owns the sqlite3 connection runs ``call`` and resolves the future.
+                return await db._execute(call)
+            except sqlite3.Error as exc:
+                raise _map_error(exc) from exc
+
+        async with self._lock:
+            with offloaded:
+                return await trio_asyncio.aio_as_trio(run)()
+
+    return bridged
+
+
+class transaction:
+    """``with transaction(conn):`` BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error (connection thread)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def fetch_all(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    return conn.execute(sql, params).fetchall()
+
+
+def fetch_one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
+    return conn.execute(sql, params).fetchone()
 
 
 class Transaction:
