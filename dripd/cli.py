@@ -37,6 +37,13 @@ async def _serve(config: Config, plugins: Plugins, config_path: Path) -> None:
         await daemon.run()
 
 
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     plugins = Plugins()
@@ -49,14 +56,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dripd: {args.config}: ok ({len(config.mailboxes)} mailbox(es))")
         return 0
     logs.setup(config.daemon.log_level)
+    status = 0
     try:
         trio.run(_serve, config, plugins, args.config)
-    except DripdError as exc:
-        log.error("%s", exc.message)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    except* DripdError as group:
+        # Start-up failures (socket in use, database unavailable) arrive from the nursery.
+        for exc in _leaves(group):
+            log.error("%s", getattr(exc, "message", exc))
+        status = 1
+    except* KeyboardInterrupt:
+        status = 130
+    return status
 
 
 if __name__ == "__main__":

@@ -186,6 +186,11 @@ class Daemon:
     def stop(self) -> None:
         self._stop_requested.set()
 
+    @property
+    def stop_requested(self) -> trio.Event:
+        """Set when a graceful stop begins (services such as the API shut down on it)."""
+        return self._stop_requested
+
     async def _graceful_stop(self, nursery: trio.Nursery) -> None:
         """No new sends start; in-flight ones finish within the grace period; then everything ends."""
         self.notifier.notify("STOPPING=1")

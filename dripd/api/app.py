@@ -1,0 +1,32 @@
+"""The FastAPI application of one daemon: routes, error shapes and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from dripd import __version__
+from dripd.api import errors
+from dripd.api.routes_contacts import contacts, lists, suppressions
+from dripd.api.routes_enroll import router as enroll_router
+from dripd.api.routes_sequences import router as sequences_router
+from dripd.api.routes_status import mailboxes, status_router
+
+if TYPE_CHECKING:
+    from dripd.daemon import Daemon
+
+
+def create_app(daemon: "Daemon") -> FastAPI:
+    app = FastAPI(
+        title="dripd control API", version=__version__,
+        description="Sequences, steps, enrollments, contacts, lists and mailboxes of one dripd. "
+                    "Served on the Unix socket (trusted by its file mode) and, when configured, on TCP "
+                    "behind Bearer tokens. Errors are {\"error\": {\"code\", \"message\", \"details\"}}.",
+        openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None,
+    )
+    app.state.daemon = daemon
+    errors.install(app)
+    for router in (status_router, sequences_router, enroll_router, contacts, lists, suppressions, mailboxes):
+        app.include_router(router)
+    return app

@@ -1,0 +1,122 @@
+"""Contacts and lists as resources (seed 003's "paste emails directly" and seed 000's lists)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Response
+
+from dripd.api.deps import DaemonDep
+from dripd.api.schemas import ContactBody, ContactPatch, ListBody, MembersBody, SuppressionBody, contact_json
+from dripd.clock import iso
+from dripd.model import normalize_email
+from dripd.store import ContactInput
+
+contacts = APIRouter(prefix="/api/contacts", tags=["contacts"])
+lists = APIRouter(prefix="/api/lists", tags=["lists"])
+suppressions = APIRouter(prefix="/api/suppressions", tags=["suppressions"])
+
+
+@contacts.get("", summary="Search contacts by (part of) their email address")
+async def search(daemon: DaemonDep, email: str = "", limit: int = Query(100, ge=1, le=10000),
+                 offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    found = await daemon.store.search_contacts(email.strip().lower(), limit, offset)
+    return {"contacts": [contact_json(c) for c in found]}
+
+
+@contacts.post("", status_code=201, summary="Create a contact")
+async def create(body: ContactBody, daemon: DaemonDep) -> dict[str, Any]:
+    email = normalize_email(body.email)
+    contact = await daemon.control.create_contact(
+        ContactInput(email, body.first_name, body.last_name, body.company, body.fields))
+    return contact_json(contact)
+
+
+@contacts.get("/{contact_id}", summary="One contact")
+async def get(contact_id: int, daemon: DaemonDep) -> dict[str, Any]:
+    return contact_json(await daemon.store.get_contact(contact_id))
+
+
+@contacts.patch("/{contact_id}", summary="Update a contact (fields are merged)")
+async def update(contact_id: int, body: ContactPatch, daemon: DaemonDep) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "email" in changes:
+        changes["email"] = normalize_email(changes["email"])
+    return contact_json(await daemon.control.update_contact(contact_id, changes))
+
+
+@contacts.delete("/{contact_id}", status_code=204, summary="Delete a contact (cancels its active enrollments)")
+async def delete(contact_id: int, daemon: DaemonDep) -> Response:
+    await daemon.control.delete_contact(contact_id)
+    return Response(status_code=204)
+
+
+async def _member_ids(daemon: Any, contact_ids: list[int], emails: list[str]) -> list[int]:
+    """Ids as given plus the ids of the addresses (contacts created for new ones)."""
+    addresses = [normalize_email(e, field_name=f"emails[{i}]") for i, e in enumerate(emails)]
+    created = await daemon.control.ensure_contacts([ContactInput(a) for a in addresses]) if addresses else []
+    return list(contact_ids) + created
+
+
+def _list_json(list_id: int, name: str, members: list[Any]) -> dict[str, Any]:
+    return {"id": list_id, "name": name, "memberCount": len(members), "members": [contact_json(c) for c in members]}
+
+
+@lists.get("", summary="All lists with their member counts")
+async def all_lists(daemon: DaemonDep) -> dict[str, Any]:
+    return {"lists": [{"id": i, "name": n, "memberCount": count} for i, n, count in await daemon.store.list_lists()]}
+
+
+@lists.post("", status_code=201, summary="Create a list, optionally with members")
+async def create_list(body: ListBody, daemon: DaemonDep) -> dict[str, Any]:
+    members = await _member_ids(daemon, body.contact_ids, body.emails)
+    list_id = await daemon.control.create_list(body.name.strip(), members)
+    name, found = await daemon.store.get_list(list_id)
+    return _list_json(list_id, name, found)
+
+
+@lists.get("/{list_id}", summary="A list and its members")
+async def get_list(list_id: int, daemon: DaemonDep) -> dict[str, Any]:
+    name, members = await daemon.store.get_list(list_id)
+    return _list_json(list_id, name, members)
+
+
+@lists.post("/{list_id}/members", summary="Add members by contact id or email")
+async def add_members(list_id: int, body: MembersBody, daemon: DaemonDep) -> dict[str, Any]:
+    await daemon.store.get_list(list_id)  # 404 before creating contacts for it
+    await daemon.control.change_list(list_id, await _member_ids(daemon, body.contact_ids, body.emails), [])
+    name, members = await daemon.store.get_list(list_id)
+    return _list_json(list_id, name, members)
+
+
+@lists.delete("/{list_id}/members/{contact_id}", summary="Remove one member (the contact stays)")
+async def remove_member(list_id: int, contact_id: int, daemon: DaemonDep) -> dict[str, Any]:
+    await daemon.control.change_list(list_id, [], [contact_id])
+    name, members = await daemon.store.get_list(list_id)
+    return _list_json(list_id, name, members)
+
+
+@lists.delete("/{list_id}", status_code=204, summary="Delete a list (its contacts stay)")
+async def delete_list(list_id: int, daemon: DaemonDep) -> Response:
+    await daemon.control.delete_list(list_id)
+    return Response(status_code=204)
+
+
+@suppressions.get("", summary="The suppression list (addresses never mailed again)")
+async def all_suppressions(daemon: DaemonDep, reason: str | None = None) -> dict[str, Any]:
+    rows = await daemon.store.suppressions(reason)
+    return {"suppressions": [{"email": r["email"], "reason": r["reason"], "at": iso(r["at"]), "detail": r["detail"]}
+                             for r in rows]}
+
+
+@suppressions.post("", status_code=201, summary="Suppress an address; its active enrollments end")
+async def suppress(body: SuppressionBody, daemon: DaemonDep) -> dict[str, Any]:
+    email = normalize_email(body.email)
+    await daemon.control.suppress(email, body.reason, body.detail)
+    return {"email": email, "reason": body.reason, "detail": body.detail}
+
+
+@suppressions.delete("/{email}", status_code=204, summary="Allow an address again")
+async def unsuppress(email: str, daemon: DaemonDep) -> Response:
+    await daemon.control.unsuppress(normalize_email(email))
+    return Response(status_code=204)

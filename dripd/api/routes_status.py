@@ -1,0 +1,102 @@
+"""The daemon's status and its mailboxes (read-only from config, with live limiter numbers)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from fastapi import APIRouter
+
+from dripd import __version__
+from dripd.api.deps import DaemonDep
+from dripd.api.schemas import PauseBody
+from dripd.clock import iso
+from dripd.config import MailboxConfig
+from dripd.errors import NotFound
+from dripd.throttle import Limits
+
+status_router = APIRouter(prefix="/api", tags=["status"])
+mailboxes = APIRouter(prefix="/api/mailboxes", tags=["mailboxes"])
+
+
+@status_router.get("/status", summary="Version, uptime, queue depth and uncertain sends")
+async def status(daemon: DaemonDep) -> dict[str, Any]:
+    now = daemon.clock.now()
+    lanes = daemon.scheduler.lanes.values()
+    counters = daemon.engine.counters
+    return {
+        "version": __version__,
+        "startedAt": iso(daemon.started_at),
+        "uptimeSeconds": round(now - daemon.started_at, 3),
+        "queueDepth": daemon.scheduler.queue_depth(),
+        "inMemory": daemon.scheduler.heap_size(),
+        "uncertainSends": await daemon.store.count_outbox("uncertain"),
+        "uncertainAtStart": daemon.uncertain_at_start,
+        "mailboxes": len(daemon.config.mailboxes),
+        "pausedMailboxes": sorted(lane.mailbox_id for lane in lanes if lane.paused_reason),
+        "sendsToday": sum(lane.limiter.sends_today(now) for lane in lanes),
+        "counters": {"sent": counters.sent, "retried": counters.retried, "bounced": counters.bounced,
+                     "uncertain": counters.uncertain},
+    }
+
+
+def _warmup(limits: Limits, now: float) -> dict[str, Any] | None:
+    if limits.warmup_start is None or not limits.warmup:
+        return None
+    today = dt.datetime.fromtimestamp(math.floor(now), limits.zone).date()
+    day = (today - limits.warmup_start).days
+    stage = next((i + 1 for i, (days, _) in enumerate(limits.warmup) if day < days), None)
+    return {"start": limits.warmup_start.isoformat(), "day": day, "stage": stage, "stages": len(limits.warmup),
+            "done": stage is None, "capToday": limits.cap_on(today)}
+
+
+def mailbox_json(daemon: Any, mailbox: MailboxConfig) -> dict[str, Any]:
+    now = daemon.clock.now()
+    out: dict[str, Any] = {"id": mailbox.id, "address": mailbox.address, "name": mailbox.name,
+                           "transport": mailbox.transport, "timezone": mailbox.timezone,
+                           "dailyCap": mailbox.daily_cap, "hourlyCap": mailbox.hourly_cap, "burst": mailbox.burst,
+                           "concurrency": mailbox.concurrency}
+    lane = daemon.scheduler.lanes.get(mailbox.id)
+    if lane is None:
+        return out
+    limiter = lane.limiter
+    out.update({
+        "dailyCapToday": limiter.daily_cap_on(now), "sendsToday": limiter.sends_today(now),
+        "sendsLastHour": limiter.sends_in_last_hour(now), "tokensNow": round(limiter.tokens(now), 3),
+        "nextSendAt": iso(limiter.next_allowed(now)), "warmup": _warmup(limiter.limits, now),
+        "paused": lane.paused_reason is not None, "pausedReason": lane.paused_reason,
+        "queueDepth": lane.queue_depth(),
+    })
+    return out
+
+
+def _configured(daemon: Any, mailbox_id: str) -> MailboxConfig:
+    mailbox = daemon.config.mailbox(mailbox_id)
+    if mailbox is None:
+        raise NotFound(f"no mailbox {mailbox_id!r} in the configuration", details={"mailboxId": mailbox_id})
+    return mailbox  # type: ignore[no-any-return]
+
+
+@mailboxes.get("", summary="Configured mailboxes: caps, sends today, tokens, warm-up, next send time")
+async def all_mailboxes(daemon: DaemonDep) -> dict[str, Any]:
+    return {"mailboxes": [mailbox_json(daemon, m) for m in daemon.config.mailboxes]}
+
+
+@mailboxes.get("/{mailbox_id}", summary="One mailbox")
+async def one_mailbox(mailbox_id: str, daemon: DaemonDep) -> dict[str, Any]:
+    return mailbox_json(daemon, _configured(daemon, mailbox_id))
+
+
+@mailboxes.post("/{mailbox_id}/pause", summary="Stop every send from this mailbox (kept across restarts)")
+async def pause_mailbox(mailbox_id: str, daemon: DaemonDep, body: PauseBody | None = None) -> dict[str, Any]:
+    mailbox = _configured(daemon, mailbox_id)
+    await daemon.control.pause_mailbox(mailbox_id, body.reason if body else PauseBody().reason)
+    return mailbox_json(daemon, mailbox)
+
+
+@mailboxes.post("/{mailbox_id}/resume", summary="Resume a paused mailbox (e.g. after a bounce-rate pause)")
+async def resume_mailbox(mailbox_id: str, daemon: DaemonDep) -> dict[str, Any]:
+    mailbox = _configured(daemon, mailbox_id)
+    await daemon.control.resume_mailbox(mailbox_id)
+    return mailbox_json(daemon, mailbox)

@@ -1,0 +1,110 @@
+"""Serves the control API with hypercorn inside the daemon's nursery: the Unix socket always,
+TCP (Bearer tokens) when ``[api] listen`` is set. Started with ``nursery.start`` so READY=1
+follows only once the listeners exist; stopped through hypercorn's shutdown trigger.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from dripd.api.app import create_app
+from dripd.api.auth import BearerAuth, TokenSource
+from dripd.errors import DripdError
+
+if TYPE_CHECKING:
+    from dripd.daemon import Daemon
+
+log = logging.getLogger("dripd.api")
+
+SOCKET_MODE = 0o660  # owner and group (e.g. a "dripd" group for operators) may connect
+SD_LISTEN_FDS_START = 3
+
+
+def _hypercorn_config(binds: list[str]) -> HypercornConfig:
+    config = HypercornConfig()
+    config.bind = binds
+    config.accesslog = None  # request lines could carry tokens in odd clients' URLs: never log them
+    config.errorlog = logging.getLogger("hypercorn.error")  # our handlers and levels, not a second stream
+    config.graceful_timeout = 2.0
+    config.umask = 0o117  # the socket is born 0660, not world-connectable for an instant
+    return config
+
+
+def _activated_fds() -> list[int]:
+    """Sockets systemd passed us (LISTEN_FDS for this pid): the control socket first, then TCP."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return []
+    try:
+        count = int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return []
+    return list(range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count))
+
+
+def prepare_socket_path(path: Path) -> None:
+    """Create the parent directory; remove a stale socket, but never one a live dripd answers on."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() and not path.is_symlink():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError as exc:
+        if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+            path.unlink(missing_ok=True)  # left by a process that died: safe to take over
+            return
+        raise DripdError(f"control socket {path}: {exc.strerror}") from None
+    finally:
+        probe.close()
+    raise DripdError(f"control socket {path} is in use: another dripd is running")
+
+
+async def serve_control_api(daemon: "Daemon", *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """The daemon's extra service: returns after a graceful shutdown, or when cancelled."""
+    app = create_app(daemon)
+    # The API begins its graceful shutdown when the daemon's does, before the nursery ends.
+    stop = daemon.stop_requested
+    fds = _activated_fds()
+    socket_path = daemon.config.daemon.socket
+    if fds:
+        unix_binds = [f"fd://{fds[0]}"]
+    else:
+        prepare_socket_path(socket_path)
+        unix_binds = [f"unix:{socket_path}"]
+    listen = daemon.config.api.listen
+    tcp_binds = [f"fd://{fd}" for fd in fds[1:]] or ([listen] if listen else [])
+    try:
+        async with trio.open_nursery() as nursery:
+            bound = await nursery.start(partial(serve, app, _hypercorn_config(unix_binds), shutdown_trigger=stop.wait))
+            if not fds:
+                os.chmod(socket_path, SOCKET_MODE)
+            if tcp_binds:
+                if not (daemon.config.api.tokens or daemon.config.api.token_files):
+                    raise DripdError("the TCP listener needs [api] tokens or token_files")
+                tokens = TokenSource(lambda: daemon.config.api)
+                bound += await nursery.start(partial(serve, BearerAuth(app, tokens), _hypercorn_config(tcp_binds),
+                                                     shutdown_trigger=stop.wait))
+            log.info("control API listening on %s", ", ".join(bound))
+            task_status.started()
+    finally:
+        if not fds:
+            with trio.CancelScope(shield=True):
+                _remove_own_socket(socket_path)
+
+
+def _remove_own_socket(path: Path) -> None:
+    try:
+        if path.is_socket():
+            path.unlink()
+    except OSError:
+        pass

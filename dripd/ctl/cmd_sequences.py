@@ -1,0 +1,204 @@
+"""dripctl sequences / steps / apply / export."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from dripd.ctl import seqfile
+from dripd.ctl.client import Client, CtlError
+from dripd.ctl.output import as_json, block, table
+
+STATUSES = ("active", "completed", "replied", "cancelled", "bounced", "unsubscribed")
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timezone", help="IANA zone of the send window, e.g. Europe/Berlin")
+    parser.add_argument("--window", metavar="START-END", help="send window hours, e.g. 9-17 (end exclusive, 24 = midnight)")
+    parser.add_argument("--weekdays-only", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--auto-pause-on-reply", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--auto-complete", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--track-opens", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--track-clicks", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--list-unsubscribe", action=argparse.BooleanOptionalAction, default=None)
+
+
+def settings_body(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if args.timezone:
+        body["timezone"] = args.timezone
+    if args.window:
+        start, sep, end = args.window.partition("-")
+        if not (sep and start.strip().isdigit() and end.strip().isdigit()):
+            raise CtlError(f"--window: expected START-END hours such as 9-17, got {args.window!r}", 2)
+        body["sendWindowStartHour"], body["sendWindowEndHour"] = int(start), int(end)
+    for flag, key in (("weekdays_only", "weekdaysOnly"), ("auto_pause_on_reply", "autoPauseOnReply"),
+                      ("auto_complete", "autoComplete"), ("track_opens", "trackOpens"),
+                      ("track_clicks", "trackClicks"), ("list_unsubscribe", "listUnsubscribe")):
+        if getattr(args, flag) is not None:
+            body[key] = getattr(args, flag)
+    return body
+
+
+def add_step_flags(parser: argparse.ArgumentParser, *, require_type: bool) -> None:
+    parser.add_argument("--type", required=require_type, choices=("email", "wait", "conditional", "send_email", "delay"))
+    parser.add_argument("--subject")
+    parser.add_argument("--body", help="HTML body")
+    parser.add_argument("--body-file", type=Path, help="read the HTML body from a file")
+    parser.add_argument("--text", help="plain-text part (generated from the HTML when absent)")
+    parser.add_argument("--no-thread", action="store_true", help="send as a new thread, not a reply")
+    parser.add_argument("--days", type=float)
+    parser.add_argument("--hours", type=float)
+    parser.add_argument("--minutes", type=float)
+    parser.add_argument("--ms", type=float, help="delayMs (seed 003)")
+    parser.add_argument("--condition", choices=("if_replied", "if_opened", "if_clicked"))
+
+
+def step_body(args: argparse.Namespace) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if args.type:
+        body["type"] = args.type
+    if args.subject is not None:
+        body["subject"] = args.subject
+    if args.body_file:
+        try:
+            body["body"] = args.body_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise CtlError(f"cannot read {args.body_file}: {exc.strerror}") from None
+    elif args.body is not None:
+        body["body"] = args.body
+    if args.text is not None:
+        body["text"] = args.text
+    if args.no_thread:
+        body["thread"] = False
+    for flag, key in (("days", "waitDays"), ("hours", "waitHours"), ("minutes", "waitMinutes"), ("ms", "delayMs")):
+        value = getattr(args, flag)
+        if value is not None:
+            body[key] = int(value) if value == int(value) else value
+    if args.condition:
+        body["condition"] = args.condition
+    return body
+
+
+def show_sequence(seq: dict[str, Any]) -> None:
+    window = f"{seq['sendWindowStartHour']:02d}:00-{seq['sendWindowEndHour']:02d}:00 {seq['timezone']}"
+    if seq["weekdaysOnly"]:
+        window += ", weekdays only"
+    block([("id", seq["id"]), ("name", seq["name"]), ("status", seq["status"] + (
+        f" ({seq['statusReason']})" if seq.get("statusReason") else "")), ("mailbox", seq["mailboxId"]),
+        ("window", window), ("auto-pause on reply", seq["autoPauseOnReply"]), ("auto-complete", seq["autoComplete"]),
+        ("contacts", ", ".join(f"{k} {v}" for k, v in seq["contacts"].items() if v or k == "total"))])
+    if "steps" in seq:
+        print()
+        show_steps(seq["steps"])
+
+
+def show_steps(steps: list[dict[str, Any]]) -> None:
+    table([(s["index"], seqfile.describe(s)) for s in steps], ("#", "step"))
+
+
+def _seq_rows(sequences: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(s["id"], s["name"], s["status"], s["mailboxId"], s.get("stepCount"),
+             *(s["contacts"][k] for k in STATUSES)) for s in sequences]
+
+
+def run(client: Client, args: argparse.Namespace) -> int:
+    command = args.command
+    if command == "apply":
+        return _apply(client, args)
+    if command == "export":
+        seq = client.get(f"/api/sequences/{client.sequence_id(args.sequence)}")
+        text = seqfile.to_toml(seq)
+        if args.output:
+            args.output.write_text(text, encoding="utf-8")
+            print(f"wrote {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+        return 0
+    if command == "steps":
+        return _steps(client, args)
+    action = args.action
+    if action == "list":
+        data = client.get("/api/sequences")
+        if args.json:
+            as_json(data)
+        else:
+            table(_seq_rows(data["sequences"]), ("id", "name", "status", "mailbox", "steps", *STATUSES))
+        return 0
+    if action == "create":
+        body = {"name": args.name, "mailboxId": args.mailbox, **settings_body(args)}
+        result = client.post("/api/sequences", body)
+    elif action == "update":
+        body = settings_body(args)
+        if args.name:
+            body["name"] = args.name
+        if args.mailbox:
+            body["mailboxId"] = args.mailbox
+        result = client.patch(f"/api/sequences/{client.sequence_id(args.sequence)}", body)
+    elif action == "show":
+        result = client.get(f"/api/sequences/{client.sequence_id(args.sequence)}")
+    elif action in ("start", "pause", "resume", "complete"):
+        result = client.post(f"/api/sequences/{client.sequence_id(args.sequence)}/{action}")
+    elif action == "clone":
+        result = client.post(f"/api/sequences/{client.sequence_id(args.sequence)}/clone",
+                             {"name": args.name} if args.name else None)
+    elif action == "contacts":
+        data = client.get(f"/api/sequences/{client.sequence_id(args.sequence)}/contacts", status=args.status)
+        if args.json:
+            as_json(data)
+        else:
+            table([(c["contactId"], c["email"], c["status"], c["stepIndex"], c["sentCount"], c["nextRunAt"],
+                    c["lastEventAt"]) for c in data["contacts"]],
+                  ("id", "email", "status", "step", "sent", "next run", "last event"))
+        return 0
+    elif action == "cancel":
+        sequence_id = client.sequence_id(args.sequence)
+        result = client.post(f"/api/sequences/{sequence_id}/contacts/{client.contact_id(args.contact)}/cancel")
+        if args.json:
+            as_json(result)
+        else:
+            print(f"cancelled {args.contact} in sequence {sequence_id}")
+        return 0
+    else:
+        raise CtlError(f"unknown action {action}", 2)
+    if args.json:
+        as_json(result)
+    else:
+        show_sequence(result)
+    return 0
+
+
+def _steps(client: Client, args: argparse.Namespace) -> int:
+    sequence_id = client.sequence_id(args.sequence)
+    base = f"/api/sequences/{sequence_id}/steps"
+    if args.action == "add":
+        result = client.post(base, step_body(args))
+    elif args.action == "edit":
+        result = client.patch(f"{base}/{args.index}", step_body(args))
+    else:
+        result = client.delete(f"{base}/{args.index}")
+    if args.json:
+        as_json(result)
+    elif args.action == "rm":
+        show_steps(result["steps"])
+    else:
+        show_steps([result])
+    return 0
+
+
+def _apply(client: Client, args: argparse.Namespace) -> int:
+    desired = seqfile.load(args.file)
+    p = seqfile.plan(client, desired)
+    if p.empty:
+        print(f"sequence {desired['name']!r} is up to date")
+        return 0
+    for line in p.lines:
+        print(line)
+    if args.dry_run:
+        print("(dry run: nothing changed)")
+        return 0
+    sequence_id = seqfile.execute(client, p)
+    print(f"applied: sequence {desired['name']!r} (id {sequence_id})")
+    return 0

@@ -1,0 +1,166 @@
+"""The real ``dripd`` process on a temp config, for end-to-end tests.
+
+``DripdProcess`` writes a config (Maildir transport, state under a temp dir), starts
+``.venv/bin/dripd -c CONFIG``, and waits until its control socket answers. Tests talk to it
+over the real Unix socket (``client()``), read what it "sent" from the Maildir (``messages()``),
+and can signal it, kill -9 it and start it again on the same state.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import tomli_w
+
+DRIPD = Path(sys.executable).parent / "dripd"
+DRIPCTL = Path(sys.executable).parent / "dripctl"
+
+
+def fast_mailbox(root: Path, mailbox_id: str = "sales", **overrides: Any) -> dict[str, Any]:
+    """A Maildir mailbox whose caps do not slow a real-time test down."""
+    box: dict[str, Any] = {
+        "id": mailbox_id, "address": f"{mailbox_id}@example.com", "name": mailbox_id.title(),
+        "timezone": "UTC", "daily_cap": 100000, "hourly_cap": 100000, "burst": 1000,
+        "transport": "maildir", "maildir": {"path": str(root / "outbox" / mailbox_id)},
+    }
+    box.update(overrides)
+    return box
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class DripdProcess:
+    def __init__(self, root: Path, *, mailboxes: list[dict[str, Any]] | None = None,
+                 daemon: dict[str, Any] | None = None, api: dict[str, Any] | None = None,
+                 extra: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> None:
+        self.root = root
+        self.state_dir = root / "var"
+        self.socket = root / "run" / "dripd.sock"
+        self.config_path = root / "dripd.toml"
+        self.log_path = root / "dripd.log"
+        self.mailboxes = mailboxes if mailboxes is not None else [fast_mailbox(root)]
+        self.env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        config: dict[str, Any] = {
+            "daemon": {"state_dir": str(self.state_dir), "socket": str(self.socket), "log_level": "info",
+                       "shutdown_grace_seconds": 5, **(daemon or {})},
+            "mailboxes": self.mailboxes,
+        }
+        if api:
+            config["api"] = api
+        config.update(extra or {})
+        self.write_config(config)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.config_path.write_text(tomli_w.dumps(config))
+
+    def maildir(self, mailbox_id: str | None = None) -> Path:
+        box = next(m for m in self.mailboxes if mailbox_id is None or m["id"] == mailbox_id)
+        return Path(box["maildir"]["path"])
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self, timeout: float = 15.0) -> None:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen([str(DRIPD), "-c", str(self.config_path)], stdout=log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **self.env}, cwd=self.root)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dripd exited with {self.proc.returncode}:\n{self.log()}")
+            if self.socket.exists():
+                try:
+                    with self.client(timeout=2.0) as client:
+                        if client.get("/api/status").status_code == 200:
+                            return
+                except httpx.TransportError:
+                    pass
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"dripd did not answer on {self.socket} within {timeout}s:\n{self.log()}")
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """SIGTERM and wait: the exit status."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        """kill -9: no graceful stop, the socket file stays behind."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    # -- talking to it -------------------------------------------------------------------
+
+    def client(self, timeout: float = 30.0) -> httpx.Client:
+        return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)), base_url="http://dripd",
+                            timeout=timeout)
+
+    def dripctl(self, *args: str, input: bytes | None = None, env: dict[str, str] | None = None,
+                timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(DRIPCTL), "-s", str(self.socket), *args], capture_output=True, text=True,
+                              input=input.decode() if input is not None else None, timeout=timeout,
+                              env={**os.environ, **(env or {})})
+
+    def messages(self, mailbox_id: str | None = None) -> list[EmailMessage]:
+        new = self.maildir(mailbox_id) / "new"
+        if not new.exists():
+            return []
+        paths = sorted(new.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+                for p in paths]
+
+    def wait_for_messages(self, count: int, mailbox_id: str | None = None, timeout: float = 10.0) -> list[EmailMessage]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.messages(mailbox_id)
+            if len(found) >= count:
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} message(s), found {len(self.messages(mailbox_id))}:\n{self.log()}")
+
+
+@contextmanager
+def running_dripd(root: Path, **kwargs: Any) -> Iterator[DripdProcess]:
+    """Start the real daemon; always stop it (kill it if it will not stop) on the way out."""
+    process = DripdProcess(root, **kwargs)
+    process.start()
+    try:
+        yield process
+    finally:
+        try:
+            process.stop()
+        except subprocess.TimeoutExpired:
+            process.kill()

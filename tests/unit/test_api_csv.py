@@ -1,0 +1,46 @@
+"""CSV records split out of arbitrary chunks, with the line each starts on."""
+
+from __future__ import annotations
+
+import pytest
+
+from dripd.api.csv_import import RecordSplitter, parse_all
+from dripd.errors import ValidationError
+
+TEXT = 'email,First Name,company,market\r\na@x.org,Ann,"Acme, Inc.","two\nlines"\r\n\r\nb@x.org,Bo,"say ""hi""",EU'
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 1000])
+def test_chunk_borders_do_not_matter(size: int) -> None:
+    data = ("\ufeff" + TEXT).encode()
+    rows = parse_all([data[i:i + size] for i in range(0, len(data), size)])
+    assert rows.total == 2 and rows.invalid == []
+    assert [rows.lines[p] for p, _, _ in rows.valid] == [2, 5]
+    (_, ann, ann_merge), (_, bo, bo_merge) = rows.valid
+    assert (ann.email, ann.first_name, ann.company) == ("a@x.org", "Ann", "Acme, Inc.")
+    assert ann_merge == {"firstName": "Ann", "company": "Acme, Inc.", "market": "two\nlines"}
+    assert bo.company == 'say "hi"' and bo_merge["market"] == "EU"
+
+
+def test_bad_rows_are_reported_by_line() -> None:
+    rows = parse_all([b"email,x\nok@x.org,1\nnope,2\nok@x.org,3\nshort\n"])
+    assert [(bad["line"], bad["field"]) for bad in rows.invalid] == [(3, "email"), (4, "email"), (5, "row")]
+    assert "also on line 2" in str(rows.invalid[1]["rule"])
+    assert len(rows.valid) == 1
+
+
+def test_header_and_encoding_errors() -> None:
+    with pytest.raises(ValidationError, match="email column"):
+        parse_all([b"name\nx\n"])
+    with pytest.raises(ValidationError, match="empty"):
+        parse_all([b""])
+    with pytest.raises(ValidationError, match="UTF-8"):
+        parse_all([b"email\n\xff@x.org\n"])
+    with pytest.raises(ValidationError, match="never closed"):
+        parse_all([b'email,x\na@x.org,"open\n'])
+
+
+def test_splitter_keeps_an_unterminated_last_record() -> None:
+    splitter = RecordSplitter()
+    assert list(splitter.feed(b"a,b\nc,d")) == [(1, "a,b\n")]
+    assert list(splitter.feed(b"", final=True)) == [(2, "c,d")]
