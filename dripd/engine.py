@@ -18,6 +18,7 @@ import trio
 from dripd import cadence, render
 from dripd.clock import Clock
 from dripd.config import Config, MailboxConfig
+from dripd.engagement import Engagement, MessageRef, NoTracking
 from dripd.hookspecs import OutgoingMessage, SendOutcome, SendResult, Transport
 from dripd.model import EnrollmentStatus, SequenceStatus, Step
 from dripd.plugins import Plugins
@@ -55,6 +56,7 @@ class Engine:
         self._rng = rng or random.Random()
         self._templates: dict[tuple[int, str, str, str | None], render.CompiledTemplate] = {}
         self.on_sequence_completed: Callable[[int], None] = lambda sequence_id: None
+        self.engagement: Engagement = NoTracking()
 
     # -- one due enrollment ------------------------------------------------------------------
 
@@ -122,40 +124,55 @@ class Engine:
         subject = rendered.subject if step.subject.strip() else _reply_subject(ctx.thread[0][1])
         return subject, references[-1], references
 
-    def render_step(self, ctx: RunContext, step: Step) -> render.Rendered:
+    def render_step(self, ctx: RunContext, step: Step, extra: dict[str, str] | None = None) -> render.Rendered:
         """The step's content for this contact, with the thread's subject where it applies."""
-        rendered = self.template(step).render(self.merge_fields(ctx))
+        fields = self.merge_fields(ctx)
+        if extra:
+            fields = {**extra, **fields}  # the contact's own fields win over generated ones
+        rendered = self.template(step).render(fields)
         subject = self.subject_and_thread(ctx, step, rendered)[0]
         if subject != rendered.subject:
             rendered = render.Rendered(subject, rendered.html, rendered.text, rendered.missing)
         return rendered
 
-    def envelope(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, rendered: render.Rendered,
-                 message_id: str, now: float) -> render.Envelope:
+    def message_ref(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, message_id: str) -> MessageRef:
+        return MessageRef(message_id, mailbox.id, ctx.sequence.id, step.id, ctx.enrollment.id, ctx.contact.email)
+
+    def compose(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, message_id: str, now: float
+                ) -> tuple[render.Envelope, render.Rendered]:
+        """Everything that goes out for one step: rendered content (with the engagement
+        room's fields, pixel and links) and the envelope with its threading headers."""
+        ref = self.message_ref(ctx, mailbox, step, message_id)
+        rendered = self.render_step(ctx, step, self.engagement.merge_fields(ref, mailbox))
+        settings = ctx.sequence.settings
+        html = self.engagement.decorate_html(ref, rendered.html, settings)
+        if html != rendered.html:
+            rendered = render.Rendered(rendered.subject, html, rendered.text, rendered.missing)
         _, in_reply_to, references = self.subject_and_thread(ctx, step, rendered)
-        unsubscribe: tuple[str, ...] = ()
-        if ctx.sequence.settings.list_unsubscribe:
-            unsubscribe = (f"mailto:{mailbox.address}?subject=unsubscribe",)
+        unsubscribe, one_click = self.engagement.list_unsubscribe(ref, mailbox)
+        if not settings.list_unsubscribe:
+            unsubscribe, one_click = (), False  # one-to-one cold email: {{unsubscribeUrl}} only
         contact = ctx.contact
-        return render.Envelope(
+        envelope = render.Envelope(
             from_address=mailbox.address, from_name=mailbox.name, to_address=contact.email,
             to_name=" ".join(part for part in (contact.first_name, contact.last_name) if part),
             message_id=message_id, date=now, in_reply_to=in_reply_to, references=references,
-            list_unsubscribe=unsubscribe, one_click=False,
+            list_unsubscribe=unsubscribe, one_click=one_click,
             extra_headers=tuple(self.plugins.message_headers(mailbox.id, ctx.sequence.id, step.id)),
         )
+        return envelope, rendered
 
     async def _send(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, now: float) -> None:
         enrollment = ctx.enrollment
-        rendered = self.render_step(ctx, step)
+        subject = self.render_step(ctx, step).subject
         candidate = render.make_message_id(mailbox.message_id_domain, f"{enrollment.id}.{step.id}.{secrets.token_hex(8)}")
-        claim = await self.store.claim_send(enrollment.id, step.id, mailbox.id, candidate, rendered.subject, now)
+        claim = await self.store.claim_send(enrollment.id, step.id, mailbox.id, candidate, subject, now)
         if claim is None:
             # The ledger already holds this step (sent, in flight or uncertain): never twice.
             log.warning("enrollment %d step %d: already in the ledger; not sending again", enrollment.id, step.id)
             await self._advance_past(ctx, step, now)
             return
-        envelope = self.envelope(ctx, mailbox, step, rendered, claim.message_id, now)
+        envelope, rendered = self.compose(ctx, mailbox, step, claim.message_id, now)
         data = render.build_message(envelope, rendered)
         message = OutgoingMessage(mailbox.id, claim.message_id, mailbox.address, ctx.contact.email, data)
         result = await self._transport_send(mailbox.id, message)
