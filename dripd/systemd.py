@@ -38,3 +38,18 @@ def watchdog_interval() -> float | None:
         return int(usec) / 2_000_000
     except ValueError:
         return None
+
+
+SD_LISTEN_FDS_START = 3
+
+
+def listen_fds() -> list[int]:
+    """Sockets systemd passed to this process (sd_listen_fds(3)): LISTEN_FDS counted from fd 3,
+    honoured only when LISTEN_PID names us, so a child never takes its parent's sockets."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return []
+    try:
+        count = int(os.environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return []
+    return list(range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count))

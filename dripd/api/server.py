@@ -20,6 +20,7 @@ from hypercorn.trio import serve
 from dripd.api.app import create_app
 from dripd.api.auth import BearerAuth, TokenSource
 from dripd.errors import DripdError
+from dripd.systemd import listen_fds
 
 if TYPE_CHECKING:
     from dripd.daemon import Daemon
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("dripd.api")
 
 SOCKET_MODE = 0o660  # owner and group (e.g. a "dripd" group for operators) may connect
-SD_LISTEN_FDS_START = 3
 
 
 def _hypercorn_config(binds: list[str]) -> HypercornConfig:
@@ -38,17 +38,6 @@ def _hypercorn_config(binds: list[str]) -> HypercornConfig:
     config.graceful_timeout = 2.0
     config.umask = 0o117  # the socket is born 0660, not world-connectable for an instant
     return config
-
-
-def _activated_fds() -> list[int]:
-    """Sockets systemd passed us (LISTEN_FDS for this pid): the control socket first, then TCP."""
-    if os.environ.get("LISTEN_PID") != str(os.getpid()):
-        return []
-    try:
-        count = int(os.environ.get("LISTEN_FDS", "0"))
-    except ValueError:
-        return []
-    return list(range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count))
 
 
 def prepare_socket_path(path: Path) -> None:
@@ -74,7 +63,7 @@ async def serve_control_api(daemon: "Daemon", *, task_status: trio.TaskStatus[No
     app = create_app(daemon)
     # The API begins its graceful shutdown when the daemon's does, before the nursery ends.
     stop = daemon.stop_requested
-    fds = _activated_fds()
+    fds = listen_fds()
     socket_path = daemon.config.daemon.socket
     if fds:
         unix_binds = [f"fd://{fds[0]}"]
