@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from dripd.errors import InvalidTransition, ValidationError
+from dripd.window import SendWindow
 
 
 class SequenceStatus(enum.StrEnum):
@@ -100,6 +101,8 @@ class SequenceSettings:
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ValidationError("name", "must not be empty")
+        # The window's own rules (known zone, 0 <= start < end <= 24) with the API's field names.
+        SendWindow(self.timezone, self.weekdays_only, self.start_hour, self.end_hour)
         if self.on_auto_reply not in ("ignore", "delay"):
             raise ValidationError("onAutoReply", "must be 'ignore' or 'delay'")
         if not 0 < self.bounce_pause_threshold <= 1:

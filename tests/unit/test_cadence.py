@@ -156,3 +156,17 @@ def test_property_pause_and_resume_never_sends_a_step_twice(
         cursor, anchor = after_send(result.step), now
     assert len(sent) == len(set(sent)) and sent == sorted(sent)
     assert sent == [s.ord for s in steps if s.type is StepType.EMAIL and s.ord <= (sent[-1] if sent else -1)]
+
+
+def test_sequence_settings_refuse_a_bad_window() -> None:
+    import pytest
+
+    from dripd.errors import ValidationError
+    from dripd.model import SequenceSettings
+
+    with pytest.raises(ValidationError) as info:
+        SequenceSettings("s", "m", start_hour=17, end_hour=9)
+    assert info.value.field == "sendWindowEndHour"
+    with pytest.raises(ValidationError) as info:
+        SequenceSettings("s", "m", timezone="Nowhere/Land")
+    assert info.value.field == "timezone"
