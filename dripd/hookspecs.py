@@ -90,6 +90,9 @@ Emit = Callable[[MailEvent], Awaitable[None]]
 
 
 class Detector(Protocol):
+    """Optionally also ``caught_up: trio.Event``, set once the mail that arrived while dripd
+    was stopped has been read; sends wait for it at start-up (up to a few seconds)."""
+
     async def run(self, emit: Emit) -> None:
         """Watch the mailbox until cancelled, calling ``emit`` for each event; reconnect on
         its own after network faults. Returning ends the detector; raising restarts it."""

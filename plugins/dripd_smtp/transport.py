@@ -1,0 +1,311 @@
+"""The SMTP transport: aiosmtplib over the trio-asyncio bridge, a small pool of open connections.
+
+The transaction (MAIL, RCPT, DATA) is driven step by step so that every outcome is known
+together with the stage it happened at (see ``outcome``). The final "." counts as sent only
+once every byte of the message has left this host's buffers: a connection lost before that is
+a transient fault, after it the message is uncertain and never resent blindly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+import aiosmtplib
+import trio
+import trio_asyncio
+from aiosmtplib.email import quote_address
+
+from dripd.hookspecs import OutgoingMessage, PluginContext, SendOutcome, SendResult
+from dripd_smtp.config import SmtpConfig
+from dripd_smtp.credentials import Credentials, CredentialsError
+from dripd_smtp.outcome import Stage, classify_fault, classify_reply
+
+log = logging.getLogger("dripd.smtp")
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def dot_stuffed(data: bytes) -> bytes:
+    """The DATA payload: CRLF line endings, leading dots doubled, the final "." line (RFC 5321 4.5.2)."""
+    lines = _LINE_END.split(data)
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines) + b".\r\n"
+
+
+@dataclass
+class _Attempt:
+    """Where one send got to; read by the trio side after a timeout cancelled it."""
+
+    stage: Stage = Stage.CONNECT
+    replies: int = 0  # replies received on this transaction
+
+
+@dataclass
+class _Connection:
+    smtp: aiosmtplib.SMTP
+    sends: int = 0
+    broken: bool = False
+
+    @property
+    def usable(self) -> bool:
+        return not self.broken and self.smtp.is_connected
+
+
+@dataclass
+class _Failed(Exception):
+    result: SendResult
+    keep: bool = True  # the connection is still in a known state
+
+
+class SmtpTransport:
+    def __init__(self, mailbox: Any, config: SmtpConfig, context: PluginContext, sent_folder: Any = None) -> None:
+        self.mailbox_id: str = mailbox.id
+        self.config = config
+        self.context = context
+        self.credentials = Credentials(config, context.now)
+        self.sent_folder = sent_folder  # dripd_smtp.sent.SentFolder or None
+        self._idle: list[_Connection] = []
+        self._slots = trio.Semaphore(config.connections)
+        self.connects = 0  # connections opened so far (tests and status)
+
+    # -- Transport protocol --------------------------------------------------------------------
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        async with self._slots:
+            connection = self._idle.pop() if self._idle else None
+            result, connection = await self._send(connection, message)
+            if connection is not None:
+                self._idle.append(connection)
+        if result.outcome is SendOutcome.ACCEPTED and self.sent_folder is not None and self.sent_folder.save_copies:
+            await self.sent_folder.append(message)
+        return result
+
+    async def lookup(self, message_id: str) -> bool | None:
+        """Found in the Sent folder: surely sent. Not found proves nothing over SMTP: None."""
+        if self.sent_folder is None:
+            return None
+        return True if await self.sent_folder.contains(message_id) else None
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await self._discard(connection, polite=True)
+        if self.sent_folder is not None:
+            await self.sent_folder.aclose()
+
+    # -- one send ------------------------------------------------------------------------------
+
+    async def _send(self, connection: _Connection | None, message: OutgoingMessage) -> tuple[SendResult, _Connection | None]:
+        reused = connection is not None and connection.usable
+        if connection is not None and not reused:
+            await self._discard(connection)
+            connection = None
+        if connection is None:
+            opened = await self._open()
+            if isinstance(opened, SendResult):
+                return opened, None
+            connection = opened
+        result, keep, attempt = await self._transaction(connection, message)
+        if reused and result.outcome is SendOutcome.TRANSIENT and attempt.stage is Stage.MAIL and attempt.replies == 0:
+            # The server closed the idle connection under us before it read a byte of this
+            # transaction: nothing was handed over, so one fresh connection is safe.
+            await self._discard(connection)
+            opened = await self._open()
+            if isinstance(opened, SendResult):
+                return opened, None
+            connection = opened
+            result, keep, attempt = await self._transaction(connection, message)
+        if not keep:
+            await self._discard(connection)
+            return result, None
+        connection.sends += 1
+        return result, connection
+
+    async def _open(self) -> _Connection | SendResult:
+        config = self.config
+        try:
+            secret = None
+            if self.credentials.needed:
+                xoauth2 = config.auth == "xoauth2"
+                secret = await (self.credentials.access_token() if xoauth2 else self.credentials.password())
+        except CredentialsError as exc:
+            # Without a secret this mailbox cannot send at all: the sender is the problem.
+            return SendResult(SendOutcome.SENDER_BLOCKED, f"credentials: {exc}")
+        attempt = _Attempt(Stage.CONNECT)
+        holder: list[aiosmtplib.SMTP] = []
+        with trio.move_on_after(config.timeout_seconds) as scope:
+            try:
+                smtp = await trio_asyncio.aio_as_trio(self._aio_open)(secret, attempt, holder)
+            except aiosmtplib.SMTPResponseException as exc:
+                await self._abort_all(holder)
+                if attempt.stage is Stage.AUTH and config.auth == "xoauth2":
+                    self.credentials.invalidate()
+                return classify_reply(attempt.stage, exc.code, exc.message)
+            except ssl.SSLCertVerificationError as exc:
+                await self._abort_all(holder)
+                return SendResult(SendOutcome.SENDER_BLOCKED, f"TLS certificate of {config.host} not trusted: {exc.verify_message}")
+            except aiosmtplib.SMTPNotSupported as exc:
+                await self._abort_all(holder)
+                return SendResult(SendOutcome.SENDER_BLOCKED, f"{config.host}: {exc.message}")
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError, EOFError) as exc:
+                await self._abort_all(holder)
+                if type(exc) is aiosmtplib.SMTPException and "STARTTLS" in exc.message:
+                    # Never fall back to plain text: the operator must fix the server or the config.
+                    return SendResult(SendOutcome.SENDER_BLOCKED, f"{config.host}: {exc.message}")
+                return classify_fault(Stage.CONNECT, f"{type(exc).__name__}: {exc}")
+        if scope.cancelled_caught:
+            await self._abort_all(holder)
+            return classify_fault(attempt.stage, f"no answer from {config.host}:{config.port} within {config.timeout_seconds:g}s")
+        self.connects += 1
+        return _Connection(smtp)
+
+    async def _aio_open(self, secret: str | None, attempt: _Attempt, holder: list[aiosmtplib.SMTP]) -> aiosmtplib.SMTP:
+        config = self.config
+        tls_context = None
+        if config.security != "none":
+            tls_context = ssl.create_default_context()
+            if config.ca_file is not None:
+                tls_context.load_verify_locations(cafile=str(config.ca_file))
+        smtp = aiosmtplib.SMTP(
+            hostname=config.host, port=config.port, timeout=config.timeout_seconds,
+            use_tls=config.security == "tls", start_tls=config.security == "starttls",
+            tls_context=tls_context, local_hostname=config.local_hostname,
+        )
+        holder.append(smtp)
+        await smtp.connect()
+        if smtp.is_ehlo_or_helo_needed:
+            try:
+                await smtp.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await smtp.helo()  # an SMTP (not ESMTP) server
+        if config.username:
+            assert secret is not None
+            attempt.stage = Stage.AUTH
+            if config.auth == "xoauth2":
+                await smtp.auth_xoauth2(config.username, secret)
+            else:
+                # One mechanism, the best offered: trying them all after a refusal only piles up
+                # failed logins on the server's rate limits.
+                methods = smtp.supported_auth_methods
+                if "plain" in methods or not methods:
+                    await smtp.auth_plain(config.username, secret)
+                elif "login" in methods:
+                    await smtp.auth_login(config.username, secret)
+                else:
+                    await smtp.login(config.username, secret)
+        return smtp
+
+    async def _transaction(self, connection: _Connection, message: OutgoingMessage) -> tuple[SendResult, bool, _Attempt]:
+        attempt = _Attempt(Stage.MAIL)
+        timeout = self.config.timeout_seconds
+        with trio.move_on_after(timeout) as scope:
+            try:
+                result = await trio_asyncio.aio_as_trio(self._aio_transaction)(connection.smtp, message, attempt)
+                return result, True, attempt
+            except _Failed as failed:
+                keep = failed.keep and connection.smtp.is_connected
+                if keep:
+                    keep = await self._reset(connection)
+                return failed.result, keep, attempt
+            except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError, EOFError) as exc:
+                return classify_fault(attempt.stage, f"{type(exc).__name__}: {exc}"), False, attempt
+        assert scope.cancelled_caught
+        return classify_fault(attempt.stage, f"no answer within {timeout:g}s"), False, attempt
+
+    async def _aio_transaction(self, smtp: aiosmtplib.SMTP, message: OutgoingMessage, attempt: _Attempt) -> SendResult:
+        async def command(stage: Stage, *args: bytes, expect: tuple[int, ...] = (250,)) -> Any:
+            attempt.stage = stage
+            response = await smtp.execute_command(*args)
+            attempt.replies += 1
+            if response.code not in expect:
+                keep = response.code != 421  # 421: the server is closing the channel
+                raise _Failed(classify_reply(stage, response.code, response.message), keep)
+            return response
+
+        options = [b"SIZE=%d" % len(message.data)] if smtp.supports_extension("size") else []
+        if smtp.supports_extension("8bitmime"):
+            options.append(b"BODY=8BITMIME")
+        await command(Stage.MAIL, b"MAIL", b"FROM:" + quote_address(message.from_address).encode(), *options)
+        await command(Stage.RCPT, b"RCPT", b"TO:" + quote_address(message.to_address).encode(), expect=(250, 251))
+        await command(Stage.DATA, b"DATA", expect=(354,))
+        attempt.stage = Stage.CONTENT
+        protocol = smtp.protocol
+        assert protocol is not None and protocol.transport is not None
+        transport = protocol.transport
+        # Report when the buffer holds any unsent byte (pause) and when it is empty (resume).
+        transport.set_write_buffer_limits(high=0, low=0)  # type: ignore[attr-defined]
+        reply: asyncio.Future[Any] | None = None
+        try:
+            # The reader must be waiting before the first byte goes: aiosmtplib drops replies that
+            # arrive while no read is pending (its own DATA arms the same flag before writing).
+            if hasattr(protocol, "_response_pending"):
+                protocol._response_pending = True
+            reply = asyncio.ensure_future(protocol.read_response(timeout=None))
+            await asyncio.sleep(0)
+            protocol.write(dot_stuffed(message.data))
+            if await _flushed(protocol):
+                attempt.stage = Stage.DOT
+            response = await reply
+        finally:
+            if reply is not None and not reply.done():
+                reply.cancel()
+            if protocol.transport is not None:
+                protocol.transport.set_write_buffer_limits()  # type: ignore[attr-defined]
+        attempt.replies += 1
+        if response.code != 250:
+            raise _Failed(classify_reply(Stage.DOT, response.code, response.message), response.code != 421)
+        return SendResult(SendOutcome.ACCEPTED, f"{response.code} {' '.join(response.message.split())}"[:300],
+                          response.code)
+
+    async def _reset(self, connection: _Connection) -> bool:
+        """RSET after a refused transaction; False if the connection is no longer usable."""
+        try:
+            with trio.move_on_after(self.config.timeout_seconds) as scope:
+                response = await trio_asyncio.aio_as_trio(connection.smtp.execute_command)(b"RSET")
+                return response.code == 250
+            return not scope.cancelled_caught
+        except (aiosmtplib.SMTPException, OSError):
+            return False
+
+    async def _discard(self, connection: _Connection, *, polite: bool = False) -> None:
+        with trio.CancelScope(shield=True):
+            if polite and connection.usable:
+                with trio.move_on_after(2):
+                    try:
+                        await trio_asyncio.aio_as_trio(connection.smtp.quit)()
+                    except (aiosmtplib.SMTPException, OSError):
+                        pass
+            await trio_asyncio.aio_as_trio(_aio_close)(connection.smtp)
+
+    async def _abort_all(self, holder: list[aiosmtplib.SMTP]) -> None:
+        for smtp in holder:
+            with trio.CancelScope(shield=True):
+                await trio_asyncio.aio_as_trio(_aio_close)(smtp)
+
+
+async def _flushed(protocol: Any) -> bool:
+    """Wait until every written byte has left this host (True) or the connection is lost first.
+
+    Uses the flow control aiosmtplib's protocol inherits (``FlowControlMixin``, as asyncio's own
+    streams do): with a zero high-water mark the transport pauses the protocol while anything is
+    unsent and resumes it once the buffer is empty. Without that machinery, assume flushed:
+    the uncertain side is the safe one.
+    """
+    drain = getattr(protocol, "_drain_helper", None)
+    if drain is None:
+        return True
+    try:
+        await drain()  # a loss while bytes were unsent raises; a clean close drains first
+    except (ConnectionError, OSError):
+        return False
+    return True
+
+
+async def _aio_close(smtp: aiosmtplib.SMTP) -> None:
+    smtp.close()

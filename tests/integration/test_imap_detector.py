@@ -1,0 +1,176 @@
+"""The IMAP detector against a real Dovecot: IDLE and polling, read-only fetching, durable
+UIDVALIDITY/last-UID state across reconnects and restarts, STARTTLS, the Sent folder."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, AsyncIterator, Iterator
+
+import pytest
+import trio
+import trio_asyncio
+
+from dripd.hookspecs import EventKind, MailEvent, OutgoingMessage, PluginContext
+from dripd_imap.config import ImapConfig
+from dripd_imap.detector import ImapDetector
+from dripd_smtp.sent import SentFolder
+from tests.integration.mail_samples import dsn, out_of_office, reply
+from tests.integration.servers import Dovecot, dovecot
+from tests.integration.test_smtp_transport import MemoryState
+
+
+@pytest.fixture(scope="module")
+def imap_server() -> Iterator[Dovecot]:
+    with dovecot(tls=True) as server:
+        yield server
+
+
+class Watch:
+    """A detector running in the background, collecting what it emits."""
+
+    def __init__(self, detector: ImapDetector) -> None:
+        self.detector = detector
+        self.events: list[MailEvent] = []
+        self.arrived = trio.Event()
+
+    async def emit(self, event: MailEvent) -> None:
+        self.events.append(event)
+        self.arrived.set()
+
+    async def wait_for(self, count: int, timeout: float = 3.0) -> list[MailEvent]:
+        with trio.fail_after(timeout):
+            while len(self.events) < count:
+                self.arrived = trio.Event()
+                await self.arrived.wait()
+        return self.events
+
+
+async def _watch(table: dict[str, Any], state: MemoryState) -> AsyncIterator[Watch]:
+    mailbox = SimpleNamespace(id="alice", address=table["username"])
+    detector = ImapDetector(mailbox, ImapConfig.model_validate(table), PluginContext(trio.current_time, state))
+    watch = Watch(detector)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(detector.run, watch.emit)
+        with trio.fail_after(5):
+            await detector.caught_up.wait()
+        yield watch
+        nursery.cancel_scope.cancel()
+
+
+def watching(table: dict[str, Any], state: MemoryState | None = None) -> Any:
+    from contextlib import asynccontextmanager
+
+    return asynccontextmanager(_watch)(table, state or MemoryState())
+
+
+async def test_idle_sees_new_mail_at_once_and_never_sets_seen(imap_server: Dovecot) -> None:
+    user = imap_server.new_user()
+    imap_server.deliver(user, reply(user, "old@example.org", "<old@x>"))  # history before the first watch
+    async with trio_asyncio.open_loop(), watching(imap_server.imap_table(user)) as watch:
+        start = trio.current_time()
+        imap_server.deliver(user, reply(user, "bob@example.org", "<1.2@example.com>"))
+        imap_server.deliver(user, out_of_office(user, "carol@example.org", "<3.4@example.com>"))
+        imap_server.deliver(user, dsn(user, "dave@example.org", "<5.6@example.com>"))
+        events = await watch.wait_for(3)
+        assert trio.current_time() - start < 2
+    kinds = [e.kind for e in events]
+    assert kinds == [EventKind.REPLY, EventKind.AUTO_REPLY, EventKind.BOUNCE]
+    assert events[0].sender == "bob@example.org" and events[0].references == ("<1.2@example.com>",)
+    assert events[1].return_date is not None and events[1].return_date.isoformat() == "2026-12-07"
+    assert events[2].recipients == ("dave@example.org",) and events[2].bounce_class == "hard"
+    assert events[2].status == "5.1.1" and events[2].references == ("<5.6@example.com>",)
+    assert all(e.source.startswith("INBOX/") for e in events)
+    assert "old@example.org" not in {e.sender for e in events}  # the folder's history is not acted on
+    assert not any("\\Seen" in flags for flags in imap_server.flags(user))
+
+
+async def test_restart_catches_up_without_repeating(imap_server: Dovecot) -> None:
+    user = imap_server.new_user()
+    state = MemoryState()
+    table = imap_server.imap_table(user)
+    async with trio_asyncio.open_loop():
+        async with watching(table, state) as watch:
+            imap_server.deliver(user, reply(user, "bob@example.org", "<1@example.com>", n=1))
+            await watch.wait_for(1)
+        # Stopped: two messages arrive meanwhile.
+        imap_server.deliver(user, reply(user, "carol@example.org", "<2@example.com>", n=2))
+        imap_server.deliver(user, reply(user, "dave@example.org", "<3@example.com>", n=3))
+        async with watching(table, state) as watch:
+            events = await watch.wait_for(2)
+            await trio.sleep(0.3)
+    assert [e.sender for e in events] == ["carol@example.org", "dave@example.org"]
+    assert int(state.values["INBOX:last_uid"]) == 3
+
+
+async def test_reconnects_after_the_server_drops_the_session(imap_server: Dovecot) -> None:
+    user = imap_server.new_user()
+    async with trio_asyncio.open_loop(), watching(imap_server.imap_table(user)) as watch:
+        imap_server.kick(user)
+        await trio.sleep(0.2)
+        imap_server.deliver(user, reply(user, "bob@example.org", "<1@example.com>"))
+        events = await watch.wait_for(1, timeout=5)  # backoff starts at 1 s
+    assert events[0].sender == "bob@example.org"
+
+
+async def test_polls_when_the_server_has_no_idle() -> None:
+    with dovecot(idle=False) as server:
+        user = server.new_user()
+        async with trio_asyncio.open_loop(), watching(server.imap_table(user, poll_seconds=0.2)) as watch:
+            assert not watch.detector.config.poll_seconds > 1
+            server.deliver(user, reply(user, "bob@example.org", "<1@example.com>"))
+            events = await watch.wait_for(1)
+        assert events[0].kind is EventKind.REPLY
+
+
+async def test_idle_is_reissued_and_keeps_working(imap_server: Dovecot) -> None:
+    user = imap_server.new_user()
+    async with trio_asyncio.open_loop(), watching(imap_server.imap_table(user, idle_seconds=0.3)) as watch:
+        await trio.sleep(1.0)  # three IDLE rounds
+        imap_server.deliver(user, reply(user, "bob@example.org", "<1@example.com>"))
+        events = await watch.wait_for(1)
+    assert len(events) == 1
+
+
+async def test_starttls_and_the_sent_folder(imap_server: Dovecot) -> None:
+    user = imap_server.new_user()
+    table = imap_server.imap_table(user, security="starttls", ca_file=str(imap_server.ca_file), save_sent_copy=True)
+    config = ImapConfig.model_validate(table)
+    sent = SentFolder("alice", config, PluginContext(trio.current_time, MemoryState()))
+    data = b"From: a@example.com\r\nTo: b@example.org\r\nSubject: hi\r\nMessage-ID: <42.x@example.com>\r\n\r\nhi\r\n"
+    async with trio_asyncio.open_loop():
+        assert await sent.contains("<42.x@example.com>") is False
+        assert await sent.append(OutgoingMessage("alice", "<42.x@example.com>", "a@example.com", "b@example.org", data))
+        assert await sent.contains("<42.x@example.com>") is True
+        assert await sent.contains("<43.x@example.com>") is False
+        assert await sent.contains('<bad "id>') is None
+        await sent.aclose()
+        async with watching(table) as watch:  # the detector over STARTTLS too
+            imap_server.deliver(user, reply(user, "bob@example.org", "<42.x@example.com>"))
+            events = await watch.wait_for(1)
+    assert imap_server.count(user, "Sent") == 1
+    assert events[0].references == ("<42.x@example.com>",)
+
+
+async def test_wrong_password_is_retried_with_backoff_not_in_a_loop(imap_server: Dovecot, monkeypatch: Any) -> None:
+    user = imap_server.new_user()
+    monkeypatch.setenv("DRIPD_TEST_WRONG", "nope")
+    table = imap_server.imap_table(user, password_env="DRIPD_TEST_WRONG")
+    mailbox = SimpleNamespace(id="alice", address=user)
+    detector = ImapDetector(mailbox, ImapConfig.model_validate(table), PluginContext(trio.current_time, MemoryState()))
+    attempts = 0
+    real_open = __import__("dripd_imap.session", fromlist=["ImapSession"]).ImapSession.open
+
+    async def counting_open(*args: Any) -> Any:
+        nonlocal attempts
+        attempts += 1
+        return await real_open(*args)
+
+    monkeypatch.setattr("dripd_imap.detector.ImapSession.open", counting_open)
+
+    async def emit(event: MailEvent) -> None:
+        raise AssertionError("nothing to emit")
+
+    async with trio_asyncio.open_loop():
+        with trio.move_on_after(2.2):
+            await detector.run(emit)
+    assert attempts == 2  # Dovecot takes 0.5 s to refuse: tries at 0 s and 1.5 s, the next at 4 s
