@@ -26,6 +26,7 @@ from dripd.throttle import Limits, MailboxLimiter
 log = logging.getLogger("dripd")
 
 HISTORY_SECONDS = 2 * 86400  # enough send history to rebuild daily and hourly caps
+DETECTOR_CATCH_UP_SECONDS = 10.0  # how long sends wait at start-up for detectors to read missed mail
 MAINTENANCE_SECONDS = 900  # pruning the send log and refreshing STATUS= need not be frequent
 
 
@@ -151,13 +152,20 @@ class Daemon:
             self.uncertain_at_start = await self.engine.recover()
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                # Detectors first: a reply that arrived while dripd was stopped must be read
+                # before a follow-up to the same contact can go out.
+                detectors = [(m.id, d) for m in self.config.mailboxes for d in self._detectors(m)]
+                for mailbox_id, detector in detectors:
+                    await nursery.start(self._supervise_detector, mailbox_id, detector)
+                with trio.move_on_after(DETECTOR_CATCH_UP_SECONDS):  # a server being down must not hold sends
+                    for _, detector in detectors:
+                        caught_up = getattr(detector, "caught_up", None)
+                        if caught_up is not None:
+                            await caught_up.wait()
                 for mailbox in self.config.mailboxes:
                     lane = await self._lane(mailbox)
                     self.scheduler.add(lane)
                     await nursery.start(lane.run)
-                for mailbox in self.config.mailboxes:
-                    for detector in self._detectors(mailbox):
-                        await nursery.start(self._supervise_detector, mailbox.id, detector)
                 for service in self.extra_services:
                     await nursery.start(service, self)
                 if self.handle_signals:
