@@ -67,48 +67,108 @@ def operation(
     return bridged
 
 
+class _Pending:
+    """One caller's operation waiting for the next group commit."""
+
+    __slots__ = ("call", "done", "result", "error")
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.call = call
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+def _run_group(conn: sqlite3.Connection, group: list[_Pending]) -> None:
+    """Run a group of operations in one transaction (connection thread). Each runs in its own
+    savepoint, so one failing operation is rolled back alone; all commit together."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for item in group:
+            conn.execute("SAVEPOINT op")
+            try:
+                item.result = item.call()
+            except Exception as exc:
+                conn.execute("ROLLBACK TO op")
+                item.error = exc
+            conn.execute("RELEASE op")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def thread_operation(
     fn: Callable[Concatenate[Any, sqlite3.Connection, P], R],
 ) -> Callable[Concatenate[Any, P], Awaitable[R]]:
-    """Turn ``def op(self, conn, ...)`` (plain sqlite3) into a trio method that runs the whole
-    function on aiosqlite's connection thread: one thread hop and one bridge crossing per
-    operation instead of one per statement (measured: ~120 us per operation, where each
-    awaited aiosqlite statement costs ~110 us)."""
+    """Turn ``def op(self, conn, ...)`` (plain sqlite3) into a trio method whose whole body runs
+    on aiosqlite's connection thread.
+
+    Operations are group-committed: whoever holds the connection next runs every operation
+    queued meanwhile in one transaction, with one thread hop and one bridge crossing for the
+    lot. A caller gets its result only after that COMMIT, so "committed before the transport
+    is called" still holds. Measured here: ~120 us per crossing, against ~110 us for every
+    awaited aiosqlite statement, and one fsync-bearing commit per group instead of per send.
+    """
 
     @functools.wraps(fn)
     async def bridged(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
         db: Db = self._db
+        pending = _Pending(functools.partial(fn, self, db._conn, *args, **kwargs))
+        self._queue.append(pending)
+        try:
+            await self._lock.acquire()
+        except trio.Cancelled:
+            if pending in self._queue:
+                self._queue.remove(pending)  # never run an operation whose caller has gone
+            raise
+        try:
+            if not pending.done:  # trio.Lock is FIFO: an earlier group may have served us
+                group, self._queue = self._queue, []
 
-        def call() -> R:
-            return fn(self, db._conn, *args, **kwargs)
+                async def run() -> None:
+                    try:
+                        # aiosqlite's own worker-thread entry point (Connection._execute): the
+                        # thread that owns the sqlite3 connection runs the group.
+                        await db._execute(_run_group, db._conn, group)
+                    except sqlite3.Error as exc:
+                        raise _map_error(exc) from exc
 
-        async def run() -> R:
-            try:
-                # aiosqlite's own worker-thread entry point (Connection._execute): the thread
-                # that owns the sqlite3 connection runs ``call`` and resolves the future.
-                return await db._execute(call)
-            except sqlite3.Error as exc:
-                raise _map_error(exc) from exc
-
-        async with self._lock:
-            with offloaded:
-                return await trio_asyncio.aio_as_trio(run)()
+                try:
+                    # Shielded: the group holds other callers' work, and once handed to the
+                    # thread it runs anyway; its outcome must reach every caller.
+                    with offloaded, trio.CancelScope(shield=True):
+                        await trio_asyncio.aio_as_trio(run)()
+                except Exception as exc:
+                    for item in group:
+                        item.error = item.error or exc
+                finally:
+                    for item in group:
+                        item.done = True
+        finally:
+            self._lock.release()
+        if pending.error is not None:
+            error = pending.error
+            raise _map_error(error) if isinstance(error, sqlite3.Error) else error
+        return pending.result
 
     return bridged
 
 
 class transaction:
-    """``with transaction(conn):`` BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error (connection thread)."""
+    """``with transaction(conn):`` inside an operation (connection thread). Operations already
+    run inside their group's transaction and savepoint, so this only names the intent; kept so
+    an operation reads as one unit of work."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
     def __enter__(self) -> sqlite3.Connection:
-        self._conn.execute("BEGIN IMMEDIATE")
         return self._conn
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        return None
 
 
 def fetch_all(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
@@ -143,6 +203,7 @@ class SqliteConnection:
         self.path = path
         self._db: Db = None  # type: ignore[assignment]
         self._lock = trio.Lock()
+        self._queue: list[Any] = []  # operations waiting for the next group commit
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
