@@ -273,3 +273,23 @@ async def test_crash_recovery_resolves_rows_left_sending(tmp_path: Path, autojum
         assert [m.to_address for _, m in transport.delivered] == ["p001@example.org"]
         assert await status_of(daemon, seq.id) == ["completed", "completed", "completed"]
         assert await daemon.store.count_outbox("uncertain") == 1
+
+
+async def test_memory_is_bounded_by_the_horizon_and_the_queue_limit(tmp_path: Path, autojump_clock: Any) -> None:
+    """500 due at once with a queue limit of 40: the lane never holds more than its limit
+    (plus the enrollments its workers hold) and still sends everything in due order."""
+    async with daemon_with(tmp_path, queue_limit=40, horizon_seconds=3600) as (daemon, plugin):
+        now_seq = await sequence(daemon, TWO_STEPS[:1], name="now")
+        await daemon.control.enroll(now_seq.id, people(500))
+        lane = daemon.scheduler.lanes["m"]
+        await daemon.control.transition(now_seq.id, Action.START)
+        peak = 0
+        for _ in range(400):
+            await trio.sleep(1)
+            peak = max(peak, lane.loaded())
+            if len(plugin.transports["m"].delivered) >= 500:
+                break
+        assert len(plugin.transports["m"].delivered) == 500
+        assert peak <= 40 + lane.concurrency
+        sent_to = [m.to_address for _, m in plugin.transports["m"].delivered]
+        assert sent_to == sorted(sent_to)  # due order (equal due times: enrollment order)
