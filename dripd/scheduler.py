@@ -19,6 +19,7 @@ from typing import Awaitable, Callable, Protocol
 import trio
 
 from dripd.clock import Clock
+from dripd.errors import StoreError
 from dripd.throttle import MailboxLimiter
 
 log = logging.getLogger("dripd.scheduler")
@@ -72,6 +73,8 @@ class Lane:
         self._watermark: tuple[float, int] = (-math.inf, 0)  # all runnable rows <= this are in memory
         self._wake = trio.Event()
         self.paused_reason: str | None = None
+        self._backoff_until = -math.inf  # the store failed: no dispatch before this time
+        self._store_failures = 0
         self.stopping = False
         self.last_progress = 0.0  # trio time of the last loop turn (the watchdog reads it)
 
@@ -143,7 +146,15 @@ class Lane:
                     self.last_progress = trio.current_time()
                     now = self._clock.now()
                     if self._needs_refill(now):
-                        await self._refill(now)
+                        try:
+                            await self._refill(now)
+                        except StoreError as exc:
+                            self._store_failures += 1
+                            delay = min(60.0, 2.0 ** min(self._store_failures, 6))
+                            self._backoff_until = now + delay
+                            log.error("mailbox %s: cannot read due work: %s; retrying in %.0fs",
+                                      self.mailbox_id, exc.message, delay)
+                            continue
                     enrollment_id = self._next_ready(now) or self._next_due(now)
                     if enrollment_id is not None:
                         self._inflight.add(enrollment_id)
@@ -153,7 +164,7 @@ class Lane:
             # Workers drain: the channel is closed, they finish what they hold and return.
 
     def _next_ready(self, now: float) -> int | None:
-        if not self._ready or self.paused_reason is not None:
+        if not self._ready or self.paused_reason is not None or now < self._backoff_until:
             return None
         if self.limiter.next_allowed(now) > now:
             return None
@@ -162,7 +173,7 @@ class Lane:
         return enrollment_id
 
     def _next_due(self, now: float) -> int | None:
-        if self.paused_reason is not None:
+        if self.paused_reason is not None or now < self._backoff_until:
             return None
         while self._due and self._due[0][0] <= now:
             at, enrollment_id = heapq.heappop(self._due)
@@ -178,9 +189,9 @@ class Lane:
             heapq.heappop(self._due)  # drop stale heads so they do not wake us for nothing
         if self.paused_reason is None:
             if self._due:
-                deadline = min(deadline, self._due[0][0])
+                deadline = min(deadline, max(self._due[0][0], self._backoff_until))
             if self._ready:
-                deadline = min(deadline, self.limiter.next_allowed(now))
+                deadline = min(deadline, max(self.limiter.next_allowed(now), self._backoff_until))
         if deadline <= now:
             await trio.sleep(0)
             return
@@ -193,10 +204,10 @@ class Lane:
         if self.paused_reason is not None or self._watermark == _INF_KEY:
             return math.inf
         if self._watermark[0] == -math.inf:
-            return -math.inf
+            return self._backoff_until
         if self.loaded() >= self.limit // 2:
             return math.inf  # plenty in memory; dispatching will bring us back here
-        return self._watermark[0] - self.horizon / 2
+        return max(self._watermark[0] - self.horizon / 2, self._backoff_until)
 
     def _needs_refill(self, now: float) -> bool:
         return self._refill_due_at() <= now
@@ -228,19 +239,31 @@ class Lane:
             async for enrollment_id in receive_channel:
                 try:
                     result = await self._run(enrollment_id, self.gate)
+                    self._store_failures = 0
+                except StoreError as exc:
+                    # The database refuses work (locked, read-only, full): every enrollment
+                    # would fail alike, so the whole lane backs off instead of spinning.
+                    self._store_failures += 1
+                    delay = min(60.0, 2.0 ** min(self._store_failures, 6))
+                    self._backoff_until = self._clock.now() + delay
+                    if self._store_failures == 1 or self._store_failures % 10 == 0:
+                        log.error("mailbox %s: %s; pausing sends for %.0fs and retrying", self.mailbox_id,
+                                  exc.message, delay)
+                    result = RunResult(RunStatus.DROPPED)
+                    self._retry_later(enrollment_id, delay)
                 except Exception:
                     # One enrollment's failure must not stop the mailbox; it is retried later.
                     log.exception("mailbox %s: running enrollment %d failed", self.mailbox_id, enrollment_id)
                     result = RunResult(RunStatus.DROPPED)
-                    self._retry_later(enrollment_id)
+                    self._retry_later(enrollment_id, 60.0)
                 finally:
                     self._inflight.discard(enrollment_id)
                 self.last_progress = trio.current_time()
                 self._settle(enrollment_id, result)
 
-    def _retry_later(self, enrollment_id: int) -> None:
+    def _retry_later(self, enrollment_id: int, delay: float) -> None:
         self._wanted.pop(enrollment_id, None)
-        at = self._clock.now() + 60.0
+        at = self._clock.now() + delay
         self._inflight.discard(enrollment_id)
         self.schedule(enrollment_id, at, self._followup.get(enrollment_id, False))
 

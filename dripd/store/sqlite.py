@@ -40,6 +40,8 @@ def _map_error(exc: sqlite3.Error) -> StoreError:
         reason = "the disk is full"
     elif "locked" in text or "busy" in text:
         reason = "the database is locked by another process"
+    elif "unable to open" in text:
+        reason = "cannot open the database file (is its directory writable?)"
     else:
         reason = text
     return StoreError(f"database unavailable: {reason}", details={"sqlite": text})
@@ -210,6 +212,13 @@ class SqliteConnection:
 
         async def connect() -> Db:
             db = await aiosqlite.connect(str(self.path), isolation_level=None, timeout=5.0)
+            try:
+                return await prepare(db)
+            except BaseException:
+                await db.close()  # an unclosed connection's thread would hang process exit
+                raise
+
+        async def prepare(db: Db) -> Db:
             db.row_factory = sqlite3.Row
             # WAL lets API reads run beside the writer; NORMAL keeps commits durable across
             # a process crash (only a power cut can lose the last transactions).
