@@ -9,6 +9,7 @@ from typing import Any, Iterable
 import httpx
 
 EX_UNAVAILABLE = 69  # sysexits.h: the service is not there
+EX_NOPERM = 77  # sysexits.h: permission denied
 
 
 class CtlError(Exception):
@@ -42,7 +43,11 @@ class Client:
         headers = {"Content-Type": content_type} if content_type else None
         try:
             response = self._http.request(method, path, json=body, params=params, content=content, headers=headers)
-        except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError, ConnectionRefusedError):
+        except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError, ConnectionRefusedError) as exc:
+            if isinstance(exc.__cause__ or exc.__context__, PermissionError) or "Permission denied" in str(exc):
+                # The socket is there but its mode (0660, group dripd) keeps this user out.
+                raise CtlError(f"permission denied on {self.where} (is this user in the dripd group?)",
+                               EX_NOPERM) from None
             raise CtlError(f"cannot reach dripd at {self.where} (is it running?)", EX_UNAVAILABLE) from None
         except httpx.TimeoutException:
             raise CtlError(f"dripd at {self.where} did not answer in time", EX_UNAVAILABLE) from None
