@@ -8,6 +8,7 @@ unknown table is an error like any unknown key.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 import zoneinfo
 from pathlib import Path
@@ -122,10 +123,73 @@ class ApiConfig(_Strict):
         return self
 
 
+def _host_port(value: str | None) -> str | None:
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("must be 'host:port', e.g. '127.0.0.1:8080'")
+    return value
+
+
+class TrackingConfig(_Strict):
+    """The public tracking listener (opens, clicks, unsubscribe pages); off unless listen is set."""
+
+    listen: str | None = None
+    base_url: str | None = None  # what links in messages point to, e.g. "https://t.example.com"
+    # HMAC key; without it, $CREDENTIALS_DIRECTORY/tracking (systemd LoadCredential=) is used.
+    secret_file: Path | None = None
+    # Clicks this soon after the send are link scanners, not people (recorded, flagged).
+    scanner_seconds: float = Field(default=5.0, ge=0)
+    # Flagged hits (prefetchers, scanners) satisfy if_opened / if_clicked only when this is on.
+    count_flagged: bool = False
+    # Behind a reverse proxy: take the client address from the last X-Forwarded-For entry.
+    proxy_headers: bool = False
+
+    _check_listen = field_validator("listen")(classmethod(lambda cls, v: _host_port(v)))
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/-]*)?", value):
+            raise ValueError("must be an http:// or https:// URL without query, e.g. 'https://t.example.com'")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _together(self) -> "TrackingConfig":
+        if self.listen and not self.base_url:
+            raise ValueError("a tracking listener needs base_url (what links in messages point to)")
+        if self.base_url and not self.listen:
+            raise ValueError("base_url needs listen (the tracking listener serves those links)")
+        return self
+
+
+class MetricsConfig(_Strict):
+    listen: str | None = None  # "host:port" serving /metrics; /metrics is on the control socket too
+
+    _check_listen = field_validator("listen")(classmethod(lambda cls, v: _host_port(v)))
+
+
+class AnalyticsConfig(_Strict):
+    # Accepted and no bounce within this long counts as delivered (a positive DSN counts at once).
+    bounce_window_hours: float = Field(default=24.0, gt=0)
+    # Mailbox health: the recent window's rates against the trailing baseline before it.
+    health_window_days: float = Field(default=7.0, gt=0)
+    health_baseline_days: float = Field(default=28.0, gt=0)
+    health_min_sends: int = Field(default=20, gt=0)  # fewer sends than this say too little
+    health_collapse_ratio: float = Field(default=0.5, gt=0, lt=1)  # recent below baseline x this
+    health_bounce_rate: float = Field(default=0.02, gt=0, lt=1)  # bounce rate that warns by itself
+
+
 class Config(_Strict):
     daemon: DaemonConfig = DaemonConfig()
     mailboxes: list[MailboxConfig] = Field(min_length=1)
     api: ApiConfig = ApiConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    analytics: AnalyticsConfig = AnalyticsConfig()
 
     @model_validator(mode="after")
     def _unique_ids(self) -> "Config":

@@ -15,6 +15,7 @@ from dripd.config import Config, MailboxConfig, load_config
 from dripd.control import Control
 from dripd.engine import Engine
 from dripd.errors import ConfigError
+from dripd.health import MailboxHealth
 from dripd.hookspecs import PluginContext, Transport
 from dripd.plugins import Plugins
 from dripd.reactions import Reactions
@@ -80,6 +81,9 @@ class Daemon:
         self._nursery: trio.Nursery | None = None
         self._stop_requested = trio.Event()
         self.extra_services: list[Callable[..., Any]] = []  # started after the lanes (the API)
+        # Run once the engine exists, before recovery and the lanes (e.g. install tracking).
+        self.prepare: list[Callable[["Daemon"], None]] = []
+        self.health = MailboxHealth(self)
 
     @property
     def clock(self) -> Clock:
@@ -148,6 +152,9 @@ class Daemon:
             self.engine = Engine(self.config, self.store, self.transports, self.scheduler, self.clock, self.plugins)
             self.control = Control(self.config, self.store, self.scheduler, self.clock)
             self.reactions = Reactions(self.config, self.store, self.scheduler, self.clock)
+            self.reactions.metrics = self.engine.metrics
+            for prepare in self.prepare:
+                prepare(self)
             # Recovery happens before READY and before any lane runs: no step sent twice.
             self.uncertain_at_start = await self.engine.recover()
             async with trio.open_nursery() as nursery:

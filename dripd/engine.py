@@ -20,6 +20,7 @@ from dripd.clock import Clock
 from dripd.config import Config, MailboxConfig
 from dripd.engagement import Engagement, MessageRef, NoTracking
 from dripd.hookspecs import OutgoingMessage, SendOutcome, SendResult, Transport
+from dripd.metrics import Metrics
 from dripd.model import EnrollmentStatus, SequenceStatus, Step
 from dripd.plugins import Plugins
 from dripd.scheduler import Gate, RunResult, RunStatus, Scheduler
@@ -57,6 +58,7 @@ class Engine:
         self._templates: dict[tuple[int, str, str, str | None], render.CompiledTemplate] = {}
         self.on_sequence_completed: Callable[[int], None] = lambda sequence_id: None
         self.engagement: Engagement = NoTracking()
+        self.metrics = Metrics()
 
     # -- one due enrollment ------------------------------------------------------------------
 
@@ -92,6 +94,7 @@ class Engine:
         due_at = enrollment.due_at if enrollment.due_at is not None else now
         if not gate(followup, due_at):
             return RunResult(RunStatus.THROTTLED, followup, due_at)
+        self.metrics.lateness.labels(mailbox.id).observe(max(0.0, now - due_at))
         await self._send(ctx, mailbox, plan.step, now)
         return RunResult(RunStatus.DONE)
 
@@ -175,7 +178,9 @@ class Engine:
         envelope, rendered = self.compose(ctx, mailbox, step, claim.message_id, now)
         data = render.build_message(envelope, rendered)
         message = OutgoingMessage(mailbox.id, claim.message_id, mailbox.address, ctx.contact.email, data)
+        started = self.clock.now()
         result = await self._transport_send(mailbox.id, message)
+        self.metrics.send_latency.labels(mailbox.id).observe(max(0.0, self.clock.now() - started))
         await self._record(ctx, mailbox, step, claim, result, now)
 
     async def _transport_send(self, mailbox_id: str, message: OutgoingMessage) -> SendResult:
@@ -193,6 +198,7 @@ class Engine:
                       result: SendResult, now: float) -> None:
         enrollment = ctx.enrollment
         outcome = result.outcome
+        self.metrics.sent(mailbox.id, ctx.sequence.id, step.id, outcome.value)
         if outcome is SendOutcome.ACCEPTED:
             cursor_ord, anchor, due = self.next_after(ctx, step, now)
             completed = await self.store.record_sent(claim, enrollment.id, step.id, cursor_ord, anchor, due, now)
@@ -210,6 +216,7 @@ class Engine:
                 delay *= 1 + 0.25 * self._rng.random()  # jitter: retries of many contacts spread out
                 await self.store.record_retry(claim, enrollment.id, step.id, now + delay, result.detail, now)
                 self.counters.retried += 1
+                self.metrics.retried(mailbox.id, ctx.sequence.id, step.id)
                 log.info("enrollment %d step %d: transient failure (%s); retry %d in %.0fs",
                          enrollment.id, step.id, result.detail, claim.attempts, delay)
                 self.scheduler.schedule(mailbox.id, enrollment.id, now + delay, enrollment.sent_count > 0)
@@ -235,6 +242,7 @@ class Engine:
         completed = await self.store.record_failed(claim, enrollment.id, step.id, outcome_class, detail,
                                                    ctx.contact.email, now)
         self.counters.bounced += 1
+        self.metrics.event(mailbox.id, ctx.sequence.id, step.id, "bounced")
         log.info("enrollment %d step %d: %s bounce: %s", enrollment.id, step.id, outcome_class, detail)
         await self._finished(completed)
 

@@ -13,6 +13,7 @@ import zoneinfo
 from dripd.clock import Clock
 from dripd.config import Config
 from dripd.hookspecs import EventKind, MailEvent
+from dripd.metrics import Metrics
 from dripd.model import Action, EnrollmentStatus, SequenceStatus
 from dripd.scheduler import Scheduler
 from dripd.store import SentRef, Store
@@ -35,6 +36,7 @@ class Reactions:
         self.store = store
         self.scheduler = scheduler
         self.clock = clock
+        self.metrics = Metrics()  # the daemon shares the engine's
 
     async def apply(self, event: MailEvent) -> None:
         handler = {
@@ -63,6 +65,7 @@ class Reactions:
         for ref in await self._refs(event, active_only=True):
             sequence, _ = await self.store.get_sequence(ref.sequence_id)
             stop = sequence.settings.auto_pause_on_reply
+            self.metrics.event(event.mailbox_id, ref.sequence_id, ref.step_id, "replied")
             await self.store.record_signal(
                 ref, "replied", now, end_as=EnrollmentStatus.REPLIED if stop else None,
                 data={"from": event.sender or "", "source": event.source})
@@ -79,6 +82,7 @@ class Reactions:
         now = self.clock.now()
         for ref in await self._refs(event, active_only=True):
             sequence, _ = await self.store.get_sequence(ref.sequence_id)
+            self.metrics.event(event.mailbox_id, ref.sequence_id, ref.step_id, "auto_reply")
             await self.store.record_signal(ref, "auto_reply", now, data={
                 "from": event.sender or "", "returnDate": event.return_date.isoformat() if event.return_date else None})
             if sequence.settings.on_auto_reply != "delay":
@@ -113,6 +117,7 @@ class Reactions:
         sequences: set[int] = set()
         for ref in refs:
             await self.store.record_signal(ref, "bounced", now, end_as=EnrollmentStatus.BOUNCED, data=data)
+            self.metrics.event(event.mailbox_id, ref.sequence_id, ref.step_id, "bounced")
             sequences.add(ref.sequence_id)
             if hard:
                 await self.store.suppress(ref.contact_email, "bounced", event.detail, now, EnrollmentStatus.BOUNCED)
@@ -140,6 +145,7 @@ class Reactions:
         for ref in await self._refs(event, active_only=False, by_sender=False):
             addresses.add(ref.contact_email)
             await self.store.record_signal(ref, "complaint", now, data={"detail": event.detail})
+            self.metrics.event(event.mailbox_id, ref.sequence_id, ref.step_id, "complaint")
         for address in addresses:
             # A spam complaint is the strongest opt-out there is: suppress everywhere.
             await self.store.suppress(address, "complaint", event.detail, now, EnrollmentStatus.UNSUBSCRIBED)
@@ -149,3 +155,4 @@ class Reactions:
         now = self.clock.now()
         for ref in await self._refs(event, active_only=False, by_sender=False):
             await self.store.record_signal(ref, "delivered", now, data={"status": event.status})
+            self.metrics.event(event.mailbox_id, ref.sequence_id, ref.step_id, "delivered")

@@ -11,6 +11,7 @@ from dripd.api import errors
 from dripd.api.routes_contacts import contacts, lists, suppressions
 from dripd.api.routes_enroll import router as enroll_router
 from dripd.api.routes_sequences import router as sequences_router
+from dripd.api.routes_stats import metrics_router, stats
 from dripd.api.routes_status import mailboxes, status_router
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ def create_app(daemon: "Daemon") -> FastAPI:
     )
     app.state.daemon = daemon
     errors.install(app)
-    for router in (status_router, sequences_router, enroll_router, contacts, lists, suppressions, mailboxes):
+    for router in (status_router, sequences_router, stats, enroll_router, contacts, lists, suppressions, mailboxes,
+                   metrics_router):
         app.include_router(router)
     return app

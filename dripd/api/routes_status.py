@@ -68,6 +68,7 @@ def mailbox_json(daemon: Any, mailbox: MailboxConfig) -> dict[str, Any]:
         "paused": lane.paused_reason is not None, "pausedReason": lane.paused_reason,
         "queueDepth": lane.queue_depth(),
     })
+    out["health"] = daemon.health.json_of(mailbox.id)
     return out
 
 
@@ -80,11 +81,13 @@ def _configured(daemon: Any, mailbox_id: str) -> MailboxConfig:
 
 @mailboxes.get("", summary="Configured mailboxes: caps, sends today, tokens, warm-up, next send time")
 async def all_mailboxes(daemon: DaemonDep) -> dict[str, Any]:
+    await daemon.health.refresh()
     return {"mailboxes": [mailbox_json(daemon, m) for m in daemon.config.mailboxes]}
 
 
 @mailboxes.get("/{mailbox_id}", summary="One mailbox")
 async def one_mailbox(mailbox_id: str, daemon: DaemonDep) -> dict[str, Any]:
+    await daemon.health.refresh()
     return mailbox_json(daemon, _configured(daemon, mailbox_id))
 
 

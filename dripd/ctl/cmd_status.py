@@ -29,8 +29,12 @@ def mailboxes(client: Client, args: argparse.Namespace) -> int:
             return 0
         table([(m["id"], m["address"], f"{m.get('sendsToday', 0)}/{m.get('dailyCapToday', m['dailyCap'])}",
                 m["hourlyCap"], m.get("tokensNow"), (m.get("warmup") or {}).get("stage"), m.get("nextSendAt"),
-                m.get("pausedReason") or ("paused" if m.get("paused") else "")) for m in data["mailboxes"]],
-              ("id", "address", "today", "hourly", "tokens", "warm-up", "next send", "paused"))
+                m.get("pausedReason") or ("paused" if m.get("paused") else ""),
+                (m.get("health") or {}).get("status", "unknown")) for m in data["mailboxes"]],
+              ("id", "address", "today", "hourly", "tokens", "warm-up", "next send", "paused", "health"))
+        for m in data["mailboxes"]:  # the warning banner: before the provider notices
+            for warning in (m.get("health") or {}).get("warnings", []):
+                print(f"WARNING: mailbox {m['id']}: {warning}")
         return 0
     if action == "show":
         result = client.get(f"/api/mailboxes/{args.mailbox}")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from dripd import __version__
-from dripd.ctl import cmd_people, cmd_sequences, cmd_status
+from dripd.ctl import cmd_people, cmd_sequences, cmd_stats, cmd_status
 from dripd.ctl.client import Client, CtlError
 
 DEFAULT_SOCKET = "/run/dripd/dripd.sock"
@@ -120,6 +120,10 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--contact", required=True, help="email or id")
     preview.add_argument("--html", action="store_true", help="print the HTML part instead of the text part")
 
+    stats = sub.add_parser("stats", help="the funnel per step as a bar chart (or --html page)")
+    stats.add_argument("sequence", help="id or name")
+    stats.add_argument("--html", type=Path, metavar="FILE", help="write a self-contained HTML page instead")
+
     apply = sub.add_parser("apply", help="create or update a sequence from a TOML file")
     apply.add_argument("-f", "--file", type=Path, required=True)
     apply.add_argument("--dry-run", action="store_true", help="print the plan only")
@@ -130,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _HANDLERS = {
-    "status": cmd_status.status, "mailboxes": cmd_status.mailboxes, "preview": cmd_status.preview,
+    "status": cmd_status.status, "mailboxes": cmd_status.mailboxes, "preview": cmd_status.preview, "stats": cmd_stats.stats,
     "sequences": cmd_sequences.run, "seq": cmd_sequences.run, "steps": cmd_sequences.run,
     "apply": cmd_sequences.run, "export": cmd_sequences.run,
     "enroll": cmd_people.enroll, "contacts": cmd_people.contacts, "lists": cmd_people.lists,

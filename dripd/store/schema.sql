@@ -104,6 +104,7 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_enrollment ON events (enrollment_id, kind);
 CREATE INDEX IF NOT EXISTS events_by_sequence ON events (sequence_id, kind);
+CREATE INDEX IF NOT EXISTS events_by_outbox ON events (outbox_id, kind) WHERE outbox_id IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS suppressions (
     email TEXT PRIMARY KEY,

@@ -1,0 +1,88 @@
+"""Analytics over the API: per-step funnels, the per-contact log, per-mailbox engagement, and
+the Prometheus exposition on the control socket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from dripd import analytics
+from dripd.api.deps import DaemonDep
+from dripd.clock import iso
+from dripd.errors import NotFound
+from dripd.metrics import CONTENT_TYPE
+
+stats = APIRouter(prefix="/api", tags=["analytics"])
+metrics_router = APIRouter(tags=["metrics"])
+
+
+@stats.get("/sequences/{sequence_id}/stats", summary="Funnel per step: sent, delivered, opened, clicked, "
+           "replied, bounced, unsubscribed (counts and rates)")
+async def sequence_stats(sequence_id: int, daemon: DaemonDep) -> dict[str, Any]:
+    sequence, live = await daemon.store.get_sequence(sequence_id)
+    window = daemon.config.analytics.bounce_window_hours * 3600
+    now = daemon.clock.now()
+    funnels = analytics.funnels_by_step(await daemon.store.sequence_message_facts(sequence_id), now, window)
+    index_of = {step.id: i for i, step in enumerate(live)}
+    rows = []
+    for step in await daemon.store.all_steps(sequence_id):
+        if step["type"] != "email" or (step["deleted"] and step["id"] not in funnels):
+            continue
+        funnel = funnels.get(step["id"], analytics.Funnel())
+        rows.append({"stepIndex": index_of.get(step["id"]), "stepId": step["id"], "subject": step["subject"],
+                     "deleted": step["deleted"], **funnel.as_json()})
+    return {"sequenceId": sequence_id, "name": sequence.settings.name, "status": sequence.status.value,
+            "trackOpens": sequence.settings.track_opens, "trackClicks": sequence.settings.track_clicks,
+            "bounceWindowHours": daemon.config.analytics.bounce_window_hours, "generatedAt": iso(now),
+            "steps": rows, "total": analytics.total(funnels.values()).as_json()}
+
+
+@stats.get("/sequences/{sequence_id}/contacts/{contact_id}", summary="Per-contact log: every message and "
+           "event in order, and which step drove the reply")
+async def contact_log(sequence_id: int, contact_id: int, daemon: DaemonDep) -> dict[str, Any]:
+    _, live = await daemon.store.get_sequence(sequence_id)
+    contact = await daemon.store.get_contact(contact_id)
+    history = await daemon.store.contact_history(sequence_id, contact_id)
+    if not history["enrollments"]:
+        raise NotFound(f"contact {contact_id} was never enrolled in sequence {sequence_id}",
+                       details={"sequenceId": sequence_id, "contactId": contact_id})
+    index_of = {step.id: i for i, step in enumerate(live)}
+    by_outbox = {m["id"]: m for m in history["messages"]}
+    messages = [{"messageId": m["message_id"], "stepIndex": index_of.get(m["step_id"]), "stepId": m["step_id"],
+                 "subject": m["subject"], "status": m["status"], "attempts": m["attempts"],
+                 "sentAt": iso(m["resolved_at"] or m["attempted_at"]), "detail": m["detail"]}
+                for m in history["messages"]]
+    events = []
+    replied_to = None
+    for e in history["events"]:
+        message = by_outbox.get(e["outbox_id"])
+        item = {"at": iso(e["at"]), "kind": e["kind"], "stepIndex": index_of.get(e["step_id"]),
+                "stepId": e["step_id"], "messageId": message["message_id"] if message else None,
+                "flagged": bool(e["flagged"]), "data": e["data"]}
+        events.append(item)
+        if e["kind"] == "replied" and message is not None and replied_to is None:
+            replied_to = {"stepIndex": item["stepIndex"], "stepId": e["step_id"], "messageId": item["messageId"],
+                          "subject": message["subject"]}
+    enrollments = [{"enrollmentId": e["id"], "status": e["status"], "enrolledAt": iso(e["enrolled_at"]),
+                    "endedAt": iso(e["ended_at"]), "endReason": e["end_reason"], "sentCount": e["sent_count"]}
+                   for e in history["enrollments"]]
+    return {"sequenceId": sequence_id, "contactId": contact_id, "email": contact.email,
+            "enrollments": enrollments, "messages": messages, "events": events, "repliedTo": replied_to}
+
+
+@stats.get("/mailboxes/{mailbox_id}/stats", summary="Rolling open, reply and bounce rates and the health verdict")
+async def mailbox_stats(mailbox_id: str, daemon: DaemonDep) -> dict[str, Any]:
+    if daemon.config.mailbox(mailbox_id) is None:
+        raise NotFound(f"no mailbox {mailbox_id!r} in the configuration", details={"mailboxId": mailbox_id})
+    settings = daemon.config.analytics
+    result = await daemon.health.of(mailbox_id)
+    return {"mailboxId": mailbox_id, "windowDays": settings.health_window_days,
+            "baselineDays": settings.health_baseline_days, "minSends": settings.health_min_sends,
+            "health": result.as_json()}
+
+
+@metrics_router.get("/metrics", summary="Prometheus exposition (text format)", response_class=Response)
+async def metrics(daemon: DaemonDep) -> Response:
+    return Response(await daemon.engine.metrics.exposition(daemon), media_type=CONTENT_TYPE)

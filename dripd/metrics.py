@@ -1,0 +1,94 @@
+"""Prometheus registry and metric objects of one daemon.
+
+Labels are mailbox, sequence and step ids (plus a small fixed set such as outcome or kind),
+never a contact or an address: a label per person would leak data and explode the series.
+Counters move where things happen; gauges are read from the running daemon at scrape time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from dripd.model import EnrollmentStatus
+
+if TYPE_CHECKING:
+    from dripd.daemon import Daemon
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_STEP = ("mailbox", "sequence", "step")
+# Seconds: a local Maildir write is ~1 ms, a remote SMTP handoff up to tens of seconds.
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# Seconds late against the planned time: throttling and windows push sends by minutes or hours.
+_LATENESS_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self.sends = Counter("dripd_sends", "Send attempts by outcome (accepted, transient, permanent, "
+                             "sender_blocked, uncertain)", (*_STEP, "outcome"), registry=r)
+        self.retries = Counter("dripd_retries", "Transient failures scheduled for another attempt", _STEP, registry=r)
+        self.events = Counter("dripd_events", "Engagement and delivery events by kind (opened, clicked, replied, "
+                              "bounced, unsubscribed, complaint, delivered, auto_reply)", (*_STEP, "kind"), registry=r)
+        self.flagged = Counter("dripd_flagged_hits", "Tracking hits recorded but flagged as machines "
+                               "(prefetchers, link scanners)", (*_STEP, "kind"), registry=r)
+        self.send_latency = Histogram("dripd_send_latency_seconds", "Time the transport took to hand a message over",
+                                      ("mailbox",), buckets=_LATENCY_BUCKETS, registry=r)
+        self.lateness = Histogram("dripd_schedule_lateness_seconds", "Send time minus the step's planned time",
+                                  ("mailbox",), buckets=_LATENESS_BUCKETS, registry=r)
+        self.queue_depth = Gauge("dripd_queue_depth", "Enrollments due now and waiting", ("mailbox",), registry=r)
+        self.heap_size = Gauge("dripd_heap_size", "Enrollments held in the scheduler's memory", ("mailbox",), registry=r)
+        self.enrollments = Gauge("dripd_enrollments", "Enrollments by status", ("sequence", "status"), registry=r)
+        self.tokens = Gauge("dripd_mailbox_tokens", "Send tokens available now", ("mailbox",), registry=r)
+        self.sends_today = Gauge("dripd_mailbox_sends_today", "Sends today (mailbox-local day)", ("mailbox",), registry=r)
+        self.daily_cap = Gauge("dripd_mailbox_daily_cap", "Daily cap in force today (warm-up included)", ("mailbox",),
+                               registry=r)
+        self.paused = Gauge("dripd_mailbox_paused", "1 while the mailbox is paused", ("mailbox",), registry=r)
+        self.healthy = Gauge("dripd_mailbox_healthy", "0 while the mailbox has a health warning "
+                             "(reply/open rate collapse or bounce rate climbing)", ("mailbox",), registry=r)
+        self.rate = Gauge("dripd_mailbox_rate", "Rolling engagement rate over the recent health window",
+                          ("mailbox", "kind"), registry=r)
+        self.uncertain = Gauge("dripd_uncertain_sends", "Ledger rows whose delivery is uncertain", registry=r)
+
+    # -- called where things happen --------------------------------------------------------------
+
+    def sent(self, mailbox: str, sequence: int, step: int, outcome: str) -> None:
+        self.sends.labels(mailbox, str(sequence), str(step), outcome).inc()
+
+    def retried(self, mailbox: str, sequence: int, step: int) -> None:
+        self.retries.labels(mailbox, str(sequence), str(step)).inc()
+
+    def event(self, mailbox: str, sequence: int, step: int, kind: str, *, flagged: bool = False) -> None:
+        (self.flagged if flagged else self.events).labels(mailbox, str(sequence), str(step), kind).inc()
+
+    # -- read at scrape time ------------------------------------------------------------------
+
+    async def refresh(self, daemon: "Daemon") -> None:
+        now = daemon.clock.now()
+        for lane in daemon.scheduler.lanes.values():
+            m = lane.mailbox_id
+            self.queue_depth.labels(m).set(lane.queue_depth())
+            self.heap_size.labels(m).set(lane.loaded())
+            self.tokens.labels(m).set(lane.limiter.tokens(now))
+            self.sends_today.labels(m).set(lane.limiter.sends_today(now))
+            self.daily_cap.labels(m).set(lane.limiter.daily_cap_on(now))
+            self.paused.labels(m).set(1 if lane.paused_reason else 0)
+        counts = await daemon.store.rollups()
+        for sequence_id, by_status in counts.items():
+            for status in EnrollmentStatus:
+                self.enrollments.labels(str(sequence_id), status.value).set(by_status.get(status.value, 0))
+        self.uncertain.set(await daemon.store.count_outbox("uncertain"))
+        for mailbox_id, health in (await daemon.health.refresh()).items():
+            self.healthy.labels(mailbox_id).set(0 if health.status == "warning" else 1)
+            recent = health.recent
+            if recent is not None:
+                for kind, value in (("open", recent.open_rate), ("reply", recent.reply_rate),
+                                    ("bounce", recent.bounce_rate)):
+                    self.rate.labels(mailbox_id, kind).set(value or 0.0)
+
+    async def exposition(self, daemon: "Daemon") -> bytes:
+        await self.refresh(daemon)
+        return generate_latest(self.registry)

@@ -1,0 +1,177 @@
+"""The public tracking listener: open pixel, click redirect, unsubscribe page and RFC 8058
+one-click. It faces the internet (behind a proxy): every path needs a valid signed token, and
+anything else (a forged or altered token, an unknown message) is 404 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from dripd.model import EnrollmentStatus
+from dripd.store import SentRef, TrackedMessage
+from dripd.tracking import pages, scanners
+from dripd.tracking.tokens import Kind, Signer
+
+if TYPE_CHECKING:
+    from dripd.daemon import Daemon
+
+log = logging.getLogger("dripd.tracking")
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")  # 1x1 transparent GIF
+MAX_FORM_BYTES = 4096
+_NO_STORE = {"Cache-Control": "no-store, no-cache, must-revalidate, private", "Pragma": "no-cache"}
+_PAGE_HEADERS = {**_NO_STORE, "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+                 "form-action 'self'; frame-ancestors 'none'", "Referrer-Policy": "no-referrer",
+                 "X-Content-Type-Options": "nosniff"}
+
+
+def _not_found() -> Response:
+    return PlainTextResponse("not found", status_code=404, headers=_NO_STORE)
+
+
+def _ref(message: TrackedMessage) -> SentRef:
+    return SentRef(message.outbox_id, message.enrollment_id, message.step_id, message.sequence_id,
+                   message.contact_email, message.enrollment_status)
+
+
+class TrackingApp:
+    def __init__(self, daemon: "Daemon", signer: Signer) -> None:
+        self.daemon = daemon
+        self.signer = signer
+
+    # -- shared steps -----------------------------------------------------------------------------
+
+    async def _message(self, request: Request, kind: Kind) -> tuple[TrackedMessage, str] | None:
+        token = self.signer.verify(request.path_params["token"], kind)
+        if token is None:
+            return None
+        message = await self.daemon.store.tracked_message(token.message_id)
+        if message is None:
+            return None
+        return message, token.url
+
+    def _hit(self, request: Request, message: TrackedMessage) -> scanners.Hit:
+        client = request.client.host if request.client else None
+        if self.daemon.config.tracking.proxy_headers:
+            forwarded = request.headers.get("x-forwarded-for", "")
+            client = forwarded.rsplit(",", 1)[-1].strip() or client
+        return scanners.Hit(request.method, request.headers.get("user-agent", ""), client,
+                            self.daemon.clock.now() - message.sent_at)
+
+    async def _record(self, message: TrackedMessage, kind: str, hit: scanners.Hit, flag: str | None,
+                      extra: dict[str, object] | None = None) -> None:
+        # With count_flagged on, machine hits count like people's (the reason is still kept).
+        flagged = flag is not None and not self.daemon.config.tracking.count_flagged
+        data: dict[str, object] = {"ua": hit.user_agent[:300], "method": hit.method, **(extra or {})}
+        if flag:
+            data["flag"] = flag
+        await self.daemon.store.record_signal(_ref(message), kind, self.daemon.clock.now(), data=data,
+                                              flagged=flagged)
+        self.daemon.engine.metrics.event(message.mailbox_id, message.sequence_id, message.step_id, kind,
+                                         flagged=flagged)
+
+    # -- the endpoints ------------------------------------------------------------------------------
+
+    async def open_pixel(self, request: Request) -> Response:
+        found = await self._message(request, Kind.OPEN)
+        if found is None:
+            return _not_found()
+        message, _ = found
+        hit = self._hit(request, message)
+        seen_proxy = scanners.is_gmail_proxy(hit.user_agent) and await self.daemon.store.hit_seen(
+            message.outbox_id, "opened", "googleimageproxy")
+        await self._record(message, "opened", hit, scanners.open_flag(hit, seen_proxy))
+        return Response(PIXEL, media_type="image/gif", headers=_NO_STORE)
+
+    async def click(self, request: Request) -> Response:
+        found = await self._message(request, Kind.CLICK)
+        if found is None:
+            return _not_found()
+        message, url = found
+        # The URL is signed, so it came from this message; refuse anything odd all the same.
+        if not url.lower().startswith(("http://", "https://")) or any(ord(c) < 0x21 or c == "\x7f" for c in url):
+            return _not_found()
+        hit = self._hit(request, message)
+        scanner_seconds = self.daemon.config.tracking.scanner_seconds
+        await self._record(message, "clicked", hit, scanners.click_flag(hit, scanner_seconds), {"url": url})
+        return RedirectResponse(url, status_code=302, headers={**_NO_STORE, "Referrer-Policy": "no-referrer"})
+
+    async def unsubscribe(self, request: Request) -> Response:
+        found = await self._message(request, Kind.UNSUBSCRIBE)
+        if found is None:
+            return _not_found()
+        message, _ = found
+        mailbox = self.daemon.config.mailbox(message.mailbox_id)
+        sender = (mailbox.name or mailbox.address) if mailbox else "this sender"
+        if request.method in ("GET", "HEAD"):
+            return HTMLResponse(pages.confirm(sender), headers=_PAGE_HEADERS)
+        body = await _bounded_body(request)
+        one_click = _is_one_click(body)
+        await self.unsubscribe_message(message, "one-click" if one_click else "page",
+                                       request.headers.get("user-agent", ""))
+        if one_click:
+            return PlainTextResponse("unsubscribed", headers=_NO_STORE)
+        return HTMLResponse(pages.done(sender), headers=_PAGE_HEADERS)
+
+    async def unsubscribe_message(self, message: TrackedMessage, method: str, user_agent: str) -> None:
+        """Global: this enrollment ends as unsubscribed, the address joins the suppression list,
+        and every other active enrollment of it ends too. Repeats change nothing."""
+        store = self.daemon.store
+        if await store.suppression_reason(message.contact_email) in ("unsubscribed", "complaint"):
+            return
+        now = self.daemon.clock.now()
+        await store.record_signal(_ref(message), "unsubscribed", now, end_as=EnrollmentStatus.UNSUBSCRIBED,
+                                  data={"method": method, "ua": user_agent[:300]})
+        await store.suppress(message.contact_email, "unsubscribed", f"{method} unsubscribe", now,
+                             EnrollmentStatus.UNSUBSCRIBED)
+        self.daemon.engine.metrics.event(message.mailbox_id, message.sequence_id, message.step_id, "unsubscribed")
+        # No address in the log: the enrollment id is enough to find it through the API.
+        log.info("enrollment %d unsubscribed (%s, step %d)", message.enrollment_id, method, message.step_id)
+
+    async def health(self, request: Request) -> Response:
+        return PlainTextResponse("ok", headers=_NO_STORE)
+
+
+async def _bounded_body(request: Request) -> bytes:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            break  # a one-click body is 26 bytes; never buffer a flood
+    return body[:MAX_FORM_BYTES]
+
+
+def _is_one_click(body: bytes) -> bool:
+    """RFC 8058: the POST body is ``List-Unsubscribe=One-Click`` (urlencoded or multipart)."""
+    if b"List-Unsubscribe=One-Click" in body:
+        return True
+    return b'name="List-Unsubscribe"' in body and b"One-Click" in body
+
+
+def _guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Exception:
+            # The public side learns nothing of internals; the log has the traceback.
+            log.exception("tracking %s %s failed", request.method, request.url.path.split("/")[1:2])
+            return PlainTextResponse("temporarily unavailable", status_code=503, headers=_NO_STORE)
+    return run
+
+
+def create_tracking_app(daemon: "Daemon", signer: Signer) -> Starlette:
+    app = TrackingApp(daemon, signer)
+    routes = [
+        Route("/o/{token}", _guarded(app.open_pixel), methods=["GET", "HEAD"]),
+        Route("/c/{token}", _guarded(app.click), methods=["GET", "HEAD"]),
+        Route("/u/{token}", _guarded(app.unsubscribe), methods=["GET", "HEAD", "POST"]),
+        Route("/healthz", app.health, methods=["GET"]),
+    ]
+    return Starlette(routes=routes)
