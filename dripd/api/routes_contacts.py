@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Response
 
-from dripd.api.deps import DaemonDep
+from dripd.api.deps import MAX_ID, ContactId, DaemonDep, ListId
 from dripd.api.schemas import ContactBody, ContactPatch, ListBody, MembersBody, SuppressionBody, contact_json
 from dripd.clock import iso
 from dripd.model import normalize_email
@@ -19,7 +19,7 @@ suppressions = APIRouter(prefix="/api/suppressions", tags=["suppressions"])
 
 @contacts.get("", summary="Search contacts by (part of) their email address")
 async def search(daemon: DaemonDep, email: str = "", limit: int = Query(100, ge=1, le=10000),
-                 offset: int = Query(0, ge=0)) -> dict[str, Any]:
+                 offset: int = Query(0, ge=0, le=MAX_ID)) -> dict[str, Any]:
     found = await daemon.store.search_contacts(email.strip().lower(), limit, offset)
     return {"contacts": [contact_json(c) for c in found]}
 
@@ -33,12 +33,12 @@ async def create(body: ContactBody, daemon: DaemonDep) -> dict[str, Any]:
 
 
 @contacts.get("/{contact_id}", summary="One contact")
-async def get(contact_id: int, daemon: DaemonDep) -> dict[str, Any]:
+async def get(contact_id: ContactId, daemon: DaemonDep) -> dict[str, Any]:
     return contact_json(await daemon.store.get_contact(contact_id))
 
 
 @contacts.patch("/{contact_id}", summary="Update a contact (fields are merged)")
-async def update(contact_id: int, body: ContactPatch, daemon: DaemonDep) -> dict[str, Any]:
+async def update(contact_id: ContactId, body: ContactPatch, daemon: DaemonDep) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if "email" in changes:
         changes["email"] = normalize_email(changes["email"])
@@ -46,7 +46,7 @@ async def update(contact_id: int, body: ContactPatch, daemon: DaemonDep) -> dict
 
 
 @contacts.delete("/{contact_id}", status_code=204, summary="Delete a contact (cancels its active enrollments)")
-async def delete(contact_id: int, daemon: DaemonDep) -> Response:
+async def delete(contact_id: ContactId, daemon: DaemonDep) -> Response:
     await daemon.control.delete_contact(contact_id)
     return Response(status_code=204)
 
@@ -76,13 +76,13 @@ async def create_list(body: ListBody, daemon: DaemonDep) -> dict[str, Any]:
 
 
 @lists.get("/{list_id}", summary="A list and its members")
-async def get_list(list_id: int, daemon: DaemonDep) -> dict[str, Any]:
+async def get_list(list_id: ListId, daemon: DaemonDep) -> dict[str, Any]:
     name, members = await daemon.store.get_list(list_id)
     return _list_json(list_id, name, members)
 
 
 @lists.post("/{list_id}/members", summary="Add members by contact id or email")
-async def add_members(list_id: int, body: MembersBody, daemon: DaemonDep) -> dict[str, Any]:
+async def add_members(list_id: ListId, body: MembersBody, daemon: DaemonDep) -> dict[str, Any]:
     await daemon.store.get_list(list_id)  # 404 before creating contacts for it
     await daemon.control.change_list(list_id, await _member_ids(daemon, body.contact_ids, body.emails), [])
     name, members = await daemon.store.get_list(list_id)
@@ -90,14 +90,14 @@ async def add_members(list_id: int, body: MembersBody, daemon: DaemonDep) -> dic
 
 
 @lists.delete("/{list_id}/members/{contact_id}", summary="Remove one member (the contact stays)")
-async def remove_member(list_id: int, contact_id: int, daemon: DaemonDep) -> dict[str, Any]:
+async def remove_member(list_id: ListId, contact_id: ContactId, daemon: DaemonDep) -> dict[str, Any]:
     await daemon.control.change_list(list_id, [], [contact_id])
     name, members = await daemon.store.get_list(list_id)
     return _list_json(list_id, name, members)
 
 
 @lists.delete("/{list_id}", status_code=204, summary="Delete a list (its contacts stay)")
-async def delete_list(list_id: int, daemon: DaemonDep) -> Response:
+async def delete_list(list_id: ListId, daemon: DaemonDep) -> Response:
     await daemon.control.delete_list(list_id)
     return Response(status_code=204)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from dripd.api.csv_import import CsvRows, RecordSplitter
-from dripd.api.deps import DaemonDep
+from dripd.api.deps import MAX_ID, ContactId, DaemonDep, SequenceId
 from dripd.api.preview import preview
 from dripd.api.schemas import EnrollBody, PreviewBody, progress_json
 from dripd.errors import DripdError, NotFound, ValidationError
@@ -22,7 +22,7 @@ MAX_CSV_BYTES = 256 * 1024 * 1024
 
 @router.post("/{sequence_id}/enroll", status_code=201,
              summary="Enroll contacts: {listId}, {contactIds} or {contactEmail, mergeFields}")
-async def enroll(sequence_id: int, body: EnrollBody, daemon: DaemonDep) -> dict[str, Any]:
+async def enroll(sequence_id: SequenceId, body: EnrollBody, daemon: DaemonDep) -> dict[str, Any]:
     given = [name for name, value in (("listId", body.list_id), ("contactIds", body.contact_ids),
                                       ("contactEmail", body.contact_email)) if value is not None]
     if len(given) != 1:
@@ -45,7 +45,7 @@ async def enroll(sequence_id: int, body: EnrollBody, daemon: DaemonDep) -> dict[
 @router.post("/{sequence_id}/enroll/csv", status_code=201,
              summary="Bulk enrollment from CSV; all-or-nothing unless skipInvalid",
              openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})
-async def enroll_csv(sequence_id: int, request: Request, daemon: DaemonDep,
+async def enroll_csv(sequence_id: SequenceId, request: Request, daemon: DaemonDep,
                      skip_invalid: bool = Query(False, alias="skipInvalid")) -> Any:
     await daemon.store.get_sequence(sequence_id)  # 404 before reading a large body
     rows = CsvRows()
@@ -89,8 +89,8 @@ async def enroll_csv(sequence_id: int, request: Request, daemon: DaemonDep,
 
 
 @router.get("/{sequence_id}/contacts", summary="Enrolled contacts with step progress and last-event times")
-async def sequence_contacts(sequence_id: int, daemon: DaemonDep, status: str | None = None,
-                            limit: int | None = Query(None, ge=1), offset: int = Query(0, ge=0)) -> dict[str, Any]:
+async def sequence_contacts(sequence_id: SequenceId, daemon: DaemonDep, status: str | None = None,
+                            limit: int | None = Query(None, ge=1, le=MAX_ID), offset: int = Query(0, ge=0, le=MAX_ID)) -> dict[str, Any]:
     _, steps = await daemon.store.get_sequence(sequence_id)
     progress = await daemon.store.sequence_contacts(sequence_id)
     if status is not None:
@@ -100,13 +100,13 @@ async def sequence_contacts(sequence_id: int, daemon: DaemonDep, status: str | N
 
 
 @router.post("/{sequence_id}/contacts/{contact_id}/cancel", summary="Cancel one contact's active enrollment")
-async def cancel(sequence_id: int, contact_id: int, daemon: DaemonDep) -> dict[str, Any]:
+async def cancel(sequence_id: SequenceId, contact_id: ContactId, daemon: DaemonDep) -> dict[str, Any]:
     await daemon.control.cancel_enrollment(sequence_id, contact_id)
     return {"sequenceId": sequence_id, "contactId": contact_id, "status": "cancelled"}
 
 
 @router.post("/{sequence_id}/preview", summary="Render a step against a real contact before sending")
-async def preview_step(sequence_id: int, body: PreviewBody, daemon: DaemonDep) -> dict[str, Any]:
+async def preview_step(sequence_id: SequenceId, body: PreviewBody, daemon: DaemonDep) -> dict[str, Any]:
     if (body.contact_id is None) == (body.contact_email is None):
         raise ValidationError("contactId", "give contactId or contactEmail")
     if body.contact_id is not None:

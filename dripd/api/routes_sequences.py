@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from dripd.api.deps import DaemonDep
+from dripd.api.deps import DaemonDep, SequenceId, StepIndex
 from dripd.api.schemas import CloneBody, SequenceBody, SettingsPatch, StepBody, StepPatch, sequence_json, step_json
 from dripd.errors import NotFound
 from dripd.model import Action, Step, check_step_list, step_from_fields, step_to_fields
@@ -38,24 +38,24 @@ async def create_sequence(body: SequenceBody, daemon: DaemonDep) -> dict[str, An
 
 
 @router.get("/{sequence_id}", summary="A sequence with its steps and contact rollup")
-async def get_sequence(sequence_id: int, daemon: DaemonDep) -> dict[str, Any]:
+async def get_sequence(sequence_id: SequenceId, daemon: DaemonDep) -> dict[str, Any]:
     return await _full(daemon, sequence_id)
 
 
 @router.patch("/{sequence_id}", summary="Update sequence metadata (name, send window, flags)")
-async def update_sequence(sequence_id: int, body: SettingsPatch, daemon: DaemonDep) -> dict[str, Any]:
+async def update_sequence(sequence_id: SequenceId, body: SettingsPatch, daemon: DaemonDep) -> dict[str, Any]:
     await daemon.control.update_sequence(sequence_id, body.changes())
     return await _full(daemon, sequence_id)
 
 
 @router.post("/{sequence_id}/steps", status_code=201, summary="Append a step")
-async def add_step(sequence_id: int, body: StepBody, daemon: DaemonDep) -> dict[str, Any]:
+async def add_step(sequence_id: SequenceId, body: StepBody, daemon: DaemonDep) -> dict[str, Any]:
     steps = await daemon.control.add_step(sequence_id, step_from_fields(body.fields()))
     return step_json(len(steps) - 1, steps[-1])
 
 
 @router.patch("/{sequence_id}/steps/{index}", summary="Update a step in place (future runs only): a body with type replaces the step, without type it merges")
-async def edit_step(sequence_id: int, index: int, body: StepPatch, daemon: DaemonDep) -> dict[str, Any]:
+async def edit_step(sequence_id: SequenceId, index: StepIndex, body: StepPatch, daemon: DaemonDep) -> dict[str, Any]:
     _, steps = await daemon.store.get_sequence(sequence_id)
     if not 0 <= index < len(steps):
         raise NotFound(f"sequence {sequence_id} has no step {index} (it has {len(steps)})",
@@ -79,7 +79,7 @@ def _merge(current: Step, changes: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.delete("/{sequence_id}/steps/{index}", summary="Remove a step (later steps re-index)")
-async def delete_step(sequence_id: int, index: int, daemon: DaemonDep) -> dict[str, Any]:
+async def delete_step(sequence_id: SequenceId, index: StepIndex, daemon: DaemonDep) -> dict[str, Any]:
     steps = await daemon.control.delete_step(sequence_id, index)
     return {"steps": [step_json(i, s) for i, s in enumerate(steps)]}
 
@@ -90,26 +90,26 @@ async def _transition(daemon: Any, sequence_id: int, action: Action) -> dict[str
 
 
 @router.post("/{sequence_id}/start", summary="draft / paused -> active: the engine begins sending")
-async def start(sequence_id: int, daemon: DaemonDep) -> dict[str, Any]:
+async def start(sequence_id: SequenceId, daemon: DaemonDep) -> dict[str, Any]:
     return await _transition(daemon, sequence_id, Action.START)
 
 
 @router.post("/{sequence_id}/pause", summary="Halt sends; each contact keeps its place")
-async def pause(sequence_id: int, daemon: DaemonDep) -> dict[str, Any]:
+async def pause(sequence_id: SequenceId, daemon: DaemonDep) -> dict[str, Any]:
     return await _transition(daemon, sequence_id, Action.PAUSE)
 
 
 @router.post("/{sequence_id}/resume", summary="paused -> active, from where each contact was")
-async def resume(sequence_id: int, daemon: DaemonDep) -> dict[str, Any]:
+async def resume(sequence_id: SequenceId, daemon: DaemonDep) -> dict[str, Any]:
     return await _transition(daemon, sequence_id, Action.RESUME)
 
 
 @router.post("/{sequence_id}/complete", summary="Cancel every active enrollment; irreversible")
-async def complete(sequence_id: int, daemon: DaemonDep) -> dict[str, Any]:
+async def complete(sequence_id: SequenceId, daemon: DaemonDep) -> dict[str, Any]:
     return await _transition(daemon, sequence_id, Action.COMPLETE)
 
 
 @router.post("/{sequence_id}/clone", status_code=201, summary="Copy settings and steps into a new draft")
-async def clone(sequence_id: int, daemon: DaemonDep, body: CloneBody | None = None) -> dict[str, Any]:
+async def clone(sequence_id: SequenceId, daemon: DaemonDep, body: CloneBody | None = None) -> dict[str, Any]:
     sequence = await daemon.control.clone_sequence(sequence_id, body.name if body else None)
     return await _full(daemon, sequence.id)

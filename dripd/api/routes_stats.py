@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from dripd import analytics
-from dripd.api.deps import DaemonDep
+from dripd.api.deps import ContactId, DaemonDep, SequenceId
 from dripd.clock import iso
 from dripd.errors import NotFound
 from dripd.metrics import CONTENT_TYPE
@@ -20,7 +20,7 @@ metrics_router = APIRouter(tags=["metrics"])
 
 @stats.get("/sequences/{sequence_id}/stats", summary="Funnel per step: sent, delivered, opened, clicked, "
            "replied, bounced, unsubscribed (counts and rates)")
-async def sequence_stats(sequence_id: int, daemon: DaemonDep) -> dict[str, Any]:
+async def sequence_stats(sequence_id: SequenceId, daemon: DaemonDep) -> dict[str, Any]:
     sequence, live = await daemon.store.get_sequence(sequence_id)
     window = daemon.config.analytics.bounce_window_hours * 3600
     now = daemon.clock.now()
@@ -41,7 +41,7 @@ async def sequence_stats(sequence_id: int, daemon: DaemonDep) -> dict[str, Any]:
 
 @stats.get("/sequences/{sequence_id}/contacts/{contact_id}", summary="Per-contact log: every message and "
            "event in order, and which step drove the reply")
-async def contact_log(sequence_id: int, contact_id: int, daemon: DaemonDep) -> dict[str, Any]:
+async def contact_log(sequence_id: SequenceId, contact_id: ContactId, daemon: DaemonDep) -> dict[str, Any]:
     _, live = await daemon.store.get_sequence(sequence_id)
     contact = await daemon.store.get_contact(contact_id)
     history = await daemon.store.contact_history(sequence_id, contact_id)

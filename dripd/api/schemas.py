@@ -6,7 +6,7 @@ email, a window opens before it closes) live in model.py and window.py and name 
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -15,6 +15,8 @@ from dripd.cadence import live_index
 from dripd.clock import iso
 from dripd.model import Contact, EnrollmentStatus, Sequence, SequenceSettings, Step, step_to_fields
 from dripd.store import ContactProgress
+
+DbId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # a SQLite INTEGER row id
 
 
 class _Body(BaseModel):
@@ -96,16 +98,16 @@ class CloneBody(_Body):
 class EnrollBody(_Body):
     """One of: ``listId``, ``contactIds``, or ``contactEmail`` (+ ``mergeFields``, seed 003)."""
 
-    list_id: int | None = None
-    contact_ids: list[int] | None = None
+    list_id: DbId | None = None
+    contact_ids: list[DbId] | None = None
     contact_email: str | None = None
     merge_fields: dict[str, str] | None = None
     skip_invalid: bool = False
 
 
 class PreviewBody(_Body):
-    step_index: int = Field(ge=0)
-    contact_id: int | None = None
+    step_index: int = Field(ge=0, le=2**63 - 1)
+    contact_id: DbId | None = None
     contact_email: str | None = None
 
 
@@ -127,12 +129,12 @@ class ContactPatch(_Body):
 
 class ListBody(_Body):
     name: str = Field(min_length=1)
-    contact_ids: list[int] = []
+    contact_ids: list[DbId] = []
     emails: list[str] = []
 
 
 class MembersBody(_Body):
-    contact_ids: list[int] = []
+    contact_ids: list[DbId] = []
     emails: list[str] = []
 
 
