@@ -116,6 +116,17 @@ class PluginContext:
     secrets: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class AddressCheck:
+    """One check of an address's re-verification: ok True (passes), False (fails), None (cannot tell)."""
+
+    name: str
+    ok: bool | None
+    detail: str
+
+
+# (email, probe with SMTP RCPT?, MAIL FROM for the probe) -> the checks, in order.
+AddressVerifier = Callable[[str, bool, str], Awaitable[list[AddressCheck]]]
 TransportFactory = Callable[[Any, BaseModel | None, PluginContext], Transport]
 DetectorFactory = Callable[[Any, BaseModel | None, PluginContext], Detector | None]
 
@@ -124,6 +135,8 @@ class Registry(Protocol):
     def add_transport(self, name: str, factory: TransportFactory, config: type[BaseModel] | None = None) -> None: ...
 
     def add_detector(self, name: str, factory: DetectorFactory, config: type[BaseModel] | None = None) -> None: ...
+
+    def add_verifier(self, verifier: AddressVerifier) -> None: ...
 
 
 # -- the hooks -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pluggy
 from pydantic import BaseModel
 
 from dripd import hookspecs
-from dripd.hookspecs import DetectorFactory, TransportFactory
+from dripd.hookspecs import AddressVerifier, DetectorFactory, TransportFactory
 
 log = logging.getLogger("dripd.plugins")
 
@@ -33,6 +33,7 @@ class Plugins:
             self._pm.register(plugin)
         self.transports: dict[str, _Entry] = {}
         self.detectors: dict[str, _Entry] = {}
+        self.verifiers: list[AddressVerifier] = []  # address re-verification ("triple check")
         self._pm.hook.dripd_register(registry=self)
 
     # Registry protocol
@@ -45,6 +46,9 @@ class Plugins:
         if name in self.detectors:
             raise ValueError(f"detector {name!r} registered twice")
         self.detectors[name] = _Entry(factory, config)
+
+    def add_verifier(self, verifier: AddressVerifier) -> None:
+        self.verifiers.append(verifier)
 
     def config_sections(self) -> dict[str, type[BaseModel]]:
         """Per-mailbox TOML tables owned by plugins, keyed by table name."""

@@ -13,6 +13,7 @@ from dripd.api.routes_enroll import router as enroll_router
 from dripd.api.routes_sequences import router as sequences_router
 from dripd.api.routes_stats import metrics_router, stats
 from dripd.api.routes_status import mailboxes, status_router
+from dripd.api.routes_verify import router as verify_router
 
 if TYPE_CHECKING:
     from dripd.daemon import Daemon
@@ -28,7 +29,8 @@ def create_app(daemon: "Daemon") -> FastAPI:
     )
     app.state.daemon = daemon
     errors.install(app)
-    for router in (status_router, sequences_router, stats, enroll_router, contacts, lists, suppressions, mailboxes,
+    # verify before contacts: its fixed path must win over /api/contacts/{contact_id}.
+    for router in (status_router, sequences_router, stats, enroll_router, verify_router, contacts, lists, suppressions, mailboxes,
                    metrics_router):
         app.include_router(router)
     return app

@@ -86,8 +86,36 @@ def _show_contact(contact: dict[str, Any]) -> None:
            ("last name", contact["lastName"]), ("company", contact["company"]), ("fields", contact["fields"])])
 
 
+def _verify(client: Client, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"email": args.email, "probe": args.probe, "lift": args.lift}
+    if args.mailbox:
+        body["mailboxId"] = args.mailbox
+    result = client.post("/api/contacts/verify", body)
+    if args.json:
+        as_json(result)
+    else:
+        marks = {True: "pass", False: "FAIL", None: "unknown"}
+        table([(check["name"], marks[check["ok"]], check["detail"]) for check in result["checks"]],
+              ("check", "result", "detail"))
+        print(f"{result['email']}: {result['verdict']}" + ("; removed from the suppression list" if result["lifted"] else ""))
+    return 1 if result["verdict"] == "invalid" else 0
+
+
+def _bounced(client: Client, args: argparse.Namespace) -> int:
+    data = client.get("/api/suppressions", reason="bounced")
+    if args.json:
+        as_json(data)
+    else:
+        table([(s["email"], s["at"], s["detail"] or "") for s in data["suppressions"]], ("email", "since", "detail"))
+    return 0
+
+
 def contacts(client: Client, args: argparse.Namespace) -> int:
     action = args.action
+    if action == "verify":
+        return _verify(client, args)
+    if action == "bounced":
+        return _bounced(client, args)
     if action == "list":
         data = client.get("/api/contacts", email=args.email, limit=args.limit)
         if args.json:

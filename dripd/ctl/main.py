@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     c_list.add_argument("--limit", type=int, default=100)
     for action in ("show", "rm"):
         c_sub.add_parser(action).add_argument("contact", help="id or email")
+    c_sub.add_parser("bounced", help="addresses suppressed after a hard bounce")
+    c_verify = c_sub.add_parser("verify", help="re-verify an address: syntax, mail domain, optional SMTP probe")
+    c_verify.add_argument("email")
+    c_verify.add_argument("--probe", action="store_true", help="also ask the domain's mail server (nothing is sent)")
+    c_verify.add_argument("--mailbox", help="mailbox whose address the probe uses as MAIL FROM")
+    c_verify.add_argument("--lift", action="store_true", help="take the address off the suppression list if valid")
     c_add = c_sub.add_parser("add")
     c_add.add_argument("email")
     c_update = c_sub.add_parser("update")

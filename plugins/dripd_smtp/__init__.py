@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dripd.hookspecs import PluginContext, hookimpl
+from dripd.hookspecs import AddressCheck, PluginContext, hookimpl
 from dripd_smtp.config import SmtpConfig
 
 NAME = "smtp"
@@ -24,6 +24,14 @@ def _create(mailbox: Any, section: BaseModel | None, context: PluginContext) -> 
     return SmtpTransport(mailbox, section, context, sent)
 
 
+async def _verify(address: str, probe: bool, mail_from: str) -> list[AddressCheck]:
+    from dripd_smtp.verify import verify
+
+    result = await verify(address, probe=probe, mail_from=mail_from)
+    return [AddressCheck(check.name, check.ok, check.detail) for check in result.checks]
+
+
 @hookimpl
 def dripd_register(registry: Any) -> None:
     registry.add_transport(NAME, _create, SmtpConfig)
+    registry.add_verifier(_verify)

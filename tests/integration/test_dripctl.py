@@ -181,3 +181,21 @@ def test_apply_and_export_examples(dripd: DripdProcess, tmp_path: Path) -> None:
     broken.write_text('name = "x"\n')
     result = run(dripd, "apply", "-f", str(broken))
     assert result.returncode == 1 and "mailboxId is required" in result.stderr
+
+
+def test_contacts_verify_and_bounced(tmp_path: Path) -> None:
+    with running_dripd(tmp_path) as process:
+        bad = process.dripctl("contacts", "verify", "not an address")
+        assert bad.returncode == 1, bad.stderr
+        assert "syntax" in bad.stdout and "FAIL" in bad.stdout and "invalid" in bad.stdout
+        # The domain check depends on this machine's DNS (none, or a resolver that answers
+        # NXDOMAIN for everything): whatever it says, it says it per check, with a reason.
+        maybe = process.dripctl("--json", "contacts", "verify", "someone@example.org")
+        result = json.loads(maybe.stdout)
+        assert maybe.returncode == (1 if result["verdict"] == "invalid" else 0), maybe.stderr
+        checks = {c["name"]: c for c in result["checks"]}
+        assert checks["syntax"]["ok"] is True and checks["domain"]["detail"]
+        with process.client() as client:
+            assert client.post("/api/suppressions", json={"email": "gone@example.org", "reason": "bounced"}).status_code in (200, 201)
+        listed = process.dripctl("contacts", "bounced")
+        assert listed.returncode == 0 and "gone@example.org" in listed.stdout

@@ -1,0 +1,48 @@
+"""Re-verification of an address (seed 000's "triple check"): syntax, mail domain, and an
+optional SMTP RCPT probe, through the verifier a plugin registered (the SMTP plugin's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from dripd.api.deps import DaemonDep
+from dripd.api.schemas import _Body
+from dripd.errors import DripdError, ValidationError
+
+router = APIRouter(prefix="/api/contacts", tags=["contacts"])
+
+
+class VerifyBody(_Body):
+    email: str
+    probe: bool = False  # also ask the domain's mail server (SMTP RCPT; nothing is sent)
+    mailbox_id: str | None = None  # whose address the probe gives as MAIL FROM
+    lift: bool = False  # take a valid address off the suppression list
+
+
+def verdict(checks: list[Any]) -> str:
+    if any(check.ok is False for check in checks):
+        return "invalid"
+    if checks and all(check.ok is True for check in checks):
+        return "valid"
+    return "unknown"
+
+
+@router.post("/verify", summary="Re-verify an address: syntax, mail domain, optional SMTP probe")
+async def verify(body: VerifyBody, daemon: DaemonDep) -> dict[str, Any]:
+    if not daemon.plugins.verifiers:
+        raise DripdError("no address verifier is installed (it comes with the SMTP plugin)")
+    mail_from = ""
+    if body.mailbox_id is not None:
+        mailbox = daemon.config.mailbox(body.mailbox_id)
+        if mailbox is None:
+            raise ValidationError("mailboxId", f"unknown mailbox {body.mailbox_id!r}")
+        mail_from = mailbox.address
+    checks = await daemon.plugins.verifiers[0](body.email.strip(), body.probe, mail_from)
+    result = verdict(checks)
+    lifted = False
+    if body.lift and result == "valid":
+        lifted = await daemon.store.unsuppress(body.email.strip().lower())
+    return {"email": body.email.strip(), "verdict": result, "lifted": lifted,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]}
