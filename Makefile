@@ -45,3 +45,10 @@ test-integration: $(STAMP) deps-debian
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
+
+# The generated references (tests/unit/test_reference_docs.py fails when they drift from the code).
+.PHONY: docs
+docs: $(STAMP)
+	$(PY) -m dripd.reference config > docs/configuration.md
+	$(PY) -m dripd.reference api > docs/api.md
+	$(PY) -m dripd.reference dripctl > docs/dripctl.md

@@ -27,18 +27,35 @@ class _Strict(BaseModel):
 
 
 class DaemonConfig(_Strict):
-    state_dir: Path = Path("var")
-    socket: Path = Path("var/dripd.sock")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """The daemon process: where its state lives, the control socket, logging, retries, shutdown."""
+
+    state_dir: Path = Field(default=Path("var"), description="Directory of the SQLite database (`dripd.sqlite3`).")
+    socket: Path = Field(
+        default=Path("var/dripd.sock"),
+        description="Control socket (mode 0660): dripctl and `curl --unix-socket` talk to it. "
+                    "Under systemd socket activation the passed socket is used instead.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Lowest level written to stderr (journald priorities under systemd).")
     # The scheduler keeps in memory only work due within this many seconds.
-    horizon_seconds: float = Field(default=3600.0, gt=0)
+    horizon_seconds: float = Field(
+        default=3600.0, gt=0, description="The scheduler keeps in memory only work due within this many seconds.")
     # At most this many due enrollments per mailbox are held in memory at once.
-    queue_limit: int = Field(default=5000, gt=0)
-    retry_max_attempts: int = Field(default=6, gt=0)
-    retry_base_seconds: float = Field(default=60.0, gt=0)
-    retry_max_age_hours: float = Field(default=48.0, gt=0)
-    resend_uncertain: bool = False
-    shutdown_grace_seconds: float = Field(default=25.0, gt=0)
+    queue_limit: int = Field(
+        default=5000, gt=0, description="At most this many due enrollments per mailbox are held in memory at once.")
+    retry_max_attempts: int = Field(
+        default=6, gt=0, description="Transient failures (4xx replies, network errors) are retried this often...")
+    retry_base_seconds: float = Field(
+        default=60.0, gt=0, description="...with exponential backoff from this base, plus jitter...")
+    retry_max_age_hours: float = Field(
+        default=48.0, gt=0, description="...and for at most this long; then the send counts as a soft bounce.")
+    resend_uncertain: bool = Field(
+        default=False,
+        description="After a crash, resend messages that may have gone out but cannot be looked up "
+                    "(otherwise they are reported as uncertain, never resent).",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=25.0, gt=0, description="On SIGTERM, in-flight sends get this long to finish.")
 
     @property
     def database(self) -> Path:
@@ -54,22 +71,42 @@ def _zone(value: str) -> str:
 
 
 class MailboxConfig(BaseModel):
+    """One sending mailbox (repeat the table for more). Its caps hold across every sequence that uses it.
+
+    Nested tables named after a plugin (`[mailboxes.maildir]`, `[mailboxes.smtp]`, `[mailboxes.imap]`)
+    configure that plugin for this mailbox; any other nested table is an error. The table named by
+    `transport` may be left out only when that plugin's keys all have defaults.
+    """
+
     # Extra tables are plugin sections, checked against the plugins' own models afterwards.
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    address: str
-    name: str = ""
-    domain: str | None = None  # Message-ID domain; defaults to the address's domain
-    timezone: str = "UTC"
-    daily_cap: int = Field(default=50, gt=0)
-    hourly_cap: int = Field(default=10, gt=0)
-    burst: int = Field(default=1, gt=0)
-    jitter_seconds: float = Field(default=0.0, ge=0)
-    warmup: list[tuple[int, int]] = []
-    warmup_start: dt.date | None = None
-    transport: str = "maildir"
-    concurrency: int = Field(default=1, gt=0)  # sends in flight at once for this mailbox
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
+                    description="Unique name of the mailbox; referred to as `mailboxId` in the API and sequence files.")
+    address: str = Field(description="The From address.",
+                         json_schema_extra={"rule": "a valid email address (stored normalized)"})
+    name: str = Field(default="", description="The From display name.")
+    domain: str | None = Field(  # Message-ID domain; defaults to the address's domain
+        default=None, description="Domain of generated Message-IDs; defaults to the address's domain.")
+    timezone: str = Field(default="UTC", description="The daily cap's day starts at local midnight in this zone.",
+                          json_schema_extra={"rule": "an IANA time zone name such as `Europe/Berlin`"})
+    daily_cap: int = Field(default=50, gt=0, description="Sends per mailbox-local calendar day (after warm-up).")
+    hourly_cap: int = Field(default=10, gt=0, description="Hard limit: at most this many sends in any rolling 60 minutes.")
+    burst: int = Field(default=1, gt=0,
+                       description="Token bucket capacity: 1 spaces sends evenly (every 6 minutes at 10 an hour).")
+    jitter_seconds: float = Field(default=0.0, ge=0, description="Random extra spacing between sends, 0..N seconds.")
+    warmup: list[tuple[int, int]] = Field(
+        default=[],
+        description="Warm-up ramp: `[days since warmup_start, daily cap]` stages, e.g. `[[7, 10], [14, 25]]` is "
+                    "10 a day in week 1, 25 a day in week 2, then `daily_cap`.",
+        json_schema_extra={"rule": "stage days positive and strictly increasing; stage caps positive"},
+    )
+    warmup_start: dt.date | None = Field(
+        default=None, description="First day of the warm-up (a TOML date); leave it out for no warm-up.")
+    transport: str = Field(default="maildir", description="The transport plugin that delivers this mailbox's mail.",
+                           json_schema_extra={"rule": "a registered transport (`maildir`, `smtp`, or a plugin's)"})
+    concurrency: int = Field(default=1, gt=0,  # sends in flight at once for this mailbox
+                             description="Sends in flight at once for this mailbox.")
 
     _check_zone = field_validator("timezone")(classmethod(lambda cls, v: _zone(v)))
 
@@ -103,9 +140,20 @@ class MailboxConfig(BaseModel):
 
 
 class ApiConfig(_Strict):
-    listen: str | None = None  # "host:port" for the TCP listener; the Unix socket is always on
-    tokens: list[str] = []  # "sha256:<hex>" digests of accepted Bearer tokens
-    token_files: list[Path] = []
+    """The control API. The Unix socket (`daemon.socket`) is always on; a TCP listener is optional.
+
+    A TCP listener needs `tokens` or `token_files`: Bearer auth is mandatory on TCP.
+    """
+
+    listen: str | None = Field(  # "host:port" for the TCP listener; the Unix socket is always on
+        default=None, description="`host:port` of the TCP listener, e.g. `127.0.0.1:8025`; off when unset.",
+        json_schema_extra={"rule": "needs `tokens` or `token_files`"})
+    tokens: list[str] = Field(  # "sha256:<hex>" digests of accepted Bearer tokens
+        default=[], description="Digests of accepted Bearer tokens (`printf %s TOKEN | sha256sum`), never the tokens.",
+        json_schema_extra={"rule": "each `sha256:` followed by 64 lower-case hex digits"})
+    token_files: list[Path] = Field(
+        default=[], description="Files holding accepted tokens (one a line: a token, or a `sha256:` digest), e.g. "
+                                "systemd credentials; re-read when they change.")
 
     @field_validator("tokens")
     @classmethod
@@ -135,16 +183,27 @@ def _host_port(value: str | None) -> str | None:
 class TrackingConfig(_Strict):
     """The public tracking listener (opens, clicks, unsubscribe pages); off unless listen is set."""
 
-    listen: str | None = None
-    base_url: str | None = None  # what links in messages point to, e.g. "https://t.example.com"
+    listen: str | None = Field(
+        default=None, description="`host:port` of the public tracking listener; tracking is off when unset.",
+        json_schema_extra={"rule": "`host:port`; needs `base_url`"})
+    base_url: str | None = Field(  # what links in messages point to, e.g. "https://t.example.com"
+        default=None, description="What links in messages point to, e.g. `https://t.example.com`.",
+        json_schema_extra={"rule": "an http:// or https:// URL without query; needs `listen`"})
     # HMAC key; without it, $CREDENTIALS_DIRECTORY/tracking (systemd LoadCredential=) is used.
-    secret_file: Path | None = None
+    secret_file: Path | None = Field(
+        default=None, description="HMAC key signing tracking links; without it, `$CREDENTIALS_DIRECTORY/tracking` "
+                                  "(systemd `LoadCredential=`) is used.")
     # Clicks this soon after the send are link scanners, not people (recorded, flagged).
-    scanner_seconds: float = Field(default=5.0, ge=0)
+    scanner_seconds: float = Field(
+        default=5.0, ge=0, description="Clicks this soon after the send are link scanners, not people (recorded, flagged).")
     # Flagged hits (prefetchers, scanners) satisfy if_opened / if_clicked only when this is on.
-    count_flagged: bool = False
+    count_flagged: bool = Field(
+        default=False,
+        description="Flagged hits (prefetchers, scanners) satisfy `if_opened` / `if_clicked` only when this is on.")
     # Behind a reverse proxy: take the client address from the last X-Forwarded-For entry.
-    proxy_headers: bool = False
+    proxy_headers: bool = Field(
+        default=False,
+        description="Behind a reverse proxy: take the client address from the last `X-Forwarded-For` entry.")
 
     _check_listen = field_validator("listen")(classmethod(lambda cls, v: _host_port(v)))
 
@@ -167,25 +226,38 @@ class TrackingConfig(_Strict):
 
 
 class MetricsConfig(_Strict):
-    listen: str | None = None  # "host:port" serving /metrics; /metrics is on the control socket too
+    """Prometheus metrics. `/metrics` is always served on the control socket too."""
+
+    listen: str | None = Field(  # "host:port" serving /metrics; /metrics is on the control socket too
+        default=None, description="`host:port` of a TCP listener serving only `/metrics`; off when unset.",
+        json_schema_extra={"rule": "`host:port`"})
 
     _check_listen = field_validator("listen")(classmethod(lambda cls, v: _host_port(v)))
 
 
 class AnalyticsConfig(_Strict):
+    """The funnel (delivered) and the mailbox health verdict (`dripctl mailboxes show`, `/api/mailboxes/{id}/stats`)."""
+
     # Accepted and no bounce within this long counts as delivered (a positive DSN counts at once).
-    bounce_window_hours: float = Field(default=24.0, gt=0)
+    bounce_window_hours: float = Field(
+        default=24.0, gt=0,
+        description="Accepted and no bounce within this long counts as delivered (a positive DSN counts at once).")
     # Mailbox health: the recent window's rates against the trailing baseline before it.
-    health_window_days: float = Field(default=7.0, gt=0)
-    health_baseline_days: float = Field(default=28.0, gt=0)
-    health_min_sends: int = Field(default=20, gt=0)  # fewer sends than this say too little
-    health_collapse_ratio: float = Field(default=0.5, gt=0, lt=1)  # recent below baseline x this
-    health_bounce_rate: float = Field(default=0.02, gt=0, lt=1)  # bounce rate that warns by itself
+    health_window_days: float = Field(
+        default=7.0, gt=0, description="Mailbox health: the recent window whose rates are judged...")
+    health_baseline_days: float = Field(
+        default=28.0, gt=0, description="...against the trailing baseline of this many days before it.")
+    health_min_sends: int = Field(  # fewer sends than this say too little
+        default=20, gt=0, description="Fewer sends than this in the window say too little for a verdict.")
+    health_collapse_ratio: float = Field(  # recent below baseline x this
+        default=0.5, gt=0, lt=1, description="Warn when a recent rate falls below the baseline's times this.")
+    health_bounce_rate: float = Field(  # bounce rate that warns by itself
+        default=0.02, gt=0, lt=1, description="A bounce rate that warns by itself.")
 
 
 class Config(_Strict):
     daemon: DaemonConfig = DaemonConfig()
-    mailboxes: list[MailboxConfig] = Field(min_length=1)
+    mailboxes: list[MailboxConfig] = Field(min_length=1, description="At least one mailbox.")
     api: ApiConfig = ApiConfig()
     tracking: TrackingConfig = TrackingConfig()
     metrics: MetricsConfig = MetricsConfig()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from dripd.clock import offloaded
 from dripd.hookspecs import OutgoingMessage, PluginContext, SendOutcome, SendResult, hookimpl
@@ -22,9 +22,11 @@ NAME = "maildir"
 
 
 class MaildirConfig(BaseModel):
+    """The Maildir transport: each message is written atomically into `path/new/` (no mail server needed)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: Path
+    path: Path = Field(description="The Maildir; `tmp/`, `new/` and `cur/` are created. Messages land in `new/`, one file each.")
 
 
 def file_name(message_id: str) -> str:

@@ -32,20 +32,31 @@ class ServerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    host: str = Field(min_length=1)
-    port: int = Field(gt=0, le=65535)
-    security: Literal["starttls", "tls", "none"]
-    username: str | None = None
-    password_file: Path | None = None
-    password_env: str | None = None
-    auth: Literal["password", "xoauth2"] = "password"
-    token_command: list[str] | None = None
-    token_endpoint: str | None = None
-    client_id: str | None = None
-    client_secret_file: Path | None = None
-    refresh_token_file: Path | None = None
-    ca_file: Path | None = None  # trust this CA (a private or test server) instead of the system's
-    timeout_seconds: float = Field(default=30.0, gt=0)
+    host: str = Field(min_length=1, description="Server host name.")
+    port: int = Field(gt=0, le=65535, description="Server port.")
+    security: Literal["starttls", "tls", "none"] = Field(description="How the connection is secured.")
+    username: str | None = Field(
+        default=None, description="Login name; without it no login is attempted.",
+        json_schema_extra={"rule": "with `auth = \"password\"`, needs `password_file` or `password_env`"})
+    password_file: Path | None = Field(
+        default=None, description="File holding the password (e.g. `$CREDENTIALS_DIRECTORY/...`); never inline.",
+        json_schema_extra={"rule": "not together with `password_env`"})
+    password_env: str | None = Field(default=None, description="Environment variable holding the password.")
+    auth: Literal["password", "xoauth2"] = Field(
+        default="password", description="`password` (LOGIN/PLAIN) or `xoauth2` (an OAuth2 access token).",
+        json_schema_extra={"rule": "`xoauth2` needs `username`, and `token_command` or `token_endpoint` + "
+                                   "`client_id` + `refresh_token_file`"})
+    token_command: list[str] | None = Field(
+        default=None, description="XOAUTH2: a command (argv list) that prints an access token; asked again after 5 minutes.")
+    token_endpoint: str | None = Field(
+        default=None, description="XOAUTH2: the provider's token endpoint for the refresh-token flow.")
+    client_id: str | None = Field(default=None, description="XOAUTH2: the OAuth2 client id.")
+    client_secret_file: Path | None = Field(
+        default=None, description="XOAUTH2: file holding the client secret, if the provider wants one.")
+    refresh_token_file: Path | None = Field(default=None, description="XOAUTH2: file holding the refresh token.")
+    ca_file: Path | None = Field(  # trust this CA (a private or test server) instead of the system's
+        default=None, description="Trust this CA (a private or test server) instead of the system's.")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Network timeout of each server operation.")
 
     @model_validator(mode="after")
     def _secret_source(self) -> "ServerConfig":
