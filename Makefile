@@ -52,3 +52,8 @@ docs: $(STAMP)
 	$(PY) -m dripd.reference config > docs/configuration.md
 	$(PY) -m dripd.reference api > docs/api.md
 	$(PY) -m dripd.reference dripctl > docs/dripctl.md
+
+# The long reliability runs (RELIABILITY.md): the crash suite at full size.
+.PHONY: soak
+soak: $(STAMP) deps-debian
+	DRIPD_SOAK=1 $(PY) -m pytest -q -s tests/integration/test_reliability_crash.py
