@@ -53,7 +53,23 @@ docs: $(STAMP)
 	$(PY) -m dripd.reference api > docs/api.md
 	$(PY) -m dripd.reference dripctl > docs/dripctl.md
 
-# The long reliability runs (RELIABILITY.md): the crash suite at full size.
+# The long reliability runs (RELIABILITY.md): the crash and load suites at full size.
 .PHONY: soak
 soak: $(STAMP) deps-debian
-	DRIPD_SOAK=1 $(PY) -m pytest -q -s tests/integration/test_reliability_crash.py
+	DRIPD_SOAK=1 $(PY) -m pytest -q -s tests/integration/test_reliability_crash.py tests/integration/test_load.py
+
+# Benchmarks (issue 7): figures beside a reference measured in the same run; never pass/fail.
+# `make bench` fits in ~15 minutes on 2 cores; `make bench-full` runs the issue's full sizes.
+.PHONY: bench bench-full
+BENCH_STAMP := $(VENV)/.bench-installed
+BENCH_SCRIPTS := bench_render bench_send bench_scale bench_dispatch bench_lateness bench_reply bench_api
+
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(PIP) install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) deps-debian
+	@for s in $(BENCH_SCRIPTS); do $(PY) bench/$$s.py || exit 1; done
+
+bench-full: $(BENCH_STAMP) deps-debian
+	@for s in $(BENCH_SCRIPTS); do $(PY) bench/$$s.py --full || exit 1; done
