@@ -11,7 +11,7 @@ Rates are over sent messages, except bounced, over sent + refused (a refused one
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 from dripd.store.analytics import MessageFacts

@@ -374,7 +374,7 @@ def render_api() -> str:
         responses = []
         for status, response in operation.get("responses", {}).items():
             if status == "422":
-                responses.append(f"`422` validation error (the error shape above)")
+                responses.append("`422` validation error (the error shape above)")
                 continue
             text = response.get("description", "")
             media = ", ".join(f"`{m}`" for m in response.get("content", {}))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +14,7 @@ from dripd.store.rows import (
     sequence_from_row,
     step_from_row,
 )
-from dripd.store.sqlite import Conn, Db, fetch_all, fetch_one, thread_operation, transaction
+from dripd.store.sqlite import Conn, fetch_all, fetch_one, thread_operation
 
 
 @dataclass(frozen=True)
@@ -121,16 +120,6 @@ def autocomplete(db: Conn, sequence_id: int, now: float) -> int | None:
     return sequence_id
 
 
-async def _event(db: Db, kind: str, at: float, enrollment_id: int | None = None, **fields: Any) -> None:
-    """add_event for operations still written against aiosqlite (runs on its thread)."""
-    await db._execute(lambda: add_event(db._conn, kind, at, enrollment_id, **fields))
-
-
-async def end_enrollment(db: Db, enrollment_id: int, status: EnrollmentStatus, reason: str | None, now: float) -> int | None:
-    """end_now for operations still written against aiosqlite (runs on its thread)."""
-    return await db._execute(lambda: end_now(db._conn, enrollment_id, status, reason, now))
-
-
 class RunOps:
     """Mixin of send-path operations; ``self._db`` comes from SqliteConnection."""
 
@@ -212,8 +201,7 @@ class RunOps:
     def finish(
         self, db: Conn, enrollment_id: int, status: EnrollmentStatus, reason: str | None, now: float
     ) -> int | None:
-        with transaction(db):
-            return end_now(db, enrollment_id, status, reason, now)
+        return end_now(db, enrollment_id, status, reason, now)
 
     @thread_operation
     def claim_send(
@@ -222,30 +210,29 @@ class RunOps:
     ) -> Claim | None:
         """Commit the ledger row before the transport is called. None means the step was
         already sent, is in flight or is uncertain: the ledger refuses a second send."""
-        with transaction(db):
-            existing = fetch_one(
-                db, "SELECT * FROM outbox WHERE enrollment_id = ? AND step_id = ?", (enrollment_id, step_id)
+        existing = fetch_one(
+            db, "SELECT * FROM outbox WHERE enrollment_id = ? AND step_id = ?", (enrollment_id, step_id)
+        )
+        if existing is None:
+            cursor = db.execute(
+                "INSERT INTO outbox (enrollment_id, step_id, mailbox_id, message_id, subject, status,"
+                " attempts, created_at, attempted_at) VALUES (?,?,?,?,?, 'sending', 1, ?, ?)",
+                (enrollment_id, step_id, mailbox_id, message_id, subject, now, now),
             )
-            if existing is None:
-                cursor = db.execute(
-                    "INSERT INTO outbox (enrollment_id, step_id, mailbox_id, message_id, subject, status,"
-                    " attempts, created_at, attempted_at) VALUES (?,?,?,?,?, 'sending', 1, ?, ?)",
-                    (enrollment_id, step_id, mailbox_id, message_id, subject, now, now),
-                )
-                claim = Claim(cursor.lastrowid or 0, message_id, 1, now)
-            elif existing["status"] == "retry":
-                # A retry keeps its Message-ID: the recipient's server sees one message.
-                db.execute(
-                    "UPDATE outbox SET status = 'sending', attempts = attempts + 1, attempted_at = ?,"
-                    " subject = ? WHERE id = ?",
-                    (now, subject, existing["id"]),
-                )
-                claim = Claim(existing["id"], existing["message_id"], existing["attempts"] + 1,
-                              existing["created_at"])
-            else:
-                return None
-            db.execute("INSERT INTO send_log (mailbox_id, at) VALUES (?, ?)", (mailbox_id, now))
-            return claim
+            claim = Claim(cursor.lastrowid or 0, message_id, 1, now)
+        elif existing["status"] == "retry":
+            # A retry keeps its Message-ID: the recipient's server sees one message.
+            db.execute(
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, attempted_at = ?,"
+                " subject = ? WHERE id = ?",
+                (now, subject, existing["id"]),
+            )
+            claim = Claim(existing["id"], existing["message_id"], existing["attempts"] + 1,
+                          existing["created_at"])
+        else:
+            return None
+        db.execute("INSERT INTO send_log (mailbox_id, at) VALUES (?, ?)", (mailbox_id, now))
+        return claim
 
     @thread_operation
     def record_sent(
@@ -254,13 +241,12 @@ class RunOps:
     ) -> int | None:
         """The transport accepted: resolve the row, advance the contact (due_at None = finished).
         Returns the id of a sequence this auto-completed."""
-        with transaction(db):
-            db.execute(
-                "UPDATE outbox SET status = 'sent', resolved_at = ?, detail = NULL WHERE id = ?",
-                (now, claim.outbox_id),
-            )
-            add_event(db, "sent", now, enrollment_id, step_id=step_id, outbox_id=claim.outbox_id)
-            return self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now)
+        db.execute(
+            "UPDATE outbox SET status = 'sent', resolved_at = ?, detail = NULL WHERE id = ?",
+            (now, claim.outbox_id),
+        )
+        add_event(db, "sent", now, enrollment_id, step_id=step_id, outbox_id=claim.outbox_id)
+        return self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now)
 
     def _advance(
         self, db: Conn, enrollment_id: int, cursor_ord: int, anchor_at: float, due_at: float | None, now: float
@@ -281,18 +267,17 @@ class RunOps:
         self, db: Conn, claim: Claim, enrollment_id: int, step_id: int, due_at: float, detail: str, now: float
     ) -> None:
         """A transient failure: the row waits as 'retry' (same Message-ID), the contact is due again."""
-        with transaction(db):
-            db.execute(
-                "UPDATE outbox SET status = 'retry', detail = ? WHERE id = ?", (detail, claim.outbox_id)
-            )
-            db.execute(
-                "UPDATE enrollments SET due_at = ?, updated_at = ?,"
-                " next_run_at = CASE WHEN (SELECT status FROM sequences WHERE id = sequence_id) = 'active'"
-                " THEN ? ELSE NULL END WHERE id = ? AND status = 'active'",
-                (due_at, now, due_at, enrollment_id),
-            )
-            add_event(db, "retry", now, enrollment_id, step_id=step_id, outbox_id=claim.outbox_id,
-                         data={"detail": detail, "attempt": claim.attempts})
+        db.execute(
+            "UPDATE outbox SET status = 'retry', detail = ? WHERE id = ?", (detail, claim.outbox_id)
+        )
+        db.execute(
+            "UPDATE enrollments SET due_at = ?, updated_at = ?,"
+            " next_run_at = CASE WHEN (SELECT status FROM sequences WHERE id = sequence_id) = 'active'"
+            " THEN ? ELSE NULL END WHERE id = ? AND status = 'active'",
+            (due_at, now, due_at, enrollment_id),
+        )
+        add_event(db, "retry", now, enrollment_id, step_id=step_id, outbox_id=claim.outbox_id,
+                     data={"detail": detail, "attempt": claim.attempts})
 
     @thread_operation
     def record_failed(
@@ -301,29 +286,28 @@ class RunOps:
     ) -> int | None:
         """A permanent failure (or retries exhausted): the contact bounces; a hard bounce
         suppresses the address everywhere."""
-        with transaction(db):
+        db.execute(
+            "UPDATE outbox SET status = 'failed', resolved_at = ?, detail = ? WHERE id = ?",
+            (now, detail, claim.outbox_id),
+        )
+        add_event(db, "bounced", now, enrollment_id, step_id=step_id, outbox_id=claim.outbox_id,
+                     data={"class": bounce_class, "detail": detail})
+        if bounce_class == "hard":
             db.execute(
-                "UPDATE outbox SET status = 'failed', resolved_at = ?, detail = ? WHERE id = ?",
-                (now, detail, claim.outbox_id),
+                "INSERT OR REPLACE INTO suppressions (email, reason, at, detail) VALUES (?, 'bounced', ?, ?)",
+                (email, now, detail),
             )
-            add_event(db, "bounced", now, enrollment_id, step_id=step_id, outbox_id=claim.outbox_id,
-                         data={"class": bounce_class, "detail": detail})
-            if bounce_class == "hard":
-                db.execute(
-                    "INSERT OR REPLACE INTO suppressions (email, reason, at, detail) VALUES (?, 'bounced', ?, ?)",
-                    (email, now, detail),
-                )
-            # end_enrollment records no second 'bounced' event: the one above carries the detail.
-            cursor = db.execute(
-                "UPDATE enrollments SET status = 'bounced', end_reason = ?, ended_at = ?, updated_at = ?,"
-                " last_event_at = ?, next_run_at = NULL, due_at = NULL WHERE id = ? AND status = 'active'",
-                (detail, now, now, now, enrollment_id),
-            )
-            if cursor.rowcount == 0:
-                return None
-            row = fetch_one(db, "SELECT sequence_id FROM enrollments WHERE id = ?", (enrollment_id,))
-            assert row is not None
-            return autocomplete(db, row["sequence_id"], now)
+        # end_now records no second 'bounced' event: the one above carries the detail.
+        cursor = db.execute(
+            "UPDATE enrollments SET status = 'bounced', end_reason = ?, ended_at = ?, updated_at = ?,"
+            " last_event_at = ?, next_run_at = NULL, due_at = NULL WHERE id = ? AND status = 'active'",
+            (detail, now, now, now, enrollment_id),
+        )
+        if cursor.rowcount == 0:
+            return None
+        row = fetch_one(db, "SELECT sequence_id FROM enrollments WHERE id = ?", (enrollment_id,))
+        assert row is not None
+        return autocomplete(db, row["sequence_id"], now)
 
     @thread_operation
     def record_uncertain(
@@ -331,27 +315,25 @@ class RunOps:
         anchor_at: float, due_at: float | None, detail: str, now: float,
     ) -> int | None:
         """The send may or may not have happened: never resent by default; the contact moves on."""
-        with transaction(db):
-            db.execute(
-                "UPDATE outbox SET status = 'uncertain', resolved_at = ?, detail = ? WHERE id = ?",
-                (now, detail, outbox_id),
-            )
-            add_event(db, "uncertain", now, enrollment_id, step_id=step_id, outbox_id=outbox_id,
-                         data={"detail": detail})
-            return self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now)
+        db.execute(
+            "UPDATE outbox SET status = 'uncertain', resolved_at = ?, detail = ? WHERE id = ?",
+            (now, detail, outbox_id),
+        )
+        add_event(db, "uncertain", now, enrollment_id, step_id=step_id, outbox_id=outbox_id,
+                     data={"detail": detail})
+        return self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now)
 
     @thread_operation
     def release_claim(self, db: Conn, outbox_id: int, enrollment_id: int, due_at: float, now: float) -> None:
         """Crash recovery found the message was never delivered: make the step sendable again."""
-        with transaction(db):
-            db.execute("UPDATE outbox SET status = 'retry', detail = 'not delivered before a crash'"
-                             " WHERE id = ?", (outbox_id,))
-            db.execute(
-                "UPDATE enrollments SET due_at = ?, updated_at = ?,"
-                " next_run_at = CASE WHEN (SELECT status FROM sequences WHERE id = sequence_id) = 'active'"
-                " THEN ? ELSE NULL END WHERE id = ? AND status = 'active'",
-                (due_at, now, due_at, enrollment_id),
-            )
+        db.execute("UPDATE outbox SET status = 'retry', detail = 'not delivered before a crash'"
+                         " WHERE id = ?", (outbox_id,))
+        db.execute(
+            "UPDATE enrollments SET due_at = ?, updated_at = ?,"
+            " next_run_at = CASE WHEN (SELECT status FROM sequences WHERE id = sequence_id) = 'active'"
+            " THEN ? ELSE NULL END WHERE id = ? AND status = 'active'",
+            (due_at, now, due_at, enrollment_id),
+        )
 
     @thread_operation
     def resolve_outbox(self, db: Conn, outbox_id: int, status: str, detail: str, now: float) -> None:

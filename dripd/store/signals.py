@@ -7,7 +7,7 @@ from typing import Any
 
 from dripd.model import EnrollmentStatus
 from dripd.store.runs import add_event, autocomplete, end_now
-from dripd.store.sqlite import Conn, fetch_all, fetch_one, thread_operation, transaction
+from dripd.store.sqlite import Conn, fetch_all, fetch_one, thread_operation
 
 
 @dataclass(frozen=True)
@@ -65,21 +65,20 @@ class SignalOps:
     ) -> int | None:
         """Record an event against the message it answers; optionally end the enrollment.
         Returns a sequence id this auto-completed."""
-        with transaction(db):
-            add_event(db, kind, now, ref.enrollment_id, step_id=ref.step_id, outbox_id=ref.outbox_id,
-                         data=data, flagged=flagged)
-            db.execute("UPDATE enrollments SET last_event_at = ? WHERE id = ?", (now, ref.enrollment_id))
-            if end_as is None:
-                return None
-            # The event above is the record; end quietly (no second event of the same kind).
-            cursor = db.execute(
-                "UPDATE enrollments SET status = ?, end_reason = ?, ended_at = ?, updated_at = ?,"
-                " next_run_at = NULL, due_at = NULL WHERE id = ? AND status = 'active'",
-                (end_as.value, kind, now, now, ref.enrollment_id),
-            )
-            if cursor.rowcount == 0:
-                return None
-            return autocomplete(db, ref.sequence_id, now)
+        add_event(db, kind, now, ref.enrollment_id, step_id=ref.step_id, outbox_id=ref.outbox_id,
+                     data=data, flagged=flagged)
+        db.execute("UPDATE enrollments SET last_event_at = ? WHERE id = ?", (now, ref.enrollment_id))
+        if end_as is None:
+            return None
+        # The event above is the record; end quietly (no second event of the same kind).
+        cursor = db.execute(
+            "UPDATE enrollments SET status = ?, end_reason = ?, ended_at = ?, updated_at = ?,"
+            " next_run_at = NULL, due_at = NULL WHERE id = ? AND status = 'active'",
+            (end_as.value, kind, now, now, ref.enrollment_id),
+        )
+        if cursor.rowcount == 0:
+            return None
+        return autocomplete(db, ref.sequence_id, now)
 
     @thread_operation
     def suppress(self, db: Conn, email: str, reason: str, detail: str | None, now: float,
@@ -87,20 +86,19 @@ class SignalOps:
         """Put an address on the suppression list and end its active enrollments everywhere.
         Returns sequences this auto-completed."""
         completed: list[int] = []
-        with transaction(db):
-            db.execute(
-                "INSERT INTO suppressions (email, reason, at, detail) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (email) DO UPDATE SET reason = excluded.reason, at = excluded.at,"
-                " detail = excluded.detail",
-                (email, reason, now, detail),
-            )
-            rows = fetch_all(
-                db, "SELECT e.id FROM enrollments e JOIN contacts c ON c.id = e.contact_id"
-                    " WHERE c.email = ? AND e.status = 'active'", (email,))
-            for r in rows:
-                done = end_now(db, r[0], end_as, reason, now)
-                if done is not None:
-                    completed.append(done)
+        db.execute(
+            "INSERT INTO suppressions (email, reason, at, detail) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (email) DO UPDATE SET reason = excluded.reason, at = excluded.at,"
+            " detail = excluded.detail",
+            (email, reason, now, detail),
+        )
+        rows = fetch_all(
+            db, "SELECT e.id FROM enrollments e JOIN contacts c ON c.id = e.contact_id"
+                " WHERE c.email = ? AND e.status = 'active'", (email,))
+        for r in rows:
+            done = end_now(db, r[0], end_as, reason, now)
+            if done is not None:
+                completed.append(done)
         return completed
 
     @thread_operation

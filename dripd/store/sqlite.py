@@ -47,28 +47,6 @@ def _map_error(exc: sqlite3.Error) -> StoreError:
     return StoreError(f"database unavailable: {reason}", details={"sqlite": text})
 
 
-def operation(
-    fn: Callable[Concatenate[Any, Db, P], Awaitable[R]],
-) -> Callable[Concatenate[Any, P], Awaitable[R]]:
-    """Turn ``async def op(self, db, ...)`` (asyncio) into a trio method that runs it over the bridge."""
-
-    @functools.wraps(fn)
-    async def bridged(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
-        async def run() -> R:
-            try:
-                return await fn(self, self._db, *args, **kwargs)
-            except sqlite3.Error as exc:
-                raise _map_error(exc) from exc
-
-        # One connection, one operation at a time: an operation's statements (and its
-        # transaction) must not interleave with another task's.
-        async with self._lock:
-            with offloaded:
-                return await trio_asyncio.aio_as_trio(run)()
-
-    return bridged
-
-
 class _Pending:
     """One caller's operation waiting for the next group commit."""
 
@@ -158,44 +136,12 @@ def thread_operation(
     return bridged
 
 
-class transaction:
-    """``with transaction(conn):`` inside an operation (connection thread). Operations already
-    run inside their group's transaction and savepoint, so this only names the intent; kept so
-    an operation reads as one unit of work."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self._conn
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        return None
-
-
 def fetch_all(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
     return conn.execute(sql, params).fetchall()
 
 
 def fetch_one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
     return conn.execute(sql, params).fetchone()
-
-
-class Transaction:
-    """``async with Transaction(db):`` BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error (asyncio side)."""
-
-    def __init__(self, db: Db) -> None:
-        self._db = db
-
-    async def __aenter__(self) -> Db:
-        await self._db.execute("BEGIN IMMEDIATE")
-        return self._db
-
-    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            await self._db.execute("COMMIT")
-        else:
-            await self._db.execute("ROLLBACK")
 
 
 class SqliteConnection:
@@ -243,13 +189,3 @@ class SqliteConnection:
         if self._db is not None:
             db, self._db = self._db, None  # type: ignore[assignment]
             await trio_asyncio.aio_as_trio(db.close)()
-
-
-async def fetchall(db: Db, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[sqlite3.Row]:
-    async with db.execute(sql, params) as cursor:
-        return list(await cursor.fetchall())
-
-
-async def fetchone(db: Db, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Row | None:
-    async with db.execute(sql, params) as cursor:
-        return await cursor.fetchone()
