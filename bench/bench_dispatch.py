@@ -1,0 +1,167 @@
+"""Dispatch rate: steps/s through scheduler + cadence + render + store with a null transport.
+
+N enrollments, all due, in one mailbox; the daemon (in-process, real clock, the engine and store
+the dripd command runs) sends the first K of them through a transport that accepts at once. Run
+at mailbox concurrency 1 and 32: concurrency changes how many store operations share one group
+commit (dripd/store/sqlite.py thread_operation). The reference, measured in the same run, is the
+same per-step SQL and message build done by a plain sqlite3 loop on one thread (no scheduler, no
+trio, no bridge): the floor cost of the work itself.
+
+    .venv/bin/python bench/bench_dispatch.py [--full | --smoke] [--profile DIR]
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common as c  # noqa: E402
+
+MAILBOX = "m"
+
+
+def child(params: dict[str, Any]) -> dict[str, Any]:
+    import trio
+    import trio_asyncio
+
+    from dripd.daemon import Daemon
+
+    root = Path(params["root"])
+    n, k, concurrency = params["n"], params["k"], params["concurrency"]
+    now = c.epoch_now()
+    build = c.build_db(root / "var" / "dripd.sqlite3", mailboxes=[MAILBOX], sequences=10, enrollments=n,
+                       next_run_at=lambda i: now - 60 + i * 1e-6, now=now - 60, steps=c.ONE_STEP)
+    plugin = c.NullPlugin()
+    config, plugins = c.inprocess_config(root, [c.open_mailbox(MAILBOX, "null", {}, concurrency=concurrency)],
+                                         (plugin,))
+    result: dict[str, Any] = {"build_s": build}
+
+    async def main() -> None:
+        async with trio_asyncio.open_loop():
+            daemon = Daemon(config, plugins, handle_signals=False)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(daemon.run)
+                t_ready = time.perf_counter()
+                while plugin.count() < 1:
+                    await trio.sleep(0.001)
+                t_first = time.perf_counter()
+                while plugin.count() < k:
+                    await trio.sleep(0.002)
+                t_last = time.perf_counter()
+                sent = plugin.count()
+                daemon.stop()
+        result.update(first_s=t_first - t_ready, seconds=t_last - t_first, sent=sent,
+                      rate=(sent - 1) / (t_last - t_first), rss_mb=c.rss_mb()[1])
+
+    trio.run(main)
+    db = sqlite3.connect(str(root / "var" / "dripd.sqlite3"))
+    result["recorded"] = db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'sent'").fetchone()[0]
+    db.close()
+    return result
+
+
+def reference(root: Path, k: int, group: int) -> float:
+    """The same per-step work without the engine: the reads of run_context, the ledger writes of
+    claim_send and record_sent (+ end of a one-step enrollment), render + build of the message,
+    ``group`` steps per transaction pair (claims committed before the sends, results after). Steps/s."""
+    from dripd import render
+    from dripd.store.rows import contact_from_row, step_from_row
+
+    path = root / "ref.sqlite3"
+    now = c.epoch_now()
+    c.build_db(path, mailboxes=[MAILBOX], sequences=10, enrollments=k, next_run_at=lambda i: now - 60,
+               now=now - 60, steps=c.ONE_STEP)
+    db = sqlite3.connect(str(path), isolation_level=None)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA synchronous=NORMAL")
+    templates: dict[int, Any] = {}
+    ids = [r[0] for r in db.execute("SELECT id FROM enrollments ORDER BY next_run_at, id LIMIT ?", (k,))]
+    started = time.perf_counter()
+    for start in range(0, len(ids), group):
+        # As the engine's contract: the claims commit before any send, the results after.
+        db.execute("BEGIN IMMEDIATE")
+        claimed = []
+        for eid in ids[start:start + group]:
+            e = db.execute("SELECT * FROM enrollments WHERE id = ?", (eid,)).fetchone()
+            db.execute("SELECT * FROM sequences WHERE id = ?", (e["sequence_id"],)).fetchone()
+            contact = contact_from_row(db.execute("SELECT * FROM contacts WHERE id = ?", (e["contact_id"],)).fetchone())
+            steps = [step_from_row(r) for r in db.execute(
+                "SELECT * FROM steps WHERE sequence_id = ? AND deleted = 0 ORDER BY ord", (e["sequence_id"],))]
+            db.execute("SELECT message_id, subject FROM outbox WHERE enrollment_id = ?", (eid,)).fetchall()
+            db.execute("SELECT DISTINCT kind FROM events WHERE enrollment_id = ? AND flagged = 0"
+                       " AND kind IN ('replied', 'opened', 'clicked')", (eid,)).fetchall()
+            db.execute("SELECT reason FROM suppressions WHERE email = ?", (contact.email,)).fetchone()
+            step = steps[0]
+            tpl = templates.get(step.id) or templates.setdefault(step.id, render.compile_template(step.subject, step.body, step.text))
+            rendered = tpl.render(contact.merge_fields())
+            message_id = render.make_message_id("sender.example", f"{eid}.{step.id}.0011223344556677")
+            cur = db.execute("INSERT INTO outbox (enrollment_id, step_id, mailbox_id, message_id, subject, status,"
+                             " attempts, created_at, attempted_at) VALUES (?,?,?,?,?, 'sending', 1, ?, ?)",
+                             (eid, step.id, MAILBOX, message_id, rendered.subject, now, now))
+            db.execute("INSERT INTO send_log (mailbox_id, at) VALUES (?, ?)", (MAILBOX, now))
+            claimed.append((eid, e, contact, step, rendered, message_id, cur.lastrowid))
+        db.execute("COMMIT")
+        for eid, e, contact, step, rendered, message_id, _ in claimed:
+            envelope = render.Envelope(from_address="m@sender.example", from_name="M", to_address=contact.email,
+                                       to_name=contact.first_name, message_id=message_id, date=now)
+            render.build_message(envelope, rendered)
+        db.execute("BEGIN IMMEDIATE")
+        for eid, e, contact, step, rendered, message_id, outbox_id in claimed:
+            db.execute("UPDATE outbox SET status = 'sent', resolved_at = ? WHERE id = ?", (now, outbox_id))
+            db.execute("INSERT INTO events (at, kind, mailbox_id, sequence_id, enrollment_id, contact_id, step_id,"
+                       " outbox_id, flagged, data) VALUES (?, 'sent', ?, ?, ?, ?, ?, ?, 0, '{}')",
+                       (now, MAILBOX, e["sequence_id"], eid, e["contact_id"], step.id, outbox_id))
+            db.execute("UPDATE enrollments SET status = 'completed', sent_count = 1, next_run_at = NULL, due_at = NULL,"
+                       " ended_at = ?, updated_at = ? WHERE id = ?", (now, now, eid))
+        db.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    db.close()
+    return len(ids) / elapsed
+
+
+def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        print(json.dumps(child(json.loads(sys.argv[2]))))
+        return
+    args = c.arguments("Dispatch rate with a null transport")
+    sizes = c.pick(args, [200, 500], [1_000, 10_000, 100_000], [1_000, 10_000, 100_000, 1_000_000])
+    k_max = c.pick(args, 200, 10_000, 50_000)
+    concurrencies = [1, 32]
+    table = c.Table("3. Dispatch rate (null transport, one mailbox)")
+    with c.workdir(args, "dripd-bench-dispatch-") as root:
+        refs = {}
+        for conc in concurrencies:
+            refs[conc] = reference(root / f"ref{conc}", min(k_max, 5000 if not args.smoke else 200), conc)
+        base: dict[int, float] = {}
+        for n in sizes:
+            for conc in concurrencies:
+                k = min(n, k_max)
+                profile = args.profile / f"dispatch-n{n}-c{conc}.txt" if args.profile else None
+                if profile:
+                    profile.parent.mkdir(parents=True, exist_ok=True)
+                r = c.run_child(Path(__file__), {"root": str(root / f"n{n}c{conc}"), "n": n, "k": k,
+                                                 "concurrency": conc}, profile=profile)
+                base.setdefault(conc, r["rate"])
+                ok = "all recorded" if r["recorded"] >= r["sent"] else f"RECORDED {r['recorded']} < SENT {r['sent']}"
+                table.row(f"N={c.fnum(n)} due, concurrency {conc}: steps/s over {c.fnum(r['sent'])} sends",
+                          c.fnum(r["rate"]), f"{c.fnum(refs[conc])} (plain sqlite3 loop, {conc}/commit)",
+                          c.ratio(r["rate"], refs[conc]),
+                          f"vs N={c.fnum(sizes[0])}: {c.ratio(r['rate'], base[conc])}; target 5,000/s: "
+                          f"{c.ratio(r['rate'], 5000)}; first send {r['first_s'] * 1000:.0f} ms after READY; "
+                          f"peak RSS {r['rss_mb']:.0f} MB; {ok}")
+                import shutil
+                shutil.rmtree(root / f"n{n}c{conc}", ignore_errors=True)
+    table.notes.append("in-process daemon (dripd.daemon.Daemon, real clock) with a null transport plugin "
+                       "(bench/_common.py NullTransport): no network, so the figure is the engine's own cost")
+    table.notes.append("the flat-curve check is the 'vs N=' column: steps/s at N against the smallest N")
+    table.print()
+
+
+if __name__ == "__main__":
+    main()
