@@ -149,6 +149,7 @@ class CatalogOps:
 
     @thread_operation
     def update_sequence(self, db: Conn, sequence_id: int, settings: SequenceSettings, now: float) -> Sequence:
+        self.forget_sequence(sequence_id)
         _editable(_sequence(db, sequence_id))
         db.execute(
             "UPDATE sequences SET name = ?, mailbox_id = ?, settings = ?, updated_at = ? WHERE id = ?",
@@ -163,6 +164,7 @@ class CatalogOps:
         self, db: Conn, sequence_id: int, action: Action, now: float, reason: str | None = None
     ) -> Sequence:
         """Apply start/pause/resume/complete with the seeds' rules (InvalidTransition otherwise)."""
+        self.forget_sequence(sequence_id)
         sequence = _sequence(db, sequence_id)
         new_status = transition(sequence.status, action)
         if action is Action.START and not _live_steps(db, sequence_id):
@@ -208,6 +210,7 @@ class CatalogOps:
 
     @thread_operation
     def add_step(self, db: Conn, sequence_id: int, step: Step, now: float) -> list[Step]:
+        self.forget_sequence(sequence_id)
         _editable(_sequence(db, sequence_id))
         steps = _live_steps(db, sequence_id)
         check_step_list(steps + [step])
@@ -221,6 +224,7 @@ class CatalogOps:
     @thread_operation
     def replace_step(self, db: Conn, sequence_id: int, index: int, step: Step, now: float) -> list[Step]:
         """Edit in place: same id and position; applies to future runs only."""
+        self.forget_sequence(sequence_id)
         _editable(_sequence(db, sequence_id))
         steps = _live_steps(db, sequence_id)
         target = self._at(steps, sequence_id, index)
@@ -232,6 +236,7 @@ class CatalogOps:
     @thread_operation
     def delete_step(self, db: Conn, sequence_id: int, index: int, now: float) -> list[Step]:
         """Soft delete, so sent messages keep their step; later steps re-index."""
+        self.forget_sequence(sequence_id)
         _editable(_sequence(db, sequence_id))
         steps = _live_steps(db, sequence_id)
         target = self._at(steps, sequence_id, index)

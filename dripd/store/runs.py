@@ -102,10 +102,10 @@ def end_now(
 
 
 def autocomplete(db: Conn, sequence_id: int, now: float) -> int | None:
-    seq_row = fetch_one(db, "SELECT * FROM sequences WHERE id = ?", (sequence_id,))
-    if seq_row is None or seq_row["status"] != SequenceStatus.ACTIVE.value:
-        return None
-    if not sequence_from_row(seq_row).settings.auto_complete:
+    seq_row = fetch_one(
+        db, "SELECT status, json_extract(settings, '$.auto_complete') AS auto FROM sequences WHERE id = ?",
+        (sequence_id,))
+    if seq_row is None or seq_row["status"] != SequenceStatus.ACTIVE.value or not seq_row["auto"]:
         return None
     left = fetch_one(
         db, "SELECT 1 FROM enrollments WHERE sequence_id = ? AND status = 'active' LIMIT 1", (sequence_id,)
@@ -122,6 +122,38 @@ def autocomplete(db: Conn, sequence_id: int, now: float) -> int | None:
 
 class RunOps:
     """Mixin of send-path operations; ``self._db`` comes from SqliteConnection."""
+
+    # Parsed sequences and their live steps by id: parsing settings JSON and steps for every
+    # send was a measurable share of the connection thread. Every catalog operation that edits a
+    # sequence or its steps drops its entry (forget_sequence); status is checked on each use,
+    # since auto-complete and auto-pause change it from the send path too.
+    _sequence_cache: dict[int, tuple[str, Sequence, list[Step]]]
+
+    def _cache(self) -> dict[int, tuple[str, Sequence, list[Step]]]:
+        cache = self.__dict__.get("_sequence_cache")
+        if cache is None:
+            cache = self.__dict__["_sequence_cache"] = {}
+            self.caches.append(cache)  # type: ignore[attr-defined]
+        return cache
+
+    def forget_sequence(self, sequence_id: int) -> None:
+        self._cache().pop(sequence_id, None)
+
+    def _sequence_and_steps(self, db: Conn, sequence_id: int) -> tuple[Sequence, list[Step]]:
+        cache = self._cache()
+        head = fetch_one(db, "SELECT status FROM sequences WHERE id = ?", (sequence_id,))
+        assert head is not None
+        cached = cache.get(sequence_id)
+        if cached is not None and cached[0] == head["status"]:
+            return cached[1], cached[2]
+        seq_row = fetch_one(db, "SELECT * FROM sequences WHERE id = ?", (sequence_id,))
+        steps = [step_from_row(r) for r in fetch_all(
+            db, "SELECT * FROM steps WHERE sequence_id = ? AND deleted = 0 ORDER BY ord", (sequence_id,))]
+        sequence = sequence_from_row(seq_row)
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[sequence_id] = (head["status"], sequence, steps)
+        return sequence, steps
 
     @thread_operation
     def due_for_mailbox(
@@ -143,16 +175,9 @@ class RunOps:
         if row is None:
             return None
         enrollment = enrollment_from_row(row)
-        seq_row = fetch_one(db, "SELECT * FROM sequences WHERE id = ?", (enrollment.sequence_id,))
+        sequence, steps = self._sequence_and_steps(db, enrollment.sequence_id)
         contact_row = fetch_one(db, "SELECT * FROM contacts WHERE id = ?", (enrollment.contact_id,))
-        assert seq_row is not None and contact_row is not None
-        steps = [
-            step_from_row(r)
-            for r in fetch_all(
-                db, "SELECT * FROM steps WHERE sequence_id = ? AND deleted = 0 ORDER BY ord",
-                (enrollment.sequence_id,),
-            )
-        ]
+        assert contact_row is not None
         thread = [
             (r["message_id"], r["subject"])
             for r in fetch_all(
@@ -175,7 +200,7 @@ class RunOps:
         suppressed = fetch_one(db, "SELECT reason FROM suppressions WHERE email = ?", (contact.email,))
         return RunContext(
             enrollment=enrollment,
-            sequence=sequence_from_row(seq_row),
+            sequence=sequence,
             steps=steps,
             contact=contact,
             thread=thread,

@@ -123,6 +123,9 @@ def thread_operation(
                 except Exception as exc:
                     for item in group:
                         item.error = item.error or exc
+                    # Rolled back: anything cached from inside the group may be unreal.
+                    for cache in self.caches:
+                        cache.clear()
                 finally:
                     for item in group:
                         item.done = True
@@ -152,6 +155,7 @@ class SqliteConnection:
         self._db: Db = None  # type: ignore[assignment]
         self._lock = trio.Lock()
         self._queue: list[Any] = []  # operations waiting for the next group commit
+        self.caches: list[dict[Any, Any]] = []  # cleared when a group fails to commit
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
