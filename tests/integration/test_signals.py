@@ -84,3 +84,37 @@ def test_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
     good.write_text("[[mailboxes]]\nid = 'sales'\naddress = 'a@example.com'\n[mailboxes.maildir]\npath = 'x'\n")
     result = subprocess.run([str(DRIPD), "--check-config", "-c", str(good)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
+
+
+def test_second_sigterm_stops_at_once_and_the_next_start_resolves_the_rest(tmp_path: Path) -> None:
+    from tests.integration.servers import smtp_sink
+
+    with smtp_sink({"rules": [{"on": "dot", "action": "stall"}]}) as sink:
+        box = {"id": "sales", "address": "sales@example.com", "timezone": "UTC", "daily_cap": 1000,
+               "hourly_cap": 1000, "burst": 100, "transport": "smtp", "smtp": sink.smtp_table(timeout_seconds=60)}
+        process = DripdProcess(tmp_path, mailboxes=[box], daemon={"shutdown_grace_seconds": 30})
+        process.start()
+        with process.client() as client:
+            sequence_id = client.post("/api/sequences", json={
+                "name": "stuck", "mailboxId": "sales",
+                "steps": [{"type": "email", "subject": "s", "body": "b"}]}).json()["id"]
+            client.post(f"/api/sequences/{sequence_id}/enroll", json={"contactEmail": "x@example.org"})
+            client.post(f"/api/sequences/{sequence_id}/start")
+        deadline = time.monotonic() + 10
+        while sink.count("dot") == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the message is on the wire; the server never answers the final dot
+        assert process.proc is not None
+        process.signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert process.proc.poll() is None  # graceful: waiting for the in-flight transaction
+        started = time.monotonic()
+        process.signal(signal.SIGTERM)
+        process.proc.wait(10)
+        assert time.monotonic() - started < 5
+        assert "second stop signal: stopping at once" in process.log()
+        process.start()
+        with process.client() as client:
+            status = client.get("/api/status").json()
+        assert process.stop() in (0, -15)
+    # The interrupted send may have been delivered: it is reported, never resent.
+    assert status["uncertainSends"] == 1 and status["uncertainAtStart"] == 1

@@ -75,3 +75,51 @@ def test_notify_ready_watchdog_reloading_stopping_in_order(tmp_path: Path) -> No
     finally:
         process.kill()
         sock.close()
+
+
+def test_watchdog_pings_stop_when_the_scheduler_is_wedged(tmp_path: Path) -> None:
+    """An SMTP server that accepts the connection and then never answers RCPT (with a long
+    transport timeout) holds the mailbox's only worker; the next due send then blocks the lane's
+    loop, and the pings must stop so that systemd restarts the service."""
+    from tests.integration.servers import smtp_sink
+
+    notify_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify_path))
+    with smtp_sink({"rules": [{"on": "rcpt", "action": "stall"}]}) as sink:
+        box = {"id": "sales", "address": "sales@example.com", "timezone": "UTC", "daily_cap": 1000,
+               "hourly_cap": 1000, "burst": 100, "transport": "smtp", "smtp": sink.smtp_table(timeout_seconds=60)}
+        process = DripdProcess(tmp_path, mailboxes=[box],
+                               env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000"})
+        try:
+            process.start()
+            seen: list[str] = []
+            _collect(sock, "WATCHDOG=1", 5, seen, _collect(sock, "READY=1", 10, seen))
+            with process.client() as client:
+                sequence_id = client.post("/api/sequences", json={
+                    "name": "wedge", "mailboxId": "sales",
+                    "steps": [{"type": "email", "subject": "s", "body": "b"}]}).json()["id"]
+                csv = "email\n" + "".join(f"w{i}@example.org\n" for i in range(3))
+                client.post(f"/api/sequences/{sequence_id}/enroll/csv", content=csv.encode(),
+                            headers={"content-type": "text/csv"})
+                client.post(f"/api/sequences/{sequence_id}/start")
+            # Once wedged, a full second (five ping intervals) passes without a single ping.
+            deadline = time.monotonic() + 15
+            quiet_since = None
+            while time.monotonic() < deadline:
+                sock.settimeout(0.1)
+                try:
+                    got = sock.recv(4096).decode().split("\n")
+                except socket.timeout:
+                    got = []
+                if "WATCHDOG=1" in got:
+                    quiet_since = None
+                elif quiet_since is None:
+                    quiet_since = time.monotonic()
+                elif time.monotonic() - quiet_since > 1.0:
+                    break
+            assert quiet_since is not None and time.monotonic() - quiet_since > 1.0, "pings never stopped"
+            assert "scheduler not making progress" in process.log()
+        finally:
+            process.kill()
+            sock.close()
