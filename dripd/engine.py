@@ -11,7 +11,7 @@ import logging
 import random
 import secrets
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Mapping
 
 import trio
 
@@ -56,7 +56,6 @@ class Engine:
         self.counters = Counters()
         self._rng = rng or random.Random()
         self._templates: dict[tuple[int, str, str, str | None], render.CompiledTemplate] = {}
-        self.on_sequence_completed: Callable[[int], None] = lambda sequence_id: None
         self.engagement: Engagement = NoTracking()
         self.metrics = Metrics()
 
@@ -76,13 +75,13 @@ class Engine:
             return RunResult(RunStatus.DROPPED)
         if ctx.suppressed is not None:
             status = _SUPPRESSION_STATUS.get(ctx.suppressed, EnrollmentStatus.BOUNCED)
-            await self._finished(await self.store.finish(enrollment_id, status, f"address {ctx.suppressed}", now))
+            self._completed(await self.store.finish(enrollment_id, status, f"address {ctx.suppressed}", now))
             return RunResult(RunStatus.DONE)
         enrollment = ctx.enrollment
         anchor = enrollment.anchor_at if enrollment.anchor_at is not None else enrollment.enrolled_at
         plan = cadence.plan(ctx.steps, enrollment.cursor_ord, anchor, now, self.window(ctx), ctx.signals)
         if isinstance(plan, cadence.Finish):
-            await self._finished(await self.store.finish(enrollment_id, EnrollmentStatus.COMPLETED, None, now))
+            self._completed(await self.store.finish(enrollment_id, EnrollmentStatus.COMPLETED, None, now))
             return RunResult(RunStatus.DONE)
         followup = enrollment.sent_count > 0
         if isinstance(plan, cadence.Wake):
@@ -206,7 +205,7 @@ class Engine:
             self.plugins.notify("sent", {"mailbox": mailbox.id, "sequence": ctx.sequence.id, "step": step.id})
             if due is not None:
                 self.scheduler.schedule(mailbox.id, enrollment.id, due, True)
-            await self._finished(completed)
+            self._completed(completed)
             return
         if outcome is SendOutcome.TRANSIENT:
             settings = self.config.daemon
@@ -225,7 +224,8 @@ class Engine:
         elif outcome is SendOutcome.PERMANENT:
             outcome_class, detail = "hard", result.detail
         elif outcome is SendOutcome.SENDER_BLOCKED:
-            await self.store.release_claim(claim.outbox_id, enrollment.id, now, now)
+            # Refused before delivery: the step waits, with its Message-ID, for the mailbox's resume.
+            await self.store.release_claim(claim.outbox_id, enrollment.id, now, now, f"sender refused: {result.detail}")
             await self.pause_mailbox(mailbox.id, f"the server refused the sender: {result.detail}")
             return
         else:
@@ -237,14 +237,14 @@ class Engine:
                         result.detail)
             if due is not None:
                 self.scheduler.schedule(mailbox.id, enrollment.id, due, True)
-            await self._finished(completed)
+            self._completed(completed)
             return
         completed = await self.store.record_failed(claim, enrollment.id, step.id, outcome_class, detail,
                                                    ctx.contact.email, now)
         self.counters.bounced += 1
         self.metrics.event(mailbox.id, ctx.sequence.id, step.id, "bounced")
         log.info("enrollment %d step %d: %s bounce: %s", enrollment.id, step.id, outcome_class, detail)
-        await self._finished(completed)
+        self._completed(completed)
 
     def next_after(self, ctx: RunContext, step: Step, now: float) -> tuple[int, float, float | None]:
         """Cursor, anchor and due time once ``step`` is sent at ``now`` (due None = finished)."""
@@ -258,14 +258,14 @@ class Engine:
     async def _advance_past(self, ctx: RunContext, step: Step, now: float) -> None:
         cursor_ord, anchor, due = self.next_after(ctx, step, now)
         if due is None:
-            await self._finished(await self.store.finish(ctx.enrollment.id, EnrollmentStatus.COMPLETED, None, now))
+            self._completed(await self.store.finish(ctx.enrollment.id, EnrollmentStatus.COMPLETED, None, now))
         elif await self.store.set_plan(ctx.enrollment.id, cursor_ord, anchor, due, now):
             self.scheduler.schedule(ctx.enrollment.mailbox_id, ctx.enrollment.id, due, True)
 
-    async def _finished(self, completed_sequence: int | None) -> None:
+    @staticmethod
+    def _completed(completed_sequence: int | None) -> None:
         if completed_sequence is not None:
             log.info("sequence %d completed: every contact finished", completed_sequence)
-            self.on_sequence_completed(completed_sequence)
 
     async def pause_mailbox(self, mailbox_id: str, reason: str) -> None:
         """Stop every send from a mailbox (kept across restarts) until an operator resumes it."""
@@ -284,7 +284,7 @@ class Engine:
             delivered = await self._lookup(row)
             now = self.clock.now()
             if delivered is False or (delivered is None and self.config.daemon.resend_uncertain):
-                await self.store.release_claim(row.id, row.enrollment_id, now, now)
+                await self.store.release_claim(row.id, row.enrollment_id, now, now, "not delivered before a crash")
                 log.warning("outbox %s: not delivered before a crash; will send", row.message_id)
                 continue
             ctx = await self.store.run_context(row.enrollment_id)

@@ -349,10 +349,11 @@ class RunOps:
         return self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now)
 
     @thread_operation
-    def release_claim(self, db: Conn, outbox_id: int, enrollment_id: int, due_at: float, now: float) -> None:
-        """Crash recovery found the message was never delivered: make the step sendable again."""
-        db.execute("UPDATE outbox SET status = 'retry', detail = 'not delivered before a crash'"
-                         " WHERE id = ?", (outbox_id,))
+    def release_claim(self, db: Conn, outbox_id: int, enrollment_id: int, due_at: float, now: float,
+                      detail: str) -> None:
+        """The message surely did not go (found missing after a crash, or refused before
+        delivery): the step may be sent again, under the same Message-ID."""
+        db.execute("UPDATE outbox SET status = 'retry', detail = ? WHERE id = ?", (detail, outbox_id))
         db.execute(
             "UPDATE enrollments SET due_at = ?, updated_at = ?,"
             " next_run_at = CASE WHEN (SELECT status FROM sequences WHERE id = sequence_id) = 'active'"

@@ -7,7 +7,6 @@ import datetime as dt
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
-from zoneinfo import ZoneInfo
 
 import pytest
 import trio
