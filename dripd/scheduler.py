@@ -276,6 +276,8 @@ class Lane:
         elif enrollment_id in self._wanted:
             # Rescheduled while in flight: make sure its heap entry exists.
             heapq.heappush(self._due, (self._wanted[enrollment_id], enrollment_id))
+        else:
+            self._followup.pop(enrollment_id, None)  # it left memory: keep nothing of it
         self._wake.set()
 
 

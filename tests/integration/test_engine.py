@@ -292,3 +292,4 @@ async def test_memory_is_bounded_by_the_horizon_and_the_queue_limit(tmp_path: Pa
         assert peak <= 40 + lane.concurrency
         sent_to = [m.to_address for _, m in plugin.transports["m"].delivered]
         assert sent_to == sorted(sent_to)  # due order (equal due times: enrollment order)
+        assert len(lane._followup) <= 40 + lane.concurrency  # nothing kept of enrollments that left
