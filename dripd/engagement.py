@@ -28,15 +28,12 @@ class MessageRef:
 class Engagement(Protocol):
     def merge_fields(self, ref: MessageRef, mailbox: MailboxConfig) -> dict[str, str]:
         """Extra merge fields for this message, e.g. ``unsubscribeUrl``."""
-        ...
 
     def decorate_html(self, ref: MessageRef, html: str, settings: SequenceSettings) -> str:
         """The HTML as sent: open pixel and rewritten links when the sequence tracks them."""
-        ...
 
     def list_unsubscribe(self, ref: MessageRef, mailbox: MailboxConfig) -> tuple[tuple[str, ...], bool]:
         """``List-Unsubscribe`` URLs and whether RFC 8058 one-click applies."""
-        ...
 
 
 def mailto_unsubscribe(mailbox: MailboxConfig) -> str:

@@ -56,7 +56,6 @@ class Transport(Protocol):
     async def lookup(self, message_id: str) -> bool | None:
         """After a crash: True if the message surely went out, False if it surely did not
         (so sending it is safe), None when the transport cannot tell (it stays uncertain)."""
-        ...
 
     async def aclose(self) -> None: ...
 
@@ -96,7 +95,6 @@ class Detector(Protocol):
     async def run(self, emit: Emit) -> None:
         """Watch the mailbox until cancelled, calling ``emit`` for each event; reconnect on
         its own after network faults. Returning ends the detector; raising restarts it."""
-        ...
 
 
 class PluginState(Protocol):
