@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from dripd.store.sqlite import Conn, fetch_all, fetch_one, thread_operation
+from dripd.store.sqlite import Conn, control_operation, fetch_all, fetch_one
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def _facts(db: Conn, where: str, params: tuple[Any, ...]) -> list[MessageFacts]:
 class AnalyticsOps:
     """Mixin of read-mostly engagement operations; ``self._db`` comes from SqliteConnection."""
 
-    @thread_operation
+    @control_operation
     def tracked_message(self, db: Conn, message_id: str) -> TrackedMessage | None:
         row = fetch_one(
             db, "SELECT o.id, o.enrollment_id, o.step_id, e.sequence_id, o.mailbox_id, c.email, e.status,"
@@ -66,7 +66,7 @@ class AnalyticsOps:
             (message_id,))
         return TrackedMessage(*row) if row else None
 
-    @thread_operation
+    @control_operation
     def hit_seen(self, db: Conn, outbox_id: int, kind: str, agent_like: str) -> bool:
         """Whether a hit of ``kind`` whose user agent contains ``agent_like`` was recorded before."""
         row = fetch_one(
@@ -74,21 +74,21 @@ class AnalyticsOps:
                 " LIMIT 1", (outbox_id, kind, f"%{agent_like.lower()}%"))
         return row is not None
 
-    @thread_operation
+    @control_operation
     def suppression_reason(self, db: Conn, email: str) -> str | None:
         row = fetch_one(db, "SELECT reason FROM suppressions WHERE email = ?", (email,))
         return row[0] if row else None
 
-    @thread_operation
+    @control_operation
     def sequence_message_facts(self, db: Conn, sequence_id: int) -> list[MessageFacts]:
         return _facts(db, "e.sequence_id = ?", (sequence_id,))
 
-    @thread_operation
+    @control_operation
     def mailbox_message_facts(self, db: Conn, mailbox_id: str, since: float, until: float) -> list[MessageFacts]:
         return _facts(db, "o.mailbox_id = ? AND COALESCE(o.resolved_at, o.attempted_at) >= ?"
                           " AND COALESCE(o.resolved_at, o.attempted_at) < ?", (mailbox_id, since, until))
 
-    @thread_operation
+    @control_operation
     def all_steps(self, db: Conn, sequence_id: int) -> list[dict[str, Any]]:
         """Every step ever in the sequence (deleted ones too: sent messages keep their step)."""
         rows = fetch_all(db, "SELECT id, ord, type, data, deleted FROM steps WHERE sequence_id = ? ORDER BY ord",
@@ -96,7 +96,7 @@ class AnalyticsOps:
         return [{"id": r[0], "ord": r[1], "type": r[2], "subject": json.loads(r[3]).get("subject", ""),
                  "deleted": bool(r[4])} for r in rows]
 
-    @thread_operation
+    @control_operation
     def contact_history(self, db: Conn, sequence_id: int, contact_id: int) -> dict[str, list[dict[str, Any]]]:
         """The contact's enrollments in the sequence, the messages sent and every event, in order."""
         enrollments = [dict(r) for r in fetch_all(

@@ -27,7 +27,7 @@ from dripd.store.rows import (
     step_from_row,
 )
 from dripd.store.runs import add_event, end_now
-from dripd.store.sqlite import Conn, fetch_all, fetch_one, thread_operation
+from dripd.store.sqlite import Conn, control_operation, fetch_all, fetch_one
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class CatalogOps:
 
     # -- sequences ---------------------------------------------------------------------------
 
-    @thread_operation
+    @control_operation
     def create_sequence(self, db: Conn, settings: SequenceSettings, steps: list[Step], now: float) -> Sequence:
         check_step_list(steps)
         cursor = db.execute(
@@ -120,16 +120,16 @@ class CatalogOps:
             )
         return _sequence(db, sequence_id)
 
-    @thread_operation
+    @control_operation
     def get_sequence(self, db: Conn, sequence_id: int) -> tuple[Sequence, list[Step]]:
         return _sequence(db, sequence_id), _live_steps(db, sequence_id)
 
-    @thread_operation
+    @control_operation
     def find_sequence(self, db: Conn, name: str) -> Sequence | None:
         row = fetch_one(db, "SELECT * FROM sequences WHERE name = ? ORDER BY id DESC LIMIT 1", (name,))
         return sequence_from_row(row) if row else None
 
-    @thread_operation
+    @control_operation
     def list_sequences(self, db: Conn, name: str | None = None) -> list[Sequence]:
         if name is not None:
             rows = fetch_all(db, "SELECT * FROM sequences WHERE name = ? ORDER BY id", (name,))
@@ -137,7 +137,7 @@ class CatalogOps:
             rows = fetch_all(db, "SELECT * FROM sequences ORDER BY id")
         return [sequence_from_row(r) for r in rows]
 
-    @thread_operation
+    @control_operation
     def rollups(self, db: Conn, sequence_ids: list[int] | None = None) -> dict[int, dict[str, int]]:
         """Enrollment counts per status for each sequence."""
         rows = fetch_all(db, "SELECT sequence_id, status, COUNT(*) AS n FROM enrollments GROUP BY sequence_id, status")
@@ -147,7 +147,7 @@ class CatalogOps:
                 out.setdefault(r["sequence_id"], {})[r["status"]] = r["n"]
         return out
 
-    @thread_operation
+    @control_operation
     def update_sequence(self, db: Conn, sequence_id: int, settings: SequenceSettings, now: float) -> Sequence:
         self.forget_sequence(sequence_id)
         _editable(_sequence(db, sequence_id))
@@ -159,7 +159,7 @@ class CatalogOps:
                          (settings.mailbox_id, sequence_id))
         return _sequence(db, sequence_id)
 
-    @thread_operation
+    @control_operation
     def transition_sequence(
         self, db: Conn, sequence_id: int, action: Action, now: float, reason: str | None = None
     ) -> Sequence:
@@ -191,7 +191,7 @@ class CatalogOps:
             )
         return _sequence(db, sequence_id)
 
-    @thread_operation
+    @control_operation
     def clone_sequence(self, db: Conn, sequence_id: int, name: str | None, now: float) -> Sequence:
         source = _sequence(db, sequence_id)
         settings = source.settings.replace(name=name or f"{source.settings.name} (copy)")
@@ -208,7 +208,7 @@ class CatalogOps:
 
     # -- steps (addressed by index, stored by stable id) -------------------------------------
 
-    @thread_operation
+    @control_operation
     def add_step(self, db: Conn, sequence_id: int, step: Step, now: float) -> list[Step]:
         self.forget_sequence(sequence_id)
         _editable(_sequence(db, sequence_id))
@@ -221,7 +221,7 @@ class CatalogOps:
         db.execute("UPDATE sequences SET updated_at = ? WHERE id = ?", (now, sequence_id))
         return _live_steps(db, sequence_id)
 
-    @thread_operation
+    @control_operation
     def replace_step(self, db: Conn, sequence_id: int, index: int, step: Step, now: float) -> list[Step]:
         """Edit in place: same id and position; applies to future runs only."""
         self.forget_sequence(sequence_id)
@@ -233,7 +233,7 @@ class CatalogOps:
         db.execute("UPDATE sequences SET updated_at = ? WHERE id = ?", (now, sequence_id))
         return _live_steps(db, sequence_id)
 
-    @thread_operation
+    @control_operation
     def delete_step(self, db: Conn, sequence_id: int, index: int, now: float) -> list[Step]:
         """Soft delete, so sent messages keep their step; later steps re-index."""
         self.forget_sequence(sequence_id)
@@ -254,14 +254,14 @@ class CatalogOps:
 
     # -- contacts and lists ------------------------------------------------------------------
 
-    @thread_operation
+    @control_operation
     def create_contact(self, db: Conn, contact: ContactInput, now: float) -> Contact:
         if fetch_one(db, "SELECT 1 FROM contacts WHERE email = ?", (contact.email,)):
             raise Conflict(f"a contact with email {contact.email} exists", details={"email": contact.email})
         contact_id = _upsert_contact(db, contact, now)
         return self._contact(db, contact_id)
 
-    @thread_operation
+    @control_operation
     def get_contact(self, db: Conn, contact_id: int) -> Contact:
         return self._contact(db, contact_id)
 
@@ -272,18 +272,18 @@ class CatalogOps:
             raise NotFound(f"no contact with id {contact_id}", details={"contactId": contact_id})
         return contact_from_row(row)
 
-    @thread_operation
+    @control_operation
     def find_contact(self, db: Conn, email: str) -> Contact | None:
         row = fetch_one(db, "SELECT * FROM contacts WHERE email = ?", (email,))
         return contact_from_row(row) if row else None
 
-    @thread_operation
+    @control_operation
     def search_contacts(self, db: Conn, email_part: str, limit: int, offset: int) -> list[Contact]:
         rows = fetch_all(db, "SELECT * FROM contacts WHERE email LIKE ? ESCAPE '\\' ORDER BY id LIMIT ? OFFSET ?",
                               ("%" + email_part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%", limit, offset))
         return [contact_from_row(r) for r in rows]
 
-    @thread_operation
+    @control_operation
     def update_contact(self, db: Conn, contact_id: int, changes: Mapping[str, Any], now: float) -> Contact:
         current = self._contact(db, contact_id)
         fields = dict(current.fields)
@@ -299,7 +299,7 @@ class CatalogOps:
         )
         return self._contact(db, contact_id)
 
-    @thread_operation
+    @control_operation
     def delete_contact(self, db: Conn, contact_id: int, now: float) -> None:
         """Cancels the contact's active enrollments; its history stays (the row is kept as an anonymised stub if referenced)."""
         self._contact(db, contact_id)
@@ -314,14 +314,14 @@ class CatalogOps:
         else:
             db.execute("DELETE FROM contacts WHERE id = ?", (contact_id,))
 
-    @thread_operation
+    @control_operation
     def create_list(self, db: Conn, name: str, now: float) -> int:
         if fetch_one(db, "SELECT 1 FROM lists WHERE name = ?", (name,)):
             raise Conflict(f"a list named {name!r} exists", details={"name": name})
         cursor = db.execute("INSERT INTO lists (name, created_at) VALUES (?, ?)", (name, now))
         return cursor.lastrowid or 0
 
-    @thread_operation
+    @control_operation
     def get_list(self, db: Conn, list_id: int) -> tuple[str, list[Contact]]:
         row = fetch_one(db, "SELECT name FROM lists WHERE id = ?", (list_id,))
         if row is None:
@@ -331,13 +331,13 @@ class CatalogOps:
             (list_id,))
         return row["name"], [contact_from_row(r) for r in members]
 
-    @thread_operation
+    @control_operation
     def list_lists(self, db: Conn) -> list[tuple[int, str, int]]:
         rows = fetch_all(db, "SELECT l.id, l.name, COUNT(m.contact_id) AS n FROM lists l"
                                   " LEFT JOIN list_members m ON m.list_id = l.id GROUP BY l.id ORDER BY l.id")
         return [(r["id"], r["name"], r["n"]) for r in rows]
 
-    @thread_operation
+    @control_operation
     def change_list(self, db: Conn, list_id: int, add: Iterable[int], remove: Iterable[int]) -> None:
         if fetch_one(db, "SELECT 1 FROM lists WHERE id = ?", (list_id,)) is None:
             raise NotFound(f"no list with id {list_id}", details={"listId": list_id})
@@ -349,7 +349,7 @@ class CatalogOps:
 
     # -- enrollment --------------------------------------------------------------------------
 
-    @thread_operation
+    @control_operation
     def enroll(
         self, db: Conn, sequence_id: int, contacts: list[ContactInput | int],
         merge_fields: list[Mapping[str, str]] | None, now: float, *, strict: bool,
@@ -408,13 +408,13 @@ class CatalogOps:
             return error
         return None
 
-    @thread_operation
+    @control_operation
     def list_ids(self, db: Conn, list_id: int) -> list[int]:
         if fetch_one(db, "SELECT 1 FROM lists WHERE id = ?", (list_id,)) is None:
             raise NotFound(f"no list with id {list_id}", details={"listId": list_id})
         return [r["contact_id"] for r in fetch_all(db, "SELECT contact_id FROM list_members WHERE list_id = ? ORDER BY contact_id", (list_id,))]
 
-    @thread_operation
+    @control_operation
     def cancel_enrollment(self, db: Conn, sequence_id: int, contact_id: int, now: float) -> int | None:
         row = fetch_one(db, "SELECT id FROM enrollments WHERE sequence_id = ? AND contact_id = ? AND status = 'active'",
                              (sequence_id, contact_id))
@@ -423,7 +423,7 @@ class CatalogOps:
                            details={"sequenceId": sequence_id, "contactId": contact_id})
         return end_now(db, row["id"], EnrollmentStatus.CANCELLED, "cancelled by request", now)
 
-    @thread_operation
+    @control_operation
     def sequence_contacts(self, db: Conn, sequence_id: int) -> list[ContactProgress]:
         _sequence(db, sequence_id)
         rows = fetch_all(
@@ -438,29 +438,29 @@ class CatalogOps:
 
     # -- additions for the control API ---------------------------------------------------------
 
-    @thread_operation
+    @control_operation
     def step_counts(self, db: Conn) -> dict[int, int]:
         rows = fetch_all(db, "SELECT sequence_id, COUNT(*) AS n FROM steps WHERE deleted = 0 GROUP BY sequence_id")
         return {r["sequence_id"]: r["n"] for r in rows}
 
-    @thread_operation
+    @control_operation
     def latest_enrollment(self, db: Conn, sequence_id: int, contact_id: int) -> int | None:
         """The contact's newest enrollment in the sequence (the one a preview threads into)."""
         row = fetch_one(db, "SELECT id FROM enrollments WHERE sequence_id = ? AND contact_id = ?"
                                  " ORDER BY id DESC LIMIT 1", (sequence_id, contact_id))
         return int(row["id"]) if row else None
 
-    @thread_operation
+    @control_operation
     def ensure_contacts(self, db: Conn, contacts: list[ContactInput], now: float) -> list[int]:
         """Ids of these addresses, creating the contacts that do not exist yet."""
         return [_upsert_contact(db, c, now) for c in contacts]
 
-    @thread_operation
+    @control_operation
     def find_list(self, db: Conn, name: str) -> int | None:
         row = fetch_one(db, "SELECT id FROM lists WHERE name = ?", (name,))
         return int(row["id"]) if row else None
 
-    @thread_operation
+    @control_operation
     def delete_list(self, db: Conn, list_id: int) -> None:
         """Drops the list and its memberships; the contacts stay."""
         if fetch_one(db, "SELECT 1 FROM lists WHERE id = ?", (list_id,)) is None:
@@ -468,7 +468,7 @@ class CatalogOps:
         db.execute("DELETE FROM list_members WHERE list_id = ?", (list_id,))
         db.execute("DELETE FROM lists WHERE id = ?", (list_id,))
 
-    @thread_operation
+    @control_operation
     def bulk_enroll(
         self, db: Conn, sequence_id: int, rows: list[tuple[int, ContactInput, Mapping[str, str]]],
         now: float, *, strict: bool,

@@ -48,12 +48,13 @@ def _map_error(exc: sqlite3.Error) -> StoreError:
 
 
 class _Pending:
-    """One caller's operation waiting for the next group commit."""
+    """One caller's operation waiting for a group commit."""
 
-    __slots__ = ("call", "done", "result", "error")
+    __slots__ = ("call", "urgent", "done", "result", "error")
 
-    def __init__(self, call: Callable[[], Any]) -> None:
+    def __init__(self, call: Callable[[], Any], urgent: bool) -> None:
         self.call = call
+        self.urgent = urgent
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
@@ -79,64 +80,45 @@ def _run_group(conn: sqlite3.Connection, group: list[_Pending]) -> None:
         raise
 
 
-def thread_operation(
-    fn: Callable[Concatenate[Any, sqlite3.Connection, P], R],
-) -> Callable[Concatenate[Any, P], Awaitable[R]]:
-    """Turn ``def op(self, conn, ...)`` (plain sqlite3) into a trio method whose whole body runs
-    on aiosqlite's connection thread.
+# A group takes every queued send-path operation but at most this many control-plane ones, so a
+# burst of API requests cannot make each send wait behind hundreds of enrollments.
+CONTROL_OPERATIONS_PER_GROUP = 8
 
-    Operations are group-committed: whoever holds the connection next runs every operation
-    queued meanwhile in one transaction, with one thread hop and one bridge crossing for the
-    lot. A caller gets its result only after that COMMIT, so "committed before the transport
-    is called" still holds. Measured here: ~120 us per crossing, against ~110 us for every
-    awaited aiosqlite statement, and one fsync-bearing commit per group instead of per send.
-    """
 
-    @functools.wraps(fn)
-    async def bridged(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
-        db: Db = self._db
-        pending = _Pending(functools.partial(fn, self, db._conn, *args, **kwargs))
-        self._queue.append(pending)
-        try:
-            await self._lock.acquire()
-        except trio.Cancelled:
-            if pending in self._queue:
-                self._queue.remove(pending)  # never run an operation whose caller has gone
-            raise
-        try:
-            if not pending.done:  # trio.Lock is FIFO: an earlier group may have served us
-                group, self._queue = self._queue, []
+def _operation(urgent: bool) -> Callable[[Callable[Concatenate[Any, sqlite3.Connection, P], R]],
+                                         Callable[Concatenate[Any, P], Awaitable[R]]]:
+    def decorate(fn: Callable[Concatenate[Any, sqlite3.Connection, P], R]) -> Callable[Concatenate[Any, P], Awaitable[R]]:
+        @functools.wraps(fn)
+        async def bridged(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
+            pending = _Pending(functools.partial(fn, self, self._db._conn, *args, **kwargs), urgent)
+            self._queue.append(pending)
+            try:
+                while not pending.done:
+                    if self._leading:
+                        await self._group_done.wait()  # then: served, or lead the next group
+                    else:
+                        await self._lead()
+            except trio.Cancelled:
+                if pending in self._queue:
+                    self._queue.remove(pending)  # never run an operation whose caller has gone
+                raise
+            if pending.error is not None:
+                error = pending.error
+                raise _map_error(error) if isinstance(error, sqlite3.Error) else error
+            return pending.result
 
-                async def run() -> None:
-                    try:
-                        # aiosqlite's own worker-thread entry point (Connection._execute): the
-                        # thread that owns the sqlite3 connection runs the group.
-                        await db._execute(_run_group, db._conn, group)
-                    except sqlite3.Error as exc:
-                        raise _map_error(exc) from exc
+        return bridged
 
-                try:
-                    # Shielded: the group holds other callers' work, and once handed to the
-                    # thread it runs anyway; its outcome must reach every caller.
-                    with offloaded, trio.CancelScope(shield=True):
-                        await trio_asyncio.aio_as_trio(run)()
-                except Exception as exc:
-                    for item in group:
-                        item.error = item.error or exc
-                    # Rolled back: anything cached from inside the group may be unreal.
-                    for cache in self.caches:
-                        cache.clear()
-                finally:
-                    for item in group:
-                        item.done = True
-        finally:
-            self._lock.release()
-        if pending.error is not None:
-            error = pending.error
-            raise _map_error(error) if isinstance(error, sqlite3.Error) else error
-        return pending.result
+    return decorate
 
-    return bridged
+
+thread_operation = _operation(urgent=True)
+thread_operation.__doc__ = """Turn ``def op(self, conn, ...)`` (plain sqlite3) into a trio method whose whole body runs
+on aiosqlite's connection thread, group-committed (see ``SqliteConnection._lead``). For the
+send path and what comes back (replies, bounces): every queued one joins the next group."""
+control_operation = _operation(urgent=False)
+control_operation.__doc__ = """Like ``thread_operation``, for control-plane and reporting work: a
+group takes only a few of these, so API load cannot starve the sends."""
 
 
 def fetch_all(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
@@ -148,14 +130,54 @@ def fetch_one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) 
 
 
 class SqliteConnection:
-    """Owns the aiosqlite connection; subclasses add operations with ``@operation``."""
+    """Owns the aiosqlite connection; subclasses add operations with ``@thread_operation``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: Db = None  # type: ignore[assignment]
-        self._lock = trio.Lock()
-        self._queue: list[Any] = []  # operations waiting for the next group commit
+        self._queue: list[_Pending] = []  # operations waiting for a group commit
+        self._leading = False  # a group is on the connection thread now
+        self._group_done = trio.Event()  # set (and replaced) whenever a group finishes
         self.caches: list[dict[Any, Any]] = []  # cleared when a group fails to commit
+
+    async def _lead(self) -> None:
+        """Group commit: take the queued operations (all urgent ones, a few control ones) to
+        the connection thread as one transaction: one thread hop and one bridge crossing for
+        the lot (~120 us a crossing here, against ~110 us for every awaited aiosqlite
+        statement), and one commit. Callers get results only after the COMMIT, so "committed
+        before the transport is called" still holds."""
+        urgent = [item for item in self._queue if item.urgent]
+        control = [item for item in self._queue if not item.urgent][:CONTROL_OPERATIONS_PER_GROUP]
+        group = urgent + control
+        taken = set(map(id, group))
+        self._queue = [item for item in self._queue if id(item) not in taken]
+        db = self._db
+        self._leading = True
+
+        async def run() -> None:
+            try:
+                # aiosqlite's own worker-thread entry point (Connection._execute): the thread
+                # that owns the sqlite3 connection runs the group.
+                await db._execute(_run_group, db._conn, group)
+            except sqlite3.Error as exc:
+                raise _map_error(exc) from exc
+
+        try:
+            # Shielded: the group holds other callers' work, and once handed to the thread it
+            # runs anyway; its outcome must reach every caller.
+            with offloaded, trio.CancelScope(shield=True):
+                await trio_asyncio.aio_as_trio(run)()
+        except Exception as exc:
+            for item in group:
+                item.error = item.error or exc
+            for cache in self.caches:
+                cache.clear()  # rolled back: anything cached from inside the group may be unreal
+        finally:
+            for item in group:
+                item.done = True
+            self._leading = False
+            self._group_done.set()
+            self._group_done = trio.Event()
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
