@@ -9,6 +9,7 @@ own sent copies to the Sent folder.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import logging
 import re
@@ -97,7 +98,7 @@ class ImapSession:
             if config.username:
                 assert secret is not None
                 if config.auth == "xoauth2":
-                    response = await client.xoauth2(config.username, secret)  # type: ignore[arg-type]
+                    response = await asyncio.wait_for(_aio_xoauth2(client.protocol, config.username, secret), timeout)
                 else:
                     response = await client.login(config.username, secret)
                 _ok(response, "login")
@@ -242,6 +243,55 @@ async def _aio_starttls(client: aioimaplib.IMAP4, config: ImapConfig) -> None:
     protocol.transport = await loop.start_tls(protocol.transport, protocol, tls_context(config),
                                               server_hostname=config.host)
     await asyncio.wait_for(protocol.capability(), config.timeout_seconds)
+
+
+class _SaslCommand(aioimaplib.Command):
+    """AUTHENTICATE that answers the server's continuations, which aioimaplib's own ``xoauth2``
+    leaves unanswered: a server that refuses a bearer token first sends an error challenge
+    (``+ eyJzdGF0dXMiOiI0MDEi...``, RFC 7628 3.2.2; Gmail and Dovecot do) and waits for the
+    client's empty reply before its tagged NO, so the login would hang until the timeout (and the
+    refused token would not be dropped). The initial response (the secret) is not one of the
+    command's arguments, so aioimaplib never logs it: it goes on the command line (SASL-IR), or
+    as the answer to the server's first, empty, continuation."""
+
+    def __init__(self, protocol: Any, mechanism: str, initial: str) -> None:
+        super().__init__("AUTHENTICATE", protocol.new_tag(), mechanism, loop=protocol.loop)
+        self._protocol = protocol
+        self.sasl_ir = "SASL-IR" in protocol.capabilities
+        self._pending: bytes | None = None if self.sasl_ir else initial.encode("ascii")
+
+    def append_to_resp(self, line: bytes, result: str = "Pending") -> None:
+        super().append_to_resp(line, result)
+        if result == "Pending" and bytes(line).startswith(b"+"):  # a continuation: the server waits for us
+            answer, self._pending = (self._pending or b""), None
+            self._protocol.transport.write(answer + b"\r\n")
+
+
+async def _aio_xoauth2(protocol: Any, user: str, token: str) -> Any:
+    """AUTHENTICATE XOAUTH2 (Google's and Microsoft's SASL mechanism) with ``token``; at login
+    nothing else is in flight, so the command is sent here rather than through ``execute``
+    (which would log the initial response)."""
+    blob = base64.b64encode(f"user={user}\x01auth=Bearer {token}\x01\x01".encode("utf-8")).decode("ascii")
+    async with protocol.state_condition:
+        if protocol.state != aioimaplib.NONAUTH or protocol.pending_sync_command is not None:
+            raise ImapError(f"cannot log in in state {protocol.state}")
+        command = _SaslCommand(protocol, "XOAUTH2", blob)
+        protocol.pending_sync_command = command
+        log.debug("sending %r (initial response not shown)", command)
+        protocol.transport.write((f"{command} {blob}" if command.sasl_ir else str(command)).encode("ascii") + b"\r\n")
+        try:
+            await command.wait()
+        finally:
+            if protocol.pending_sync_command is command:
+                protocol.pending_sync_command = None
+        response = command.response
+        if response.result == "OK":
+            protocol.state = aioimaplib.AUTH
+            for line in response.lines:  # post-login capabilities, as aioimaplib's login() reads them
+                if bytes(line).startswith(b"CAPABILITY"):
+                    protocol.capabilities |= set(bytes(line).decode("ascii", "replace").split()[1:])
+        protocol.state_condition.notify_all()
+    return response
 
 
 def _search_numbers(response: Any) -> list[int]:

@@ -8,8 +8,10 @@
   after the final dot, stalling; ``times`` limits a rule to the first N matches (greylisting).
   It logs every event as JSON lines and keeps each accepted message.
 - ``postfix_sink(*args)``: Postfix's own ``smtp-sink`` with its fault options (-r/-f/-q/-Q/-w).
-- ``token_endpoint()``: a MOCK OAuth2 token endpoint (the only mock here): it answers the
-  refresh-token grant with a fresh access token, so XOAUTH2 can be tested without a provider.
+- ``token_endpoint()``: a MOCK OAuth2 provider (the only mock here): it answers the
+  refresh-token grant with a fresh access token, and a tokeninfo URL that validates the tokens
+  it issued, so XOAUTH2 can be tested without a provider. ``dovecot(oauth2_url=...)`` makes
+  Dovecot check XOAUTH2 bearer tokens against that URL (its real oauth2 passdb).
 
 Run ``python tests/integration/servers.py smtp-sink PLAN_JSON`` to start the sink by hand.
 """
@@ -78,16 +80,16 @@ ssl = {ssl}
 {ssl_files}
 disable_plaintext_auth = no
 auth_failure_delay = 0
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth2_mechanisms}
 mail_location = maildir:{root}/mail/%u
 first_valid_uid = 1
-passdb {{
+{oauth2_passdb}passdb {{
   driver = static
   args = password={password}
-}}
+{static_mechanisms}}}
 userdb {{
   driver = static
-  args = uid=nobody gid=nogroup home={root}/home/%u
+  args = uid=nobody gid=nogroup home={root}/home/%u{userdb_extra}
 }}
 namespace inbox {{
   inbox = yes
@@ -167,10 +169,29 @@ def _self_signed(root: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+# With ``oauth2_url``: XOAUTH2/OAUTHBEARER logins are checked by Dovecot's oauth2 passdb, which
+# asks the (MOCK) token endpoint's tokeninfo URL about each bearer token; the static password
+# passdb then serves only PLAIN/LOGIN, so a bearer token is never taken for a password.
+DOVECOT_OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {args}
+}}
+"""
+
+DOVECOT_OAUTH2_EXT = """\
+tokeninfo_url = {url}?access_token=
+username_attribute = email
+timeout_msecs = 5000
+"""
+
+
 @contextlib.contextmanager
-def dovecot(*, tls: bool = False, idle: bool = True) -> Iterator[Dovecot]:
+def dovecot(*, tls: bool = False, idle: bool = True, oauth2_url: str | None = None) -> Iterator[Dovecot]:
     """A Dovecot imapd on 127.0.0.1 (plain IMAP; with ``tls`` STARTTLS is offered too;
-    ``idle=False`` hides the IDLE capability, as some servers lack it)."""
+    ``idle=False`` hides the IDLE capability, as some servers lack it; ``oauth2_url``, a
+    tokeninfo URL such as ``TokenEndpoint.tokeninfo_url``, turns on XOAUTH2 and OAUTHBEARER)."""
     if shutil.which("dovecot") is None:
         raise RuntimeError("dovecot is not installed (make deps-debian)")
     os.environ.setdefault("DRIPD_TEST_IMAP_PASSWORD", PASSWORD)
@@ -187,7 +208,18 @@ def dovecot(*, tls: bool = False, idle: bool = True) -> Iterator[Dovecot]:
         ca_file = cert
     port = free_port()
     conf = root / "dovecot.conf"
-    text = DOVECOT_CONF.format(root=root, port=port, password=PASSWORD, ssl="yes" if tls else "no", ssl_files=ssl_files)
+    oauth2_mechanisms = oauth2_passdb = ""
+    if oauth2_url is not None:
+        ext = root / "dovecot-oauth2.conf.ext"
+        ext.write_text(DOVECOT_OAUTH2_EXT.format(url=oauth2_url))
+        ext.chmod(0o644)
+        oauth2_mechanisms = " xoauth2 oauthbearer"
+        oauth2_passdb = DOVECOT_OAUTH2_PASSDB.format(args=ext)
+    text = DOVECOT_CONF.format(root=root, port=port, password=PASSWORD, ssl="yes" if tls else "no", ssl_files=ssl_files,
+                               oauth2_mechanisms=oauth2_mechanisms, oauth2_passdb=oauth2_passdb,
+                               static_mechanisms="  mechanisms = plain login\n" if oauth2_url is not None else "",
+                               # doveadm's user lookups must not ask the oauth2 passdb (it needs a token)
+                               userdb_extra=" allow_all_users=yes" if oauth2_url is not None else "")
     if not idle:
         text += "imap_capability = IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE UIDPLUS NAMESPACE\n"
     conf.write_text(text)
@@ -427,29 +459,42 @@ def postfix_sink(*options: str) -> Iterator[PostfixSink]:
 
 @dataclass
 class TokenEndpoint:
-    url: str
+    url: str  # the token endpoint (POST, refresh_token grant)
     refresh_token: str
     client_id: str
     issued: list[str]  # access tokens handed out, in order
+    tokeninfo_url: str = ""  # where a server checks a bearer token (Dovecot's oauth2 passdb: tokeninfo_url)
+    grants: dict[str, str] = field(default_factory=dict)  # refresh token -> the email its access tokens are for
+    owners: dict[str, str] = field(default_factory=dict)  # access token -> email
+    expired: set[str] = field(default_factory=set)  # access tokens tokeninfo calls expired (tests add to it)
+    checked: list[str] = field(default_factory=list)  # access tokens asked about at tokeninfo, in order
+
+    def grant(self, email: str) -> str:
+        """A new refresh token whose access tokens authenticate ``email``."""
+        refresh = f"refresh-{len(self.grants) + 1}-{email}"
+        self.grants[refresh] = email
+        return refresh
 
 
 @contextlib.contextmanager
-def token_endpoint(*, refresh_token: str = "refresh-1", client_id: str = "dripd-test",
-                   lifetime: int = 3600) -> Iterator[TokenEndpoint]:
-    """A MOCK OAuth2 token endpoint (RFC 6749 6, refresh_token grant) in a thread of this process."""
-    issued: list[str] = []
+def token_endpoint(*, refresh_token: str = "refresh-1", client_id: str = "dripd-test", lifetime: int = 3600,
+                   email: str = "alice@example.com", client_secret: str | None = None) -> Iterator[TokenEndpoint]:
+    """A MOCK OAuth2 provider in a thread of this process (nothing here is a real provider):
+
+    - ``POST /token``: the refresh_token grant (RFC 6749 6) answers a fresh access token
+      (``access-1``, ``access-2``, ...) to the right refresh token and client id (and client
+      secret when ``client_secret`` is given), else ``400 invalid_grant``;
+    - ``GET /tokeninfo?access_token=T``: what a mail server asks to validate a bearer token
+      (Google's tokeninfo shape, used by Dovecot's oauth2 passdb): ``200 {"email": ...,
+      "expires_in": ...}`` for a token it issued, ``400 invalid_token`` for any other token or
+      one in ``TokenEndpoint.expired``.
+    """
+    endpoint = TokenEndpoint("", refresh_token, client_id, [])
+    endpoint.grants[refresh_token] = email
+    lock = threading.Lock()
 
     class Handle(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", 0))
-            form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
-            if form.get("grant_type") != "refresh_token" or form.get("refresh_token") != refresh_token \
-                    or form.get("client_id") != client_id:
-                body, status = {"error": "invalid_grant"}, 400
-            else:
-                token = f"access-{len(issued) + 1}"
-                issued.append(token)
-                body, status = {"access_token": token, "token_type": "Bearer", "expires_in": lifetime}, 200
+        def _answer(self, status: int, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -457,14 +502,45 @@ def token_endpoint(*, refresh_token: str = "refresh-1", client_id: str = "dripd-
             self.end_headers()
             self.wfile.write(data)
 
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+            owner = endpoint.grants.get(form.get("refresh_token", ""))
+            if form.get("grant_type") != "refresh_token" or owner is None or form.get("client_id") != client_id \
+                    or (client_secret is not None and form.get("client_secret") != client_secret):
+                self._answer(400, {"error": "invalid_grant"})
+                return
+            with lock:
+                token = f"access-{len(endpoint.issued) + 1}"
+                endpoint.issued.append(token)
+                endpoint.owners[token] = owner
+            self._answer(200, {"access_token": token, "token_type": "Bearer", "expires_in": lifetime})
+
+        def do_GET(self) -> None:
+            url = urllib.parse.urlsplit(self.path)
+            if url.path != "/tokeninfo":
+                self._answer(404, {"error": "not_found"})
+                return
+            token = dict(urllib.parse.parse_qsl(url.query)).get("access_token", "")
+            with lock:
+                endpoint.checked.append(token)
+                owner = endpoint.owners.get(token)
+            if owner is None or token in endpoint.expired:
+                self._answer(400, {"error": "invalid_token", "error_description": "Invalid or expired token"})
+                return
+            self._answer(200, {"email": owner, "email_verified": "true", "expires_in": str(lifetime),
+                               "aud": client_id, "scope": "https://mail.google.com/"})
+
         def log_message(self, *args: Any) -> None:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handle)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    endpoint.url, endpoint.tokeninfo_url = f"{base}/token", f"{base}/tokeninfo"
     try:
-        yield TokenEndpoint(f"http://127.0.0.1:{server.server_address[1]}/token", refresh_token, client_id, issued)
+        yield endpoint
     finally:
         server.shutdown()
         server.server_close()
