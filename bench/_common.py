@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict  # noqa: E402
 from dripd.hookspecs import OutgoingMessage, PluginContext, SendOutcome, SendResult, hookimpl  # noqa: E402
 from dripd.model import SequenceSettings, step_from_fields  # noqa: E402
 from dripd.store.rows import settings_to_json, step_data  # noqa: E402
+from tests.integration.servers import free_port, wait_for_port  # noqa: E402,F401  (one copy of each)
 
 BIN = Path(sys.executable).parent
 DRIPD = BIN / "dripd"
@@ -153,23 +154,6 @@ def rss_mb(pid: int | None = None) -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0]) / 1024
     return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[Any] | None = None, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with status {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
-        time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
 @contextlib.contextmanager

@@ -12,7 +12,6 @@ import email
 import email.policy
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from typing import Any, Iterator
 
 import httpx
 import tomli_w
+
+from tests.integration.servers import free_port  # noqa: F401  (re-exported for the tests)
 
 DRIPD = Path(sys.executable).parent / "dripd"
 DRIPCTL = Path(sys.executable).parent / "dripctl"
@@ -37,12 +38,6 @@ def fast_mailbox(root: Path, mailbox_id: str = "sales", **overrides: Any) -> dic
     }
     box.update(overrides)
     return box
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class DripdProcess:
