@@ -76,8 +76,10 @@ class RawIdle:
         await imap.logout()
 
     def stop(self) -> None:
-        # A daemon thread: Dovecot's shutdown ends its connection; no need to wait out its IDLE.
+        # Wait for the thread to end (its IDLE rounds time out within 5 s): an asyncio loop still
+        # running in a daemon thread while the interpreter shuts down can crash it (SIGSEGV).
         self._stop = True
+        self.thread.join(15)
 
 
 def reply(to_message_id: str, sender: str, i: int) -> bytes:
