@@ -1,8 +1,10 @@
-"""The SQLite backend's connection: opening, tuning, migrations and the trio-asyncio bridge.
+"""The SQLite backend's connection: opening, tuning, migrations and the hand-off to its thread.
 
-aiosqlite is asyncio-only, so every store operation is one asyncio coroutine run through
-``trio_asyncio.aio_as_trio``: one bridge crossing per operation, however many statements it
-runs. The connection is created and closed inside the asyncio context (DESIGN.md).
+aiosqlite owns the sqlite3 connection and the one thread that uses it; the connection is
+created and closed inside the asyncio context through ``trio_asyncio.aio_as_trio`` (DESIGN.md).
+Store operations are plain sqlite3 functions, group-committed and handed to that thread
+directly from trio (``_ThreadReply``): measured at 61 us a hand-off against 142 us through
+``aio_as_trio`` and an asyncio future (BENCHMARKS.md, "what was changed").
 """
 
 from __future__ import annotations
@@ -129,6 +131,49 @@ def fetch_one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) 
     return conn.execute(sql, params).fetchone()
 
 
+class _ThreadReply:
+    """Stands in for the asyncio future aiosqlite's worker thread answers. That thread calls
+    ``future.get_loop().call_soon_threadsafe(set_result, future, value)`` (aiosqlite.core
+    ``_connection_worker_thread``); answering it with ``TrioToken.run_sync_soon`` wakes the
+    trio caller straight away instead of through the asyncio loop and trio-asyncio's relay.
+    aiosqlite is pinned to the versions whose worker keeps that contract (pyproject.toml)."""
+
+    __slots__ = ("_token", "event", "error")
+
+    def __init__(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
+        self.event = trio.Event()
+        self.error: BaseException | None = None
+
+    # the asyncio.Future / AbstractEventLoop surface the worker thread uses
+    def get_loop(self) -> "_ThreadReply":
+        return self
+
+    def call_soon_threadsafe(self, callback: Callable[..., None], *args: Any) -> None:
+        self._token.run_sync_soon(callback, *args)
+
+    def done(self) -> bool:
+        return self.event.is_set()
+
+    def set_result(self, _value: Any) -> None:
+        self.event.set()
+
+    def set_exception(self, exc: BaseException) -> None:
+        self.error = exc
+        self.event.set()
+
+
+async def _on_connection_thread(db: Db, function: Callable[[], Any]) -> None:
+    """Run ``function`` on the thread that owns the connection and wait for it to finish."""
+    if not db._running or db._connection is None:
+        raise StoreError("database unavailable: the connection is closed")
+    reply = _ThreadReply()
+    db._tx.put_nowait((reply, function))  # type: ignore[arg-type]
+    await reply.event.wait()
+    if reply.error is not None:
+        raise reply.error
+
+
 class SqliteConnection:
     """Owns the aiosqlite connection; subclasses add operations with ``@thread_operation``."""
 
@@ -142,9 +187,7 @@ class SqliteConnection:
 
     async def _lead(self) -> None:
         """Group commit: take the queued operations (all urgent ones, a few control ones) to
-        the connection thread as one transaction: one thread hop and one bridge crossing for
-        the lot (~120 us a crossing here, against ~110 us for every awaited aiosqlite
-        statement), and one commit. Callers get results only after the COMMIT, so "committed
+        the connection thread as one transaction: one thread hop for the lot, and one commit. Callers get results only after the COMMIT, so "committed
         before the transport is called" still holds."""
         urgent = [item for item in self._queue if item.urgent]
         control = [item for item in self._queue if not item.urgent][:CONTROL_OPERATIONS_PER_GROUP]
@@ -154,19 +197,14 @@ class SqliteConnection:
         db = self._db
         self._leading = True
 
-        async def run() -> None:
-            try:
-                # aiosqlite's own worker-thread entry point (Connection._execute): the thread
-                # that owns the sqlite3 connection runs the group.
-                await db._execute(_run_group, db._conn, group)
-            except sqlite3.Error as exc:
-                raise _map_error(exc) from exc
-
         try:
             # Shielded: the group holds other callers' work, and once handed to the thread it
             # runs anyway; its outcome must reach every caller.
             with offloaded, trio.CancelScope(shield=True):
-                await trio_asyncio.aio_as_trio(run)()
+                try:
+                    await _on_connection_thread(db, functools.partial(_run_group, db._conn, group))
+                except sqlite3.Error as exc:
+                    raise _map_error(exc) from exc
         except Exception as exc:
             for item in group:
                 item.error = item.error or exc
