@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import random
-import secrets
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -167,7 +166,7 @@ class Engine:
     async def _send(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, now: float) -> None:
         enrollment = ctx.enrollment
         subject = self.render_step(ctx, step).subject
-        candidate = render.make_message_id(mailbox.message_id_domain, f"{enrollment.id}.{step.id}.{secrets.token_hex(8)}")
+        candidate = render.make_message_id(mailbox.message_id_domain, f"{enrollment.id}.{step.id}.{render.unique_hex(8)}")
         claim = await self.store.claim_send(enrollment.id, step.id, mailbox.id, candidate, subject, now)
         if claim is None:
             # The ledger already holds this step (sent, in flight or uncertain): never twice.

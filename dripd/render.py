@@ -18,6 +18,7 @@ import datetime as dt
 import functools
 import html
 import math
+import random
 import re
 import secrets
 from dataclasses import dataclass
@@ -502,12 +503,34 @@ _RESERVED = frozenset(
 )
 
 
-def _date_line(when: float) -> str:
+@functools.lru_cache(maxsize=4)
+def _date_line_at(second: int) -> str:
     try:
-        stamp = dt.datetime.fromtimestamp(when, dt.timezone.utc)
+        stamp = dt.datetime.fromtimestamp(second, dt.timezone.utc)
     except (OverflowError, OSError, ValueError, TypeError):
         raise ValidationError("date", "not a representable epoch timestamp") from None
     return "Date: " + format_datetime(stamp)
+
+
+def _date_line(when: float) -> str:
+    # The header has whole seconds; a busy lane formats the same second hundreds of times, and
+    # format_datetime was ~4 % of the event loop's time in the dispatch profile.
+    try:
+        second = math.floor(when)
+    except (OverflowError, ValueError, TypeError):
+        raise ValidationError("date", "not a representable epoch timestamp") from None
+    return _date_line_at(second)
+
+
+# Boundaries and Message-ID suffixes must not repeat; they need not be secret. One generator
+# seeded from the OS per process instead of an os.urandom call per message (secrets.token_hex
+# was ~7 % of the event loop's time in the dispatch profile).
+_unique = random.Random(secrets.randbits(128))
+
+
+def unique_hex(nbytes: int) -> str:
+    """``2 * nbytes`` hex digits that do not repeat in practice (not for secrets)."""
+    return format(_unique.getrandbits(nbytes * 8), f"0{nbytes * 2}x")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -603,7 +626,7 @@ def build_message(envelope: Envelope, rendered: Rendered) -> bytes:
     lines.insert(3, _subject_line(rendered.subject))
     # "=_" cannot occur in quoted-printable output and 96 random bits cannot occur by accident
     # in a 7bit part, so the boundary never collides with content.
-    boundary = "=_dripd_" + secrets.token_hex(12)
+    boundary = "=_dripd_" + unique_hex(12)
     lines.append("MIME-Version: 1.0")
     lines.append(f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"')
     text_cte, text_body = _encode_body("text", rendered.text)
