@@ -55,6 +55,7 @@ class Engine:
         self.counters = Counters()
         self._rng = rng or random.Random()
         self._templates: dict[tuple[int, str, str, str | None], render.CompiledTemplate] = {}
+        self._windows: dict[tuple[str, bool, int, int], SendWindow] = {}
         self.engagement: Engagement = NoTracking()
         self.metrics = Metrics()
 
@@ -98,7 +99,13 @@ class Engine:
 
     def window(self, ctx: RunContext) -> SendWindow:
         s = ctx.sequence.settings
-        return SendWindow(s.timezone, s.weekdays_only, s.start_hour, s.end_hour)
+        key = (s.timezone, s.weekdays_only, s.start_hour, s.end_hour)
+        window = self._windows.get(key)
+        if window is None:  # built (and its zone checked) once per distinct window, not per step
+            if len(self._windows) > 1024:
+                self._windows.clear()
+            window = self._windows[key] = SendWindow(*key)
+        return window
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -131,10 +138,19 @@ class Engine:
         if extra:
             fields = {**extra, **fields}  # the contact's own fields win over generated ones
         rendered = self.template(step).render(fields)
-        subject = self.subject_and_thread(ctx, step, rendered)[0]
+        subject = self.thread_subject(ctx, step, rendered.subject)
         if subject != rendered.subject:
             rendered = render.Rendered(subject, rendered.html, rendered.text, rendered.missing)
         return rendered
+
+    def render_subject(self, ctx: RunContext, step: Step) -> str:
+        """``render_step(ctx, step).subject`` without rendering the bodies."""
+        return self.thread_subject(ctx, step, self.template(step).render_subject(self.merge_fields(ctx)))
+
+    def thread_subject(self, ctx: RunContext, step: Step, subject: str) -> str:
+        if not step.thread or not ctx.thread or step.subject.strip():
+            return subject
+        return _reply_subject(ctx.thread[0][1])
 
     def message_ref(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, message_id: str) -> MessageRef:
         return MessageRef(message_id, mailbox.id, ctx.sequence.id, step.id, ctx.enrollment.id, ctx.contact.email)
@@ -165,7 +181,7 @@ class Engine:
 
     async def _send(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, now: float) -> None:
         enrollment = ctx.enrollment
-        subject = self.render_step(ctx, step).subject
+        subject = self.render_subject(ctx, step)
         candidate = render.make_message_id(mailbox.message_id_domain, f"{enrollment.id}.{step.id}.{render.unique_hex(8)}")
         claim = await self.store.claim_send(enrollment.id, step.id, mailbox.id, candidate, subject, now)
         if claim is None:

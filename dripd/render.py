@@ -166,15 +166,9 @@ class CompiledTemplate:
         html_values: dict[str, str] = {}
         plain_values: dict[str, str] = {}
         for key in self._keys:
-            v = fields.get(key)
+            v = _usable(fields.get(key))
             if v is None:
                 continue
-            if not isinstance(v, str):  # a number from JSON is still a usable value
-                v = str(v)
-            # Blank counts as empty: "Hi   ," reads worse than the fallback "Hi there,".
-            if not v or v.isspace():
-                continue
-            v = _no_surrogates(v)
             html_values[key] = html.escape(v)
             plain_values[key] = _neutralise(v)
         missing: list[str] = []
@@ -185,8 +179,30 @@ class CompiledTemplate:
             missing=tuple(missing),
         )
 
+    def render_subject(self, fields: Mapping[str, str]) -> str:
+        """Only the subject, exactly as ``render(fields).subject`` (the ledger needs it before
+        the whole message is built)."""
+        plain_values: dict[str, str] = {}
+        for tag in self._subject.tags:
+            v = _usable(fields.get(tag.key))
+            if v is not None:
+                plain_values[tag.key] = _neutralise(v)
+        return self._subject.fill(plain_values, [])
+
     def __repr__(self) -> str:
         return f"CompiledTemplate(keys={sorted(self._keys)!r})"
+
+
+def _usable(v: object) -> str | None:
+    """A field value as text, or None when it counts as missing."""
+    if v is None:
+        return None
+    if not isinstance(v, str):  # a number from JSON is still a usable value
+        v = str(v)
+    # Blank counts as empty: "Hi   ," reads worse than the fallback "Hi there,".
+    if not v or v.isspace():
+        return None
+    return _no_surrogates(v)
 
 
 def compile_template(subject: str, html: str, text: str | None = None) -> CompiledTemplate:

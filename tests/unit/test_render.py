@@ -393,3 +393,17 @@ def test_property_any_unicode_round_trips(
     assert msg["Subject"] == r.subject
     assert bodies(msg) == (nl(r.text), nl(r.html))
     assert not msg.defects
+
+
+@pytest.mark.parametrize("fields", [
+    {"firstName": "Ada", "company": "Analytical <Engines>"},
+    {"firstName": "   ", "company": ""},
+    {"firstName": 7, "company": "line\r\nbreak\x00here"},
+    {},
+])
+def test_render_subject_is_exactly_the_rendered_subject(fields: dict) -> None:
+    # The engine renders only the subject for the ledger row before the claim; it must be
+    # the subject the message goes out with.
+    for subject in ("Hi {{firstName}} at {{company|your team}}", "No tags", "{{company}}{{company}}", ""):
+        template = compile_template(subject, "<p>{{firstName}}</p>")
+        assert template.render_subject(fields) == template.render(fields).subject
