@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from dripd.hookspecs import SendOutcome
@@ -63,6 +67,21 @@ def test_enhanced_status() -> None:
 def test_dot_stuffing_and_line_endings() -> None:
     assert dot_stuffed(b"a\r\n.b\n..c\rd") == b"a\r\n..b\r\n...c\r\nd\r\n.\r\n"
     assert dot_stuffed(b"a\r\n") == b"a\r\n.\r\n"
+    assert dot_stuffed(b"") == b".\r\n"
+    assert dot_stuffed(b".a\r\n.\r\nb") == b"..a\r\n..\r\nb\r\n.\r\n"
+
+
+def _stuffed_line_by_line(data: bytes) -> bytes:
+    lines = re.split(rb"\r\n|\r|\n", data)
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines) + b".\r\n"
+
+
+@given(st.lists(st.sampled_from([b"a", b".", b"..", b" ", b"\r\n", b"\r", b"\n", b"=2E"]), max_size=30))
+def test_dot_stuffing_fast_path_matches_line_by_line(parts: list[bytes]) -> None:
+    data = b"".join(parts)
+    assert dot_stuffed(data) == _stuffed_line_by_line(data)
 
 
 def test_config_never_takes_an_inline_password() -> None:
