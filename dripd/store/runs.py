@@ -9,7 +9,6 @@ from typing import Any
 from dripd.cadence import Signals
 from dripd.model import Contact, Enrollment, EnrollmentStatus, Sequence, SequenceStatus, Step
 from dripd.store.rows import (
-    contact_from_row,
     enrollment_from_row,
     sequence_from_row,
     step_from_row,
@@ -139,12 +138,11 @@ class RunOps:
     def forget_sequence(self, sequence_id: int) -> None:
         self._cache().pop(sequence_id, None)
 
-    def _sequence_and_steps(self, db: Conn, sequence_id: int) -> tuple[Sequence, list[Step]]:
+    def _sequence_and_steps(self, db: Conn, sequence_id: int, status: str) -> tuple[Sequence, list[Step]]:
+        """The parsed sequence and its live steps; ``status`` is the sequence's status as just read."""
         cache = self._cache()
-        head = fetch_one(db, "SELECT status FROM sequences WHERE id = ?", (sequence_id,))
-        assert head is not None
         cached = cache.get(sequence_id)
-        if cached is not None and cached[0] == head["status"]:
+        if cached is not None and cached[0] == status:
             return cached[1], cached[2]
         seq_row = fetch_one(db, "SELECT * FROM sequences WHERE id = ?", (sequence_id,))
         steps = [step_from_row(r) for r in fetch_all(
@@ -152,7 +150,7 @@ class RunOps:
         sequence = sequence_from_row(seq_row)
         if len(cache) > 10_000:
             cache.clear()
-        cache[sequence_id] = (head["status"], sequence, steps)
+        cache[sequence_id] = (sequence.status.value, sequence, steps)
         return sequence, steps
 
     @thread_operation
@@ -171,33 +169,39 @@ class RunOps:
 
     @thread_operation
     def run_context(self, db: Conn, enrollment_id: int) -> RunContext | None:
-        row = fetch_one(db, "SELECT * FROM enrollments WHERE id = ?", (enrollment_id,))
+        # One statement for the enrollment, its contact, its sequence's status, the address's
+        # suppression and the engagement signals (was five; each execute is Python work on the
+        # connection thread, which the event loop then waits for the GIL behind).
+        row = fetch_one(
+            db,
+            "SELECT e.*, s.status AS sequence_status, c.email AS contact_email,"
+            " c.first_name AS contact_first_name, c.last_name AS contact_last_name,"
+            " c.company AS contact_company, c.fields AS contact_fields,"
+            " (SELECT reason FROM suppressions WHERE email = c.email) AS suppressed,"
+            " (SELECT group_concat(DISTINCT kind) FROM events WHERE enrollment_id = e.id AND flagged = 0"
+            "  AND kind IN ('replied', 'opened', 'clicked')) AS signal_kinds"
+            " FROM enrollments e JOIN contacts c ON c.id = e.contact_id JOIN sequences s ON s.id = e.sequence_id"
+            " WHERE e.id = ?",
+            (enrollment_id,),
+        )
         if row is None:
             return None
         enrollment = enrollment_from_row(row)
-        sequence, steps = self._sequence_and_steps(db, enrollment.sequence_id)
-        contact_row = fetch_one(db, "SELECT * FROM contacts WHERE id = ?", (enrollment.contact_id,))
-        assert contact_row is not None
+        sequence, steps = self._sequence_and_steps(db, enrollment.sequence_id, row["sequence_status"])
+        contact = Contact(
+            id=enrollment.contact_id, email=row["contact_email"], first_name=row["contact_first_name"],
+            last_name=row["contact_last_name"], company=row["contact_company"],
+            fields=json.loads(row["contact_fields"]),
+        )
         thread = [
-            (r["message_id"], r["subject"])
-            for r in fetch_all(
-                db,
+            (r[0], r[1])
+            for r in db.execute(
                 "SELECT message_id, subject FROM outbox WHERE enrollment_id = ?"
                 " AND status IN ('sent', 'uncertain') ORDER BY id",
                 (enrollment_id,),
             )
         ]
-        kinds = {
-            r["kind"]
-            for r in fetch_all(
-                db,
-                "SELECT DISTINCT kind FROM events WHERE enrollment_id = ? AND flagged = 0"
-                " AND kind IN ('replied', 'opened', 'clicked')",
-                (enrollment_id,),
-            )
-        }
-        contact = contact_from_row(contact_row)
-        suppressed = fetch_one(db, "SELECT reason FROM suppressions WHERE email = ?", (contact.email,))
+        kinds = set((row["signal_kinds"] or "").split(","))
         return RunContext(
             enrollment=enrollment,
             sequence=sequence,
@@ -205,7 +209,7 @@ class RunOps:
             contact=contact,
             thread=thread,
             signals=Signals("replied" in kinds, "opened" in kinds, "clicked" in kinds),
-            suppressed=suppressed["reason"] if suppressed else None,
+            suppressed=row["suppressed"],
         )
 
     @thread_operation
