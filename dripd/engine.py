@@ -93,7 +93,7 @@ class Engine:
         due_at = enrollment.due_at if enrollment.due_at is not None else now
         if not gate(followup, due_at):
             return RunResult(RunStatus.THROTTLED, followup, due_at)
-        self.metrics.lateness.labels(mailbox.id).observe(max(0.0, now - due_at))
+        self.metrics.observe_lateness(mailbox.id, max(0.0, now - due_at))
         await self._send(ctx, mailbox, plan.step, now)
         return RunResult(RunStatus.DONE)
 
@@ -194,7 +194,7 @@ class Engine:
         message = OutgoingMessage(mailbox.id, claim.message_id, mailbox.address, ctx.contact.email, data)
         started = self.clock.now()
         result = await self._transport_send(mailbox.id, message)
-        self.metrics.send_latency.labels(mailbox.id).observe(max(0.0, self.clock.now() - started))
+        self.metrics.observe_send_latency(mailbox.id, max(0.0, self.clock.now() - started))
         await self._record(ctx, mailbox, step, claim, result, now)
 
     async def _transport_send(self, mailbox_id: str, message: OutgoingMessage) -> SendResult:
