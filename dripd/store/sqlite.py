@@ -52,7 +52,7 @@ def _map_error(exc: sqlite3.Error) -> StoreError:
 class _Pending:
     """One caller's operation waiting for a group commit."""
 
-    __slots__ = ("call", "urgent", "done", "result", "error")
+    __slots__ = ("call", "urgent", "done", "result", "error", "wake")
 
     def __init__(self, call: Callable[[], Any], urgent: bool) -> None:
         self.call = call
@@ -60,6 +60,7 @@ class _Pending:
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
+        self.wake: trio.Event | None = None  # set when served, or when it is this one's turn to lead
 
 
 def _run_group(conn: sqlite3.Connection, group: list[_Pending]) -> None:
@@ -92,17 +93,21 @@ def _operation(urgent: bool) -> Callable[[Callable[Concatenate[Any, sqlite3.Conn
     def decorate(fn: Callable[Concatenate[Any, sqlite3.Connection, P], R]) -> Callable[Concatenate[Any, P], Awaitable[R]]:
         @functools.wraps(fn)
         async def bridged(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
+            if self._db is None:
+                raise StoreError("database unavailable: the connection is closed")
             pending = _Pending(functools.partial(fn, self, self._db._conn, *args, **kwargs), urgent)
             self._queue.append(pending)
             try:
                 while not pending.done:
                     if self._leading:
-                        await self._group_done.wait()  # then: served, or lead the next group
+                        pending.wake = trio.Event()
+                        await pending.wake.wait()  # then: served, or lead the next group
                     else:
                         await self._lead()
             except trio.Cancelled:
                 if pending in self._queue:
                     self._queue.remove(pending)  # never run an operation whose caller has gone
+                    self._hand_on_lead()  # it may have been the one woken to lead
                 raise
             if pending.error is not None:
                 error = pending.error
@@ -182,7 +187,6 @@ class SqliteConnection:
         self._db: Db = None  # type: ignore[assignment]
         self._queue: list[_Pending] = []  # operations waiting for a group commit
         self._leading = False  # a group is on the connection thread now
-        self._group_done = trio.Event()  # set (and replaced) whenever a group finishes
         self.caches: list[dict[Any, Any]] = []  # cleared when a group fails to commit
 
     async def _lead(self) -> None:
@@ -211,11 +215,21 @@ class SqliteConnection:
             for cache in self.caches:
                 cache.clear()  # rolled back: anything cached from inside the group may be unreal
         finally:
+            # Wake exactly the callers served and the one that leads next: waking every waiter
+            # on each group (one shared event) was ~4 % of the event loop with 50 lanes.
             for item in group:
                 item.done = True
+                if item.wake is not None:
+                    item.wake.set()
             self._leading = False
-            self._group_done.set()
-            self._group_done = trio.Event()
+            self._hand_on_lead()
+
+    def _hand_on_lead(self) -> None:
+        """Nobody is leading and operations wait: wake the oldest, it runs the next group."""
+        if not self._leading and self._queue:
+            first = self._queue[0]
+            if first.wake is not None:
+                first.wake.set()
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
