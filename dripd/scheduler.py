@@ -113,6 +113,13 @@ class Lane:
     def loaded(self) -> int:
         return len(self._wanted) + len(self._ready_ids)
 
+    def sending(self) -> bool:
+        """A send is in flight or work is due now (the heap head may be a stale entry: cheap
+        beats exact here, the API only uses this to yield to the lanes)."""
+        if self.paused_reason is not None:
+            return False
+        return bool(self._inflight) or bool(self._ready) or bool(self._due and self._due[0][0] <= self._clock.now())
+
     def queue_depth(self) -> int:
         return len(self._ready_ids) + sum(1 for t in self._wanted.values() if t <= self._clock.now())
 
@@ -302,6 +309,9 @@ class Scheduler:
 
     def queue_depth(self) -> int:
         return sum(lane.queue_depth() for lane in self.lanes.values())
+
+    def sending(self) -> bool:
+        return any(lane.sending() for lane in self.lanes.values())
 
     def heap_size(self) -> int:
         return sum(lane.loaded() for lane in self.lanes.values())

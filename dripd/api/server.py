@@ -17,6 +17,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from dripd.api.admission import RequestLimit
 from dripd.api.app import create_app
 from dripd.api.auth import BearerAuth, TokenSource
 from dripd.errors import DripdError
@@ -60,7 +61,13 @@ def prepare_socket_path(path: Path) -> None:
 
 async def serve_control_api(daemon: "Daemon", *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """The daemon's extra service: returns after a graceful shutdown, or when cancelled."""
-    app = create_app(daemon)
+    # One admission limit for both listeners: it bounds the API's share of the event loop,
+    # tighter while the lanes have sends to make.
+    def admitted() -> int:
+        api = daemon.config.api
+        return api.max_concurrent_requests_while_sending if daemon.scheduler.sending() else api.max_concurrent_requests
+
+    app = RequestLimit(create_app(daemon), admitted)
     # The API begins its graceful shutdown when the daemon's does, before the nursery ends.
     stop = daemon.stop_requested
     fds = listen_fds()

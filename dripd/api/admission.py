@@ -1,0 +1,41 @@
+"""At most N API requests in the application at once; the rest wait their turn.
+
+The API and the lanes share one event loop. Fifty clients enrolling at once kept fifty handler
+tasks runnable against a few lane workers, and the sends fell to a third of their rate
+(bench/bench_api.py). Admitting a few requests at a time keeps the API's share of the loop
+bounded while its clients still get every request served, in order.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+import trio
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class RequestLimit:
+    """ASGI middleware; ``limit()`` is read on each request, so a reload applies at once."""
+
+    def __init__(self, app: App, limit: Callable[[], int]) -> None:
+        self.app = app
+        self._limit = limit
+        self._limiter = trio.CapacityLimiter(limit())
+
+    @property
+    def waiting(self) -> int:
+        return self._limiter.statistics().tasks_waiting
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)  # lifespan events are not requests
+            return
+        wanted = self._limit()
+        if self._limiter.total_tokens != wanted:
+            self._limiter.total_tokens = wanted
+        async with self._limiter:
+            await self.app(scope, receive, send)
