@@ -73,7 +73,10 @@ class RawIdle:
                 await asyncio.wait_for(idle, 5)
             except (asyncio.TimeoutError, TimeoutError):
                 pass
-        await imap.logout()
+        try:
+            await imap.logout()
+        except (asyncio.TimeoutError, TimeoutError, OSError):
+            pass  # the measurement is over; a slow LOGOUT only printed a traceback into the table
 
     def stop(self) -> None:
         # Wait for the thread to end (its IDLE rounds time out within 5 s): an asyncio loop still
