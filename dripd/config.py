@@ -156,12 +156,12 @@ class ApiConfig(_Strict):
                                 "systemd credentials; re-read when they change.")
     max_concurrent_requests: int = Field(
         default=32, gt=0, le=1024,
-        description="API requests handled at once (Unix socket and TCP together) while no send is due; more "
-                    "wait their turn. Applies on reload.")
+        description="API requests handled at once (Unix socket and TCP together) while no send is in "
+                    "progress; more wait their turn. Applies on reload.")
     max_concurrent_requests_while_sending: int = Field(
         default=2, gt=0, le=1024,
-        description="The same limit while any mailbox has a send in flight or due: the API and the sends "
-                    "share one event loop, and the sends go first. Applies on reload.")
+        description="The same limit while any mailbox has a send in progress: the API and the sends share "
+                    "one event loop, and the sends go first. Applies on reload.")
 
     @field_validator("tokens")
     @classmethod

@@ -114,11 +114,10 @@ class Lane:
         return len(self._wanted) + len(self._ready_ids)
 
     def sending(self) -> bool:
-        """A send is in flight or work is due now (the heap head may be a stale entry: cheap
-        beats exact here, the API only uses this to yield to the lanes)."""
-        if self.paused_reason is not None:
-            return False
-        return bool(self._inflight) or bool(self._ready) or bool(self._due and self._due[0][0] <= self._clock.now())
+        """A worker holds an enrollment now. At full rate that is nearly always; a mailbox held
+        back by its caps, with a backlog waiting for tokens, is idle between sends and does
+        not count (the API need not yield to a lane that is only waiting)."""
+        return bool(self._inflight)
 
     def queue_depth(self) -> int:
         return len(self._ready_ids) + sum(1 for t in self._wanted.values() if t <= self._clock.now())
