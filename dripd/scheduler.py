@@ -52,6 +52,11 @@ class DueSource(Protocol):
 class Lane:
     """The due work of one mailbox and the loop that dispatches it to ``concurrency`` workers."""
 
+    # Rows read per refill. The lane may hold up to ``limit`` (queue_limit), but reading that
+    # many at once made startup with 50 mailboxes and a large backlog read 250,000 rows before
+    # the sends got going (bench/bench_dispatch.py); smaller pages keep each read short.
+    REFILL_BATCH = 512
+
     def __init__(
         self, mailbox_id: str, limiter: MailboxLimiter, clock: Clock, source: DueSource, run: Runner,
         *, horizon: float, limit: int, concurrency: int = 1,
@@ -211,7 +216,7 @@ class Lane:
             return math.inf
         if self._watermark[0] == -math.inf:
             return self._backoff_until
-        if self.loaded() >= self.limit // 2:
+        if self.loaded() >= min(self.limit, self.REFILL_BATCH) // 2:
             return math.inf  # plenty in memory; dispatching will bring us back here
         return max(self._watermark[0] - self.horizon / 2, self._backoff_until)
 
@@ -220,7 +225,7 @@ class Lane:
 
     async def _refill(self, now: float) -> None:
         until = now + self.horizon
-        room = self.limit - self.loaded()
+        room = min(self.limit - self.loaded(), self.REFILL_BATCH)
         if room <= 0:
             return
         before = self._watermark

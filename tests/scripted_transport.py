@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import trio
 from pydantic import BaseModel, ConfigDict
 
 from dripd.hookspecs import OutgoingMessage, PluginContext, SendOutcome, SendResult, hookimpl
@@ -27,8 +28,11 @@ class ScriptedTransport:
     attempts: list[tuple[float, str]] = field(default_factory=list)
     script: dict[str, list[SendOutcome]] = field(default_factory=dict)  # per recipient, consumed in order
     known: dict[str, bool | None] = field(default_factory=dict)  # lookup answers by Message-ID
+    hold: trio.Event | None = None  # when set by a test, each send waits for it (a send in progress)
 
     async def send(self, message: OutgoingMessage) -> SendResult:
+        if self.hold is not None:
+            await self.hold.wait()
         self.attempts.append((self.now(), message.to_address))
         outcomes = self.script.get(message.to_address)
         outcome = outcomes.pop(0) if outcomes else SendOutcome.ACCEPTED

@@ -94,6 +94,26 @@ async def test_hourly_cap_spaces_sends_and_holds_exactly_at_sixty_minutes(tmp_pa
             assert sum(1 for s in stamps if start <= s < start + 3600) <= 4
 
 
+async def test_a_mailbox_is_sending_while_a_send_is_in_progress_not_while_it_waits_on_its_caps(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    # The API admits fewer requests while a mailbox is sending (dripd/api/admission.py); a
+    # mailbox with a backlog held back by its caps is idle between sends and must not count.
+    async with daemon_with(tmp_path, mailbox(hourly_cap=1, burst=1)) as (daemon, plugin):
+        transport = plugin.transports["m"]
+        transport.hold = trio.Event()
+        assert not daemon.scheduler.sending()
+        seq = await sequence(daemon, TWO_STEPS[:1])
+        await daemon.control.transition(seq.id, Action.START)
+        await daemon.control.enroll(seq.id, people(3))
+        await sleep_until(daemon, START + dt.timedelta(minutes=1))
+        assert daemon.scheduler.sending() and transport.attempts == []  # the first send is held
+        transport.hold.set()
+        await sleep_until(daemon, START + dt.timedelta(minutes=2))
+        assert len(transport.delivered) == 1
+        assert not daemon.scheduler.sending()  # two wait for tokens: nothing in progress
+
+
 async def test_daily_cap_and_warmup_ramp(tmp_path: Path, autojump_clock: Any) -> None:
     warm = mailbox(daily_cap=50, warmup=[[7, 3]], warmup_start="2026-12-07", timezone="UTC")
     async with daemon_with(tmp_path, warm) as (daemon, plugin):
