@@ -3,8 +3,9 @@
 aiosqlite owns the sqlite3 connection and the one thread that uses it; the connection is
 created and closed inside the asyncio context through ``trio_asyncio.aio_as_trio`` (DESIGN.md).
 Store operations are plain sqlite3 functions, group-committed and handed to that thread
-directly from trio (``_ThreadReply``): measured at 61 us a hand-off against 142 us through
-``aio_as_trio`` and an asyncio future (BENCHMARKS.md, "what was changed").
+directly from trio (``_ThreadReply``): 79 us for a no-op operation, against 142 us through
+``aio_as_trio`` and an asyncio future (BENCHMARKS.md, "what was changed"). This is the one
+place the store does not cross the bridge DESIGN.md describes, and it is measured for it.
 """
 
 from __future__ import annotations
@@ -191,8 +192,9 @@ class SqliteConnection:
 
     async def _lead(self) -> None:
         """Group commit: take the queued operations (all urgent ones, a few control ones) to
-        the connection thread as one transaction: one thread hop for the lot, and one commit. Callers get results only after the COMMIT, so "committed
-        before the transport is called" still holds."""
+        the connection thread as one transaction: one thread hop for the lot, and one commit.
+        Callers get results only after the COMMIT, so "committed before the transport is
+        called" still holds."""
         urgent = [item for item in self._queue if item.urgent]
         control = [item for item in self._queue if not item.urgent][:CONTROL_OPERATIONS_PER_GROUP]
         group = urgent + control
