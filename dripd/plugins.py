@@ -64,13 +64,22 @@ class Plugins:
             return None
         return entry.config.model_validate(raw or {})
 
+    # Both are called once per send; with no plugin implementing them (the usual case) a hook
+    # call was ~3 % of the event loop in bench/bench_dispatch.py, so they return early.
+
     def message_headers(self, mailbox_id: str, sequence_id: int, step_id: int) -> list[tuple[str, str]]:
-        results = self._pm.hook.dripd_message_headers(mailbox_id=mailbox_id, sequence_id=sequence_id, step_id=step_id)
+        hook = self._pm.hook.dripd_message_headers
+        if not hook.get_hookimpls():
+            return []
+        results = hook(mailbox_id=mailbox_id, sequence_id=sequence_id, step_id=step_id)
         return [header for result in results for header in (result or [])]
 
     def notify(self, kind: str, data: Mapping[str, Any]) -> None:
+        hook = self._pm.hook.dripd_event
+        if not hook.get_hookimpls():
+            return
         try:
-            self._pm.hook.dripd_event(kind=kind, data=data)
+            hook(kind=kind, data=data)
         except Exception:  # an observer's bug must not stop a send
             log.exception("a plugin's dripd_event hook failed for %s", kind)
 

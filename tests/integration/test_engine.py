@@ -13,7 +13,7 @@ import trio
 
 from dripd.daemon import Daemon
 from dripd.errors import AlreadyEnrolled, Conflict, InvalidTransition, ReadOnly
-from dripd.hookspecs import SendOutcome
+from dripd.hookspecs import SendOutcome, hookimpl
 from dripd.model import Action, SequenceSettings, step_from_fields
 from dripd.store import ContactInput
 from tests.conftest import make_config, running_daemon
@@ -112,6 +112,37 @@ async def test_a_mailbox_is_sending_while_a_send_is_in_progress_not_while_it_wai
         await sleep_until(daemon, START + dt.timedelta(minutes=2))
         assert len(transport.delivered) == 1
         assert not daemon.scheduler.sending()  # two wait for tokens: nothing in progress
+
+
+class HookPlugin:
+    """A plugin using the two per-send hooks: extra headers and engine events."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    @hookimpl
+    def dripd_message_headers(self, mailbox_id: str, sequence_id: int, step_id: int) -> list[tuple[str, str]]:
+        return [("X-Campaign", f"{mailbox_id}-{sequence_id}-{step_id}")]
+
+    @hookimpl
+    def dripd_event(self, kind: str, data: Any) -> None:
+        self.events.append((kind, dict(data)))
+
+
+async def test_plugins_add_headers_and_observe_sends(tmp_path: Path, autojump_clock: Any) -> None:
+    scripted, hooks = ScriptedPlugin(), HookPlugin()
+    config, plugins = make_config(tmp_path, [mailbox()], extra_plugins=(scripted, hooks))
+    async with running_daemon(config, plugins, START) as daemon:
+        seq = await sequence(daemon, TWO_STEPS[:1])
+        await daemon.control.transition(seq.id, Action.START)
+        await daemon.control.enroll(seq.id, people(2))
+        await sleep_until(daemon, START + dt.timedelta(minutes=5))
+        step_id = (await daemon.store.get_sequence(seq.id))[1][0].id
+        messages = [message for _, message in scripted.transports["m"].delivered]
+        assert len(messages) == 2
+        assert all(f"X-Campaign: m-{seq.id}-{step_id}".encode() in m.data for m in messages)
+        assert [kind for kind, _ in hooks.events] == ["sent", "sent"]
+        assert hooks.events[0][1] == {"mailbox": "m", "sequence": seq.id, "step": step_id}
 
 
 async def test_daily_cap_and_warmup_ramp(tmp_path: Path, autojump_clock: Any) -> None:
