@@ -256,3 +256,46 @@ def test_greedy_sender_never_breaks_a_cap(
         per_day[day] = per_day.get(day, 0) + 1
     for day, count in per_day.items():
         assert count <= limits.cap_on(day)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    zone=st.sampled_from(["UTC", "Europe/Berlin", "America/Havana", "Asia/Kathmandu", "Australia/Lord_Howe"]),
+    times=st.lists(st.floats(min_value=1.7e9, max_value=1.9e9, allow_nan=False), min_size=1, max_size=40),
+    days=st.lists(st.integers(min_value=0, max_value=2000), min_size=1, max_size=10),
+    delta=st.sampled_from([-1.5, -1.0, -0.25, 0.0, 0.25, 1.0]),
+)
+def test_cached_local_day_matches_the_zone_at_every_instant(
+    zone: str, times: list[float], days: list[int], delta: float
+) -> None:
+    # _local_date keeps the last day's [start, end); any order of questions must get the
+    # answer a fresh zone conversion gives, across DST days (Havana skips midnight itself),
+    # including just around local midnights.
+    tz = ZoneInfo(zone)
+    midnights = [dt.datetime.combine(dt.date(2024, 1, 1) + dt.timedelta(days=d), dt.time(0), tzinfo=tz).timestamp()
+                 for d in days]
+    limiter = MailboxLimiter(Limits(daily_cap=10, hourly_cap=10, timezone=zone))
+    for t in times + [m + delta for m in midnights] + [t + 1 for t in times] + sorted(times):
+        expected = dt.datetime.fromtimestamp(math.floor(t), tz).date()
+        assert limiter._local_date(t) == expected
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/Havana", "Australia/Lord_Howe", "America/Santiago"])
+def test_cached_local_day_across_every_dst_change(zone: str) -> None:
+    # Every day of 2024-2026 whose offset changes, and the days around it: asked in time order
+    # (how the limiter asks), each second around each local midnight gets the zone's own date.
+    tz = ZoneInfo(zone)
+    start = dt.date(2024, 1, 1)
+
+    def noon_offset(d: int) -> dt.timedelta | None:
+        return dt.datetime.combine(start + dt.timedelta(days=d), dt.time(12), tzinfo=tz).utcoffset()
+
+    changes = [d for d in range(1, 1096) if noon_offset(d) != noon_offset(d - 1)]
+    assert len(changes) >= 4, "the zone must change offset in these years for the test to mean anything"
+    limiter = MailboxLimiter(Limits(daily_cap=10, hourly_cap=10, timezone=zone))
+    for d in changes:
+        for near in (d - 1, d, d + 1, d + 2):
+            midnight = dt.datetime.combine(start + dt.timedelta(days=near), dt.time(0), tzinfo=tz).timestamp()
+            for t in (midnight - 3601, midnight - 1, midnight - 0.5, midnight, midnight + 0.5, midnight + 3599,
+                      midnight + 3600, midnight + 23 * 3600 + 1):
+                assert limiter._local_date(t) == dt.datetime.fromtimestamp(math.floor(t), tz).date(), (zone, t)
