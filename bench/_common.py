@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict  # noqa: E402
 from dripd.hookspecs import OutgoingMessage, PluginContext, SendOutcome, SendResult, hookimpl  # noqa: E402
 from dripd.model import SequenceSettings, step_from_fields  # noqa: E402
 from dripd.store.rows import settings_to_json, step_data  # noqa: E402
-from tests.integration.servers import free_port, wait_for_port  # noqa: E402,F401  (one copy of each)
+from tests.integration.servers import free_port, stop_process, wait_for_port  # noqa: E402,F401  (one copy of each)
 
 BIN = Path(sys.executable).parent
 DRIPD = BIN / "dripd"
@@ -167,12 +167,7 @@ def postfix_sink(backlog: int = 1000) -> Iterator[int]:
         wait_for_port(port, proc)
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 class NotifySocket:

@@ -56,6 +56,16 @@ def wait_for_port(port: int, proc: subprocess.Popen[Any] | None = None, timeout:
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout``; always reaped."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _world_readable_tempdir(prefix: str) -> Path:
     # Dovecot's auth runs as "dovecot", mail as "nobody", smtp-sink as "nobody": every parent
     # must be traversable (a mkdtemp dir is 0700).
@@ -228,12 +238,7 @@ def dovecot(*, tls: bool = False, idle: bool = True, oauth2_url: str | None = No
         wait_for_port(port, proc)
         yield Dovecot(root, port, conf, ca_file)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=10)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -281,12 +286,7 @@ def smtp_sink(plan: dict[str, Any] | None = None) -> Iterator[SmtpSink]:
             raise RuntimeError(f"smtp sink did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
         yield SmtpSink(int(line.split()[1]), root, proc)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -449,8 +449,7 @@ def postfix_sink(*options: str) -> Iterator[PostfixSink]:
         wait_for_port(port, proc)
         yield PostfixSink(port, dump)
     finally:
-        proc.terminate()
-        proc.wait(timeout=5)
+        stop_process(proc)
         shutil.rmtree(root, ignore_errors=True)
 
 
