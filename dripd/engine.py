@@ -124,13 +124,13 @@ class Engine:
         fields.update(ctx.enrollment.merge_fields)
         return fields
 
-    def subject_and_thread(self, ctx: RunContext, step: Step, rendered: render.Rendered) -> tuple[str, str | None, tuple[str, ...]]:
-        """Follow-ups go into the first email's thread unless the step turns threading off."""
+    def thread_headers(self, ctx: RunContext, step: Step) -> tuple[str | None, tuple[str, ...]]:
+        """In-Reply-To and References: follow-ups go into the first email's thread unless the
+        step turns threading off."""
         if not step.thread or not ctx.thread:
-            return rendered.subject, None, ()
+            return None, ()
         references = tuple(message_id for message_id, _ in ctx.thread)
-        subject = rendered.subject if step.subject.strip() else _reply_subject(ctx.thread[0][1])
-        return subject, references[-1], references
+        return references[-1], references
 
     def render_step(self, ctx: RunContext, step: Step, extra: dict[str, str] | None = None) -> render.Rendered:
         """The step's content for this contact, with the thread's subject where it applies."""
@@ -148,6 +148,7 @@ class Engine:
         return self.thread_subject(ctx, step, self.template(step).render_subject(self.merge_fields(ctx)))
 
     def thread_subject(self, ctx: RunContext, step: Step, subject: str) -> str:
+        """A threaded follow-up with a blank subject takes "Re:" and the first email's subject."""
         if not step.thread or not ctx.thread or step.subject.strip():
             return subject
         return _reply_subject(ctx.thread[0][1])
@@ -165,7 +166,7 @@ class Engine:
         html = self.engagement.decorate_html(ref, rendered.html, settings)
         if html != rendered.html:
             rendered = render.Rendered(rendered.subject, html, rendered.text, rendered.missing)
-        _, in_reply_to, references = self.subject_and_thread(ctx, step, rendered)
+        in_reply_to, references = self.thread_headers(ctx, step)
         unsubscribe, one_click = self.engagement.list_unsubscribe(ref, mailbox)
         if not settings.list_unsubscribe:
             unsubscribe, one_click = (), False  # one-to-one cold email: {{unsubscribeUrl}} only
