@@ -444,15 +444,24 @@ def _check_address(field: str, addr: str) -> str:
     return addr
 
 
-def _check_text(field: str, value: str) -> str:
+def header_text_problem(value: str) -> str | None:
+    """Why ``value`` cannot stand in a header (a display name, a subject), or None if it can.
+    The one rule: the API refuses such names at its edge with the same words."""
     if "\r" in value or "\n" in value:
-        raise ValidationError(field, "must not contain CR or LF")
+        return "must not contain CR or LF"
     if _HEADER_UNSAFE.search(value):
-        raise ValidationError(field, "must not contain control characters")
+        return "must not contain control characters"
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValidationError(field, "not valid Unicode (lone surrogate)") from None
+        return "not valid Unicode (lone surrogate)"
+    return None
+
+
+def _check_text(field: str, value: str) -> str:
+    problem = header_text_problem(value)
+    if problem is not None:
+        raise ValidationError(field, problem)
     return value
 
 
