@@ -70,6 +70,12 @@ class InvalidTransition(Conflict):
     code = "invalid_transition"
 
 
+class Suppressed(Conflict):
+    """The address is on the suppression list (bounced, unsubscribed, complained)."""
+
+    code = "suppressed"
+
+
 class StoreError(DripdError):
     """The database refused work (read-only, full, locked); what it had is kept."""
 

@@ -26,6 +26,7 @@ class EnrollmentStatus(enum.StrEnum):
     CANCELLED = "cancelled"
     BOUNCED = "bounced"
     UNSUBSCRIBED = "unsubscribed"
+    FAILED = "failed"  # a step could not be built or sent after its ledger claim (the reason is kept)
 
 
 # Seed 003: completed or cancelled contacts can be enrolled again; the others stay stopped.

@@ -1,0 +1,195 @@
+"""What happens to a contact, a sequence or a mailbox, decided in one place. Pure.
+
+The engine, the reactions to detected mail, tracking and the control operations ask here; the
+store reads and writes the facts but decides nothing. Every rule is a plain function of values,
+so it is tested without a database or a clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from dripd.errors import AlreadyEnrolled, Conflict, ReadOnly, Suppressed
+from dripd.hookspecs import SendOutcome, SendResult
+from dripd.model import REENROLLABLE, EnrollmentStatus, SequenceStatus
+
+# -- a send's result -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryRules:
+    """How transient failures are retried: exponential backoff with jitter, within bounds."""
+
+    max_attempts: int
+    max_age_seconds: float
+    base_seconds: float
+    jitter: float = 0.25  # up to +25 %: retries of many contacts spread out
+
+
+@dataclass(frozen=True)
+class Sent:
+    """Accepted by the transport: the contact moves on."""
+
+
+@dataclass(frozen=True)
+class RetryAt:
+    at: float
+    detail: str
+
+
+@dataclass(frozen=True)
+class Bounced:
+    """The contact ends as bounced; a hard bounce also suppresses the address everywhere."""
+
+    bounce_class: str  # "hard" | "soft"
+    detail: str
+    status: str | None = None
+
+    @property
+    def suppresses(self) -> bool:
+        return self.bounce_class == "hard"
+
+
+@dataclass(frozen=True)
+class SenderRefused:
+    """The server refused the sender, not the contact: release the step, pause the mailbox."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class Uncertain:
+    """May have been delivered: never resent by default; the contact moves on."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The message could not be built or handed over at all: the step is resolved as failed
+    with the reason and the enrollment stops as failed, never silently skipped."""
+
+    reason: str
+
+
+SendDecision = Sent | RetryAt | Bounced | SenderRefused | Uncertain | Failed
+
+
+def send_decision(
+    result: SendResult, *, attempts: int, first_attempt_at: float, now: float, rules: RetryRules, jitter: float,
+) -> SendDecision:
+    """What a transport's result means. ``jitter`` is a random draw in [0, 1) from the caller."""
+    outcome = result.outcome
+    if outcome is SendOutcome.ACCEPTED:
+        return Sent()
+    if outcome is SendOutcome.TRANSIENT:
+        age = now - first_attempt_at
+        if attempts < rules.max_attempts and age < rules.max_age_seconds:
+            delay = rules.base_seconds * 2 ** (attempts - 1) * (1 + rules.jitter * jitter)
+            return RetryAt(now + delay, result.detail)
+        return Bounced("soft", f"retries exhausted after {attempts} attempts: {result.detail}", result.status)
+    if outcome is SendOutcome.PERMANENT:
+        return Bounced("hard", result.detail, result.status)
+    if outcome is SendOutcome.SENDER_BLOCKED:
+        return SenderRefused(result.detail)
+    if outcome is SendOutcome.UNCERTAIN:
+        return Uncertain(result.detail)
+    raise AssertionError(f"unhandled send outcome {outcome!r}")
+
+
+def enrollment_status_of(decision: Bounced | Failed) -> EnrollmentStatus:
+    """How an enrollment ends when its step bounced or failed."""
+    return EnrollmentStatus.BOUNCED if isinstance(decision, Bounced) else EnrollmentStatus.FAILED
+
+
+# -- enrolling -------------------------------------------------------------------------------
+
+
+class Refusal(enum.StrEnum):
+    """Why a contact cannot be enrolled; the values are the API's error codes."""
+
+    SEQUENCE_COMPLETED = "read_only"
+    ALREADY_ENROLLED = "already_enrolled"
+    ENDED = "conflict"  # replied, bounced, unsubscribed or failed in this sequence before
+    SUPPRESSED = "suppressed"
+
+
+REFUSAL_TEXT = {
+    Refusal.SEQUENCE_COMPLETED: "the sequence is completed: no new enrollments",
+    Refusal.ALREADY_ENROLLED: "already active in this sequence",
+    Refusal.ENDED: "ended in this sequence in a way that does not allow enrolling again"
+                   " (replied, bounced, unsubscribed or failed)",
+    Refusal.SUPPRESSED: "the address is suppressed (bounced, unsubscribed or complained)",
+}
+
+
+def enrollment_refusal(
+    sequence_status: SequenceStatus, latest: EnrollmentStatus | None, suppressed: str | None,
+) -> Refusal | None:
+    """The one rule for single and bulk enrollment: ``latest`` is the contact's most recent
+    enrollment in the sequence (None if never), ``suppressed`` the address's suppression reason."""
+    if sequence_status is SequenceStatus.COMPLETED:
+        return Refusal.SEQUENCE_COMPLETED
+    if latest is EnrollmentStatus.ACTIVE:
+        return Refusal.ALREADY_ENROLLED
+    if latest is not None and latest not in REENROLLABLE:
+        return Refusal.ENDED
+    if suppressed is not None:
+        return Refusal.SUPPRESSED
+    return None
+
+
+def refusal_error(refusal: Refusal, email: str, sequence_id: int, details: dict[str, Any]) -> Conflict:
+    """The error a strict enrollment raises for ``refusal`` (the codes the API documents)."""
+    message = f"{email}: {REFUSAL_TEXT[refusal]} (sequence {sequence_id})"
+    if refusal is Refusal.SEQUENCE_COMPLETED:
+        return ReadOnly(message, details=details)
+    if refusal is Refusal.ALREADY_ENROLLED:
+        return AlreadyEnrolled(message, details=details)
+    if refusal is Refusal.SUPPRESSED:
+        return Suppressed(message, details=details)
+    return Conflict(message, details=details)
+
+
+def runnable_at_enrollment(sequence_status: SequenceStatus) -> bool:
+    """A new enrollment is due at once only in an active sequence; otherwise it waits for start."""
+    return sequence_status is SequenceStatus.ACTIVE
+
+
+# -- stopping --------------------------------------------------------------------------------
+
+SUPPRESSION_REASONS = ("bounced", "unsubscribed", "complaint", "manual")
+
+
+def suppression_end_status(reason: str) -> EnrollmentStatus:
+    """How an active enrollment ends when its address is suppressed for ``reason``."""
+    return EnrollmentStatus.BOUNCED if reason == "bounced" else EnrollmentStatus.UNSUBSCRIBED
+
+
+def autocompletes(sequence_status: SequenceStatus, auto_complete: bool, active_left: int) -> bool:
+    """An autoComplete sequence completes when its last active contact finishes."""
+    return sequence_status is SequenceStatus.ACTIVE and auto_complete and active_left == 0
+
+
+# -- bounce guards ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BounceGuard:
+    """Pause the sender when hard bounces among recent sends cross ``threshold``; a rate over
+    fewer than ``min_sends`` says little (the best SaaS tools wait for 20)."""
+
+    threshold: float
+    min_sends: int = 20
+
+    def trips(self, hard_bounces: int, sends: int) -> str | None:
+        """The pause reason when the guard trips, else None."""
+        if sends < self.min_sends or sends == 0 or hard_bounces / sends <= self.threshold:
+            return None
+        return (f"auto-paused: {hard_bounces} hard bounces in the last {sends} sends "
+                f"({hard_bounces / sends:.1%} > {self.threshold:.1%})")
+
+
+SEQUENCE_BOUNCE_WINDOW_SENDS = 50  # a sequence's guard looks at its last 50 sends
