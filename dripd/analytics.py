@@ -50,7 +50,7 @@ class Funnel:
         self.clicked += "clicked" in kinds
         self.replied += "replied" in kinds
         self.unsubscribed += "unsubscribed" in kinds
-        self.complained += "complaint" in kinds
+        self.complained += "complained" in kinds
         self.flagged_opens += "opened" in message.flagged and "opened" not in kinds
         self.flagged_clicks += "clicked" in message.flagged and "clicked" not in kinds
 

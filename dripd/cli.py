@@ -29,21 +29,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(config: Config, plugins: Plugins, config_path: Path) -> None:
-    from dripd.api.metrics_server import serve_metrics
-    from dripd.api.server import serve_control_api  # imported here: the API pulls in FastAPI
-    from dripd.health import watch_health
-    from dripd.tracking.service import install_tracking, serve_tracking
-
     async with trio_asyncio.open_loop():
-        daemon = Daemon(config, plugins, config_path=config_path)
-        daemon.extra_services.append(serve_control_api)
-        daemon.extra_services.append(watch_health)
-        daemon.prepare.append(install_tracking)
-        if config.tracking.listen:
-            daemon.extra_services.append(serve_tracking)
-        if config.metrics.listen:
-            daemon.extra_services.append(serve_metrics)
-        await daemon.run()
+        await Daemon(config, plugins, config_path=config_path).run()
 
 
 def _leaves(group: BaseExceptionGroup) -> list[BaseException]:

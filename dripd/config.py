@@ -107,6 +107,12 @@ class MailboxConfig(BaseModel):
                            json_schema_extra={"rule": "a registered transport (`maildir`, `smtp`, or a plugin's)"})
     concurrency: int = Field(default=1, gt=0,  # sends in flight at once for this mailbox
                              description="Sends in flight at once for this mailbox.")
+    bounce_pause_threshold: float = Field(
+        default=0.02, gt=0, le=1,
+        description="Pause the mailbox when its hard bounces over the trailing `bounce_window_days` exceed "
+                    "this share of its sends (counted once it has sent at least 20 in the window).")
+    bounce_window_days: float = Field(default=28.0, gt=0,
+                                      description="The trailing window of the mailbox's bounce guard, in days.")
 
     _check_zone = field_validator("timezone")(classmethod(lambda cls, v: _zone(v)))
 
@@ -373,3 +379,16 @@ def load_config(
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("", f"{path}: invalid TOML: {exc}") from None
     return parse_config(data, plugin_sections, transports)
+
+
+class LiveConfig:
+    """The configuration in force. A reload swaps it here, in one place; every service that
+    must follow reloads reads ``current`` when it acts instead of keeping its own copy."""
+
+    def __init__(self, config: Config) -> None:
+        self.current = config
+
+    def swap(self, new: Config) -> Config:
+        """Put ``new`` in force and return the configuration it replaced."""
+        old, self.current = self.current, new
+        return old

@@ -7,15 +7,15 @@ scheduling (contacts, lists) come through here too, so the API never writes the 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
+from dripd import policy
 from dripd.clock import Clock
-from dripd.config import Config
+from dripd.config import LiveConfig
 from dripd.errors import NotFound, ValidationError
-from dripd.model import Action, Contact, EnrollmentStatus, Sequence, SequenceSettings, SequenceStatus, Step
+from dripd.model import Action, Contact, Sequence, SequenceSettings, SequenceStatus, Step
 from dripd.scheduler import Lane, Scheduler
-from dripd.store import ContactInput, EnrollResult, Store
-from dripd.store.catalog import BulkResult
+from dripd.store.api import BulkResult, Catalog, ContactInput, EnrollResult, RunStore, Signals
 from dripd.window import SendWindow
 
 
@@ -24,16 +24,21 @@ def check_settings(settings: SequenceSettings) -> None:
     SendWindow(settings.timezone, settings.weekdays_only, settings.start_hour, settings.end_hour)
 
 
+class ControlStore(Catalog, Signals, RunStore, Protocol):
+    """What the control operations change: the catalog, suppressions and mailbox pauses."""
+
+
 class Control:
-    def __init__(self, config: Config, store: Store, scheduler: Scheduler, clock: Clock) -> None:
+    def __init__(self, config: LiveConfig, store: ControlStore, scheduler: Scheduler, clock: Clock) -> None:
         self.config = config
         self.store = store
         self.scheduler = scheduler
         self.clock = clock
 
     def check_mailbox(self, mailbox_id: str, field: str = "mailboxId") -> None:
-        if self.config.mailbox(mailbox_id) is None:
-            known = ", ".join(m.id for m in self.config.mailboxes)
+        config = self.config.current
+        if config.mailbox(mailbox_id) is None:
+            known = ", ".join(m.id for m in config.mailboxes)
             raise ValidationError(field, f"unknown mailbox {mailbox_id!r} (configured: {known})")
 
     # -- sequences ---------------------------------------------------------------------------
@@ -145,7 +150,7 @@ class Control:
 
     def _lane(self, mailbox_id: str) -> Lane:
         lane = self.scheduler.lanes.get(mailbox_id)
-        if lane is None or self.config.mailbox(mailbox_id) is None:
+        if lane is None or self.config.current.mailbox(mailbox_id) is None:
             raise NotFound(f"no mailbox {mailbox_id!r} in the configuration", details={"mailboxId": mailbox_id})
         return lane
 
@@ -153,8 +158,7 @@ class Control:
 
     async def suppress(self, email: str, reason: str, detail: str | None) -> None:
         """Never mail this address again; its active enrollments end (as unsubscribed or bounced)."""
-        end_as = EnrollmentStatus.BOUNCED if reason == "bounced" else EnrollmentStatus.UNSUBSCRIBED
-        await self.store.suppress(email, reason, detail, self.clock.now(), end_as)
+        await self.store.suppress(email, reason, detail, self.clock.now(), policy.suppression_end_status(reason))
 
     async def unsuppress(self, email: str) -> None:
         if not await self.store.unsuppress(email):

@@ -1,11 +1,16 @@
-"""Composition root: builds every room, runs them in one trio nursery, handles signals."""
+"""Runs one dripd: opens the store, builds the services (``dripd.root``), and runs them in one
+trio nursery: detectors, the scheduler's lanes, the listeners, the event consumers, signals.
+
+A reload (SIGHUP) swaps the configuration in one place and applies what changed (see
+``dripd.reload``); a stop lets in-flight sends finish first.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import trio
 
@@ -15,10 +20,12 @@ from dripd.config import Config, MailboxConfig, load_config
 from dripd.control import Control
 from dripd.engine import Engine
 from dripd.errors import ConfigError
-from dripd.health import MailboxHealth
-from dripd.hookspecs import PluginContext, Transport
+from dripd.events import EventStream, consume
+from dripd.health import MailboxHealth, watch_health
 from dripd.plugins import Plugins
 from dripd.reactions import Reactions
+from dripd.reload import apply_config
+from dripd.root import Services, build, plugin_context
 from dripd.scheduler import Lane, Scheduler
 from dripd.store import Store, open_store
 from dripd.systemd import Notifier, watchdog_interval
@@ -29,6 +36,7 @@ log = logging.getLogger("dripd")
 HISTORY_SECONDS = 2 * 86400  # enough send history to rebuild daily and hourly caps
 DETECTOR_CATCH_UP_SECONDS = 10.0  # how long sends wait at start-up for detectors to read missed mail
 MAINTENANCE_SECONDS = 900  # pruning the send log and refreshing STATUS= need not be frequent
+PLUGIN_EVENT_BUFFER = 10_000  # events waiting for the plugin hook before it starts missing them
 
 
 def limits_of(mailbox: MailboxConfig) -> Limits:
@@ -43,71 +51,129 @@ def limits_of(mailbox: MailboxConfig) -> Limits:
     )
 
 
-class _StoreState:
-    """PluginState backed by the store's plugin_state table, namespaced per plugin and mailbox."""
-
-    def __init__(self, store: Store, namespace: str) -> None:
-        self._store = store
-        self._namespace = namespace
-
-    async def get(self, key: str) -> str | None:
-        return await self._store.plugin_state_get(f"{self._namespace}:{key}")
-
-    async def set(self, key: str, value: str) -> None:
-        await self._store.plugin_state_set(f"{self._namespace}:{key}", value)
-
-
 class Daemon:
-    """One running dripd. ``run`` returns after a graceful stop."""
+    """One running dripd. ``run`` returns after a graceful stop; ``services`` exists once it started."""
 
     def __init__(
         self, config: Config, plugins: Plugins, *, config_path: Path | None = None,
         clock: Clock | None = None, notifier: Notifier | None = None, handle_signals: bool = True,
     ) -> None:
-        self.config = config
+        self._initial_config = config
         self.plugins = plugins
         self.config_path = config_path
         self._clock = clock
         self.notifier = notifier or Notifier()
         self.handle_signals = handle_signals
-        self.scheduler = Scheduler()
-        self.store: Store = None  # type: ignore[assignment]
-        self.engine: Engine = None  # type: ignore[assignment]
-        self.control: Control = None  # type: ignore[assignment]
-        self.reactions: Reactions = None  # type: ignore[assignment]
-        self.transports: dict[str, Transport] = {}
-        self.uncertain_at_start = 0
-        self.started_at = 0.0
+        self._services: Services | None = None
         self._nursery: trio.Nursery | None = None
-        self._stop_requested = trio.Event()
-        self.extra_services: list[Callable[..., Any]] = []  # started after the lanes (the API)
-        # Run once the engine exists, before recovery and the lanes (e.g. install tracking).
-        self.prepare: list[Callable[["Daemon"], None]] = []
-        self.health = MailboxHealth(self)
+
+    # -- what tests and tools read of a running daemon ---------------------------------------
+
+    @property
+    def services(self) -> Services:
+        assert self._services is not None, "the daemon has not started"
+        return self._services
+
+    @property
+    def config(self) -> Config:
+        return self.services.config if self._services is not None else self._initial_config
 
     @property
     def clock(self) -> Clock:
         assert self._clock is not None
         return self._clock
 
-    def _transport(self, mailbox: MailboxConfig) -> Transport:
-        entry = self.plugins.transports[mailbox.transport]
-        section = self.plugins.section(mailbox.transport, mailbox.plugin_section(mailbox.transport))
-        context = PluginContext(now=self.clock.now, state=_StoreState(self.store, f"{mailbox.transport}:{mailbox.id}"))
-        return entry.factory(mailbox, section, context)
+    @property
+    def store(self) -> Store:
+        return self.services.store
 
-    def _detectors(self, mailbox: MailboxConfig) -> list[Any]:
-        """Detectors whose config table this mailbox has (e.g. ``[mailboxes.imap]``)."""
-        found = []
-        for name, entry in self.plugins.detectors.items():
-            raw = mailbox.plugin_section(name)
-            if raw is None:
-                continue
-            context = PluginContext(now=self.clock.now, state=_StoreState(self.store, f"{name}:{mailbox.id}"))
-            detector = entry.factory(mailbox, self.plugins.section(name, raw), context)
-            if detector is not None:
-                found.append(detector)
-        return found
+    @property
+    def control(self) -> Control:
+        return self.services.control
+
+    @property
+    def engine(self) -> Engine:
+        return self.services.engine
+
+    @property
+    def reactions(self) -> Reactions:
+        return self.services.reactions
+
+    @property
+    def scheduler(self) -> Scheduler:
+        return self.services.scheduler
+
+    @property
+    def health(self) -> MailboxHealth:
+        return self.services.health
+
+    @property
+    def uncertain_at_start(self) -> int:
+        return self.services.uncertain_at_start
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus["Daemon"] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until stopped. Must be called inside ``trio_asyncio.open_loop()``."""
+        if self._clock is None:
+            self._clock = Clock()
+        events = EventStream()
+        store = await open_store(self._initial_config.daemon.database, events=events)
+        try:
+            self._services = services = build(self._initial_config, self.plugins, store, events, self.clock)
+            # Recovery happens before READY and before any lane runs: no step sent twice.
+            services.state.uncertain_at_start = await services.engine.recover()
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                plugin_events = events.subscribe("plugins", PLUGIN_EVENT_BUFFER)
+                nursery.start_soon(consume, plugin_events, self._notify_plugins, "plugins")
+                await self._start_detectors(nursery)
+                for mailbox in services.config.mailboxes:
+                    await self.start_lane(mailbox)
+                await self._start_listeners(nursery)
+                if self.handle_signals:
+                    nursery.start_soon(self._signals)
+                nursery.start_soon(self._maintenance)
+                interval = watchdog_interval()
+                if interval is not None and self.notifier.enabled:
+                    nursery.start_soon(self._watchdog, interval)
+                self.notifier.notify("READY=1", f"STATUS={self.status_line()}")
+                log.info("dripd ready: %d mailbox(es), %d uncertain send(s) from before",
+                         len(services.config.mailboxes), services.uncertain_at_start)
+                task_status.started(self)
+                await services.stop_requested.wait()
+                await self._graceful_stop(nursery)
+                events.close()
+        finally:
+            if self._services is not None:
+                for transport in self._services.transports.values():
+                    with trio.CancelScope(shield=True):
+                        try:
+                            await transport.aclose()
+                        except Exception:
+                            log.exception("closing a transport failed")
+            with trio.CancelScope(shield=True):
+                await store.close()
+            log.info("dripd stopped")
+
+    async def _notify_plugins(self, event: Any) -> None:
+        self.plugins.notify(event)
+
+    async def _start_detectors(self, nursery: trio.Nursery) -> None:
+        """Detectors first: a reply that arrived while dripd was stopped must be read before a
+        follow-up to the same contact can go out (up to DETECTOR_CATCH_UP_SECONDS)."""
+        services = self.services
+        detectors = []
+        for mailbox in services.config.mailboxes:
+            for detector in self.plugins.build_detectors(
+                    mailbox, lambda plugin, m=mailbox: plugin_context(services.store, self.clock, plugin, m.id)):
+                detectors.append(detector)
+                await nursery.start(self._supervise_detector, mailbox.id, detector)
+        with trio.move_on_after(DETECTOR_CATCH_UP_SECONDS):  # a server being down must not hold sends
+            for detector in detectors:
+                caught_up = getattr(detector, "caught_up", None)
+                if caught_up is not None:
+                    await caught_up.wait()
 
     async def _supervise_detector(self, mailbox_id: str, detector: Any, *,
                                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -118,7 +184,7 @@ class Daemon:
         delay = 1.0
         while True:
             try:
-                await detector.run(self.reactions.apply)
+                await detector.run(self.services.reactions.apply)
                 return
             except Exception:
                 log.exception("mailbox %s: detector %s failed; restarting in %.0fs", mailbox_id,
@@ -126,93 +192,51 @@ class Daemon:
             await trio.sleep(delay)
             delay = min(delay * 2, 300.0)
 
-    async def _lane(self, mailbox: MailboxConfig) -> Lane:
+    async def start_lane(self, mailbox: MailboxConfig) -> Lane:
+        """A new mailbox's lane, with its caps rebuilt from recent sends and its pause kept."""
+        services = self.services
+        assert self._nursery is not None
         now = self.clock.now()
-        history = await self.store.send_history(mailbox.id, now - HISTORY_SECONDS)
-        limiter = MailboxLimiter(limits_of(mailbox), history=history)
+        history = await services.store.send_history(mailbox.id, now - HISTORY_SECONDS)
+        daemon_settings = services.config.daemon
         lane = Lane(
-            mailbox.id, limiter, self.clock, self.store, self.engine.run,
-            horizon=self.config.daemon.horizon_seconds, limit=self.config.daemon.queue_limit,
+            mailbox.id, MailboxLimiter(limits_of(mailbox), history=history), self.clock, services.store,
+            services.engine.run, horizon=daemon_settings.horizon_seconds, limit=daemon_settings.queue_limit,
             concurrency=mailbox.concurrency,
         )
-        paused = await self.store.mailbox_paused(mailbox.id)
+        paused = await services.store.mailbox_paused(mailbox.id)
         if paused:
             lane.paused_reason = paused
+        services.scheduler.add(lane)
+        await self._nursery.start(lane.run)
         return lane
 
-    async def run(self, *, task_status: trio.TaskStatus["Daemon"] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run until stopped. Must be called inside ``trio_asyncio.open_loop()``."""
-        if self._clock is None:
-            self._clock = Clock()
-        self.started_at = self.clock.now()
-        self.store = await open_store(self.config.daemon.database)
-        try:
-            for mailbox in self.config.mailboxes:
-                self.transports[mailbox.id] = self._transport(mailbox)
-            self.engine = Engine(self.config, self.store, self.transports, self.scheduler, self.clock, self.plugins)
-            self.control = Control(self.config, self.store, self.scheduler, self.clock)
-            self.reactions = Reactions(self.config, self.store, self.scheduler, self.clock)
-            self.reactions.metrics = self.engine.metrics
-            for prepare in self.prepare:
-                prepare(self)
-            # Recovery happens before READY and before any lane runs: no step sent twice.
-            self.uncertain_at_start = await self.engine.recover()
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                # Detectors first: a reply that arrived while dripd was stopped must be read
-                # before a follow-up to the same contact can go out.
-                detectors = [(m.id, d) for m in self.config.mailboxes for d in self._detectors(m)]
-                for mailbox_id, detector in detectors:
-                    await nursery.start(self._supervise_detector, mailbox_id, detector)
-                with trio.move_on_after(DETECTOR_CATCH_UP_SECONDS):  # a server being down must not hold sends
-                    for _, detector in detectors:
-                        caught_up = getattr(detector, "caught_up", None)
-                        if caught_up is not None:
-                            await caught_up.wait()
-                for mailbox in self.config.mailboxes:
-                    lane = await self._lane(mailbox)
-                    self.scheduler.add(lane)
-                    await nursery.start(lane.run)
-                for service in self.extra_services:
-                    await nursery.start(service, self)
-                if self.handle_signals:
-                    nursery.start_soon(self._signals)
-                nursery.start_soon(self._maintenance)
-                interval = watchdog_interval()
-                if interval is not None and self.notifier.enabled:
-                    nursery.start_soon(self._watchdog, interval)
-                self.notifier.notify("READY=1", f"STATUS={self.status_line()}")
-                log.info("dripd ready: %d mailbox(es), %d uncertain send(s) from before",
-                         len(self.config.mailboxes), self.uncertain_at_start)
-                task_status.started(self)
-                await self._stop_requested.wait()
-                await self._graceful_stop(nursery)
-        finally:
-            for transport in self.transports.values():
-                with trio.CancelScope(shield=True):
-                    try:
-                        await transport.aclose()
-                    except Exception:
-                        log.exception("closing a transport failed")
-            with trio.CancelScope(shield=True):
-                await self.store.close()
-            log.info("dripd stopped")
+    async def _start_listeners(self, nursery: trio.Nursery) -> None:
+        """The control API always; tracking and /metrics when configured. Imported here: the
+        HTTP stack is only loaded by a daemon that serves it."""
+        from dripd.api.metrics_server import serve_metrics
+        from dripd.api.server import serve_control_api
+        from dripd.tracking.service import serve_tracking
+
+        services = self.services
+        await nursery.start(serve_control_api, services)
+        await nursery.start(watch_health, services.health)
+        if services.config.tracking.listen:
+            await nursery.start(serve_tracking, services)
+        if services.config.metrics.listen:
+            await nursery.start(serve_metrics, services)
 
     def stop(self) -> None:
-        self._stop_requested.set()
-
-    @property
-    def stop_requested(self) -> trio.Event:
-        """Set when a graceful stop begins (services such as the API shut down on it)."""
-        return self._stop_requested
+        self.services.stop_requested.set()
 
     async def _graceful_stop(self, nursery: trio.Nursery) -> None:
         """No new sends start; in-flight ones finish within the grace period; then everything ends."""
         self.notifier.notify("STOPPING=1")
         log.info("stopping: letting in-flight sends finish")
-        self.scheduler.stop()
-        with trio.move_on_after(self.config.daemon.shutdown_grace_seconds):
-            while any(lane.busy() for lane in self.scheduler.lanes.values()):
+        scheduler = self.services.scheduler
+        scheduler.stop()
+        with trio.move_on_after(self.services.config.daemon.shutdown_grace_seconds):
+            while any(lane.busy() for lane in scheduler.lanes.values()):
                 await trio.sleep(0.05)
         nursery.cancel_scope.cancel()
 
@@ -221,7 +245,7 @@ class Daemon:
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     await self.reload()
-                elif self._stop_requested.is_set():
+                elif self.services.stop_requested.is_set():
                     log.warning("second stop signal: stopping at once")
                     assert self._nursery is not None
                     self._nursery.cancel_scope.cancel()
@@ -229,7 +253,7 @@ class Daemon:
                     self.stop()
 
     async def reload(self) -> None:
-        """Re-read the config: caps, windows and mailboxes change without dropping work."""
+        """Re-read the config file and apply it; a bad file keeps the running config."""
         if self.config_path is None:
             return
         self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={int(trio.current_time() * 1e6)}")
@@ -244,44 +268,29 @@ class Daemon:
         log.info("configuration reloaded")
 
     async def apply(self, new: Config) -> None:
-        old_ids = {m.id for m in self.config.mailboxes}
-        self.config = new
-        self.engine.config = new
-        self.control.config = new
-        self.reactions.config = new
+        """Put ``new`` in force (see ``dripd.reload.apply_config`` for what changes live)."""
         logs.set_level(new.daemon.log_level)
-        for mailbox in new.mailboxes:
-            lane = self.scheduler.lanes.get(mailbox.id)
-            if lane is not None:
-                lane.limiter.update(limits_of(mailbox))
-                if lane.paused_reason == "removed from the configuration":
-                    lane.paused_reason = None
-                lane.invalidate()
-            elif self._nursery is not None:
-                self.transports[mailbox.id] = self.engine.transports[mailbox.id] = self._transport(mailbox)
-                lane = await self._lane(mailbox)
-                self.scheduler.add(lane)
-                await self._nursery.start(lane.run)
-        for removed in old_ids - {m.id for m in new.mailboxes}:
-            self.scheduler.lanes[removed].paused_reason = "removed from the configuration"
+        assert self._nursery is not None
+        await apply_config(self.services, new, self.start_lane, limits_of, self._nursery.start_soon)
 
     async def _maintenance(self) -> None:
         while True:
             await trio.sleep(MAINTENANCE_SECONDS)
             now = self.clock.now()
-            await self.store.prune_send_log(now - HISTORY_SECONDS)
+            await self.services.store.prune_send_log(now - HISTORY_SECONDS)
             self.notifier.notify(f"STATUS={self.status_line()}")
 
     async def _watchdog(self, interval: float) -> None:
         """Ping systemd only while every lane's loop keeps turning: each round nudges the lanes
         and pings if all of them came round since. A wedged scheduler stops the pings, so
         systemd restarts the service (WatchdogSec=)."""
+        lanes = self.services.scheduler.lanes
         while True:
             asked_at = trio.current_time()
-            for lane in self.scheduler.lanes.values():
+            for lane in lanes.values():
                 lane.nudge()
             await trio.sleep(interval)
-            stuck = [lane.mailbox_id for lane in self.scheduler.lanes.values() if lane.last_progress < asked_at]
+            stuck = [lane.mailbox_id for lane in lanes.values() if lane.last_progress < asked_at]
             if stuck:
                 log.error("scheduler not making progress for mailbox(es) %s: withholding the watchdog ping",
                           ", ".join(stuck))
@@ -289,5 +298,6 @@ class Daemon:
                 self.notifier.notify("WATCHDOG=1")
 
     def status_line(self) -> str:
-        sends_today = sum(lane.limiter.sends_today(self.clock.now()) for lane in self.scheduler.lanes.values())
-        return f"queue depth {self.scheduler.queue_depth()}, sends today {sends_today}"
+        scheduler = self.services.scheduler
+        sends_today = sum(lane.limiter.sends_today(self.clock.now()) for lane in scheduler.lanes.values())
+        return f"queue depth {scheduler.queue_depth()}, sends today {sends_today}"

@@ -2,7 +2,8 @@
 
 Everything is re-checked at the moment a step is about to go (status, window, suppression,
 caps), not only when it was scheduled. Times recorded are the decision time ``now``, taken
-before any await, so a simulated clock gives exact, repeatable send times.
+before any await, so a simulated clock gives exact, repeatable send times. What a send's result
+means is decided by ``policy``; the engine applies it.
 """
 
 from __future__ import annotations
@@ -10,25 +11,26 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, MutableMapping, assert_never
 
 import trio
 
-from dripd import cadence, render
+from dripd import cadence, policy, render
 from dripd.clock import Clock
-from dripd.config import Config, MailboxConfig
-from dripd.engagement import Engagement, MessageRef, NoTracking
+from dripd.config import LiveConfig, MailboxConfig
+from dripd.engagement import Engagement, MessageRef
 from dripd.hookspecs import OutgoingMessage, SendOutcome, SendResult, Transport
 from dripd.metrics import Metrics
 from dripd.model import EnrollmentStatus, SequenceStatus, Step
-from dripd.plugins import Plugins
+from dripd.safeguards import Safeguards
 from dripd.scheduler import Gate, RunResult, RunStatus, Scheduler
-from dripd.store import Claim, OutboxRow, RunContext, Store
+from dripd.store.api import Claim, OutboxRow, RunContext, RunStore
 from dripd.window import SendWindow
 
 log = logging.getLogger("dripd.engine")
 
-_SUPPRESSION_STATUS = {"unsubscribed": EnrollmentStatus.UNSUBSCRIBED, "complaint": EnrollmentStatus.UNSUBSCRIBED}
+# (mailbox id, sequence id, step id) -> extra headers from plugins
+HeaderSource = Callable[[str, int, int], list[tuple[str, str]]]
 
 
 @dataclass
@@ -39,25 +41,28 @@ class Counters:
     retried: int = 0
     bounced: int = 0
     uncertain: int = 0
+    failed: int = 0
 
 
 class Engine:
     def __init__(
-        self, config: Config, store: Store, transports: Mapping[str, Transport], scheduler: Scheduler,
-        clock: Clock, plugins: Plugins, *, rng: random.Random | None = None,
+        self, config: LiveConfig, store: RunStore, transports: MutableMapping[str, Transport], scheduler: Scheduler,
+        clock: Clock, *, metrics: Metrics, engagement: Engagement, safeguards: Safeguards,
+        extra_headers: HeaderSource, rng: random.Random | None = None,
     ) -> None:
         self.config = config
         self.store = store
-        self.transports = dict(transports)
+        self.transports = transports  # the composition root's map: a reload swaps entries in it
         self.scheduler = scheduler
         self.clock = clock
-        self.plugins = plugins
+        self.metrics = metrics
+        self.engagement = engagement
+        self.safeguards = safeguards
+        self.extra_headers = extra_headers
         self.counters = Counters()
         self._rng = rng or random.Random()
         self._templates: dict[tuple[int, str, str, str | None], render.CompiledTemplate] = {}
         self._windows: dict[tuple[str, bool, int, int], SendWindow] = {}
-        self.engagement: Engagement = NoTracking()
-        self.metrics = Metrics()
 
     # -- one due enrollment ------------------------------------------------------------------
 
@@ -68,13 +73,13 @@ class Engine:
             return RunResult(RunStatus.DROPPED)
         if ctx.sequence.status is not SequenceStatus.ACTIVE:
             return RunResult(RunStatus.DROPPED)  # held; start/resume makes it runnable again
-        mailbox = self.config.mailbox(ctx.enrollment.mailbox_id)
+        mailbox = self.config.current.mailbox(ctx.enrollment.mailbox_id)
         if mailbox is None:
             log.warning("enrollment %d: mailbox %r is not configured; holding it", enrollment_id,
                         ctx.enrollment.mailbox_id)
             return RunResult(RunStatus.DROPPED)
         if ctx.suppressed is not None:
-            status = _SUPPRESSION_STATUS.get(ctx.suppressed, EnrollmentStatus.BOUNCED)
+            status = policy.suppression_end_status(ctx.suppressed)
             self._completed(await self.store.finish(enrollment_id, status, f"address {ctx.suppressed}", now))
             return RunResult(RunStatus.DONE)
         enrollment = ctx.enrollment
@@ -176,7 +181,7 @@ class Engine:
             to_name=" ".join(part for part in (contact.first_name, contact.last_name) if part),
             message_id=message_id, date=now, in_reply_to=in_reply_to, references=references,
             list_unsubscribe=unsubscribe, one_click=one_click,
-            extra_headers=tuple(self.plugins.message_headers(mailbox.id, ctx.sequence.id, step.id)),
+            extra_headers=tuple(self.extra_headers(mailbox.id, ctx.sequence.id, step.id)),
         )
         return envelope, rendered
 
@@ -190,13 +195,27 @@ class Engine:
             log.warning("enrollment %d step %d: already in the ledger; not sending again", enrollment.id, step.id)
             await self._advance_past(ctx, step, now)
             return
-        envelope, rendered = self.compose(ctx, mailbox, step, claim.message_id, now)
-        data = render.build_message(envelope, rendered)
+        try:
+            envelope, rendered = self.compose(ctx, mailbox, step, claim.message_id, now)
+            data = render.build_message(envelope, rendered)
+        except Exception as exc:
+            # The claim is committed: the row must be resolved with the reason, never left
+            # 'sending' and never skipped as if sent (a bug here is reported the same way).
+            reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            await self._record_decision(ctx, mailbox, step, claim, policy.Failed(
+                f"the message could not be built: {reason}"), now)
+            return
         message = OutgoingMessage(mailbox.id, claim.message_id, mailbox.address, ctx.contact.email, data)
         started = self.clock.now()
         result = await self._transport_send(mailbox.id, message)
         self.metrics.observe_send_latency(mailbox.id, max(0.0, self.clock.now() - started))
-        await self._record(ctx, mailbox, step, claim, result, now)
+        self.metrics.sent(mailbox.id, ctx.sequence.id, step.id, result.outcome.value)
+        settings = self.config.current.daemon
+        rules = policy.RetryRules(settings.retry_max_attempts, settings.retry_max_age_hours * 3600,
+                                  settings.retry_base_seconds)
+        decision = policy.send_decision(result, attempts=claim.attempts, first_attempt_at=claim.first_attempt_at,
+                                        now=now, rules=rules, jitter=self._rng.random())
+        await self._record_decision(ctx, mailbox, step, claim, decision, now)
 
     async def _transport_send(self, mailbox_id: str, message: OutgoingMessage) -> SendResult:
         transport = self.transports[mailbox_id]
@@ -209,58 +228,53 @@ class Engine:
             log.exception("mailbox %s: transport raised while sending %s", mailbox_id, message.message_id)
             return SendResult(SendOutcome.UNCERTAIN, f"transport error: {type(exc).__name__}: {exc}")
 
-    async def _record(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, claim: Claim,
-                      result: SendResult, now: float) -> None:
+    async def _record_decision(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, claim: Claim,
+                               decision: policy.SendDecision, now: float) -> None:
         enrollment = ctx.enrollment
-        outcome = result.outcome
-        self.metrics.sent(mailbox.id, ctx.sequence.id, step.id, outcome.value)
-        if outcome is SendOutcome.ACCEPTED:
+        if isinstance(decision, policy.Sent):
             cursor_ord, anchor, due = self.next_after(ctx, step, now)
             completed = await self.store.record_sent(claim, enrollment.id, step.id, cursor_ord, anchor, due, now)
             self.counters.sent += 1
-            self.plugins.notify("sent", {"mailbox": mailbox.id, "sequence": ctx.sequence.id, "step": step.id})
             if due is not None:
                 self.scheduler.schedule(mailbox.id, enrollment.id, due, True)
             self._completed(completed)
-            return
-        if outcome is SendOutcome.TRANSIENT:
-            settings = self.config.daemon
-            age = now - claim.first_attempt_at
-            if claim.attempts < settings.retry_max_attempts and age < settings.retry_max_age_hours * 3600:
-                delay = settings.retry_base_seconds * 2 ** (claim.attempts - 1)
-                delay *= 1 + 0.25 * self._rng.random()  # jitter: retries of many contacts spread out
-                await self.store.record_retry(claim, enrollment.id, step.id, now + delay, result.detail, now)
-                self.counters.retried += 1
-                self.metrics.retried(mailbox.id, ctx.sequence.id, step.id)
-                log.info("enrollment %d step %d: transient failure (%s); retry %d in %.0fs",
-                         enrollment.id, step.id, result.detail, claim.attempts, delay)
-                self.scheduler.schedule(mailbox.id, enrollment.id, now + delay, enrollment.sent_count > 0)
-                return
-            outcome_class, detail = "soft", f"retries exhausted after {claim.attempts} attempts: {result.detail}"
-        elif outcome is SendOutcome.PERMANENT:
-            outcome_class, detail = "hard", result.detail
-        elif outcome is SendOutcome.SENDER_BLOCKED:
+        elif isinstance(decision, policy.RetryAt):
+            await self.store.record_retry(claim, enrollment.id, step.id, decision.at, decision.detail, now)
+            self.counters.retried += 1
+            self.metrics.retried(mailbox.id, ctx.sequence.id, step.id)
+            log.info("enrollment %d step %d: transient failure (%s); retry %d in %.0fs",
+                     enrollment.id, step.id, decision.detail, claim.attempts, decision.at - now)
+            self.scheduler.schedule(mailbox.id, enrollment.id, decision.at, enrollment.sent_count > 0)
+        elif isinstance(decision, policy.SenderRefused):
             # Refused before delivery: the step waits, with its Message-ID, for the mailbox's resume.
-            await self.store.release_claim(claim.outbox_id, enrollment.id, now, now, f"sender refused: {result.detail}")
-            await self.pause_mailbox(mailbox.id, f"the server refused the sender: {result.detail}")
-            return
-        else:
+            await self.store.release_claim(claim.outbox_id, enrollment.id, now, now, f"sender refused: {decision.detail}")
+            await self.safeguards.pause_mailbox(mailbox.id, f"the server refused the sender: {decision.detail}")
+        elif isinstance(decision, policy.Uncertain):
             cursor_ord, anchor, due = self.next_after(ctx, step, now)
             completed = await self.store.record_uncertain(
-                claim.outbox_id, enrollment.id, step.id, cursor_ord, anchor, due, result.detail, now)
+                claim.outbox_id, enrollment.id, step.id, cursor_ord, anchor, due, decision.detail, now)
             self.counters.uncertain += 1
             log.warning("enrollment %d step %d: delivery uncertain (%s); not resent", enrollment.id, step.id,
-                        result.detail)
+                        decision.detail)
             if due is not None:
                 self.scheduler.schedule(mailbox.id, enrollment.id, due, True)
             self._completed(completed)
-            return
-        completed = await self.store.record_failed(claim, enrollment.id, step.id, outcome_class, detail,
-                                                   ctx.contact.email, now)
-        self.counters.bounced += 1
-        self.metrics.event(mailbox.id, ctx.sequence.id, step.id, "bounced")
-        log.info("enrollment %d step %d: %s bounce: %s", enrollment.id, step.id, outcome_class, detail)
-        self._completed(completed)
+        elif isinstance(decision, policy.Bounced):
+            completed = await self.store.record_bounced(claim, enrollment.id, step.id, decision, ctx.contact.email, now)
+            self.counters.bounced += 1
+            log.info("enrollment %d step %d: %s bounce: %s", enrollment.id, step.id, decision.bounce_class,
+                     decision.detail)
+            self._completed(completed)
+            if decision.suppresses:
+                await self.safeguards.after_hard_bounce(ctx.sequence.id, mailbox.id)
+        elif isinstance(decision, policy.Failed):
+            completed = await self.store.record_unbuildable(claim, enrollment.id, step.id, decision.reason, now)
+            self.counters.failed += 1
+            self.metrics.sent(mailbox.id, ctx.sequence.id, step.id, "failed")
+            log.error("enrollment %d step %d: failed: %s", enrollment.id, step.id, decision.reason)
+            self._completed(completed)
+        else:
+            assert_never(decision)
 
     def next_after(self, ctx: RunContext, step: Step, now: float) -> tuple[int, float, float | None]:
         """Cursor, anchor and due time once ``step`` is sent at ``now`` (due None = finished)."""
@@ -283,14 +297,6 @@ class Engine:
         if completed_sequence is not None:
             log.info("sequence %d completed: every contact finished", completed_sequence)
 
-    async def pause_mailbox(self, mailbox_id: str, reason: str) -> None:
-        """Stop every send from a mailbox (kept across restarts) until an operator resumes it."""
-        lane = self.scheduler.lanes.get(mailbox_id)
-        if lane is not None and lane.paused_reason is None:
-            lane.paused_reason = reason
-            await self.store.set_mailbox_paused(mailbox_id, reason, self.clock.now())
-            log.error("mailbox %s paused: %s", mailbox_id, reason)
-
     # -- crash recovery ----------------------------------------------------------------------
 
     async def recover(self) -> int:
@@ -299,7 +305,7 @@ class Engine:
         for row in await self.store.outbox_in_state("sending"):
             delivered = await self._lookup(row)
             now = self.clock.now()
-            if delivered is False or (delivered is None and self.config.daemon.resend_uncertain):
+            if delivered is False or (delivered is None and self.config.current.daemon.resend_uncertain):
                 await self.store.release_claim(row.id, row.enrollment_id, now, now, "not delivered before a crash")
                 log.warning("outbox %s: not delivered before a crash; will send", row.message_id)
                 continue

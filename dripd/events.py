@@ -87,10 +87,10 @@ class Reply:
 class Engagement:
     """An open or a click; ``flagged`` hits came from a scanner or prefetcher, not a person."""
 
-    url: str | None = None
-    agent: str | None = None
-    flagged: bool = False
-    via: str | None = None  # unsubscribe: "link" | "one-click" | "api"
+    url: str | None = None  # the link clicked
+    agent: str | None = None  # the User-Agent, cut to 300 characters
+    flagged: bool = False  # not counted as a person's
+    flag: str | None = None  # why the hit looks like a machine's (kept even when counted)
 
 
 Payload = NoData | Reason | Detail | Bounce | Reply | Engagement

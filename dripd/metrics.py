@@ -12,10 +12,20 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from dripd.clock import Clock
+from dripd.events import Event, EventKind
 from dripd.model import EnrollmentStatus
+from dripd.store.api import Reports
 
 if TYPE_CHECKING:
-    from dripd.daemon import Daemon
+    from dripd.health import MailboxHealth
+    from dripd.scheduler import Scheduler
+
+# The kinds the dripd_events counter follows, as spelled in the event stream.
+COUNTED_KINDS = frozenset({
+    EventKind.DELIVERED, EventKind.OPENED, EventKind.CLICKED, EventKind.REPLIED, EventKind.AUTO_REPLIED,
+    EventKind.BOUNCED, EventKind.UNSUBSCRIBED, EventKind.COMPLAINED,
+})
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _STEP = ("mailbox", "sequence", "step")
@@ -32,7 +42,7 @@ class Metrics:
                              "sender_blocked, uncertain)", (*_STEP, "outcome"), registry=r)
         self.retries = Counter("dripd_retries", "Transient failures scheduled for another attempt", _STEP, registry=r)
         self.events = Counter("dripd_events", "Engagement and delivery events by kind (opened, clicked, replied, "
-                              "bounced, unsubscribed, complaint, delivered, auto_reply)", (*_STEP, "kind"), registry=r)
+                              "bounced, unsubscribed, complained, delivered, auto_replied)", (*_STEP, "kind"), registry=r)
         self.flagged = Counter("dripd_flagged_hits", "Tracking hits recorded but flagged as machines "
                                "(prefetchers, link scanners)", (*_STEP, "kind"), registry=r)
         self.send_latency = Histogram("dripd_send_latency_seconds", "Time the transport took to hand a message over",
@@ -84,34 +94,50 @@ class Metrics:
     def retried(self, mailbox: str, sequence: int, step: int) -> None:
         self.retries.labels(mailbox, str(sequence), str(step)).inc()
 
-    def event(self, mailbox: str, sequence: int, step: int, kind: str, *, flagged: bool = False) -> None:
-        (self.flagged if flagged else self.events).labels(mailbox, str(sequence), str(step), kind).inc()
+    def on_event(self, event: Event) -> None:
+        """Listener on the event stream: counts each committed event of a counted kind once."""
+        if event.kind not in COUNTED_KINDS or event.mailbox_id is None:
+            return
+        flagged = bool(getattr(event.payload, "flagged", False))
+        (self.flagged if flagged else self.events).labels(
+            event.mailbox_id, str(event.sequence_id), str(event.step_id), event.kind.value).inc()
 
-    # -- read at scrape time ------------------------------------------------------------------
 
-    async def refresh(self, daemon: "Daemon") -> None:
-        now = daemon.clock.now()
-        for lane in daemon.scheduler.lanes.values():
+class Scrape:
+    """The /metrics exposition: counters as they stand, gauges read from the running services."""
+
+    def __init__(self, metrics: Metrics, scheduler: "Scheduler", reports: Reports, health: "MailboxHealth",
+                 clock: Clock) -> None:
+        self._metrics = metrics
+        self._scheduler = scheduler
+        self._reports = reports
+        self._health = health
+        self._clock = clock
+
+    async def refresh(self) -> None:
+        metrics = self._metrics
+        now = self._clock.now()
+        for lane in self._scheduler.lanes.values():
             m = lane.mailbox_id
-            self.queue_depth.labels(m).set(lane.queue_depth())
-            self.heap_size.labels(m).set(lane.loaded())
-            self.tokens.labels(m).set(lane.limiter.tokens(now))
-            self.sends_today.labels(m).set(lane.limiter.sends_today(now))
-            self.daily_cap.labels(m).set(lane.limiter.daily_cap_on(now))
-            self.paused.labels(m).set(1 if lane.paused_reason else 0)
-        counts = await daemon.store.rollups()
+            metrics.queue_depth.labels(m).set(lane.queue_depth())
+            metrics.heap_size.labels(m).set(lane.loaded())
+            metrics.tokens.labels(m).set(lane.limiter.tokens(now))
+            metrics.sends_today.labels(m).set(lane.limiter.sends_today(now))
+            metrics.daily_cap.labels(m).set(lane.limiter.daily_cap_on(now))
+            metrics.paused.labels(m).set(1 if lane.paused_reason else 0)
+        counts = await self._reports.rollups()
         for sequence_id, by_status in counts.items():
             for status in EnrollmentStatus:
-                self.enrollments.labels(str(sequence_id), status.value).set(by_status.get(status.value, 0))
-        self.uncertain.set(await daemon.store.count_outbox("uncertain"))
-        for mailbox_id, health in (await daemon.health.refresh()).items():
-            self.healthy.labels(mailbox_id).set(0 if health.status == "warning" else 1)
+                metrics.enrollments.labels(str(sequence_id), status.value).set(by_status.get(status.value, 0))
+        metrics.uncertain.set(await self._reports.count_outbox("uncertain"))
+        for mailbox_id, health in (await self._health.refresh()).items():
+            metrics.healthy.labels(mailbox_id).set(0 if health.status == "warning" else 1)
             recent = health.recent
             if recent is not None:
                 for kind, value in (("open", recent.open_rate), ("reply", recent.reply_rate),
                                     ("bounce", recent.bounce_rate)):
-                    self.rate.labels(mailbox_id, kind).set(value or 0.0)
+                    metrics.rate.labels(mailbox_id, kind).set(value or 0.0)
 
-    async def exposition(self, daemon: "Daemon") -> bytes:
-        await self.refresh(daemon)
-        return generate_latest(self.registry)
+    async def exposition(self) -> bytes:
+        await self.refresh()
+        return generate_latest(self._metrics.registry)

@@ -8,6 +8,8 @@ so it is tested without a database or a clock.
 from __future__ import annotations
 
 import enum
+import datetime as dt
+import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,3 +195,31 @@ class BounceGuard:
 
 
 SEQUENCE_BOUNCE_WINDOW_SENDS = 50  # a sequence's guard looks at its last 50 sends
+
+
+# -- replies -----------------------------------------------------------------------------------
+
+# A reply from one of these says nothing about a company: never stop a whole "domain" for it.
+FREEMAIL = frozenset({
+    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com", "yahoo.com",
+    "icloud.com", "me.com", "mac.com", "aol.com", "gmx.de", "gmx.net", "web.de", "proton.me",
+    "protonmail.com", "yandex.ru", "mail.ru", "qq.com", "163.com", "fastmail.com", "zoho.com",
+})
+
+
+def colleague_domain(sender: str | None, stop_on_domain_reply: bool, stopped: bool) -> str | None:
+    """The domain whose other contacts a reply stops too (stopOnDomainReply), or None."""
+    if not (stopped and stop_on_domain_reply and sender and "@" in sender):
+        return None
+    domain = sender.rsplit("@", 1)[-1].lower()
+    return None if domain in FREEMAIL else domain
+
+
+def auto_reply_resume_at(return_date: dt.date | None, timezone: str, now: float, delay_days: float) -> float:
+    """Out of office is a pause: resume on the stated return date (local midnight in the
+    sequence's zone) when it is still ahead, else after ``delay_days``."""
+    if return_date is not None:
+        local = dt.datetime.combine(return_date, dt.time(0, 0), zoneinfo.ZoneInfo(timezone))
+        if local.timestamp() > now:
+            return local.timestamp()
+    return now + delay_days * 86400

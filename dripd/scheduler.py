@@ -82,6 +82,9 @@ class Lane:
         self._store_failures = 0
         self.stopping = False
         self.last_progress = 0.0  # trio time of the last loop turn (the watchdog reads it)
+        self._workers = 0
+        self._workers_nursery: trio.Nursery | None = None
+        self._work: trio.MemoryReceiveChannel[int] | None = None
 
     # -- what the engine and API tell the lane -----------------------------------------------
 
@@ -146,11 +149,21 @@ class Lane:
         self.limiter.record(now)
         return True
 
+    def set_concurrency(self, concurrency: int) -> None:
+        """Change how many sends run at once: extra workers start now, surplus ones stop after
+        the send they hold (a reload applies a changed ``concurrency`` this way)."""
+        self.concurrency = concurrency
+        if self._workers_nursery is not None and self._work is not None:
+            while self._workers < self.concurrency:
+                self._workers += 1
+                self._workers_nursery.start_soon(self._worker, self._work.clone())
+        self._wake.set()
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         send_channel, receive_channel = trio.open_memory_channel[int](0)
         async with trio.open_nursery() as nursery:
-            for _ in range(self.concurrency):
-                nursery.start_soon(self._worker, receive_channel.clone())
+            self._workers_nursery, self._work = nursery, receive_channel
+            self.set_concurrency(self.concurrency)
             task_status.started()
             async with send_channel:
                 while not self.stopping:
@@ -248,6 +261,12 @@ class Lane:
     async def _worker(self, receive_channel: trio.MemoryReceiveChannel[int]) -> None:
         async with receive_channel:
             async for enrollment_id in receive_channel:
+                if self._workers > self.concurrency:
+                    # Lowered by a reload: this worker hands its item back and stops.
+                    self._workers -= 1
+                    self._inflight.discard(enrollment_id)
+                    self._retry_later(enrollment_id, 0.0)
+                    return
                 try:
                     result = await self._run(enrollment_id, self.gate)
                     self._store_failures = 0

@@ -16,10 +16,10 @@ from dripd.api.routes_status import mailboxes, status_router
 from dripd.api.routes_verify import router as verify_router
 
 if TYPE_CHECKING:
-    from dripd.daemon import Daemon
+    from dripd.root import Services
 
 
-def create_app(daemon: "Daemon") -> FastAPI:
+def create_app(services: "Services") -> FastAPI:
     app = FastAPI(
         title="dripd control API", version=__version__,
         description="Sequences, steps, enrollments, contacts, lists and mailboxes of one dripd. "
@@ -27,7 +27,7 @@ def create_app(daemon: "Daemon") -> FastAPI:
                     "behind Bearer tokens. Errors are {\"error\": {\"code\", \"message\", \"details\"}}.",
         openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None,
     )
-    app.state.daemon = daemon
+    app.state.services = services
     errors.install(app)
     # verify before contacts: its fixed path must win over /api/contacts/{contact_id}.
     for router in (status_router, sequences_router, stats, enroll_router, verify_router, contacts, lists, suppressions, mailboxes,

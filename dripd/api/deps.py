@@ -1,4 +1,4 @@
-"""How a handler reaches the running daemon: the app is built for one daemon (app.state)."""
+"""How a handler reaches the services: the app is built for one daemon's services (app.state)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Path, Request
 
 if TYPE_CHECKING:
-    from dripd.daemon import Daemon
+    from dripd.root import Services
 
 
-def _daemon(request: Request) -> "Daemon":
-    return request.app.state.daemon  # type: ignore[no-any-return]
+def _services(request: Request) -> "Services":
+    return request.app.state.services  # type: ignore[no-any-return]
 
 
-DaemonDep = Annotated["Daemon", Depends(_daemon)]
+ServicesDep = Annotated["Services", Depends(_services)]
 
 
 # Ids are SQLite INTEGERs: anything outside 1..2**63-1 cannot name a row, and would overflow

@@ -13,12 +13,12 @@ from hypercorn.trio import serve
 from dripd.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
-    from dripd.daemon import Daemon
+    from dripd.root import Services
 
 log = logging.getLogger("dripd.metrics")
 
 
-def metrics_app(daemon: "Daemon") -> Any:
+def metrics_app(services: "Services") -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             while True:
@@ -31,7 +31,7 @@ def metrics_app(daemon: "Daemon") -> Any:
         if scope["type"] != "http":
             return
         if scope["path"] == "/metrics" and scope["method"] in ("GET", "HEAD"):
-            status, body, kind = 200, await daemon.engine.metrics.exposition(daemon), CONTENT_TYPE
+            status, body, kind = 200, await services.scrape.exposition(), CONTENT_TYPE
         else:
             status, body, kind = 404, b"not found; try /metrics\n", "text/plain; charset=utf-8"
         await send({"type": "http.response.start", "status": status,
@@ -41,14 +41,14 @@ def metrics_app(daemon: "Daemon") -> Any:
     return app
 
 
-async def serve_metrics(daemon: "Daemon", *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+async def serve_metrics(services: "Services", *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     config = HypercornConfig()
-    config.bind = [daemon.config.metrics.listen or ""]
+    config.bind = [services.config.metrics.listen or ""]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 2.0
     async with trio.open_nursery() as nursery:
-        bound = await nursery.start(partial(serve, metrics_app(daemon), config,
-                                            shutdown_trigger=daemon.stop_requested.wait))
+        bound = await nursery.start(partial(serve, metrics_app(services), config,
+                                            shutdown_trigger=services.stop_requested.wait))
         log.info("metrics listening on %s", ", ".join(bound))
         task_status.started()

@@ -24,7 +24,7 @@ from dripd.errors import DripdError
 from dripd.systemd import listen_fds
 
 if TYPE_CHECKING:
-    from dripd.daemon import Daemon
+    from dripd.root import Services
 
 log = logging.getLogger("dripd.api")
 
@@ -59,25 +59,25 @@ def prepare_socket_path(path: Path) -> None:
     raise DripdError(f"control socket {path} is in use: another dripd is running")
 
 
-async def serve_control_api(daemon: "Daemon", *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+async def serve_control_api(services: "Services", *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """The daemon's extra service: returns after a graceful shutdown, or when cancelled."""
     # One admission limit for both listeners: it bounds the API's share of the event loop,
     # tighter while the lanes have sends to make.
     def admitted() -> int:
-        api = daemon.config.api
-        return api.max_concurrent_requests_while_sending if daemon.scheduler.sending() else api.max_concurrent_requests
+        api = services.config.api
+        return api.max_concurrent_requests_while_sending if services.scheduler.sending() else api.max_concurrent_requests
 
-    app = RequestLimit(create_app(daemon), admitted)
+    app = RequestLimit(create_app(services), admitted)
     # The API begins its graceful shutdown when the daemon's does, before the nursery ends.
-    stop = daemon.stop_requested
+    stop = services.stop_requested
     fds = listen_fds()
-    socket_path = daemon.config.daemon.socket
+    socket_path = services.config.daemon.socket
     if fds:
         unix_binds = [f"fd://{fds[0]}"]
     else:
         prepare_socket_path(socket_path)
         unix_binds = [f"unix:{socket_path}"]
-    listen = daemon.config.api.listen
+    listen = services.config.api.listen
     tcp_binds = [f"fd://{fd}" for fd in fds[1:]] or ([listen] if listen else [])
     try:
         async with trio.open_nursery() as nursery:
@@ -85,9 +85,9 @@ async def serve_control_api(daemon: "Daemon", *, task_status: trio.TaskStatus[No
             if not fds:
                 os.chmod(socket_path, SOCKET_MODE)
             if tcp_binds:
-                if not (daemon.config.api.tokens or daemon.config.api.token_files):
+                if not (services.config.api.tokens or services.config.api.token_files):
                     raise DripdError("the TCP listener needs [api] tokens or token_files")
-                tokens = TokenSource(lambda: daemon.config.api)
+                tokens = TokenSource(lambda: services.config.api)
                 bound += await nursery.start(partial(serve, BearerAuth(app, tokens), _hypercorn_config(tcp_binds),
                                                      shutdown_trigger=stop.wait))
             log.info("control API listening on %s", ", ".join(bound))

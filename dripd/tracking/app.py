@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import Awaitable, Callable, Protocol
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from dripd import events, policy
+from dripd.clock import Clock
+from dripd.config import LiveConfig
+from dripd.events import EventKind
 from dripd.model import EnrollmentStatus
-from dripd.store import SentRef, TrackedMessage
+from dripd.store.api import Reports, SentRef, Signals, TrackedMessage
 from dripd.tracking import pages, scanners
 from dripd.tracking.tokens import Kind, Signer
-
-if TYPE_CHECKING:
-    from dripd.daemon import Daemon
 
 log = logging.getLogger("dripd.tracking")
 
@@ -41,9 +42,15 @@ def _ref(message: TrackedMessage) -> SentRef:
                    message.contact_email, message.enrollment_status)
 
 
+class TrackingStore(Signals, Reports, Protocol):
+    """What the public listener reads and writes: sent messages, hits, signals, suppressions."""
+
+
 class TrackingApp:
-    def __init__(self, daemon: "Daemon", signer: Signer) -> None:
-        self.daemon = daemon
+    def __init__(self, config: LiveConfig, store: TrackingStore, clock: Clock, signer: Signer) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
         self.signer = signer
 
     # -- shared steps -----------------------------------------------------------------------------
@@ -52,30 +59,25 @@ class TrackingApp:
         token = self.signer.verify(request.path_params["token"], kind)
         if token is None:
             return None
-        message = await self.daemon.store.tracked_message(token.message_id)
+        message = await self.store.tracked_message(token.message_id)
         if message is None:
             return None
         return message, token.url
 
     def _hit(self, request: Request, message: TrackedMessage) -> scanners.Hit:
         client = request.client.host if request.client else None
-        if self.daemon.config.tracking.proxy_headers:
+        if self.config.current.tracking.proxy_headers:
             forwarded = request.headers.get("x-forwarded-for", "")
             client = forwarded.rsplit(",", 1)[-1].strip() or client
         return scanners.Hit(request.method, request.headers.get("user-agent", ""), client,
-                            self.daemon.clock.now() - message.sent_at)
+                            self.clock.now() - message.sent_at)
 
-    async def _record(self, message: TrackedMessage, kind: str, hit: scanners.Hit, flag: str | None,
-                      extra: dict[str, object] | None = None) -> None:
+    async def _record(self, message: TrackedMessage, kind: EventKind, hit: scanners.Hit, flag: str | None,
+                      url: str | None = None) -> None:
         # With count_flagged on, machine hits count like people's (the reason is still kept).
-        flagged = flag is not None and not self.daemon.config.tracking.count_flagged
-        data: dict[str, object] = {"ua": hit.user_agent[:300], "method": hit.method, **(extra or {})}
-        if flag:
-            data["flag"] = flag
-        await self.daemon.store.record_signal(_ref(message), kind, self.daemon.clock.now(), data=data,
-                                              flagged=flagged)
-        self.daemon.engine.metrics.event(message.mailbox_id, message.sequence_id, message.step_id, kind,
-                                         flagged=flagged)
+        flagged = flag is not None and not self.config.current.tracking.count_flagged
+        payload = events.Engagement(url=url, agent=hit.user_agent[:300], flagged=flagged, flag=flag)
+        await self.store.record_signal(_ref(message), kind, self.clock.now(), payload)
 
     # -- the endpoints ------------------------------------------------------------------------------
 
@@ -85,9 +87,9 @@ class TrackingApp:
             return _not_found()
         message, _ = found
         hit = self._hit(request, message)
-        seen_proxy = scanners.is_gmail_proxy(hit.user_agent) and await self.daemon.store.hit_seen(
+        seen_proxy = scanners.is_gmail_proxy(hit.user_agent) and await self.store.hit_seen(
             message.outbox_id, "opened", "googleimageproxy")
-        await self._record(message, "opened", hit, scanners.open_flag(hit, seen_proxy))
+        await self._record(message, EventKind.OPENED, hit, scanners.open_flag(hit, seen_proxy))
         return Response(PIXEL, media_type="image/gif", headers=_NO_STORE)
 
     async def click(self, request: Request) -> Response:
@@ -99,8 +101,8 @@ class TrackingApp:
         if not url.lower().startswith(("http://", "https://")) or any(ord(c) < 0x21 or c == "\x7f" for c in url):
             return _not_found()
         hit = self._hit(request, message)
-        scanner_seconds = self.daemon.config.tracking.scanner_seconds
-        await self._record(message, "clicked", hit, scanners.click_flag(hit, scanner_seconds), {"url": url})
+        scanner_seconds = self.config.current.tracking.scanner_seconds
+        await self._record(message, EventKind.CLICKED, hit, scanners.click_flag(hit, scanner_seconds), url)
         return RedirectResponse(url, status_code=302, headers={**_NO_STORE, "Referrer-Policy": "no-referrer"})
 
     async def unsubscribe(self, request: Request) -> Response:
@@ -108,7 +110,7 @@ class TrackingApp:
         if found is None:
             return _not_found()
         message, _ = found
-        mailbox = self.daemon.config.mailbox(message.mailbox_id)
+        mailbox = self.config.current.mailbox(message.mailbox_id)
         sender = (mailbox.name or mailbox.address) if mailbox else "this sender"
         if request.method in ("GET", "HEAD"):
             return HTMLResponse(pages.confirm(sender), headers=_PAGE_HEADERS)
@@ -123,15 +125,14 @@ class TrackingApp:
     async def unsubscribe_message(self, message: TrackedMessage, method: str, user_agent: str) -> None:
         """Global: this enrollment ends as unsubscribed, the address joins the suppression list,
         and every other active enrollment of it ends too. Repeats change nothing."""
-        store = self.daemon.store
+        store = self.store
         if await store.suppression_reason(message.contact_email) in ("unsubscribed", "complaint"):
             return
-        now = self.daemon.clock.now()
-        await store.record_signal(_ref(message), "unsubscribed", now, end_as=EnrollmentStatus.UNSUBSCRIBED,
-                                  data={"method": method, "ua": user_agent[:300]})
+        now = self.clock.now()
+        await store.record_signal(_ref(message), EventKind.UNSUBSCRIBED, now, events.Reason(f"{method} unsubscribe"),
+                                  end_as=EnrollmentStatus.UNSUBSCRIBED)
         await store.suppress(message.contact_email, "unsubscribed", f"{method} unsubscribe", now,
-                             EnrollmentStatus.UNSUBSCRIBED)
-        self.daemon.engine.metrics.event(message.mailbox_id, message.sequence_id, message.step_id, "unsubscribed")
+                             policy.suppression_end_status("unsubscribed"))
         # No address in the log: the enrollment id is enough to find it through the API.
         log.info("enrollment %d unsubscribed (%s, step %d)", message.enrollment_id, method, message.step_id)
 
@@ -166,8 +167,7 @@ def _guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Req
     return run
 
 
-def create_tracking_app(daemon: "Daemon", signer: Signer) -> Starlette:
-    app = TrackingApp(daemon, signer)
+def create_tracking_app(app: TrackingApp) -> Starlette:
     routes = [
         Route("/o/{token}", _guarded(app.open_pixel), methods=["GET", "HEAD"]),
         Route("/c/{token}", _guarded(app.click), methods=["GET", "HEAD"]),

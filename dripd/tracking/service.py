@@ -10,22 +10,14 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
-from dripd.tracking.app import create_tracking_app
+from dripd.errors import ConfigError
+from dripd.tracking.app import TrackingApp, create_tracking_app
 from dripd.tracking.engagement import Tracking
-from dripd.tracking.tokens import Signer, load_secret
 
 if TYPE_CHECKING:
-    from dripd.daemon import Daemon
+    from dripd.root import Services
 
 log = logging.getLogger("dripd.tracking")
-
-
-def install_tracking(daemon: "Daemon") -> None:
-    """Prepare hook: with ``[tracking]`` configured, messages get signed links and the pixel."""
-    settings = daemon.config.tracking
-    if not settings.listen or not settings.base_url:
-        return
-    daemon.engine.engagement = Tracking(settings.base_url, Signer(load_secret(settings.secret_file)))
 
 
 def listener_config(bind: str) -> HypercornConfig:
@@ -38,13 +30,15 @@ def listener_config(bind: str) -> HypercornConfig:
     return config
 
 
-async def serve_tracking(daemon: "Daemon", *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """The daemon's extra service: the public listener, until the daemon stops."""
-    engagement = daemon.engine.engagement
-    assert isinstance(engagement, Tracking), "install_tracking must run first"
-    app = create_tracking_app(daemon, engagement.signer)
+async def serve_tracking(services: "Services", *,
+                         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """A service of the daemon: the public listener, until the daemon stops."""
+    engagement = services.engagement
+    if not isinstance(engagement, Tracking):
+        raise ConfigError("tracking.base_url", "the tracking listener needs a base_url for its links")
+    app = create_tracking_app(TrackingApp(services.live, services.store, services.clock, engagement.signer))
     async with trio.open_nursery() as nursery:
-        bound = await nursery.start(partial(serve, app, listener_config(daemon.config.tracking.listen or ""),
-                                            shutdown_trigger=daemon.stop_requested.wait))
+        bound = await nursery.start(partial(serve, app, listener_config(services.config.tracking.listen or ""),
+                                            shutdown_trigger=services.stop_requested.wait))
         log.info("tracking listener on %s for %s", ", ".join(bound), engagement.base_url)
         task_status.started()
