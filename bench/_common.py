@@ -38,7 +38,7 @@ from tests.integration.servers import free_port, stop_process, wait_for_port  # 
 
 BIN = Path(sys.executable).parent
 DRIPD = BIN / "dripd"
-SCHEMA = ROOT / "dripd" / "store" / "schema.sql"
+SCHEMA = ROOT / "dripd" / "store" / "sqlite" / "migrations" / "0001_initial.sql"
 
 
 # -- arguments, tables ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from dripd.store.analytics import MessageFacts
+from dripd.store import MessageFacts
 
 STAGES = ("sent", "delivered", "opened", "clicked", "replied", "bounced", "unsubscribed")
 

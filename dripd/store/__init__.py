@@ -1,25 +1,35 @@
-"""The only room that touches the database. ``Store`` is the SQLite backend's full interface."""
+"""The only room that touches the database.
+
+``dripd.store.api`` is the interface (a Protocol per consumer, and the values they exchange);
+``dripd.store.sqlite`` is the embedded backend, whose ``Store`` implements all of it. The names
+callers used before the split are re-exported here.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from dripd.store.api import (
+    BulkResult,
+    BulkRow,
+    Catalog,
+    Claim,
+    ContactInput,
+    ContactProgress,
+    DueRow,
+    DueSource,
+    EnrollResult,
+    FullStore,
+    MessageFacts,
+    OutboxRow,
+    PluginState,
+    Reports,
+    RunContext,
+    RunStore,
+    SentRef,
+    Signals,
+    TrackedMessage,
+)
+from dripd.store.sqlite import Store, open_store
 
-from dripd.store.analytics import AnalyticsOps, MessageFacts, TrackedMessage
-from dripd.store.catalog import CatalogOps, ContactInput, ContactProgress, EnrollResult
-from dripd.store.runs import Claim, DueRow, OutboxRow, RunContext, RunOps
-from dripd.store.signals import SentRef, SignalOps
-from dripd.store.sqlite import SqliteConnection
-
-
-class Store(CatalogOps, RunOps, SignalOps, AnalyticsOps, SqliteConnection):
-    """SQLite store: one connection, one writer; every method runs over the trio-asyncio bridge."""
-
-
-async def open_store(path: Path) -> Store:
-    store = Store(path)
-    await store.open()
-    return store
-
-
-__all__ = ["Claim", "ContactInput", "ContactProgress", "DueRow", "EnrollResult", "MessageFacts", "OutboxRow", "RunContext", "SentRef",
-           "Store", "TrackedMessage", "open_store"]
+__all__ = ["BulkResult", "BulkRow", "Catalog", "Claim", "ContactInput", "ContactProgress", "DueRow", "DueSource",
+           "EnrollResult", "FullStore", "MessageFacts", "OutboxRow", "PluginState", "Reports", "RunContext", "RunStore",
+           "SentRef", "Signals", "Store", "TrackedMessage", "open_store"]

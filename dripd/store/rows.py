@@ -1,11 +1,11 @@
-"""Rows <-> domain values. The only place that knows how a model is laid out in a row."""
+"""Rows <-> domain values. The only place that knows how a model is laid out in a row: any
+backend whose rows can be indexed by column name (sqlite3.Row, a dict) uses the same layout."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
-from typing import Any
+from typing import Any, Protocol
 
 from dripd.model import (
     Condition,
@@ -20,11 +20,15 @@ from dripd.model import (
 )
 
 
+class Row(Protocol):
+    def __getitem__(self, column: str) -> Any: ...
+
+
 def settings_to_json(settings: SequenceSettings) -> str:
     return json.dumps(dataclasses.asdict(settings), sort_keys=True)
 
 
-def sequence_from_row(row: sqlite3.Row) -> Sequence:
+def sequence_from_row(row: Row) -> Sequence:
     known = {f.name for f in dataclasses.fields(SequenceSettings)}
     data = {k: v for k, v in json.loads(row["settings"]).items() if k in known}
     return Sequence(
@@ -49,7 +53,7 @@ def step_data(step: Step) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-def step_from_row(row: sqlite3.Row) -> Step:
+def step_from_row(row: Row) -> Step:
     data = json.loads(row["data"])
     return Step(
         type=StepType(row["type"]),
@@ -64,7 +68,7 @@ def step_from_row(row: sqlite3.Row) -> Step:
     )
 
 
-def contact_from_row(row: sqlite3.Row) -> Contact:
+def contact_from_row(row: Row) -> Contact:
     return Contact(
         id=row["id"],
         email=row["email"],
@@ -75,7 +79,7 @@ def contact_from_row(row: sqlite3.Row) -> Contact:
     )
 
 
-def enrollment_from_row(row: sqlite3.Row) -> Enrollment:
+def enrollment_from_row(row: Row) -> Enrollment:
     return Enrollment(
         id=row["id"],
         sequence_id=row["sequence_id"],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dripd import analytics
-from dripd.store.analytics import MessageFacts
+from dripd.store import MessageFacts
 
 DAY = 86400.0
 

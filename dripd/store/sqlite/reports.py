@@ -1,39 +1,15 @@
-"""Store operations behind engagement: finding a tracked message, and the raw facts (messages
-and their events) that dripd/analytics.py turns into funnels, logs and mailbox rates."""
+"""Read-mostly operations behind analytics, stats and status: the raw facts (messages and their
+events) that dripd/analytics.py turns into funnels, logs and mailbox rates, and a few counts."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
-from dripd.store.sqlite import Conn, control_operation, fetch_all, fetch_one
+from dripd.store.api import MessageFacts
+from dripd.store.sqlite.connection import Conn, control_operation, fetch_all, fetch_one, thread_operation
 
-
-@dataclass(frozen=True)
-class TrackedMessage:
-    """A message dripd sent, as a tracking hit finds it by its Message-ID."""
-
-    outbox_id: int
-    enrollment_id: int
-    step_id: int
-    sequence_id: int
-    mailbox_id: str
-    contact_email: str
-    enrollment_status: str
-    sent_at: float
-
-
-@dataclass(frozen=True)
-class MessageFacts:
-    """One ledger row and the kinds of event recorded against it."""
-
-    outbox_id: int
-    step_id: int
-    status: str  # sending | sent | retry | failed | uncertain
-    sent_at: float
-    kinds: frozenset[str]  # unflagged event kinds
-    flagged: frozenset[str]  # kinds seen only as flagged hits
+_BOUND_PARAMETERS = 900  # below SQLite's oldest limit on bound parameters per statement
 
 
 def _facts(db: Conn, where: str, params: tuple[Any, ...]) -> list[MessageFacts]:
@@ -44,8 +20,8 @@ def _facts(db: Conn, where: str, params: tuple[Any, ...]) -> list[MessageFacts]:
         return []
     kinds: dict[int, set[str]] = {}
     flagged: dict[int, set[str]] = {}
-    for start in range(0, len(rows), 900):  # SQLite's bound-parameter limit
-        chunk = [r[0] for r in rows[start:start + 900]]
+    for start in range(0, len(rows), _BOUND_PARAMETERS):
+        chunk = [r[0] for r in rows[start:start + _BOUND_PARAMETERS]]
         marks = ",".join("?" * len(chunk))
         for r in fetch_all(db, f"SELECT outbox_id, kind, MIN(flagged) FROM events WHERE outbox_id IN ({marks})"
                                " GROUP BY outbox_id, kind", tuple(chunk)):
@@ -54,30 +30,8 @@ def _facts(db: Conn, where: str, params: tuple[Any, ...]) -> list[MessageFacts]:
             for r in rows]
 
 
-class AnalyticsOps:
-    """Mixin of read-mostly engagement operations; ``self._db`` comes from SqliteConnection."""
-
-    @control_operation
-    def tracked_message(self, db: Conn, message_id: str) -> TrackedMessage | None:
-        row = fetch_one(
-            db, "SELECT o.id, o.enrollment_id, o.step_id, e.sequence_id, o.mailbox_id, c.email, e.status,"
-                " COALESCE(o.resolved_at, o.attempted_at) FROM outbox o JOIN enrollments e ON e.id = o.enrollment_id"
-                " JOIN contacts c ON c.id = e.contact_id WHERE o.message_id = ? AND o.status IN ('sent', 'uncertain')",
-            (message_id,))
-        return TrackedMessage(*row) if row else None
-
-    @control_operation
-    def hit_seen(self, db: Conn, outbox_id: int, kind: str, agent_like: str) -> bool:
-        """Whether a hit of ``kind`` whose user agent contains ``agent_like`` was recorded before."""
-        row = fetch_one(
-            db, "SELECT 1 FROM events WHERE outbox_id = ? AND kind = ? AND LOWER(json_extract(data, '$.ua')) LIKE ?"
-                " LIMIT 1", (outbox_id, kind, f"%{agent_like.lower()}%"))
-        return row is not None
-
-    @control_operation
-    def suppression_reason(self, db: Conn, email: str) -> str | None:
-        row = fetch_one(db, "SELECT reason FROM suppressions WHERE email = ?", (email,))
-        return row[0] if row else None
+class ReportOps:
+    """Mixin of reporting operations; ``self._db`` comes from SqliteConnection."""
 
     @control_operation
     def sequence_message_facts(self, db: Conn, sequence_id: int) -> list[MessageFacts]:
@@ -115,3 +69,17 @@ class AnalyticsOps:
         for event in events:
             event["data"] = json.loads(event["data"])
         return {"enrollments": enrollments, "messages": messages, "events": events}
+
+    @thread_operation
+    def count_outbox(self, db: Conn, status: str) -> int:
+        row = fetch_one(db, "SELECT COUNT(*) AS n FROM outbox WHERE status = ?", (status,))
+        return int(row["n"]) if row else 0
+
+    @thread_operation
+    def queue_depth(self, db: Conn, until: float) -> int:
+        """Runnable enrollments due by ``until`` (for status and metrics)."""
+        row = fetch_one(
+            db, "SELECT COUNT(*) AS n FROM enrollments WHERE next_run_at IS NOT NULL AND next_run_at <= ?",
+            (until,),
+        )
+        return int(row["n"]) if row else 0

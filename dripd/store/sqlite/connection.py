@@ -1,4 +1,4 @@
-"""The SQLite backend's connection: opening, tuning, migrations and the hand-off to its thread.
+"""The SQLite backend's connection: opening, tuning, group commit and the hand-off to its thread.
 
 aiosqlite owns the sqlite3 connection and the one thread that uses it; the connection is
 created and closed inside the asyncio context through ``trio_asyncio.aio_as_trio`` (DESIGN.md).
@@ -6,6 +6,9 @@ Store operations are plain sqlite3 functions, group-committed and handed to that
 directly from trio (``_ThreadReply``): 79 us for a no-op operation, against 142 us through
 ``aio_as_trio`` and an asyncio future (BENCHMARKS.md, "what was changed"). This is the one
 place the store does not cross the bridge DESIGN.md describes, and it is measured for it.
+
+Events written by the operations of a group (``journal.write_event``) are handed to the
+``EventSink`` on the trio side once the group's COMMIT returned, never for a rolled-back one.
 """
 
 from __future__ import annotations
@@ -13,20 +16,21 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
-from importlib import resources
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Concatenate, ParamSpec, TypeVar
+from typing import Any, Callable, Concatenate, Coroutine, Iterable, ParamSpec, TypeVar
 
 import aiosqlite
 import trio
-import trio_asyncio
+import trio_asyncio  # type: ignore[import-untyped]
 
 from dripd.clock import offloaded
 from dripd.errors import StoreError
+from dripd.events import Event, EventSink
+from dripd.store.sqlite import journal
+from dripd.store.sqlite.migrations import migrate
 
 log = logging.getLogger("dripd.store")
 
-SCHEMA_VERSION = 1
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -34,7 +38,7 @@ Db = aiosqlite.Connection
 Conn = sqlite3.Connection
 
 
-def _map_error(exc: sqlite3.Error) -> StoreError:
+def map_error(exc: sqlite3.Error) -> StoreError:
     """Backend errors become one StoreError at the edge, with the cause in words."""
     text = str(exc)
     if "readonly" in text:
@@ -50,53 +54,81 @@ def _map_error(exc: sqlite3.Error) -> StoreError:
     return StoreError(f"database unavailable: {reason}", details={"sqlite": text})
 
 
+class NoSink:
+    """The sink of a store opened without one (tools, tests of other things): events are written
+    to the table all the same, and nobody in the process is told."""
+
+    def publish(self, events: Iterable[Event]) -> None:
+        pass
+
+
 class _Pending:
     """One caller's operation waiting for a group commit."""
 
-    __slots__ = ("call", "urgent", "done", "result", "error", "wake")
+    __slots__ = ("call", "urgent", "durable", "done", "result", "error", "wake", "events")
 
-    def __init__(self, call: Callable[[], Any], urgent: bool) -> None:
+    def __init__(self, call: Callable[[], Any], urgent: bool, durable: bool) -> None:
         self.call = call
         self.urgent = urgent
+        self.durable = durable
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
         self.wake: trio.Event | None = None  # set when served, or when it is this one's turn to lead
+        self.events: list[Event] = []  # written by this operation; published after the commit
 
 
 def _run_group(conn: sqlite3.Connection, group: list[_Pending]) -> None:
     """Run a group of operations in one transaction (connection thread). Each runs in its own
-    savepoint, so one failing operation is rolled back alone; all commit together."""
-    conn.execute("BEGIN IMMEDIATE")
+    savepoint, so one failing operation is rolled back alone (with its events); all commit
+    together. A group holding a ledger claim commits with synchronous=FULL: the claim is
+    committed before the transport is called and must survive a power cut, or the restarted
+    daemon sends the step again. WAL is sequential, so that fsync also covers every earlier
+    NORMAL commit; groups without a claim (API work, results) keep NORMAL, where losing the
+    last commits to a power cut leaves a 'sending' row that recovery resolves, never a resend."""
+    durable = any(item.durable for item in group)
+    if durable:
+        conn.execute("PRAGMA synchronous=FULL")
     try:
-        for item in group:
-            conn.execute("SAVEPOINT op")
-            try:
-                item.result = item.call()
-            except Exception as exc:
-                conn.execute("ROLLBACK TO op")
-                item.error = exc
-            conn.execute("RELEASE op")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for item in group:
+                conn.execute("SAVEPOINT op")
+                journal.collect_into(item.events)
+                try:
+                    item.result = item.call()
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    item.error = exc
+                    item.events.clear()  # rolled back: these never happened
+                finally:
+                    journal.collect_into(None)
+                conn.execute("RELEASE op")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        if durable:
+            conn.execute("PRAGMA synchronous=NORMAL")
 
 
 # A group takes every queued send-path operation but at most this many control-plane ones, so a
 # burst of API requests cannot make each send wait behind hundreds of enrollments.
 CONTROL_OPERATIONS_PER_GROUP = 8
 
+Operation = Callable[Concatenate[Any, sqlite3.Connection, P], R]
+Bridged = Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]
 
-def _operation(urgent: bool) -> Callable[[Callable[Concatenate[Any, sqlite3.Connection, P], R]],
-                                         Callable[Concatenate[Any, P], Awaitable[R]]]:
-    def decorate(fn: Callable[Concatenate[Any, sqlite3.Connection, P], R]) -> Callable[Concatenate[Any, P], Awaitable[R]]:
+
+def _operation(urgent: bool, durable: bool = False) -> Callable[[Operation[P, R]], Bridged[P, R]]:
+    def decorate(fn: Operation[P, R]) -> Bridged[P, R]:
         @functools.wraps(fn)
-        async def bridged(self: Any, *args: P.args, **kwargs: P.kwargs) -> R:
+        async def bridged(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
             if self._db is None:
                 raise StoreError("database unavailable: the connection is closed")
-            pending = _Pending(functools.partial(fn, self, self._db._conn, *args, **kwargs), urgent)
+            pending = _Pending(functools.partial(fn, self, self._db._conn, *args, **kwargs), urgent, durable)
             self._queue.append(pending)
             try:
                 while not pending.done:
@@ -112,9 +144,11 @@ def _operation(urgent: bool) -> Callable[[Callable[Concatenate[Any, sqlite3.Conn
                 raise
             if pending.error is not None:
                 error = pending.error
-                raise _map_error(error) if isinstance(error, sqlite3.Error) else error
-            return pending.result
+                raise map_error(error) if isinstance(error, sqlite3.Error) else error
+            result: R = pending.result
+            return result
 
+        bridged.durable = durable  # type: ignore[attr-defined]  # read by the contract tests
         return bridged
 
     return decorate
@@ -124,6 +158,9 @@ thread_operation = _operation(urgent=True)
 thread_operation.__doc__ = """Turn ``def op(self, conn, ...)`` (plain sqlite3) into a trio method whose whole body runs
 on aiosqlite's connection thread, group-committed (see ``SqliteConnection._lead``). For the
 send path and what comes back (replies, bounces): every queued one joins the next group."""
+claim_operation = _operation(urgent=True, durable=True)
+claim_operation.__doc__ = """A send-path operation whose commit must be durable before it returns
+(the ledger claim): its group commits with synchronous=FULL."""
 control_operation = _operation(urgent=False)
 control_operation.__doc__ = """Like ``thread_operation``, for control-plane and reporting work: a
 group takes only a few of these, so API load cannot starve the sends."""
@@ -134,7 +171,8 @@ def fetch_all(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) 
 
 
 def fetch_one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
-    return conn.execute(sql, params).fetchone()
+    row: sqlite3.Row | None = conn.execute(sql, params).fetchone()
+    return row
 
 
 class _ThreadReply:
@@ -183,8 +221,9 @@ async def _on_connection_thread(db: Db, function: Callable[[], Any]) -> None:
 class SqliteConnection:
     """Owns the aiosqlite connection; subclasses add operations with ``@thread_operation``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, events: EventSink | None = None) -> None:
         self.path = path
+        self.events: EventSink = events if events is not None else NoSink()
         self._db: Db = None  # type: ignore[assignment]
         self._queue: list[_Pending] = []  # operations waiting for a group commit
         self._leading = False  # a group is on the connection thread now
@@ -203,6 +242,7 @@ class SqliteConnection:
         db = self._db
         self._leading = True
 
+        committed = False
         try:
             # Shielded: the group holds other callers' work, and once handed to the thread it
             # runs anyway; its outcome must reach every caller.
@@ -210,13 +250,16 @@ class SqliteConnection:
                 try:
                     await _on_connection_thread(db, functools.partial(_run_group, db._conn, group))
                 except sqlite3.Error as exc:
-                    raise _map_error(exc) from exc
+                    raise map_error(exc) from exc
+            committed = True
         except Exception as exc:
             for item in group:
                 item.error = item.error or exc
             for cache in self.caches:
                 cache.clear()  # rolled back: anything cached from inside the group may be unreal
         finally:
+            if committed:
+                self._publish(group)
             # Wake exactly the callers served and the one that leads next: waking every waiter
             # on each group (one shared event) was ~4 % of the event loop with 50 lanes.
             for item in group:
@@ -225,6 +268,17 @@ class SqliteConnection:
                     item.wake.set()
             self._leading = False
             self._hand_on_lead()
+
+    def _publish(self, group: list[_Pending]) -> None:
+        """Hand the committed group's events to the sink, in the order they were written."""
+        events = [event for item in group for event in item.events]
+        if not events:
+            return
+        try:
+            self.events.publish(events)
+        except Exception:
+            # A sink must not block or raise; if it does anyway, the commit stands.
+            log.exception("the event sink failed on %d committed event(s)", len(events))
 
     def _hand_on_lead(self) -> None:
         """Nobody is leading and operations wait: wake the oldest, it runs the next group."""
@@ -246,8 +300,8 @@ class SqliteConnection:
 
         async def prepare(db: Db) -> Db:
             db.row_factory = sqlite3.Row
-            # WAL lets API reads run beside the writer; NORMAL keeps commits durable across
-            # a process crash (only a power cut can lose the last transactions).
+            # WAL lets API reads run beside the writer. NORMAL: a commit survives a process
+            # crash, and groups holding a ledger claim switch to FULL (see _run_group).
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA foreign_keys=ON")
@@ -258,18 +312,19 @@ class SqliteConnection:
             # 3,663 -> 4,422 steps/s (bench/bench_dispatch.py); a restart after a crash replays
             # at most that much WAL.
             await db.execute("PRAGMA wal_autocheckpoint=10000")
-            schema = resources.files("dripd.store").joinpath("schema.sql").read_text()
-            await db.executescript(schema)
-            await db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
             return db
 
         try:
             self._db = await trio_asyncio.aio_as_trio(connect)()
         except sqlite3.Error as exc:
-            raise _map_error(exc) from exc
+            raise map_error(exc) from exc
+        try:
+            await _on_connection_thread(self._db, functools.partial(migrate, self._db._conn))
+        except BaseException as exc:
+            await self.close()
+            if isinstance(exc, sqlite3.Error):
+                raise map_error(exc) from exc
+            raise
 
     async def close(self) -> None:
         if self._db is not None:

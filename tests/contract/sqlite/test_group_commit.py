@@ -1,6 +1,7 @@
-"""Group commit in the store (dripd/store/sqlite.py) against a real SQLite file: many callers,
-callers cancelled while they wait or while they lead, and failing operations, with nothing
-lost, nothing run twice and nobody left waiting."""
+"""Group commit in the SQLite backend (dripd/store/sqlite/connection.py) against a real file:
+many callers, callers cancelled while they wait or while they lead, and failing operations, with
+nothing lost, nothing run twice and nobody left waiting; events published only after a group
+committed; and the durable commit of a group that holds a ledger claim."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import trio.testing
 import trio_asyncio
 
 from dripd.errors import StoreError
-from dripd.store import Store
+from dripd.events import Event, EventKind
+from dripd.model import SequenceSettings, Step, StepType
+from dripd.store import ContactInput, Store
 from dripd.store.sqlite import control_operation, thread_operation
 
 
@@ -43,18 +46,36 @@ class CountingStore(Store):
         token.run_sync_soon(call_in_trio)  # runs in trio while this group is still on the thread
 
     @thread_operation
+    def break_at_commit(self, db: sqlite3.Connection) -> None:
+        """Leaves a foreign-key violation that SQLite checks only at COMMIT: the whole group fails."""
+        db.execute("PRAGMA defer_foreign_keys=ON")
+        db.execute("INSERT INTO list_members (list_id, contact_id) VALUES (424242, 424242)")
+
+    @thread_operation
+    def wait_for(self, db: sqlite3.Connection, go: threading.Event) -> None:
+        go.wait(10)  # holds the connection thread until the test has queued the next group
+
+    @thread_operation
     def setup(self, db: sqlite3.Connection) -> None:
         db.execute("CREATE TABLE IF NOT EXISTS marks (key INTEGER PRIMARY KEY)")
+
+    @thread_operation
+    def trace(self, db: sqlite3.Connection, callback) -> None:  # type: ignore[no-untyped-def]
+        db.set_trace_callback(callback)  # on the connection's own thread, as sqlite3 requires
+
+    @thread_operation
+    def synchronous_level(self, db: sqlite3.Connection) -> int:
+        return int(db.execute("PRAGMA synchronous").fetchone()[0])
 
     @thread_operation
     def marks(self, db: sqlite3.Connection) -> set[int]:
         return {row[0] for row in db.execute("SELECT key FROM marks")}
 
 
-def run_store(path: Path, body) -> None:  # type: ignore[no-untyped-def]
+def run_store(path: Path, body, events=None) -> None:  # type: ignore[no-untyped-def]
     async def main() -> None:
         async with trio_asyncio.open_loop():
-            store = CountingStore(path)
+            store = CountingStore(path, events)
             await store.open()
             try:
                 await store.setup()
@@ -163,3 +184,82 @@ def test_operations_after_close_fail_cleanly(tmp_path: Path) -> None:
                 await store.mark(1)
 
     trio.run(main)
+
+
+class CommittedCheckingSink:
+    """Checks, from a second connection, that every event it is handed is already committed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.events: list[Event] = []
+
+    def publish(self, events: list[Event]) -> None:
+        reader = sqlite3.connect(self.path)
+        try:
+            ids = {row[0] for row in reader.execute("SELECT id FROM events")}
+        finally:
+            reader.close()
+        assert all(event.id in ids for event in events), "published before its commit"
+        self.events.extend(events)
+
+
+def test_events_are_published_after_the_commit_and_never_for_a_failed_group(tmp_path: Path) -> None:
+    path = tmp_path / "events.sqlite3"
+    sink = CommittedCheckingSink(path)
+
+    async def body(store: CountingStore) -> None:
+        await store.set_mailbox_paused("sales", "first", 1.0)
+        assert [e.kind for e in sink.events] == [EventKind.MAILBOX_PAUSED]
+        # A group whose COMMIT fails: the pause written in it is rolled back and never published.
+        go = threading.Event()
+        failures: list[BaseException] = []
+
+        async def expect_failure(call) -> None:  # type: ignore[no-untyped-def]
+            try:
+                await call()
+            except StoreError as exc:
+                failures.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store.wait_for, go)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(expect_failure, lambda: store.set_mailbox_paused("support", "second", 2.0))
+            nursery.start_soon(expect_failure, store.break_at_commit)
+            await trio.testing.wait_all_tasks_blocked()
+            go.set()
+        assert len(failures) == 2  # both operations of the failed group
+        assert [e.kind for e in sink.events] == [EventKind.MAILBOX_PAUSED]
+        assert await store.mailbox_paused("support") is None
+        await store.set_mailbox_paused("support", "third", 3.0)
+        assert [(e.kind, e.mailbox_id) for e in sink.events][-1] == (EventKind.MAILBOX_PAUSED, "support")
+
+    run_store(path, body, sink)
+
+
+def test_a_group_holding_a_claim_commits_with_synchronous_full(tmp_path: Path) -> None:
+    # A claim is committed before the transport is called; in WAL with synchronous=NORMAL that
+    # commit is not fsynced and a power cut loses it, so the restarted daemon sends again.
+    async def body(store: CountingStore) -> None:
+        sequence = await store.create_sequence(SequenceSettings(name="s", mailbox_id="m"),
+                                               [Step(type=StepType.EMAIL, subject="s", body="b")], 1.0)
+        _, steps = await store.get_sequence(sequence.id)
+        [enrollment] = (await store.enroll(sequence.id, [ContactInput("a@example.org")], None, 1.0, strict=True)).enrolled
+        statements: list[str] = []
+        await store.trace(statements.append)
+        statements.clear()  # the end of the group that set the trace
+        try:
+            assert await store.claim_send(enrollment, steps[0].id, "m", "<m@example.com>", "s", 2.0) is not None
+            claim_group = list(statements)
+            statements.clear()
+            await store.mark(7)
+            plain_group = list(statements)
+        finally:
+            await store.trace(None)
+        assert claim_group[0] == "PRAGMA synchronous=FULL" and claim_group[1] == "BEGIN IMMEDIATE"
+        assert any(s.startswith("INSERT INTO outbox") for s in claim_group)
+        assert claim_group[-2:] == ["COMMIT", "PRAGMA synchronous=NORMAL"]
+        assert not any("synchronous" in s for s in plain_group)  # other groups stay NORMAL
+        level = await store.synchronous_level()
+        assert level == 1  # NORMAL between groups
+
+    run_store(tmp_path / "durable.sqlite3", body)

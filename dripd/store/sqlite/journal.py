@@ -1,0 +1,172 @@
+"""The one writer of event rows, and what ending an enrollment writes.
+
+Every row of ``events`` is written here from a ``dripd.events.Event``: the typed payload becomes
+the ``data`` JSON (``events.payload_json``), an engagement's ``flagged`` its column. Each event
+written is also kept for the operation that wrote it; the connection publishes them once the
+group commit succeeded (``connection._run_group``), so a consumer never sees an event that was
+rolled back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import threading
+from typing import Sequence
+
+from dripd import policy
+from dripd.events import (
+    PAYLOAD_OF,
+    Bounce,
+    Detail,
+    Engagement,
+    Event,
+    EventKind,
+    NoData,
+    Payload,
+    Reason,
+    Reply,
+    payload_json,
+)
+from dripd.model import EnrollmentStatus, SequenceStatus
+
+_collecting = threading.local()  # per connection thread: the running operation's event list
+
+_INSERT = ("INSERT INTO events (at, kind, mailbox_id, sequence_id, enrollment_id, contact_id, step_id, outbox_id,"
+           " flagged, data) VALUES (?,?,?,?,?,?,?,?,?,?)")
+
+
+def collect_into(events: list[Event] | None) -> None:
+    """Set (or clear) where the running operation's events go; called by the group runner."""
+    _collecting.events = events
+
+
+def _collected() -> list[Event]:
+    events: list[Event] | None = getattr(_collecting, "events", None)
+    if events is None:
+        raise RuntimeError("an event written outside a store operation would never be published")
+    return events
+
+
+def _values(event: Event, data: str | None = None) -> tuple[object, ...]:
+    flagged = isinstance(event.payload, Engagement) and event.payload.flagged
+    if data is None:
+        data = json.dumps(payload_json(event.payload))
+    return (event.at, event.kind.value, event.mailbox_id, event.sequence_id, event.enrollment_id,
+            event.contact_id, event.step_id, event.outbox_id, int(flagged), data)
+
+
+def write_event(db: sqlite3.Connection, event: Event) -> Event:
+    """Write one event in the caller's transaction; it is published after the commit."""
+    cursor = db.execute(_INSERT, _values(event))
+    written = dataclasses.replace(event, id=cursor.lastrowid)
+    _collected().append(written)
+    return written
+
+
+def next_event_id(db: sqlite3.Connection) -> int:
+    """The first id ``write_events`` may give: callers building many events number them from here."""
+    return int(db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM events").fetchone()[0])
+
+
+def write_events(db: sqlite3.Connection, events: Sequence[Event]) -> None:
+    """Many events in one statement (a bulk enrollment), each with the id its caller gave it
+    (numbered from ``next_event_id``); they are published after the commit. Equal payloads are
+    serialised once: a bulk enrollment's 100,000 events share one."""
+    if any(event.id is None for event in events):
+        raise ValueError("write_events needs events numbered from next_event_id")
+    encoded: dict[Payload, str] = {}
+    rows = []
+    for event in events:
+        data = encoded.get(event.payload)
+        if data is None:
+            data = encoded[event.payload] = json.dumps(payload_json(event.payload))
+        rows.append((event.id, *_values(event, data)))
+    db.executemany(_INSERT.replace("(at,", "(id, at,").replace("VALUES (?", "VALUES (?,?"), rows)
+    _collected().extend(events)
+
+
+def enrollment_event(
+    db: sqlite3.Connection, kind: EventKind, at: float, enrollment_id: int, payload: Payload | None = None,
+    *, step_id: int | None = None, outbox_id: int | None = None,
+) -> Event | None:
+    """An event about one enrollment, placed (mailbox, sequence, contact) from its row."""
+    row = db.execute("SELECT sequence_id, contact_id, mailbox_id FROM enrollments WHERE id = ?",
+                     (enrollment_id,)).fetchone()
+    if row is None:
+        return None
+    return write_event(db, Event(
+        kind, at, payload if payload is not None else NoData(), mailbox_id=row[2], sequence_id=row[0],
+        enrollment_id=enrollment_id, contact_id=row[1], step_id=step_id, outbox_id=outbox_id))
+
+
+# -- endings ---------------------------------------------------------------------------------
+
+END_KIND = {
+    EnrollmentStatus.COMPLETED: EventKind.COMPLETED,
+    EnrollmentStatus.REPLIED: EventKind.REPLIED,
+    EnrollmentStatus.BOUNCED: EventKind.BOUNCED,
+    EnrollmentStatus.UNSUBSCRIBED: EventKind.UNSUBSCRIBED,
+    EnrollmentStatus.CANCELLED: EventKind.CANCELLED,
+    EnrollmentStatus.FAILED: EventKind.FAILED,
+}
+
+
+def end_payload(kind: EventKind, reason: str | None) -> Payload:
+    """The payload of an ending event, carrying the reason in the field its type has for it."""
+    cls = PAYLOAD_OF[kind]
+    if cls is Reason:
+        return Reason(reason)
+    if cls is Detail:
+        return Detail(detail=reason)
+    if cls is Bounce:
+        # An enrollment ended as bounced without a send of its own ended for its address's
+        # hard bounce elsewhere (the suppression list holds only hard bounces).
+        return Bounce("hard", detail=reason)
+    if cls is Reply:
+        return Reply(source=reason or "")
+    return NoData()
+
+
+def close_enrollment(
+    db: sqlite3.Connection, enrollment_id: int, status: EnrollmentStatus, reason: str | None, now: float,
+) -> bool:
+    """End one active enrollment without an event (the caller writes the one that says why)."""
+    cursor = db.execute(
+        "UPDATE enrollments SET status = ?, end_reason = ?, ended_at = ?, updated_at = ?,"
+        " last_event_at = ?, next_run_at = NULL, due_at = NULL WHERE id = ? AND status = 'active'",
+        (status.value, reason, now, now, now, enrollment_id),
+    )
+    return cursor.rowcount > 0
+
+
+def end_now(
+    db: sqlite3.Connection, enrollment_id: int, status: EnrollmentStatus, reason: str | None, now: float
+) -> int | None:
+    """End one active enrollment inside the caller's transaction, with the event of its end
+    status; returns the sequence id it auto-completed, if any."""
+    if not close_enrollment(db, enrollment_id, status, reason, now):
+        return None
+    kind = END_KIND[status]
+    event = enrollment_event(db, kind, now, enrollment_id, end_payload(kind, reason))
+    assert event is not None and event.sequence_id is not None
+    return autocomplete(db, event.sequence_id, now)
+
+
+def autocomplete(db: sqlite3.Connection, sequence_id: int, now: float) -> int | None:
+    """Complete the sequence when policy says its last active contact finishing does."""
+    row = db.execute("SELECT status, settings, mailbox_id FROM sequences WHERE id = ?", (sequence_id,)).fetchone()
+    if row is None:
+        return None
+    auto = bool(json.loads(row[1]).get("auto_complete", True))
+    left = db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM enrollments WHERE sequence_id = ? AND status = 'active'"
+                      " LIMIT 1)", (sequence_id,)).fetchone()[0]  # 0 or 1: whether any is left is all it takes
+    if not policy.autocompletes(SequenceStatus(row[0]), auto, left):
+        return None
+    reason = "all contacts finished"
+    db.execute("UPDATE sequences SET status = 'completed', status_reason = ?, updated_at = ? WHERE id = ?",
+               (reason, now, sequence_id))
+    write_event(db, Event(EventKind.SEQUENCE_COMPLETED, now, Reason(reason), mailbox_id=row[2],
+                          sequence_id=sequence_id))
+    return sequence_id

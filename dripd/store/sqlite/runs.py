@@ -1,0 +1,329 @@
+"""Send-path operations: due work, run context, the outbox ledger, endings, mailbox state."""
+
+from __future__ import annotations
+
+import json
+
+from dripd.cadence import Signals
+from dripd.events import Bounce, Detail, Event, EventKind, NoData, Reason
+from dripd.model import Contact, EnrollmentStatus
+from dripd.policy import Bounced
+from dripd.store.api import Claim, DueRow, OutboxRow, RunContext
+from dripd.store.rows import enrollment_from_row
+from dripd.store.sqlite.connection import (
+    Conn,
+    claim_operation,
+    fetch_all,
+    fetch_one,
+    thread_operation,
+)
+from dripd.store.sqlite.sequences import SequenceCache
+from dripd.store.sqlite.journal import autocomplete, close_enrollment, end_now, enrollment_event, write_event
+
+_SIGNAL_KINDS = (EventKind.REPLIED.value, EventKind.OPENED.value, EventKind.CLICKED.value)
+_RUNNABLE_IF_ACTIVE = ("next_run_at = CASE WHEN (SELECT status FROM sequences WHERE id = sequence_id) = 'active'"
+                       " THEN ? ELSE NULL END")
+
+
+class RunOps(SequenceCache):
+    """Mixin of send-path operations; ``self._db`` comes from SqliteConnection."""
+
+    @thread_operation
+    def due_for_mailbox(
+        self, db: Conn, mailbox_id: str, after: tuple[float, int], until: float, limit: int
+    ) -> list[DueRow]:
+        """Runnable enrollments of one mailbox after the keyset ``after``, due by ``until``."""
+        rows = fetch_all(
+            db,
+            "SELECT id, next_run_at, sent_count FROM enrollments INDEXED BY enrollments_due"
+            " WHERE mailbox_id = ? AND next_run_at IS NOT NULL AND (next_run_at, id) > (?, ?)"
+            " AND next_run_at <= ? ORDER BY next_run_at, id LIMIT ?",
+            (mailbox_id, after[0], after[1], until, limit),
+        )
+        return [DueRow(r["id"], r["next_run_at"], r["sent_count"] > 0) for r in rows]
+
+    @thread_operation
+    def run_context(self, db: Conn, enrollment_id: int) -> RunContext | None:
+        # One statement for the enrollment, its contact, its sequence's status, the address's
+        # suppression and the engagement signals (was five; each execute is Python work on the
+        # connection thread, which the event loop then waits for the GIL behind).
+        row = fetch_one(
+            db,
+            "SELECT e.*, s.status AS sequence_status, c.email AS contact_email,"
+            " c.first_name AS contact_first_name, c.last_name AS contact_last_name,"
+            " c.company AS contact_company, c.fields AS contact_fields,"
+            " (SELECT reason FROM suppressions WHERE email = c.email) AS suppressed,"
+            " (SELECT group_concat(DISTINCT kind) FROM events WHERE enrollment_id = e.id AND flagged = 0"
+            "  AND kind IN (?, ?, ?)) AS signal_kinds"
+            " FROM enrollments e JOIN contacts c ON c.id = e.contact_id JOIN sequences s ON s.id = e.sequence_id"
+            " WHERE e.id = ?",
+            (*_SIGNAL_KINDS, enrollment_id),
+        )
+        if row is None:
+            return None
+        enrollment = enrollment_from_row(row)
+        sequence, steps = self._sequence_and_steps(db, enrollment.sequence_id, row["sequence_status"])
+        contact = Contact(
+            id=enrollment.contact_id, email=row["contact_email"], first_name=row["contact_first_name"],
+            last_name=row["contact_last_name"], company=row["contact_company"],
+            fields=json.loads(row["contact_fields"]),
+        )
+        thread = [
+            (r[0], r[1])
+            for r in db.execute(
+                "SELECT message_id, subject FROM outbox WHERE enrollment_id = ?"
+                " AND status IN ('sent', 'uncertain') ORDER BY id",
+                (enrollment_id,),
+            )
+        ]
+        kinds = set((row["signal_kinds"] or "").split(","))
+        return RunContext(
+            enrollment=enrollment,
+            sequence=sequence,
+            steps=steps,
+            contact=contact,
+            thread=thread,
+            signals=Signals(EventKind.REPLIED in kinds, EventKind.OPENED in kinds, EventKind.CLICKED in kinds),
+            suppressed=row["suppressed"],
+        )
+
+    @thread_operation
+    def set_plan(
+        self, db: Conn, enrollment_id: int, cursor_ord: int, anchor_at: float, due_at: float, now: float
+    ) -> bool:
+        """Move an active enrollment's cursor and due time; held (not runnable) unless its
+        sequence is active. False when the enrollment is no longer active."""
+        cursor = db.execute(
+            f"UPDATE enrollments SET cursor_ord = ?, anchor_at = ?, due_at = ?, updated_at = ?, {_RUNNABLE_IF_ACTIVE}"
+            " WHERE id = ? AND status = 'active'",
+            (cursor_ord, anchor_at, due_at, now, due_at, enrollment_id),
+        )
+        return cursor.rowcount > 0
+
+    @thread_operation
+    def finish(
+        self, db: Conn, enrollment_id: int, status: EnrollmentStatus, reason: str | None, now: float
+    ) -> int | None:
+        """End an active enrollment with the event of its end status; returns a sequence id
+        this auto-completed."""
+        return end_now(db, enrollment_id, status, reason, now)
+
+    @claim_operation
+    def claim_send(
+        self, db: Conn, enrollment_id: int, step_id: int, mailbox_id: str, message_id: str,
+        subject: str, now: float,
+    ) -> Claim | None:
+        """Commit (durably) the ledger row before the transport is called. None means the step
+        was already sent, is in flight or is uncertain: the ledger refuses a second send."""
+        existing = fetch_one(
+            db, "SELECT * FROM outbox WHERE enrollment_id = ? AND step_id = ?", (enrollment_id, step_id)
+        )
+        if existing is None:
+            cursor = db.execute(
+                "INSERT INTO outbox (enrollment_id, step_id, mailbox_id, message_id, subject, status,"
+                " attempts, created_at, attempted_at) VALUES (?,?,?,?,?, 'sending', 1, ?, ?)",
+                (enrollment_id, step_id, mailbox_id, message_id, subject, now, now),
+            )
+            claim = Claim(cursor.lastrowid or 0, message_id, 1, now)
+        elif existing["status"] == "retry":
+            # A retry keeps its Message-ID: the recipient's server sees one message.
+            db.execute(
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, attempted_at = ?,"
+                " subject = ? WHERE id = ?",
+                (now, subject, existing["id"]),
+            )
+            claim = Claim(existing["id"], existing["message_id"], existing["attempts"] + 1,
+                          existing["created_at"])
+        else:
+            return None
+        db.execute("INSERT INTO send_log (mailbox_id, at) VALUES (?, ?)", (mailbox_id, now))
+        return claim
+
+    @thread_operation
+    def record_sent(
+        self, db: Conn, claim: Claim, enrollment_id: int, step_id: int, cursor_ord: int,
+        anchor_at: float, due_at: float | None, now: float,
+    ) -> int | None:
+        """The transport accepted: resolve the row, advance the contact (due_at None = finished).
+        Returns the id of a sequence this auto-completed."""
+        db.execute(
+            "UPDATE outbox SET status = 'sent', resolved_at = ?, detail = NULL WHERE id = ?",
+            (now, claim.outbox_id),
+        )
+        enrollment_event(db, EventKind.SENT, now, enrollment_id, NoData(), step_id=step_id, outbox_id=claim.outbox_id)
+        return self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now)
+
+    def _advance(
+        self, db: Conn, enrollment_id: int, cursor_ord: int, anchor_at: float, due_at: float | None, now: float
+    ) -> int | None:
+        db.execute(
+            "UPDATE enrollments SET sent_count = sent_count + 1, cursor_ord = ?, anchor_at = ?,"
+            f" due_at = ?, last_event_at = ?, updated_at = ?, {_RUNNABLE_IF_ACTIVE}"
+            " WHERE id = ? AND status = 'active'",
+            (cursor_ord, anchor_at, due_at, now, now, due_at, enrollment_id),
+        )
+        if due_at is None:
+            return end_now(db, enrollment_id, EnrollmentStatus.COMPLETED, None, now)
+        return None
+
+    @staticmethod
+    def _due_again(db: Conn, enrollment_id: int, due_at: float, now: float) -> None:
+        db.execute(
+            f"UPDATE enrollments SET due_at = ?, updated_at = ?, {_RUNNABLE_IF_ACTIVE} WHERE id = ? AND status = 'active'",
+            (due_at, now, due_at, enrollment_id),
+        )
+
+    @thread_operation
+    def record_retry(
+        self, db: Conn, claim: Claim, enrollment_id: int, step_id: int, due_at: float, detail: str, now: float
+    ) -> None:
+        """A transient failure: the row waits as 'retry' (same Message-ID), the contact is due again."""
+        db.execute("UPDATE outbox SET status = 'retry', detail = ? WHERE id = ?", (detail, claim.outbox_id))
+        self._due_again(db, enrollment_id, due_at, now)
+        enrollment_event(db, EventKind.RETRY, now, enrollment_id, Detail(detail=detail, attempt=claim.attempts),
+                         step_id=step_id, outbox_id=claim.outbox_id)
+
+    def _end_after_claim(
+        self, db: Conn, claim: Claim, enrollment_id: int, step_id: int, kind: EventKind,
+        payload: Bounce | Detail, status: EnrollmentStatus, reason: str, now: float,
+    ) -> int | None:
+        """Resolve a claimed row as failed and end its enrollment: one event (``kind``) says why;
+        the enrollment ends without a second one."""
+        bounce_class = payload.bounce_class if isinstance(payload, Bounce) else None
+        db.execute("UPDATE outbox SET status = 'failed', resolved_at = ?, detail = ?, bounce_class = ? WHERE id = ?",
+                   (now, reason, bounce_class, claim.outbox_id))
+        event = enrollment_event(db, kind, now, enrollment_id, payload, step_id=step_id, outbox_id=claim.outbox_id)
+        if not close_enrollment(db, enrollment_id, status, reason, now) or event is None:
+            return None
+        assert event.sequence_id is not None
+        return autocomplete(db, event.sequence_id, now)
+
+    @thread_operation
+    def record_bounced(
+        self, db: Conn, claim: Claim, enrollment_id: int, step_id: int, bounce: Bounced, email: str, now: float,
+    ) -> int | None:
+        """Refused for good (or retries exhausted): the contact ends bounced; a bounce that
+        suppresses puts the address on the suppression list. Returns a sequence auto-completed."""
+        if bounce.suppresses:
+            db.execute(
+                "INSERT INTO suppressions (email, reason, at, detail) VALUES (?, 'bounced', ?, ?)"
+                " ON CONFLICT (email) DO UPDATE SET reason = excluded.reason, at = excluded.at,"
+                " detail = excluded.detail",
+                (email, now, bounce.detail),
+            )
+        payload = Bounce(bounce.bounce_class, bounce.detail, bounce.status)
+        return self._end_after_claim(db, claim, enrollment_id, step_id, EventKind.BOUNCED, payload,
+                                     EnrollmentStatus.BOUNCED, bounce.detail, now)
+
+    @thread_operation
+    def record_unbuildable(
+        self, db: Conn, claim: Claim, enrollment_id: int, step_id: int, reason: str, now: float,
+    ) -> int | None:
+        """The message could not be built after its claim: the row is resolved failed with the
+        reason and the enrollment ends failed, never left 'sending' nor silently skipped."""
+        return self._end_after_claim(db, claim, enrollment_id, step_id, EventKind.FAILED, Detail(detail=reason),
+                                     EnrollmentStatus.FAILED, reason, now)
+
+    @thread_operation
+    def record_uncertain(
+        self, db: Conn, outbox_id: int, enrollment_id: int, step_id: int, cursor_ord: int,
+        anchor_at: float, due_at: float | None, detail: str, now: float,
+    ) -> int | None:
+        """The send may or may not have happened: never resent by default; the contact moves on."""
+        db.execute(
+            "UPDATE outbox SET status = 'uncertain', resolved_at = ?, detail = ? WHERE id = ?",
+            (now, detail, outbox_id),
+        )
+        enrollment_event(db, EventKind.UNCERTAIN, now, enrollment_id, Detail(detail=detail),
+                         step_id=step_id, outbox_id=outbox_id)
+        return self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now)
+
+    @thread_operation
+    def release_claim(self, db: Conn, outbox_id: int, enrollment_id: int, due_at: float, now: float,
+                      detail: str) -> None:
+        """The message surely did not go (found missing after a crash, or refused before
+        delivery): the step may be sent again, under the same Message-ID."""
+        db.execute("UPDATE outbox SET status = 'retry', detail = ? WHERE id = ?", (detail, outbox_id))
+        self._due_again(db, enrollment_id, due_at, now)
+
+    @thread_operation
+    def resolve_outbox(self, db: Conn, outbox_id: int, status: str, detail: str, now: float) -> None:
+        db.execute("UPDATE outbox SET status = ?, detail = ?, resolved_at = ? WHERE id = ?",
+                   (status, detail, now, outbox_id))
+
+    @thread_operation
+    def outbox_in_state(self, db: Conn, status: str) -> list[OutboxRow]:
+        rows = fetch_all(db, "SELECT * FROM outbox WHERE status = ? ORDER BY id", (status,))
+        return [
+            OutboxRow(r["id"], r["enrollment_id"], r["step_id"], r["mailbox_id"], r["message_id"],
+                      r["status"], r["attempted_at"])
+            for r in rows
+        ]
+
+    @thread_operation
+    def send_history(self, db: Conn, mailbox_id: str, since: float) -> list[float]:
+        rows = fetch_all(
+            db, "SELECT at FROM send_log WHERE mailbox_id = ? AND at >= ? ORDER BY at", (mailbox_id, since)
+        )
+        return [r["at"] for r in rows]
+
+    @thread_operation
+    def prune_send_log(self, db: Conn, before: float) -> None:
+        db.execute("DELETE FROM send_log WHERE at < ?", (before,))
+
+    @thread_operation
+    def mailbox_paused(self, db: Conn, mailbox_id: str) -> str | None:
+        row = fetch_one(db, "SELECT paused_reason FROM mailbox_state WHERE mailbox_id = ?", (mailbox_id,))
+        return row["paused_reason"] if row else None
+
+    @thread_operation
+    def set_mailbox_paused(self, db: Conn, mailbox_id: str, reason: str | None, now: float) -> None:
+        """Pause (with the reason) or resume a mailbox; an actual change writes mailbox_paused
+        or mailbox_resumed."""
+        row = fetch_one(db, "SELECT paused_reason FROM mailbox_state WHERE mailbox_id = ?", (mailbox_id,))
+        before = row["paused_reason"] if row else None
+        db.execute(
+            "INSERT INTO mailbox_state (mailbox_id, paused_reason, paused_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (mailbox_id) DO UPDATE SET paused_reason = excluded.paused_reason,"
+            " paused_at = excluded.paused_at",
+            (mailbox_id, reason, now if reason else None),
+        )
+        if reason is not None and reason != before:
+            write_event(db, Event(EventKind.MAILBOX_PAUSED, now, Reason(reason), mailbox_id=mailbox_id))
+        elif reason is None and before is not None:
+            write_event(db, Event(EventKind.MAILBOX_RESUMED, now, NoData(), mailbox_id=mailbox_id))
+
+    @thread_operation
+    def sequence_hard_bounces(self, db: Conn, sequence_id: int, last_sends: int) -> tuple[int, int]:
+        """(hard bounces, sends) among the sequence's last ``last_sends`` sends."""
+        row = fetch_one(
+            db,
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN bounce_class = 'hard' THEN 1 ELSE 0 END), 0) FROM"
+            " (SELECT o.bounce_class FROM outbox o JOIN enrollments e ON e.id = o.enrollment_id"
+            "  WHERE e.sequence_id = ? AND o.status IN ('sent', 'failed', 'uncertain') ORDER BY o.id DESC LIMIT ?) last",
+            (sequence_id, last_sends))
+        assert row is not None
+        return int(row[1]), int(row[0])
+
+    @thread_operation
+    def mailbox_hard_bounces(self, db: Conn, mailbox_id: str, since: float) -> tuple[int, int]:
+        """(hard bounces, sends) among the mailbox's sends attempted at or after ``since``."""
+        row = fetch_one(
+            db,
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN bounce_class = 'hard' THEN 1 ELSE 0 END), 0) FROM outbox"
+            " WHERE mailbox_id = ? AND attempted_at >= ? AND status IN ('sent', 'failed', 'uncertain')",
+            (mailbox_id, since))
+        assert row is not None
+        return int(row[1]), int(row[0])
+
+    @thread_operation
+    def plugin_state_get(self, db: Conn, key: str) -> str | None:
+        row = fetch_one(db, "SELECT value FROM plugin_state WHERE key = ?", (key,))
+        return row["value"] if row else None
+
+    @thread_operation
+    def plugin_state_set(self, db: Conn, key: str, value: str) -> None:
+        db.execute(
+            "INSERT INTO plugin_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )

@@ -1,0 +1,242 @@
+"""RunStore and DueSource: due work, the ledger (one claim per step, retries under one Message-ID),
+the results of a send, endings and crash-recovery reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from dripd.events import Bounce, Detail, EventKind, NoData
+from dripd.model import Action, EnrollmentStatus, SequenceStatus
+from dripd.policy import Bounced
+from dripd.store import DueSource, FullStore, RunStore
+from tests.contract.support import T0, RecordingSink, active_sequence, enroll_one
+
+
+async def test_due_work_by_keyset_followups_flagged_and_send_history(store: FullStore) -> None:
+    due: DueSource = store
+    run: RunStore = store
+    sequence, steps = await active_sequence(store)
+    first = await enroll_one(store, sequence.id, "a@example.org", T0)
+    second = await enroll_one(store, sequence.id, "b@example.org", T0 + 1)
+    rows = await due.due_for_mailbox("sales", (0.0, 0), T0 + 10, 10)
+    assert [(r.enrollment_id, r.next_run_at, r.followup) for r in rows] == [(first, T0, False), (second, T0 + 1, False)]
+    assert [r.enrollment_id for r in await due.due_for_mailbox("sales", (T0, first), T0 + 10, 10)] == [second]
+    assert await due.due_for_mailbox("sales", (0.0, 0), T0 + 0.5, 10) == [r for r in rows if r.next_run_at <= T0 + 0.5]
+    assert await due.due_for_mailbox("other", (0.0, 0), T0 + 10, 10) == []
+
+    claim = await run.claim_send(first, steps[0].id, "sales", "<m1@example.com>", "step 0", T0 + 5)
+    assert claim is not None
+    assert await due.send_history("sales", T0) == [T0 + 5]
+    await due.prune_send_log(T0 + 6)
+    assert await due.send_history("sales", 0.0) == []
+    assert await due.mailbox_paused("sales") is None
+
+
+async def test_the_ledger_refuses_a_second_claim_of_a_step(store: FullStore) -> None:
+    run: RunStore = store
+    sequence, steps = await active_sequence(store, steps=2)
+    enrollment = await enroll_one(store, sequence.id)
+    claim = await run.claim_send(enrollment, steps[0].id, "sales", "<m1@example.com>", "step 0", T0)
+    assert claim is not None and (claim.message_id, claim.attempts, claim.first_attempt_at) == ("<m1@example.com>", 1, T0)
+    # In flight, sent or uncertain: never a second claim, whatever Message-ID is offered.
+    assert await run.claim_send(enrollment, steps[0].id, "sales", "<m2@example.com>", "step 0", T0 + 1) is None
+    await run.record_sent(claim, enrollment, steps[0].id, steps[1].ord, T0 + 2, T0 + 100, T0 + 2)
+    assert await run.claim_send(enrollment, steps[0].id, "sales", "<m3@example.com>", "step 0", T0 + 3) is None
+    # The next step is a different ledger row.
+    assert await run.claim_send(enrollment, steps[1].id, "sales", "<m4@example.com>", "step 1", T0 + 4) is not None
+
+
+async def test_a_retry_keeps_its_message_id_and_counts_attempts(store: FullStore, sink: RecordingSink) -> None:
+    run: RunStore = store
+    sequence, steps = await active_sequence(store)
+    enrollment = await enroll_one(store, sequence.id)
+    claim = await run.claim_send(enrollment, steps[0].id, "sales", "<m1@example.com>", "step 0", T0)
+    assert claim is not None
+    sink.clear()
+    await run.record_retry(claim, enrollment, steps[0].id, T0 + 600, "451 try later", T0 + 1)
+    [retry] = sink.events
+    assert (retry.kind, retry.payload, retry.outbox_id) == (EventKind.RETRY, Detail(detail="451 try later", attempt=1),
+                                                           claim.outbox_id)
+    rows = await store.due_for_mailbox("sales", (0.0, 0), T0 + 1000, 10)
+    assert [(r.enrollment_id, r.next_run_at) for r in rows] == [(enrollment, T0 + 600)]
+    again = await run.claim_send(enrollment, steps[0].id, "sales", "<other@example.com>", "step 0", T0 + 600)
+    assert again is not None
+    assert (again.outbox_id, again.message_id, again.attempts, again.first_attempt_at) == (
+        claim.outbox_id, "<m1@example.com>", 2, T0)
+
+
+async def test_sent_advances_and_the_last_step_completes_the_enrollment(store: FullStore, sink: RecordingSink) -> None:
+    run: RunStore = store
+    sequence, steps = await active_sequence(store, steps=2, auto_complete=False)
+    enrollment = await enroll_one(store, sequence.id)
+    claim = await run.claim_send(enrollment, steps[0].id, "sales", "<m1@example.com>", "Hello", T0)
+    assert claim is not None
+    assert await run.record_sent(claim, enrollment, steps[0].id, steps[1].ord, T0, T0 + 86400, T0) is None
+    ctx = await run.run_context(enrollment)
+    assert ctx is not None
+    assert ctx.thread == [("<m1@example.com>", "Hello")]
+    assert (ctx.enrollment.cursor_ord, ctx.enrollment.due_at, ctx.enrollment.sent_count) == (steps[1].ord, T0 + 86400, 1)
+    assert ctx.contact.email == "ada@example.org" and ctx.suppressed is None
+    second = await run.claim_send(enrollment, steps[1].id, "sales", "<m2@example.com>", "Re: Hello", T0 + 86400)
+    assert second is not None
+    sink.clear()
+    assert await run.record_sent(second, enrollment, steps[1].id, steps[1].ord + 1, T0 + 86400, None, T0 + 86400) is None
+    assert sink.kinds() == [EventKind.SENT, EventKind.COMPLETED]
+    sent = sink.events[0]
+    assert (sent.payload, sent.step_id, sent.outbox_id, sent.sequence_id, sent.mailbox_id) == (
+        NoData(), steps[1].id, second.outbox_id, sequence.id, "sales")
+    ctx = await run.run_context(enrollment)
+    assert ctx is not None and ctx.enrollment.status is EnrollmentStatus.COMPLETED
+
+
+async def test_set_plan_holds_outside_an_active_sequence_and_refuses_ended(store: FullStore) -> None:
+    run: RunStore = store
+    sequence, steps = await active_sequence(store)
+    enrollment = await enroll_one(store, sequence.id)
+    assert await run.set_plan(enrollment, steps[0].ord, T0, T0 + 50, T0)
+    assert [r.next_run_at for r in await store.due_for_mailbox("sales", (0.0, 0), T0 + 100, 10)] == [T0 + 50]
+    await store.transition_sequence(sequence.id, Action.PAUSE, T0 + 1, "by hand")
+    assert await run.set_plan(enrollment, steps[0].ord, T0, T0 + 60, T0 + 2)
+    assert await store.due_for_mailbox("sales", (0.0, 0), T0 + 100, 10) == []  # held, place kept
+    await store.transition_sequence(sequence.id, Action.RESUME, T0 + 3)
+    assert [r.next_run_at for r in await store.due_for_mailbox("sales", (0.0, 0), T0 + 100, 10)] == [T0 + 60]
+    await run.finish(enrollment, EnrollmentStatus.CANCELLED, "by hand", T0 + 4)
+    assert not await run.set_plan(enrollment, steps[0].ord, T0, T0 + 70, T0 + 5)
+
+
+@pytest.mark.parametrize("bounce_class", ["hard", "soft"])
+async def test_a_bounced_send_ends_the_contact_and_a_hard_one_suppresses(
+        store: FullStore, sink: RecordingSink, bounce_class: str) -> None:
+    run: RunStore = store
+    sequence, steps = await active_sequence(store, auto_complete=False)
+    enrollment = await enroll_one(store, sequence.id)
+    claim = await run.claim_send(enrollment, steps[0].id, "sales", "<m1@example.com>", "s", T0)
+    assert claim is not None
+    sink.clear()
+    bounce = Bounced(bounce_class, "550 5.1.1 no such user", "5.1.1")
+    assert await run.record_bounced(claim, enrollment, steps[0].id, bounce, "ada@example.org", T0 + 1) is None
+    [event] = sink.events  # one event says why; the ending writes no second one
+    assert (event.kind, event.payload, event.outbox_id) == (
+        EventKind.BOUNCED, Bounce(bounce_class, "550 5.1.1 no such user", "5.1.1"), claim.outbox_id)
+    ctx = await run.run_context(enrollment)
+    assert ctx is not None and ctx.enrollment.status is EnrollmentStatus.BOUNCED
+    assert await run.outbox_in_state("failed") == [await _row(store, claim.outbox_id)]
+    assert await store.suppression_reason("ada@example.org") == ("bounced" if bounce_class == "hard" else None)
+    assert await run.sequence_hard_bounces(sequence.id, 50) == (1 if bounce_class == "hard" else 0, 1)
+
+
+async def _row(store: FullStore, outbox_id: int) -> object:
+    return next(r for r in await store.outbox_in_state("failed") if r.id == outbox_id)
+
+
+async def test_an_unbuildable_message_resolves_the_row_failed_and_the_enrollment_failed(
+        store: FullStore, sink: RecordingSink) -> None:
+    run: RunStore = store
+    sequence, steps = await active_sequence(store, auto_complete=False)
+    enrollment = await enroll_one(store, sequence.id)
+    claim = await run.claim_send(enrollment, steps[0].id, "sales", "<m1@example.com>", "s", T0)
+    assert claim is not None
+    sink.clear()
+    reason = "first name holds a control character"
+    assert await run.record_unbuildable(claim, enrollment, steps[0].id, reason, T0 + 1) is None
+    assert sink.kinds() == [EventKind.FAILED]
+    assert sink.events[0].payload == Detail(detail=reason)
+    assert await run.outbox_in_state("sending") == []
+    [row] = await run.outbox_in_state("failed")
+    assert row.id == claim.outbox_id
+    ctx = await run.run_context(enrollment)
+    assert ctx is not None and ctx.enrollment.status is EnrollmentStatus.FAILED
+    history = await store.contact_history(sequence.id, ctx.contact.id)
+    assert history["enrollments"][0]["end_reason"] == reason
+    assert history["messages"][0]["detail"] == reason
+    # The ledger still refuses the step: failed is resolved, not retried.
+    assert await run.claim_send(enrollment, steps[0].id, "sales", "<m2@example.com>", "s", T0 + 2) is None
+
+
+async def test_recovery_reads_and_resolutions(store: FullStore, sink: RecordingSink) -> None:
+    run: RunStore = store
+    sequence, steps = await active_sequence(store, steps=2, auto_complete=False)
+    kept = await enroll_one(store, sequence.id, "a@example.org")
+    released = await enroll_one(store, sequence.id, "b@example.org")
+    resolved = await enroll_one(store, sequence.id, "c@example.org")
+    claims = {}
+    for enrollment in (kept, released, resolved):
+        claim = await run.claim_send(enrollment, steps[0].id, "sales", f"<{enrollment}@example.com>", "s", T0)
+        assert claim is not None
+        claims[enrollment] = claim
+    sending = await run.outbox_in_state("sending")
+    assert [(r.enrollment_id, r.step_id, r.mailbox_id, r.message_id, r.status, r.attempted_at) for r in sending] == [
+        (e, steps[0].id, "sales", f"<{e}@example.com>", "sending", T0) for e in (kept, released, resolved)]
+    assert await store.count_outbox("sending") == 3
+    # Found not delivered: released, due again under the same Message-ID.
+    await run.release_claim(claims[released].outbox_id, released, T0 + 10, T0 + 10, "not delivered before a crash")
+    again = await run.claim_send(released, steps[0].id, "sales", "<new@example.com>", "s", T0 + 10)
+    assert again is not None and again.message_id == f"<{released}@example.com>"
+    # Unknown: uncertain, never resent by default; the contact moves on.
+    sink.clear()
+    await run.record_uncertain(claims[kept].outbox_id, kept, steps[0].id, steps[1].ord, T0 + 11, T0 + 500,
+                               "interrupted by a crash; not resent", T0 + 11)
+    assert sink.kinds() == [EventKind.UNCERTAIN]
+    assert await run.claim_send(kept, steps[0].id, "sales", "<x@example.com>", "s", T0 + 12) is None
+    await run.resolve_outbox(claims[resolved].outbox_id, "uncertain", "step since deleted", T0 + 13)
+    assert {r.id for r in await run.outbox_in_state("uncertain")} == {claims[kept].outbox_id, claims[resolved].outbox_id}
+    ctx = await run.run_context(kept)
+    assert ctx is not None and ctx.thread == [(f"<{kept}@example.com>", "s")]  # uncertain threads like sent
+
+
+@pytest.mark.parametrize("status,kind", [
+    (EnrollmentStatus.COMPLETED, EventKind.COMPLETED),
+    (EnrollmentStatus.REPLIED, EventKind.REPLIED),
+    (EnrollmentStatus.BOUNCED, EventKind.BOUNCED),
+    (EnrollmentStatus.UNSUBSCRIBED, EventKind.UNSUBSCRIBED),
+    (EnrollmentStatus.CANCELLED, EventKind.CANCELLED),
+    (EnrollmentStatus.FAILED, EventKind.FAILED),
+])
+async def test_finish_writes_the_event_of_its_end_status(
+        store: FullStore, sink: RecordingSink, status: EnrollmentStatus, kind: EventKind) -> None:
+    run: RunStore = store
+    sequence, _ = await active_sequence(store, auto_complete=False)
+    enrollment = await enroll_one(store, sequence.id)
+    sink.clear()
+    assert await run.finish(enrollment, status, "why", T0 + 1) is None
+    assert sink.kinds() == [kind]
+    assert (sink.events[0].enrollment_id, sink.events[0].sequence_id) == (enrollment, sequence.id)
+    sink.clear()
+    assert await run.finish(enrollment, EnrollmentStatus.CANCELLED, "again", T0 + 2) is None  # ended: no-op
+    assert sink.events == []
+
+
+async def test_auto_complete_when_the_last_active_contact_finishes(store: FullStore, sink: RecordingSink) -> None:
+    run: RunStore = store
+    sequence, steps = await active_sequence(store, auto_complete=True)
+    first = await enroll_one(store, sequence.id, "a@example.org")
+    second = await enroll_one(store, sequence.id, "b@example.org")
+    assert await run.finish(first, EnrollmentStatus.REPLIED, None, T0 + 1) is None  # one still active
+    claim = await run.claim_send(second, steps[0].id, "sales", "<m@example.com>", "s", T0 + 2)
+    assert claim is not None
+    sink.clear()
+    assert await run.record_sent(claim, second, steps[0].id, steps[0].ord + 1, T0 + 2, None, T0 + 2) == sequence.id
+    assert sink.kinds() == [EventKind.SENT, EventKind.COMPLETED, EventKind.SEQUENCE_COMPLETED]
+    assert sink.events[-1].sequence_id == sequence.id
+    completed, _ = await run.get_sequence(sequence.id)
+    assert completed.status is SequenceStatus.COMPLETED
+
+
+async def test_no_auto_complete_without_the_setting(store: FullStore) -> None:
+    run: RunStore = store
+    sequence, _ = await active_sequence(store, auto_complete=False)
+    enrollment = await enroll_one(store, sequence.id)
+    assert await run.finish(enrollment, EnrollmentStatus.COMPLETED, None, T0 + 1) is None
+    assert (await run.get_sequence(sequence.id))[0].status is SequenceStatus.ACTIVE
+
+
+async def test_mailbox_pause_and_resume_are_kept_and_written_once(store: FullStore, sink: RecordingSink) -> None:
+    run: RunStore = store
+    await run.set_mailbox_paused("sales", "auto-paused: bounces", T0)
+    await run.set_mailbox_paused("sales", "auto-paused: bounces", T0 + 1)  # no change, no event
+    assert await run.mailbox_paused("sales") == "auto-paused: bounces"
+    await run.set_mailbox_paused("sales", None, T0 + 2)
+    await run.set_mailbox_paused("sales", None, T0 + 3)
+    assert await run.mailbox_paused("sales") is None
+    assert sink.kinds() == [EventKind.MAILBOX_PAUSED, EventKind.MAILBOX_RESUMED]
+    assert all(event.mailbox_id == "sales" for event in sink.events)
