@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Protocol
 
-from dripd import policy
 from dripd.clock import Clock
 from dripd.config import LiveConfig
 from dripd.errors import NotFound, ValidationError
@@ -158,7 +157,7 @@ class Control:
 
     async def suppress(self, email: str, reason: str, detail: str | None) -> None:
         """Never mail this address again; its active enrollments end (as unsubscribed or bounced)."""
-        await self.store.suppress(email, reason, detail, self.clock.now(), policy.suppression_end_status(reason))
+        await self.store.suppress(email, reason, detail, self.clock.now())
 
     async def unsuppress(self, email: str) -> None:
         if not await self.store.unsuppress(email):

@@ -104,8 +104,7 @@ class Reactions:
             await self.store.record_signal(ref, EventKind.BOUNCED, now, bounce, end_as=EnrollmentStatus.BOUNCED)
             sequences.add(ref.sequence_id)
             if hard:
-                await self.store.suppress(ref.contact_email, "bounced", event.detail, now,
-                                          policy.suppression_end_status("bounced"))
+                await self.store.suppress(ref.contact_email, "bounced", event.detail, now)
             log.info("%s bounce for %s (enrollment %d): %s", bounce.bounce_class, ref.contact_email,
                      ref.enrollment_id, event.status or event.detail)
         if hard:
@@ -120,7 +119,7 @@ class Reactions:
             await self.store.record_signal(ref, EventKind.COMPLAINED, now, events.Detail(event.detail))
         for address in addresses:
             # A spam complaint is the strongest opt-out there is: suppress everywhere.
-            await self.store.suppress(address, "complaint", event.detail, now, policy.suppression_end_status("complaint"))
+            await self.store.suppress(address, "complaint", event.detail, now)
             log.warning("spam complaint from %s: unsubscribed and suppressed", address)
 
     async def _delivered(self, event: MailEvent) -> None:

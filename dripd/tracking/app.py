@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from dripd import events, policy
+from dripd import events
 from dripd.clock import Clock
 from dripd.config import LiveConfig
 from dripd.events import EventKind
@@ -88,7 +88,7 @@ class TrackingApp:
         message, _ = found
         hit = self._hit(request, message)
         seen_proxy = scanners.is_gmail_proxy(hit.user_agent) and await self.store.hit_seen(
-            message.outbox_id, "opened", "googleimageproxy")
+            message.outbox_id, EventKind.OPENED, "googleimageproxy")
         await self._record(message, EventKind.OPENED, hit, scanners.open_flag(hit, seen_proxy))
         return Response(PIXEL, media_type="image/gif", headers=_NO_STORE)
 
@@ -131,8 +131,7 @@ class TrackingApp:
         now = self.clock.now()
         await store.record_signal(_ref(message), EventKind.UNSUBSCRIBED, now, events.Reason(f"{method} unsubscribe"),
                                   end_as=EnrollmentStatus.UNSUBSCRIBED)
-        await store.suppress(message.contact_email, "unsubscribed", f"{method} unsubscribe", now,
-                             policy.suppression_end_status("unsubscribed"))
+        await store.suppress(message.contact_email, "unsubscribed", f"{method} unsubscribe", now)
         # No address in the log: the enrollment id is enough to find it through the API.
         log.info("enrollment %d unsubscribed (%s, step %d)", message.enrollment_id, method, message.step_id)
 
