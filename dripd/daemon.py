@@ -16,7 +16,7 @@ from dripd.control import Control
 from dripd.engine import Engine
 from dripd.errors import ConfigError
 from dripd.health import MailboxHealth
-from dripd.hookspecs import PluginContext, Transport
+from dripd.hookspecs import Detector, PluginContext, Transport
 from dripd.plugins import Plugins
 from dripd.reactions import Reactions
 from dripd.scheduler import Lane, Scheduler
@@ -91,23 +91,13 @@ class Daemon:
         return self._clock
 
     def _transport(self, mailbox: MailboxConfig) -> Transport:
-        entry = self.plugins.transports[mailbox.transport]
-        section = self.plugins.section(mailbox.transport, mailbox.plugin_section(mailbox.transport))
         context = PluginContext(now=self.clock.now, state=_StoreState(self.store, f"{mailbox.transport}:{mailbox.id}"))
-        return entry.factory(mailbox, section, context)
+        return self.plugins.build_transport(mailbox, context)
 
-    def _detectors(self, mailbox: MailboxConfig) -> list[Any]:
+    def _detectors(self, mailbox: MailboxConfig) -> list[Detector]:
         """Detectors whose config table this mailbox has (e.g. ``[mailboxes.imap]``)."""
-        found = []
-        for name, entry in self.plugins.detectors.items():
-            raw = mailbox.plugin_section(name)
-            if raw is None:
-                continue
-            context = PluginContext(now=self.clock.now, state=_StoreState(self.store, f"{name}:{mailbox.id}"))
-            detector = entry.factory(mailbox, self.plugins.section(name, raw), context)
-            if detector is not None:
-                found.append(detector)
-        return found
+        return self.plugins.build_detectors(
+            mailbox, lambda name: PluginContext(now=self.clock.now, state=_StoreState(self.store, f"{name}:{mailbox.id}")))
 
     async def _supervise_detector(self, mailbox_id: str, detector: Any, *,
                                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -589,7 +589,7 @@ def _recipient_failed(recipient: _Recipient) -> bool:
     if recipient.action in _FAILED_ACTIONS:
         return True
     # No Action but a failure status: still a failure (seen from hand-rolled DSN generators).
-    return not recipient.action and bool(recipient.status) and recipient.status[0] in "45"
+    return not recipient.action and recipient.status is not None and recipient.status[:1] in ("4", "5")
 
 
 def _worst(recipients: list[_Recipient]) -> _Recipient:
