@@ -18,6 +18,7 @@ from dripd import cadence, render
 from dripd.clock import Clock
 from dripd.config import Config, MailboxConfig
 from dripd.engagement import Engagement, MessageRef, NoTracking
+from dripd.events import Event, EventKind
 from dripd.hookspecs import OutgoingMessage, SendOutcome, SendResult, Transport
 from dripd.metrics import Metrics
 from dripd.model import EnrollmentStatus, SequenceStatus, Step
@@ -218,7 +219,8 @@ class Engine:
             cursor_ord, anchor, due = self.next_after(ctx, step, now)
             completed = await self.store.record_sent(claim, enrollment.id, step.id, cursor_ord, anchor, due, now)
             self.counters.sent += 1
-            self.plugins.notify("sent", {"mailbox": mailbox.id, "sequence": ctx.sequence.id, "step": step.id})
+            self.plugins.notify(Event(EventKind.SENT, now, mailbox_id=mailbox.id, sequence_id=ctx.sequence.id,
+                                      enrollment_id=enrollment.id, step_id=step.id))
             if due is not None:
                 self.scheduler.schedule(mailbox.id, enrollment.id, due, True)
             self._completed(completed)

@@ -40,10 +40,10 @@ class Reactions:
 
     async def apply(self, event: MailEvent) -> None:
         handler = {
-            EventKind.REPLY: self._reply,
-            EventKind.AUTO_REPLY: self._auto_reply,
-            EventKind.BOUNCE: self._bounce,
-            EventKind.COMPLAINT: self._complaint,
+            EventKind.REPLIED: self._reply,
+            EventKind.AUTO_REPLIED: self._auto_reply,
+            EventKind.BOUNCED: self._bounce,
+            EventKind.COMPLAINED: self._complaint,
             EventKind.DELIVERED: self._delivered,
         }[event.kind]
         await handler(event)
