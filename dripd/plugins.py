@@ -129,8 +129,9 @@ class Plugins:
             # A hook dripd has, implemented with arguments its spec does not name.
             name = self._pm.get_name(exc.plugin) or _describe(exc.plugin)
             raise PluginError(f"plugin {name}: {exc}", plugin=name) from exc
-        except (ImportError, AttributeError, SyntaxError) as exc:
-            raise PluginError(f"cannot load the {hookspecs.PROJECT!r} entry points: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            # A plugin that fails to import (or a name given twice) stops the start, told plainly.
+            raise PluginError(f"cannot load the plugins: {type(exc).__name__}: {exc}") from exc
 
     def _name_for(self, plugin: object) -> str:
         """A readable name for a plugin object given directly (errors name it), made unique by

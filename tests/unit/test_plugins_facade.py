@@ -163,6 +163,26 @@ def test_a_known_hook_with_arguments_its_spec_lacks_is_a_plugin_error() -> None:
     assert "registy" in caught.value.message
 
 
+class Crashing:
+    __name__ = "crashing"
+
+    @hookimpl
+    def dripd_register(self, registry: Registry) -> None:
+        raise LookupError("no such loft")
+
+
+def test_a_registration_hook_that_raises_is_a_plugin_error() -> None:
+    with pytest.raises(PluginError, match="a plugin's dripd_register failed: LookupError: no such loft") as caught:
+        Plugins([Crashing()], entry_points=False)
+    assert caught.value.hook == "dripd_register"
+
+
+def test_the_same_plugin_object_given_twice_is_a_plugin_error() -> None:
+    plugin = Recording()
+    with pytest.raises(PluginError, match="cannot load the plugins: ValueError: Plugin already registered"):
+        Plugins([plugin, plugin], entry_points=False)
+
+
 def test_a_name_registered_twice_is_a_plugin_error() -> None:
     with pytest.raises(PluginError, match="transport 'echo' registered twice"):
         Plugins([Recording(), Recording()], entry_points=False)
