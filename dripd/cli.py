@@ -13,7 +13,7 @@ import trio_asyncio
 from dripd import __version__, logs
 from dripd.config import EX_CONFIG, Config, load_config
 from dripd.daemon import Daemon
-from dripd.errors import ConfigError, DripdError
+from dripd.errors import ConfigError, DripdError, PluginError
 from dripd.plugins import Plugins
 
 log = logging.getLogger("dripd")
@@ -42,7 +42,11 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    plugins = Plugins()
+    try:
+        plugins = Plugins()
+    except PluginError as exc:
+        print(f"dripd: plugin error: {exc.message}", file=sys.stderr)
+        return EX_CONFIG
     try:
         config = load_config(args.config, plugins.config_sections(), plugins.transports)
     except ConfigError as exc:

@@ -88,3 +88,15 @@ class TransportError(DripdError):
 
     code = "transport_error"
     http_status = 502
+
+
+class PluginError(DripdError):
+    """A plugin cannot be used: it failed to load or register, or implements a hook dripd does
+    not have (a misspelling). ``plugin`` and ``hook`` name it where known."""
+
+    code = "plugin_error"
+
+    def __init__(self, message: str, *, plugin: str | None = None, hook: str | None = None) -> None:
+        super().__init__(message, details={"plugin": plugin, "hook": hook})
+        self.plugin = plugin
+        self.hook = hook

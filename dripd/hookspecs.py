@@ -9,13 +9,21 @@ enrollments.
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping, Protocol
+from typing import Any, Awaitable, Callable, Mapping, Protocol, TypeAlias, TypeVar, overload
 
 import pluggy
 from pydantic import BaseModel
+
+# Re-exported for plugin authors: a detector emits MailEvent(EventKind.REPLIED, ...) and the like.
+from dripd.events import DETECTED_KINDS, EventKind, MailEvent
+
+__all__ = [
+    "DETECTED_KINDS", "PROJECT", "AddressCheck", "AddressVerifier", "Detector", "DetectorFactory", "DripdSpec",
+    "Emit", "EventKind", "MailEvent", "MailboxSettings", "OutgoingMessage", "PluginContext", "PluginState",
+    "Registry", "SendOutcome", "SendResult", "Transport", "TransportFactory", "hookimpl", "hookspec",
+]
 
 PROJECT = "dripd"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -23,6 +31,30 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 # -- what crosses the boundary -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MailboxSettings:
+    """What a plugin knows of the mailbox it serves; the core builds it from the mailbox's config."""
+
+    id: str
+    address: str  # the From address, normalized
+    name: str = ""  # the From display name
+    message_id_domain: str = ""  # the domain of generated Message-IDs; the address's domain when empty
+    timezone: str = "UTC"  # IANA zone of the mailbox's day (caps, send windows)
+    transport: str = ""  # the transport plugin that delivers its mail
+    # The mailbox's plugin tables as written ([mailboxes.<name>]), each already validated by its
+    # owner's model. A plugin may read a sibling's table (the SMTP transport finds the Sent folder
+    # in the IMAP table).
+    tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.message_id_domain:
+            object.__setattr__(self, "message_id_domain", self.address.rpartition("@")[2])
+
+    def table(self, name: str) -> Mapping[str, Any] | None:
+        """The ``[mailboxes.<name>]`` table of this mailbox, or None when it has none."""
+        return self.tables.get(name)
 
 
 @dataclass(frozen=True)
@@ -58,31 +90,6 @@ class Transport(Protocol):
         (so sending it is safe), None when the transport cannot tell (it stays uncertain)."""
 
     async def aclose(self) -> None: ...
-
-
-class EventKind(enum.StrEnum):
-    REPLY = "reply"
-    AUTO_REPLY = "auto_reply"
-    BOUNCE = "bounce"
-    COMPLAINT = "complaint"
-    DELIVERED = "delivered"
-
-
-@dataclass(frozen=True)
-class MailEvent:
-    """Something a detector saw in a mailbox, in terms of messages and addresses only."""
-
-    kind: EventKind
-    mailbox_id: str
-    at: float
-    sender: str | None = None
-    references: tuple[str, ...] = ()  # Message-IDs this message points at
-    recipients: tuple[str, ...] = ()  # failed / complaining recipients
-    bounce_class: str | None = None  # "hard" | "soft"
-    status: str | None = None
-    detail: str | None = None
-    return_date: dt.date | None = None
-    source: str = ""  # where it was seen (folder/uid), for logs
 
 
 Emit = Callable[[MailEvent], Awaitable[None]]
@@ -125,14 +132,29 @@ class AddressCheck:
 
 # (email, probe with SMTP RCPT?, MAIL FROM for the probe) -> the checks, in order.
 AddressVerifier = Callable[[str, bool, str], Awaitable[list[AddressCheck]]]
-TransportFactory = Callable[[Any, BaseModel | None, PluginContext], Transport]
-DetectorFactory = Callable[[Any, BaseModel | None, PluginContext], Detector | None]
+
+# A factory gets the mailbox, its own table parsed by the model it registered with (None when it
+# registered none) and its context. A detector factory may return None: nothing to watch.
+Section = TypeVar("Section")
+TransportFactory: TypeAlias = Callable[[MailboxSettings, Section, PluginContext], Transport]
+DetectorFactory: TypeAlias = Callable[[MailboxSettings, Section, PluginContext], Detector | None]
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class Registry(Protocol):
-    def add_transport(self, name: str, factory: TransportFactory, config: type[BaseModel] | None = None) -> None: ...
+    """What ``dripd_register`` is handed. Registering a name twice is an error."""
 
-    def add_detector(self, name: str, factory: DetectorFactory, config: type[BaseModel] | None = None) -> None: ...
+    @overload
+    def add_transport(self, name: str, factory: TransportFactory[Model], config: type[Model]) -> None: ...
+
+    @overload
+    def add_transport(self, name: str, factory: TransportFactory[None], config: None = None) -> None: ...
+
+    @overload
+    def add_detector(self, name: str, factory: DetectorFactory[Model], config: type[Model]) -> None: ...
+
+    @overload
+    def add_detector(self, name: str, factory: DetectorFactory[None], config: None = None) -> None: ...
 
     def add_verifier(self, verifier: AddressVerifier) -> None: ...
 
@@ -151,5 +173,12 @@ class DripdSpec:
         return []
 
     @hookspec
-    def dripd_event(self, kind: str, data: Mapping[str, Any]) -> None:
-        """Observe engine events (sent, bounced, replied, ...); must not block."""
+    def dripd_event(self, event: Mapping[str, Any]) -> None:
+        """Observe every committed event; must not block (it runs on the daemon's event loop).
+
+        ``event`` is ``dripd.events.Event.as_json()``: ``kind`` (an ``EventKind`` value such as
+        ``"sent"``, ``"replied"``, ``"bounced"``, ``"mailbox_paused"``), ``at`` (Unix seconds), the
+        place where known (``id``, ``mailbox_id``, ``sequence_id``, ``enrollment_id``,
+        ``contact_id``, ``step_id``, ``outbox_id``; absent when unknown) and ``data``, the kind's
+        payload without its unset fields (e.g. a bounce's ``{"bounce_class": "hard", "status":
+        "5.1.1", "detail": "..."}``; see ``dripd.events.PAYLOAD_OF``)."""

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
-
-from dripd.hookspecs import PluginContext, hookimpl
+from dripd.hookspecs import MailboxSettings, PluginContext, Registry, hookimpl
 from dripd_imap.config import ImapConfig
+
+if TYPE_CHECKING:
+    from dripd_imap.detector import ImapDetector
 
 NAME = "imap"
 
 
-def _create(mailbox: Any, section: BaseModel | None, context: PluginContext) -> Any:
+def _create(mailbox: MailboxSettings, section: ImapConfig, context: PluginContext) -> ImapDetector:
+    # Imported here: loading the plugin (config checks, reference docs) must not pull in aioimaplib.
     from dripd_imap.detector import ImapDetector
 
-    assert isinstance(section, ImapConfig)
     return ImapDetector(mailbox, section, context)
 
 
 @hookimpl
-def dripd_register(registry: Any) -> None:
+def dripd_register(registry: Registry) -> None:
     registry.add_detector(NAME, _create, ImapConfig)

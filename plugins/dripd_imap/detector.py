@@ -11,39 +11,33 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
 
 import trio
-from aioimaplib import aioimaplib
 
-from dripd.hookspecs import Emit, EventKind, MailEvent, PluginContext
+from dripd.hookspecs import Emit, EventKind, MailboxSettings, MailEvent, PluginContext
 from dripd_imap.classify import Classification, Kind, classify
 from dripd_imap.config import ImapConfig
-from dripd_imap.session import ImapError, ImapSession
-from dripd_smtp.credentials import Credentials, CredentialsError
+from dripd_mailconn.credentials import Credentials
+from dripd_mailconn.session import NETWORK_FAULTS, ImapLoginRefused, ImapSession
 
 log = logging.getLogger("dripd.imap")
-
-# What a network or server fault looks like from here: reconnect with backoff, never crash.
-NETWORK_FAULTS = (OSError, EOFError, ImapError, CredentialsError, aioimaplib.AioImapException, trio.TooSlowError,
-                  TimeoutError)
 
 
 def event_of(result: Classification, mailbox_id: str, at: float, source: str) -> MailEvent | None:
     """The event one classified message means (None: nothing dripd acts on)."""
     original = (result.original_message_id,) if result.original_message_id else ()
     if result.kind is Kind.MESSAGE:
-        return MailEvent(EventKind.REPLY, mailbox_id, at, sender=result.sender, references=result.references,
+        return MailEvent(EventKind.REPLIED, mailbox_id, at, sender=result.sender, references=result.references,
                          detail=result.subject, source=source)
     if result.kind is Kind.AUTO_REPLY:
-        return MailEvent(EventKind.AUTO_REPLY, mailbox_id, at, sender=result.sender, references=result.references,
+        return MailEvent(EventKind.AUTO_REPLIED, mailbox_id, at, sender=result.sender, references=result.references,
                          return_date=result.return_date, detail=result.subject, source=source)
     if result.kind is Kind.BOUNCE:
-        return MailEvent(EventKind.BOUNCE, mailbox_id, at, sender=result.sender, references=original,
+        return MailEvent(EventKind.BOUNCED, mailbox_id, at, sender=result.sender, references=original,
                          recipients=result.failed_recipients, bounce_class=result.bounce_class or "hard",
                          status=result.status, detail=result.diagnostic, source=source)
     if result.kind is Kind.COMPLAINT:
-        return MailEvent(EventKind.COMPLAINT, mailbox_id, at, sender=result.sender, references=original,
+        return MailEvent(EventKind.COMPLAINED, mailbox_id, at, sender=result.sender, references=original,
                          recipients=result.failed_recipients, detail=result.diagnostic, source=source)
     if result.kind is Kind.DELIVERED:
         return MailEvent(EventKind.DELIVERED, mailbox_id, at, sender=result.sender, references=original,
@@ -52,9 +46,9 @@ def event_of(result: Classification, mailbox_id: str, at: float, source: str) ->
 
 
 class ImapDetector:
-    def __init__(self, mailbox: Any, config: ImapConfig, context: PluginContext) -> None:
-        self.mailbox_id: str = mailbox.id
-        self.address: str = mailbox.address.lower()
+    def __init__(self, mailbox: MailboxSettings, config: ImapConfig, context: PluginContext) -> None:
+        self.mailbox_id = mailbox.id
+        self.address = mailbox.address.lower()
         self.config = config
         self.context = context
         self.credentials = Credentials(config, context.now)
@@ -76,8 +70,8 @@ class ImapDetector:
                 delay = 1.0  # connected: the next fault starts the backoff again
                 await self._follow(session, folder, emit)
             except NETWORK_FAULTS as exc:
-                if isinstance(exc, ImapError) and "login refused" in str(exc) and self.config.auth == "xoauth2":
-                    self.credentials.invalidate()
+                if isinstance(exc, ImapLoginRefused) and self.config.auth == "xoauth2":
+                    self.credentials.invalidate()  # the token was revoked or expired early: ask for a new one
                 log.warning("mailbox %s: IMAP %s: %s: %s; reconnecting in %.0fs", self.mailbox_id, folder,
                             type(exc).__name__, exc or "connection failed", delay)
             finally:

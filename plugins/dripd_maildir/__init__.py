@@ -10,13 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
-
 import trio
 from pydantic import BaseModel, ConfigDict, Field
 
 from dripd.clock import offloaded
-from dripd.hookspecs import OutgoingMessage, PluginContext, SendOutcome, SendResult, hookimpl
+from dripd.hookspecs import MailboxSettings, OutgoingMessage, PluginContext, Registry, SendOutcome, SendResult, hookimpl
 
 NAME = "maildir"
 
@@ -81,11 +79,10 @@ class MaildirTransport:
         return None
 
 
-def _create(mailbox: Any, section: BaseModel | None, context: PluginContext) -> MaildirTransport:
-    assert isinstance(section, MaildirConfig)
+def _create(mailbox: MailboxSettings, section: MaildirConfig, context: PluginContext) -> MaildirTransport:
     return MaildirTransport(section.path)
 
 
 @hookimpl
-def dripd_register(registry: Any) -> None:
+def dripd_register(registry: Registry) -> None:
     registry.add_transport(NAME, _create, MaildirConfig)

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
-
-from dripd.hookspecs import AddressCheck, PluginContext, hookimpl
+from dripd.hookspecs import AddressCheck, MailboxSettings, PluginContext, Registry, hookimpl
 from dripd_smtp.config import SmtpConfig
+
+if TYPE_CHECKING:
+    from dripd_smtp.transport import SmtpTransport
 
 NAME = "smtp"
 
 
-def _create(mailbox: Any, section: BaseModel | None, context: PluginContext) -> Any:
-    from dripd_imap.config import ImapConfig
+def _create(mailbox: MailboxSettings, section: SmtpConfig, context: PluginContext) -> SmtpTransport:
+    # Imported here: loading the plugin (config checks, reference docs) must not pull in aiosmtplib.
+    from dripd_mailconn.config import ImapConfig
     from dripd_smtp.sent import SentFolder
     from dripd_smtp.transport import SmtpTransport
 
-    assert isinstance(section, SmtpConfig)
-    imap_table = mailbox.plugin_section("imap")
+    imap_table = mailbox.table("imap")
     # The same mailbox's IMAP table says where the Sent folder is (copies, crash recovery).
     sent = SentFolder(mailbox.id, ImapConfig.model_validate(imap_table), context) if imap_table else None
     return SmtpTransport(mailbox, section, context, sent)
@@ -32,6 +33,6 @@ async def _verify(address: str, probe: bool, mail_from: str) -> list[AddressChec
 
 
 @hookimpl
-def dripd_register(registry: Any) -> None:
+def dripd_register(registry: Registry) -> None:
     registry.add_transport(NAME, _create, SmtpConfig)
     registry.add_verifier(_verify)

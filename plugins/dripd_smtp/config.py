@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from dripd_smtp.credentials import ServerConfig
+from dripd_mailconn.config import ServerConfig
 
 
 class SmtpConfig(ServerConfig):

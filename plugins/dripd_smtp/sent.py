@@ -8,10 +8,9 @@ import logging
 import trio
 
 from dripd.hookspecs import OutgoingMessage, PluginContext
-from dripd_imap.config import ImapConfig
-from dripd_imap.detector import NETWORK_FAULTS
-from dripd_imap.session import ImapSession
-from dripd_smtp.credentials import Credentials
+from dripd_mailconn.config import ImapConfig
+from dripd_mailconn.credentials import Credentials
+from dripd_mailconn.session import NETWORK_FAULTS, ImapSession
 
 log = logging.getLogger("dripd.smtp")
 

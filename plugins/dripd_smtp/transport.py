@@ -14,17 +14,20 @@ import logging
 import re
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
 import trio
 import trio_asyncio
 from aiosmtplib.email import quote_address
 
-from dripd.hookspecs import OutgoingMessage, PluginContext, SendOutcome, SendResult
+from dripd.hookspecs import MailboxSettings, OutgoingMessage, PluginContext, SendOutcome, SendResult
 from dripd_smtp.config import SmtpConfig
-from dripd_smtp.credentials import Credentials, CredentialsError
+from dripd_mailconn.credentials import Credentials, CredentialsError
 from dripd_smtp.outcome import Stage, classify_fault, classify_reply
+
+if TYPE_CHECKING:
+    from dripd_smtp.sent import SentFolder  # only with an IMAP table: the transport itself needs no IMAP
 
 log = logging.getLogger("dripd.smtp")
 
@@ -68,6 +71,10 @@ class _Connection:
         return not self.broken and self.smtp.is_connected
 
 
+class _StartTlsMissing(Exception):
+    """``security = "starttls"`` and the server's EHLO does not offer STARTTLS."""
+
+
 @dataclass
 class _Failed(Exception):
     result: SendResult
@@ -75,12 +82,13 @@ class _Failed(Exception):
 
 
 class SmtpTransport:
-    def __init__(self, mailbox: Any, config: SmtpConfig, context: PluginContext, sent_folder: Any = None) -> None:
-        self.mailbox_id: str = mailbox.id
+    def __init__(self, mailbox: MailboxSettings, config: SmtpConfig, context: PluginContext,
+                 sent_folder: SentFolder | None = None) -> None:
+        self.mailbox_id = mailbox.id
         self.config = config
         self.context = context
         self.credentials = Credentials(config, context.now)
-        self.sent_folder = sent_folder  # dripd_smtp.sent.SentFolder or None
+        self.sent_folder = sent_folder
         self._idle: list[_Connection] = []
         self._slots = trio.Semaphore(config.connections)
         self.connects = 0  # connections opened so far (tests and status)
@@ -164,11 +172,12 @@ class SmtpTransport:
             except aiosmtplib.SMTPNotSupported as exc:
                 await self._abort_all(holder)
                 return SendResult(SendOutcome.SENDER_BLOCKED, f"{config.host}: {exc.message}")
+            except _StartTlsMissing:
+                await self._abort_all(holder)
+                # Never fall back to plain text: the operator must fix the server or the config.
+                return SendResult(SendOutcome.SENDER_BLOCKED, f"{config.host}: the server does not offer STARTTLS")
             except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError, EOFError) as exc:
                 await self._abort_all(holder)
-                if type(exc) is aiosmtplib.SMTPException and "STARTTLS" in exc.message:
-                    # Never fall back to plain text: the operator must fix the server or the config.
-                    return SendResult(SendOutcome.SENDER_BLOCKED, f"{config.host}: {exc.message}")
                 return classify_fault(Stage.CONNECT, f"{type(exc).__name__}: {exc}")
         if scope.cancelled_caught:
             await self._abort_all(holder)
@@ -183,9 +192,11 @@ class SmtpTransport:
             tls_context = ssl.create_default_context()
             if config.ca_file is not None:
                 tls_context.load_verify_locations(cafile=str(config.ca_file))
+        # STARTTLS is driven here rather than by connect(), so that a server not offering it is
+        # told apart by what it advertised, not by the words of aiosmtplib's exception.
         smtp = aiosmtplib.SMTP(
             hostname=config.host, port=config.port, timeout=config.timeout_seconds,
-            use_tls=config.security == "tls", start_tls=config.security == "starttls",
+            use_tls=config.security == "tls", start_tls=False,
             tls_context=tls_context, local_hostname=config.local_hostname,
         )
         holder.append(smtp)
@@ -195,6 +206,11 @@ class SmtpTransport:
                 await smtp.ehlo()
             except aiosmtplib.SMTPHeloError:
                 await smtp.helo()  # an SMTP (not ESMTP) server
+        if config.security == "starttls":
+            if not smtp.supports_extension("starttls"):
+                raise _StartTlsMissing()
+            await smtp.starttls()
+            await smtp.ehlo()  # RFC 3207 4.2: what the server said before TLS no longer counts
         if config.username:
             assert secret is not None
             attempt.stage = Stage.AUTH
@@ -281,7 +297,7 @@ class SmtpTransport:
         """RSET after a refused transaction; False if the connection is no longer usable."""
         try:
             with trio.move_on_after(self.config.timeout_seconds) as scope:
-                response = await trio_asyncio.aio_as_trio(connection.smtp.execute_command)(b"RSET")
+                response: aiosmtplib.SMTPResponse = await trio_asyncio.aio_as_trio(connection.smtp.execute_command)(b"RSET")
                 return response.code == 250
             return not scope.cancelled_caught
         except (aiosmtplib.SMTPException, OSError):

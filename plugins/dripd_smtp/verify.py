@@ -49,7 +49,9 @@ class Verification:
 
 
 class Resolver(Protocol):
-    async def resolve(self, qname: str, rdtype: str, **kwargs: Any) -> Any: ...
+    """What is asked of a DNS resolver (dnspython's ``dns.asyncresolver.Resolver``, or a test's)."""
+
+    async def resolve(self, qname: str, rdtype: str, *, lifetime: float | None = None) -> Any: ...
 
 
 def check_syntax(address: str) -> tuple[Check, str | None]:
@@ -64,7 +66,8 @@ def check_syntax(address: str) -> tuple[Check, str | None]:
 async def mail_hosts(domain: str, resolver: Resolver | None = None, timeout: float = 5.0) -> tuple[Check, list[str]]:
     """Whether ``domain`` can receive mail, and its MX hosts best first (the domain itself when
     it has only A/AAAA records, RFC 5321 5.1)."""
-    resolver = resolver or dns.asyncresolver.Resolver()
+    if resolver is None:
+        resolver = dns.asyncresolver.Resolver()  # the system's nameservers
     try:
         with trio.fail_after(timeout):
             try:

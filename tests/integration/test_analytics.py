@@ -57,7 +57,7 @@ async def test_funnel_of_a_scripted_scenario_equals_the_hand_count(tmp_path: Pat
         assert sorted(a) == [f"p00{i}@example.org" for i in range(1, 6)]  # p000 was refused (5xx)
         # p001 replies to A; p002 opens and clicks A; p003's A is only fetched by a prefetcher;
         # p004's A gets a positive DSN; p005 does nothing.
-        await daemon.reactions.apply(MailEvent(EventKind.REPLY, "m", daemon.clock.now(), sender="p001@example.org",
+        await daemon.reactions.apply(MailEvent(EventKind.REPLIED, "m", daemon.clock.now(), sender="p001@example.org",
                                                references=(a["p001@example.org"],)))
         await hit(daemon, a["p002@example.org"], "opened")
         await hit(daemon, a["p002@example.org"], "clicked")
@@ -68,7 +68,7 @@ async def test_funnel_of_a_scripted_scenario_equals_the_hand_count(tmp_path: Pat
         b = sent_ids(plugin, "B")
         assert sorted(b) == [f"p00{i}@example.org" for i in range(2, 6)]  # the replier was stopped
         # B: p002's bounces later (DSN); p005 unsubscribes in one click.
-        await daemon.reactions.apply(MailEvent(EventKind.BOUNCE, "m", daemon.clock.now(), bounce_class="hard",
+        await daemon.reactions.apply(MailEvent(EventKind.BOUNCED, "m", daemon.clock.now(), bounce_class="hard",
                                                references=(b["p002@example.org"],), recipients=("p002@example.org",),
                                                status="5.1.1", detail="user unknown"))
         tracking = TrackingApp(daemon, Signer(b"k" * 32))
@@ -127,7 +127,7 @@ async def test_mailbox_health_warns_when_replies_collapse_and_bounces_climb(
         await daemon.control.enroll(seq.id, people(30, "old"))
         await sleep_until(daemon, START + dt.timedelta(hours=1))
         for address, message_id in list(sent_ids(plugin, "A").items())[:9]:  # a 30% reply rate
-            await daemon.reactions.apply(MailEvent(EventKind.REPLY, "m", daemon.clock.now(), sender=address,
+            await daemon.reactions.apply(MailEvent(EventKind.REPLIED, "m", daemon.clock.now(), sender=address,
                                                    references=(message_id,)))
         assert (await daemon.health.refresh(max_age=0))["m"].status == "ok"  # no baseline yet: nothing to compare
         await sleep_until(daemon, START + dt.timedelta(days=10))

@@ -74,7 +74,7 @@ async def test_idle_sees_new_mail_at_once_and_never_sets_seen(imap_server: Dovec
         events = await watch.wait_for(3)
         assert trio.current_time() - start < 2
     kinds = [e.kind for e in events]
-    assert kinds == [EventKind.REPLY, EventKind.AUTO_REPLY, EventKind.BOUNCE]
+    assert kinds == [EventKind.REPLIED, EventKind.AUTO_REPLIED, EventKind.BOUNCED]
     assert events[0].sender == "bob@example.org" and events[0].references == ("<1.2@example.com>",)
     assert events[1].return_date is not None and events[1].return_date.isoformat() == "2026-12-07"
     assert events[2].recipients == ("dave@example.org",) and events[2].bounce_class == "hard"
@@ -119,7 +119,7 @@ async def test_polls_when_the_server_has_no_idle() -> None:
             assert not watch.detector.config.poll_seconds > 1
             server.deliver(user, reply(user, "bob@example.org", "<1@example.com>"))
             events = await watch.wait_for(1)
-        assert events[0].kind is EventKind.REPLY
+        assert events[0].kind is EventKind.REPLIED
 
 
 async def test_idle_is_reissued_and_keeps_working(imap_server: Dovecot) -> None:
@@ -158,7 +158,7 @@ async def test_wrong_password_is_retried_with_backoff_not_in_a_loop(imap_server:
     mailbox = SimpleNamespace(id="alice", address=user)
     detector = ImapDetector(mailbox, ImapConfig.model_validate(table), PluginContext(trio.current_time, MemoryState()))
     attempts = 0
-    real_open = __import__("dripd_imap.session", fromlist=["ImapSession"]).ImapSession.open
+    real_open = __import__("dripd_mailconn.session", fromlist=["ImapSession"]).ImapSession.open
 
     async def counting_open(*args: Any) -> Any:
         nonlocal attempts

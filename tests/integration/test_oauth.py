@@ -98,7 +98,7 @@ async def test_imap_detector_logs_in_with_xoauth2_and_sees_a_reply(oauth: tuple[
     async with trio_asyncio.open_loop(), watching(table) as watch:
         server.deliver(user, reply(user, "bob@example.org", "<1.2@example.com>"))
         events = await watch.wait_for(1)
-    assert events[0].kind is EventKind.REPLY and events[0].sender == "bob@example.org"
+    assert events[0].kind is EventKind.REPLIED and events[0].sender == "bob@example.org"
     token = endpoint.issued[before]
     assert endpoint.issued[before:] == [token]  # one refresh, one login
     assert token in endpoint.checked  # Dovecot really asked the provider about it
@@ -119,7 +119,7 @@ async def test_imap_expired_token_is_dropped_and_refreshed(oauth: tuple[TokenEnd
     async with trio_asyncio.open_loop(), watching(table, caught_up_within=10) as watch:
         server.deliver(user, reply(user, "bob@example.org", "<1.3@example.com>"))
         events = await watch.wait_for(1)
-    assert events[0].kind is EventKind.REPLY
+    assert events[0].kind is EventKind.REPLIED
     # Refused once, then after the 1 s backoff a fresh token (the stale one was not reused).
     assert endpoint.issued[before:] == [stale, f"access-{before + 2}"]
     assert len(opens) == 2 and opens[1] - opens[0] >= 1.0

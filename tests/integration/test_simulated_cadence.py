@@ -68,7 +68,7 @@ async def test_three_week_cadence_exact_send_times(tmp_path: Path, autojump_cloc
                 assert contact is not None
                 thread = await daemon.store.message_ids_for_contact(contact.id)
                 await daemon.reactions.apply(MailEvent(
-                    EventKind.REPLY, mailbox, daemon.clock.now(), sender=contact.email, references=(thread[0],)))
+                    EventKind.REPLIED, mailbox, daemon.clock.now(), sender=contact.email, references=(thread[0],)))
         # Run to the end of the cadence: 2026-12-14 is the last send day.
         await trio.sleep_until(daemon.clock.to_trio(at(15, 0, 0).timestamp()))
         east_contacts = await daemon.store.sequence_contacts(east.id)

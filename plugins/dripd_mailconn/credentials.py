@@ -9,13 +9,13 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Any, Callable
 
 import httpx
 import trio
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
 from dripd.clock import offloaded
+from dripd.errors import TransportError
+from dripd_mailconn.config import ServerConfig
 
 log = logging.getLogger("dripd.credentials")
 
@@ -23,55 +23,12 @@ TOKEN_COMMAND_CACHE_SECONDS = 300.0  # a token command's output carries no lifet
 TOKEN_EARLY_REFRESH_SECONDS = 60.0
 
 
-class CredentialsError(Exception):
-    """The secret could not be obtained (missing file, unset variable, token endpoint refused)."""
+class CredentialsError(TransportError):
+    """The secret could not be obtained (missing file, unset variable, token endpoint refused).
 
+    A ``TransportError``: when one escapes a plugin, the core already knows what it is."""
 
-class ServerConfig(BaseModel):
-    """Keys common to an SMTP or IMAP server table."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    host: str = Field(min_length=1, description="Server host name.")
-    port: int = Field(gt=0, le=65535, description="Server port.")
-    security: Literal["starttls", "tls", "none"] = Field(description="How the connection is secured.")
-    username: str | None = Field(
-        default=None, description="Login name; without it no login is attempted.",
-        json_schema_extra={"rule": "with `auth = \"password\"`, needs `password_file` or `password_env`"})
-    password_file: Path | None = Field(
-        default=None, description="File holding the password (e.g. `$CREDENTIALS_DIRECTORY/...`); never inline.",
-        json_schema_extra={"rule": "not together with `password_env`"})
-    password_env: str | None = Field(default=None, description="Environment variable holding the password.")
-    auth: Literal["password", "xoauth2"] = Field(
-        default="password", description="`password` (LOGIN/PLAIN) or `xoauth2` (an OAuth2 access token).",
-        json_schema_extra={"rule": "`xoauth2` needs `username`, and `token_command` or `token_endpoint` + "
-                                   "`client_id` + `refresh_token_file`"})
-    token_command: list[str] | None = Field(
-        default=None, description="XOAUTH2: a command (argv list) that prints an access token; asked again after 5 minutes.")
-    token_endpoint: str | None = Field(
-        default=None, description="XOAUTH2: the provider's token endpoint for the refresh-token flow.")
-    client_id: str | None = Field(default=None, description="XOAUTH2: the OAuth2 client id.")
-    client_secret_file: Path | None = Field(
-        default=None, description="XOAUTH2: file holding the client secret, if the provider wants one.")
-    refresh_token_file: Path | None = Field(default=None, description="XOAUTH2: file holding the refresh token.")
-    ca_file: Path | None = Field(  # trust this CA (a private or test server) instead of the system's
-        default=None, description="Trust this CA (a private or test server) instead of the system's.")
-    timeout_seconds: float = Field(default=30.0, gt=0, description="Network timeout of each server operation.")
-
-    @model_validator(mode="after")
-    def _secret_source(self) -> "ServerConfig":
-        if self.password_file is not None and self.password_env is not None:
-            raise ValueError("give password_file or password_env, not both")
-        if self.auth == "xoauth2":
-            if not self.username:
-                raise ValueError("auth = \"xoauth2\" needs username")
-            refresh = (self.token_endpoint, self.client_id, self.refresh_token_file)
-            if self.token_command is None and not all(v is not None for v in refresh):
-                raise ValueError("auth = \"xoauth2\" needs token_command, or token_endpoint, client_id and "
-                                 "refresh_token_file (client_secret_file if the provider wants one)")
-        elif self.username and self.password_file is None and self.password_env is None:
-            raise ValueError("username needs password_file or password_env (passwords are never inline)")
-        return self
+    code = "credentials_unavailable"
 
 
 async def _read_secret_file(path: Path) -> str:

@@ -21,8 +21,9 @@ import trio
 import trio_asyncio
 from aioimaplib import aioimaplib
 
-from dripd_imap.config import ImapConfig
-from dripd_smtp.credentials import Credentials
+from dripd.errors import TransportError
+from dripd_mailconn.config import ServerConfig
+from dripd_mailconn.credentials import Credentials, CredentialsError
 
 log = logging.getLogger("dripd.imap")
 
@@ -34,8 +35,22 @@ _EXISTS = re.compile(rb"^(\d+) EXISTS")
 _MESSAGE_ID = re.compile(r"^<[^\s<>\"\\]+>$")
 
 
-class ImapError(Exception):
+class ImapError(TransportError):
     """The server refused a command, or the connection is unusable."""
+
+    code = "imap_error"
+
+
+class ImapLoginRefused(ImapError):
+    """The server refused the login (a wrong password, or a revoked or expired OAuth2 token)."""
+
+    code = "imap_login_refused"
+
+
+# What a network or server fault looks like to a user of a session: drop the session and try
+# again later (the detector with backoff, the Sent folder on its next use); never crash.
+NETWORK_FAULTS: tuple[type[BaseException], ...] = (
+    OSError, EOFError, ImapError, CredentialsError, aioimaplib.AioImapException, trio.TooSlowError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -45,24 +60,24 @@ class FolderInfo:
     exists: int
 
 
-def tls_context(config: ImapConfig) -> ssl.SSLContext:
+def tls_context(config: ServerConfig) -> ssl.SSLContext:
     context = ssl.create_default_context()
     if config.ca_file is not None:
         context.load_verify_locations(cafile=str(config.ca_file))
     return context
 
 
-def _ok(response: Any, what: str) -> Any:
+def _ok(response: Any, what: str, refused: type[ImapError] = ImapError) -> Any:
     if response.result != "OK":
         text = b" ".join(bytes(line) for line in response.lines[-1:]).decode("utf-8", "replace")
-        raise ImapError(f"{what} refused: {response.result} {text}".strip())
+        raise refused(f"{what} refused: {response.result} {text}".strip())
     return response
 
 
 class ImapSession:
     """A logged-in connection. Create with ``await ImapSession.open(config, credentials)``."""
 
-    def __init__(self, config: ImapConfig, client: aioimaplib.IMAP4) -> None:
+    def __init__(self, config: ServerConfig, client: aioimaplib.IMAP4) -> None:
         self.config = config
         self._client = client
         self.lost = False
@@ -71,7 +86,7 @@ class ImapSession:
     # -- opening and closing -------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, config: ImapConfig, credentials: Credentials) -> "ImapSession":
+    async def open(cls, config: ServerConfig, credentials: Credentials) -> "ImapSession":
         secret: str | None = None
         if credentials.needed:
             secret = await (credentials.access_token() if config.auth == "xoauth2" else credentials.password())
@@ -84,7 +99,7 @@ class ImapSession:
         return session
 
     @staticmethod
-    async def _aio_open(config: ImapConfig, secret: str | None) -> aioimaplib.IMAP4:
+    async def _aio_open(config: ServerConfig, secret: str | None) -> aioimaplib.IMAP4:
         timeout = config.timeout_seconds
         if config.security == "tls":
             client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(config.host, config.port, timeout=timeout,
@@ -101,7 +116,7 @@ class ImapSession:
                     response = await asyncio.wait_for(_aio_xoauth2(client.protocol, config.username, secret), timeout)
                 else:
                     response = await client.login(config.username, secret)
-                _ok(response, "login")
+                _ok(response, "login", ImapLoginRefused)
         except BaseException:
             _abort(client)
             raise
@@ -147,7 +162,7 @@ class ImapSession:
 
     @property
     def has_idle(self) -> bool:
-        return self._client.has_capability("IDLE")
+        return bool(self._client.has_capability("IDLE"))
 
     async def examine(self, folder: str) -> FolderInfo:
         """Open ``folder`` read-only and return its UIDVALIDITY, UIDNEXT and message count."""
@@ -224,13 +239,13 @@ class ImapSession:
             if not self.lost and client.has_pending_idle():
                 client.idle_done()
         await asyncio.wait_for(idle, self.config.timeout_seconds)
-        return push != aioimaplib.STOP_WAIT_SERVER_PUSH
+        return bool(push != aioimaplib.STOP_WAIT_SERVER_PUSH)
 
     async def noop(self) -> None:
         _ok(await self._call(self._client.noop), "NOOP")
 
 
-async def _aio_starttls(client: aioimaplib.IMAP4, config: ImapConfig) -> None:
+async def _aio_starttls(client: aioimaplib.IMAP4, config: ServerConfig) -> None:
     """STARTTLS (RFC 3501 6.2.1): aioimaplib has the command but no client support, so upgrade
     the transport with asyncio's start_tls and read the capabilities again."""
     protocol = client.protocol
@@ -245,7 +260,7 @@ async def _aio_starttls(client: aioimaplib.IMAP4, config: ImapConfig) -> None:
     await asyncio.wait_for(protocol.capability(), config.timeout_seconds)
 
 
-class _SaslCommand(aioimaplib.Command):
+class _SaslCommand(aioimaplib.Command):  # type: ignore[misc]  # aioimaplib has no type information
     """AUTHENTICATE that answers the server's continuations, which aioimaplib's own ``xoauth2``
     leaves unanswered: a server that refuses a bearer token first sends an error challenge
     (``+ eyJzdGF0dXMiOiI0MDEi...``, RFC 7628 3.2.2; Gmail and Dovecot do) and waits for the
