@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from dripd.api.errors import Unauthorized, error_body, status_of
 from dripd.config import ApiConfig
 
 log = logging.getLogger("dripd.api")
@@ -21,7 +22,9 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_UNAUTHORIZED = b'{"error":{"code":"unauthorized","message":"a valid Bearer token is required","details":{}}}'
+# Answered before the request reaches FastAPI, so its exception handlers never see it.
+_UNAUTHORIZED = error_body(Unauthorized("a valid Bearer token is required"))
+_UNAUTHORIZED_STATUS = status_of(Unauthorized)
 
 
 def digest(token: str) -> str:
@@ -86,7 +89,7 @@ class BearerAuth:
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})
                     return
-                await send({"type": "http.response.start", "status": 401, "headers": [
+                await send({"type": "http.response.start", "status": _UNAUTHORIZED_STATUS, "headers": [
                     (b"content-type", b"application/json"), (b"content-length", str(len(_UNAUTHORIZED)).encode()),
                     (b"www-authenticate", b'Bearer realm="dripd"')]})
                 await send({"type": "http.response.body", "body": _UNAUTHORIZED})

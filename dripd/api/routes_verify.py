@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from dripd.api.deps import DaemonDep
 from dripd.api.schemas import _Body
-from dripd.errors import DripdError, ValidationError
+from dripd.errors import Unsupported, ValidationError
 
 router = APIRouter(prefix="/api/contacts", tags=["contacts"])
 
@@ -32,7 +32,7 @@ def verdict(checks: list[Any]) -> str:
 @router.post("/verify", summary="Re-verify an address: syntax, mail domain, optional SMTP probe")
 async def verify(body: VerifyBody, daemon: DaemonDep) -> dict[str, Any]:
     if not daemon.plugins.verifiers:
-        raise DripdError("no address verifier is installed (it comes with the SMTP plugin)")
+        raise Unsupported("no address verifier is installed (it comes with the SMTP plugin)")
     mail_from = ""
     if body.mailbox_id is not None:
         mailbox = daemon.config.mailbox(body.mailbox_id)

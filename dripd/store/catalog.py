@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from dripd.errors import AlreadyEnrolled, Conflict, NotFound, ReadOnly
+from dripd.errors import REFUSALS, AlreadyEnrolled, Conflict, NotFound, ReadOnly, Suppressed
 from dripd.model import (
     REENROLLABLE,
     Action,
@@ -402,10 +402,8 @@ class CatalogOps:
                             details={"contactId": contact.id, "email": contact.email, "status": last["status"]})
         suppressed = fetch_one(db, "SELECT reason FROM suppressions WHERE email = ?", (contact.email,))
         if suppressed:
-            error = Conflict(f"{contact.email} is suppressed ({suppressed['reason']})",
-                             details={"contactId": contact.id, "email": contact.email, "reason": suppressed["reason"]})
-            error.code = "suppressed"
-            return error
+            return Suppressed(f"{contact.email} is suppressed ({suppressed['reason']})",
+                              details={"contactId": contact.id, "email": contact.email, "reason": suppressed["reason"]})
         return None
 
     @control_operation
@@ -512,10 +510,8 @@ class CatalogOps:
                    for r in refused]
         if strict and skipped:
             first = skipped[0]
-            error = Conflict(f"{first['email']}: {first['message']}" + (
+            raise REFUSALS[first["reason"]](f"{first['email']}: {first['message']}" + (
                 f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""), details={"refused": skipped[:100]})
-            error.code = first["reason"] if first["reason"] != "conflict" else "conflict"
-            raise error
         top = fetch_one(db, "SELECT COALESCE(MAX(id), 0) AS top FROM enrollments")
         assert top is not None
         runnable = now if sequence.status is SequenceStatus.ACTIVE else None
