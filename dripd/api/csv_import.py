@@ -2,7 +2,10 @@
 
 The header row maps ``email``, ``firstName``, ``lastName`` and ``company`` to the contact and
 every other column to a merge field. Rows are reported by the line they start on (the header
-is line 1), so a user can fix the file.
+is line 1) and the column as the header names it, so a user can fix the file. The first and
+last name form the To header's display name, so a name that cannot stand in a header (a line
+break or another control character in a quoted field) makes its row invalid, by
+``render.header_text_problem``; other columns may hold line breaks (the subject neutralises them).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Iterator
 
 from dripd.errors import ValidationError
 from dripd.model import normalize_email
+from dripd.render import header_text_problem
 from dripd.store import ContactInput
 
 # Header spellings accepted for the contact columns (compared case-insensitively, no separators).
@@ -103,6 +107,10 @@ class CsvRows:
         merge: dict[str, str] = {}
         for name, value in zip(self.columns, values):
             key = self._key(name)
+            problem = header_text_problem(value) if key in ("first_name", "last_name") else None
+            if problem is not None:
+                self._bad(line, name, problem)
+                return
             if key in ("email", "first_name", "last_name", "company"):
                 contact[key] = value.strip()
             if key != "email" and value != "":

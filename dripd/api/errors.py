@@ -117,7 +117,8 @@ def error_response(error: DripdError, headers: dict[str, str] | None = None) -> 
 
 
 def field_path(loc: Iterable[str | int]) -> str:
-    """``("body", "steps", 0, "type")`` -> ``steps[0].type``: the path as the client wrote it."""
+    """``("body", "steps", 0, "type")`` -> ``steps[0].type``: the path as the client wrote it.
+    A bad key of an object is named by the key itself (pydantic adds a ``[key]`` marker)."""
     out = ""
     parts = list(loc)
     if parts and parts[0] == "body":
@@ -125,9 +126,10 @@ def field_path(loc: Iterable[str | int]) -> str:
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
+        elif part != "[key]":
             out += f".{part}" if out else str(part)
-    return out or "body"
+    # A key may be the very lone surrogate being refused: the answer must still encode as JSON.
+    return out.encode("utf-8", "backslashreplace").decode("utf-8") or "body"
 
 
 def _rule(error: dict[str, Any]) -> str:

@@ -28,6 +28,9 @@ async def enroll(sequence_id: SequenceId, body: EnrollBody, daemon: DaemonDep) -
     if len(given) != 1:
         raise ValidationError("body", "give exactly one of listId, contactIds, contactEmail"
                               + (f" (got {', '.join(given)})" if given else ""))
+    name_problem = body.name_problem()
+    if name_problem is not None:
+        raise ValidationError(*name_problem)
     merge = dict(body.merge_fields or {})
     contacts: list[ContactInput | int]
     if body.list_id is not None:

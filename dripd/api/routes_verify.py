@@ -8,16 +8,16 @@ from typing import Any
 from fastapi import APIRouter
 
 from dripd.api.deps import DaemonDep
-from dripd.api.schemas import _Body
+from dripd.api.schemas import Text, _Body
 from dripd.errors import Unsupported, ValidationError
 
 router = APIRouter(prefix="/api/contacts", tags=["contacts"])
 
 
 class VerifyBody(_Body):
-    email: str
+    email: Text
     probe: bool = False  # also ask the domain's mail server (SMTP RCPT; nothing is sent)
-    mailbox_id: str | None = None  # whose address the probe gives as MAIL FROM
+    mailbox_id: Text | None = None  # whose address the probe gives as MAIL FROM
     lift: bool = False  # take a valid address off the suppression list
 
 
