@@ -16,7 +16,7 @@ def openapi_document() -> dict[str, Any]:
 
 def _schema_type(schema: Mapping[str, Any], components: Mapping[str, Any]) -> str:
     if "$ref" in schema:
-        return schema["$ref"].rsplit("/", 1)[1]
+        return str(schema["$ref"]).rsplit("/", 1)[1]
     if "anyOf" in schema:
         return " | ".join(_schema_type(s, components) for s in schema["anyOf"])
     if "enum" in schema:

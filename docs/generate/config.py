@@ -81,6 +81,7 @@ def _toml_value(value: Any) -> str:
 
 def _default(field: FieldInfo) -> str:
     if field.default_factory is not None:
+        # pydantic types a factory as maybe taking the validated data; the config's take nothing.
         return "`" + _toml_value(field.default_factory()) + "`"  # type: ignore[call-arg]
     if field.default is PydanticUndefined:
         return "**required**"

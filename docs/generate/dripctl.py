@@ -56,17 +56,24 @@ _ARG_HINTS = {
 }
 
 
+def _metavar(action: argparse.Action, fallback: str) -> str:
+    """How usage names an argument's value: its metavar (a tuple when it takes several), else ``fallback``."""
+    if isinstance(action.metavar, tuple):
+        return " ".join(action.metavar)
+    return action.metavar or fallback
+
+
 def _argument_rows(parser: argparse.ArgumentParser) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for action in parser._actions:
         if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
             continue
         if action.option_strings:
             name = ", ".join(action.option_strings)
             if action.nargs != 0:
-                name += " " + (action.metavar or action.dest.upper())
+                name += " " + _metavar(action, action.dest.upper())
         else:
-            name = action.metavar or action.dest
+            name = _metavar(action, action.dest)
             if action.nargs in ("*", "+"):
                 name += " ..."
         text = action.help or ("" if action.option_strings and action.dest != "mailbox"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import codecs
 import csv
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from dripd.errors import ValidationError
 from dripd.model import normalize_email
@@ -75,7 +75,7 @@ class CsvRows:
     """What the file holds: valid rows by position, and the invalid ones with their line."""
 
     columns: list[str] = field(default_factory=list)
-    valid: list[tuple[int, ContactInput, dict[str, str]]] = field(default_factory=list)
+    valid: list[tuple[int, ContactInput, Mapping[str, str]]] = field(default_factory=list)
     lines: dict[int, int] = field(default_factory=dict)  # position -> line
     invalid: list[dict[str, object]] = field(default_factory=list)
     invalid_count: int = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dripd import render
 from dripd.cadence import Signals
@@ -12,8 +12,11 @@ from dripd.errors import NotFound, ValidationError
 from dripd.model import Contact, Enrollment, EnrollmentStatus, StepType
 from dripd.store import RunContext
 
+if TYPE_CHECKING:
+    from dripd.daemon import Daemon
 
-async def preview(daemon: Any, sequence_id: int, step_index: int, contact: Contact) -> dict[str, Any]:
+
+async def preview(daemon: "Daemon", sequence_id: int, step_index: int, contact: Contact) -> dict[str, Any]:
     sequence, steps = await daemon.store.get_sequence(sequence_id)
     if not 0 <= step_index < len(steps):
         raise NotFound(f"sequence {sequence_id} has no step {step_index} (it has {len(steps)})",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query, Response
 
@@ -11,6 +11,9 @@ from dripd.api.schemas import ContactBody, ContactPatch, ListBody, MembersBody, 
 from dripd.clock import iso
 from dripd.model import normalize_email
 from dripd.store import ContactInput
+
+if TYPE_CHECKING:
+    from dripd.daemon import Daemon
 
 contacts = APIRouter(prefix="/api/contacts", tags=["contacts"])
 lists = APIRouter(prefix="/api/lists", tags=["lists"])
@@ -51,7 +54,7 @@ async def delete(contact_id: ContactId, daemon: DaemonDep) -> Response:
     return Response(status_code=204)
 
 
-async def _member_ids(daemon: Any, contact_ids: list[int], emails: list[str]) -> list[int]:
+async def _member_ids(daemon: "Daemon", contact_ids: list[int], emails: list[str]) -> list[int]:
     """Ids as given plus the ids of the addresses (contacts created for new ones)."""
     addresses = [normalize_email(e, field_name=f"emails[{i}]") for i, e in enumerate(emails)]
     created = await daemon.control.ensure_contacts([ContactInput(a) for a in addresses]) if addresses else []

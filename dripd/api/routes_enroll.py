@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -56,7 +56,7 @@ async def enroll_csv(sequence_id: SequenceId, request: Request, daemon: DaemonDe
     size = 0
     first = True
 
-    def take(records: Any) -> None:
+    def take(records: Iterator[tuple[int, str]]) -> None:
         nonlocal first
         for line, record in records:
             if first:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query
 
@@ -11,10 +11,13 @@ from dripd.api.schemas import CloneBody, SequenceBody, SettingsPatch, StepBody, 
 from dripd.errors import NotFound
 from dripd.model import Action, Step, check_step_list, step_from_fields, step_to_fields
 
+if TYPE_CHECKING:
+    from dripd.daemon import Daemon
+
 router = APIRouter(prefix="/api/sequences", tags=["sequences"])
 
 
-async def _full(daemon: Any, sequence_id: int) -> dict[str, Any]:
+async def _full(daemon: "Daemon", sequence_id: int) -> dict[str, Any]:
     sequence, steps = await daemon.store.get_sequence(sequence_id)
     counts = (await daemon.store.rollups([sequence_id])).get(sequence_id, {})
     return sequence_json(sequence, counts, steps)
@@ -84,7 +87,7 @@ async def delete_step(sequence_id: SequenceId, index: StepIndex, daemon: DaemonD
     return {"steps": [step_json(i, s) for i, s in enumerate(steps)]}
 
 
-async def _transition(daemon: Any, sequence_id: int, action: Action) -> dict[str, Any]:
+async def _transition(daemon: "Daemon", sequence_id: int, action: Action) -> dict[str, Any]:
     await daemon.control.transition(sequence_id, action)
     return await _full(daemon, sequence_id)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
@@ -15,6 +15,9 @@ from dripd.clock import iso
 from dripd.config import MailboxConfig
 from dripd.errors import NotFound
 from dripd.throttle import Limits
+
+if TYPE_CHECKING:
+    from dripd.daemon import Daemon
 
 status_router = APIRouter(prefix="/api", tags=["status"])
 mailboxes = APIRouter(prefix="/api/mailboxes", tags=["mailboxes"])
@@ -51,7 +54,7 @@ def _warmup(limits: Limits, now: float) -> dict[str, Any] | None:
             "done": stage is None, "capToday": limits.cap_on(today)}
 
 
-def mailbox_json(daemon: Any, mailbox: MailboxConfig) -> dict[str, Any]:
+def mailbox_json(daemon: "Daemon", mailbox: MailboxConfig) -> dict[str, Any]:
     now = daemon.clock.now()
     out: dict[str, Any] = {"id": mailbox.id, "address": mailbox.address, "name": mailbox.name,
                            "transport": mailbox.transport, "timezone": mailbox.timezone,
@@ -72,11 +75,11 @@ def mailbox_json(daemon: Any, mailbox: MailboxConfig) -> dict[str, Any]:
     return out
 
 
-def _configured(daemon: Any, mailbox_id: str) -> MailboxConfig:
+def _configured(daemon: "Daemon", mailbox_id: str) -> MailboxConfig:
     mailbox = daemon.config.mailbox(mailbox_id)
     if mailbox is None:
         raise NotFound(f"no mailbox {mailbox_id!r} in the configuration", details={"mailboxId": mailbox_id})
-    return mailbox  # type: ignore[no-any-return]
+    return mailbox
 
 
 @mailboxes.get("", summary="Configured mailboxes: caps, sends today, tokens, warm-up, next send time")

@@ -92,6 +92,8 @@ class StepBody(_Body):
 class StepPatch(StepBody):
     """A step edit: with ``type`` the step is replaced, without it the given fields are merged."""
 
+    # Optional here, required in StepBody: pydantic models narrow or widen fields this way, which
+    # mypy sees as an incompatible override.
     type: Text | None = None  # type: ignore[assignment]
 
 

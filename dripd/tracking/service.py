@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
+from hypercorn.typing import ASGIFramework
 
 from dripd.tracking.app import create_tracking_app
 from dripd.tracking.engagement import Tracking
@@ -42,7 +43,9 @@ async def serve_tracking(daemon: "Daemon", *, task_status: trio.TaskStatus[None]
     """The daemon's extra service: the public listener, until the daemon stops."""
     engagement = daemon.engine.engagement
     assert isinstance(engagement, Tracking), "install_tracking must run first"
-    app = create_tracking_app(daemon, engagement.signer)
+    # Starlette's app is an ASGI app; hypercorn types ASGI scopes as TypedDicts, Starlette as a
+    # MutableMapping, and mypy cannot relate the two, so the hand-over is a cast.
+    app = cast(ASGIFramework, create_tracking_app(daemon, engagement.signer))
     async with trio.open_nursery() as nursery:
         bound = await nursery.start(partial(serve, app, listener_config(daemon.config.tracking.listen or ""),
                                             shutdown_trigger=daemon.stop_requested.wait))
