@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from dripd.cadence import live_index
@@ -57,6 +57,16 @@ class _Body(BaseModel):
     # allow_inf_nan: Python's JSON parser accepts NaN and Infinity, which no setting can hold.
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False, strict=True,
                               allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_not_given(cls, data: Any) -> Any:
+        """A field given as null is left out: an optional one takes its default (a PATCH keeps
+        the current value), a required one is missing. One rule for every body, so no null
+        reaches a room that expects a value."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
 
 
 # API name of each SequenceSettings field (the seed's camelCase; the window hours keep theirs).

@@ -107,7 +107,9 @@ def test_nulls_and_surrogates_in_contacts(api: httpx.Client) -> None:
     kept = api.patch(f"/api/contacts/{contact['id']}", json={"email": None, "firstName": None, "lastName": None,
                                                               "company": None, "fields": None})
     assert kept.status_code == 200 and kept.json()["firstName"] == "Ada", kept.text
-    refused(api.post("/api/contacts", json={"email": "n2@example.org", "firstName": None}), "firstName")
+    created = api.post("/api/contacts", json={"email": "n2@example.org", "firstName": None, "fields": None})
+    assert created.status_code == 201 and created.json()["firstName"] == "" and created.json()["fields"] == {}
+    assert refused(api.post("/api/contacts", json={"email": None}), "email") == "is required"
     refused(raw(api, "POST", "/api/contacts", '{"email": "\\ud800@example.org"}'), "email")
     refused(raw(api, "POST", "/api/contacts", '{"email": "n3@example.org", "company": "\\ud800"}'), "company")
     bad_key = raw(api, "POST", "/api/contacts", '{"email": "n4@example.org", "fields": {"\\ud800": "x"}}')
@@ -120,6 +122,20 @@ def test_surrogates_in_lists_suppressions_and_verify(api: httpx.Client) -> None:
     refused(api.post("/api/lists", json={"name": "   "}), "name")
     refused(raw(api, "POST", "/api/suppressions", '{"email": "s@example.org", "detail": "\\ud800"}'), "detail")
     refused(raw(api, "POST", "/api/contacts/verify", '{"email": "\\ud800"}'), "email")
+
+
+def test_nulls_in_lists_preview_and_a_mailbox_pause(api: httpx.Client) -> None:
+    made = api.post("/api/lists", json={"name": "nl", "emails": None, "contactIds": None})
+    assert made.status_code == 201 and made.json()["memberCount"] == 0, made.text
+    added = api.post(f"/api/lists/{made.json()['id']}/members", json={"emails": None, "contactIds": None})
+    assert added.status_code == 200, added.text
+    refused(raw(api, "POST", f"/api/lists/{made.json()['id']}/members", '{"emails": ["\\udc00@example.org"]}'),
+            "emails[0]")
+    seq = sequence(api)
+    refused(api.post(f"/api/sequences/{seq['id']}/preview", json={"stepIndex": None, "contactId": None}), "stepIndex")
+    paused = api.post("/api/mailboxes/sales/pause", json={"reason": None})
+    assert paused.status_code == 200, paused.text
+    assert api.post("/api/mailboxes/sales/resume").status_code == 200
 
 
 def test_nulls_in_enrollment(api: httpx.Client) -> None:
