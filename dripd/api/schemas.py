@@ -5,9 +5,9 @@ over: text must be valid Unicode (JSON lets a lone surrogate through, which neit
 a JSON answer can encode), numbers must be finite and within what a clock can add, and a
 contact's first and last name, which form the To header's display name, must be fit for a
 header (``render.header_text_problem``). Other text may hold line breaks: merged into a
-subject, a value's control characters become one space. The domain rules (a wait needs a duration, the first
-step is an email, a window opens before it closes) live in model.py and window.py and name the
-field there. In every body, a field given as ``null`` counts as not given.
+subject, a value's control characters become one space. The domain rules (a wait needs a
+duration, the first step is an email, a window opens before it closes) live in model.py and
+window.py and name the field there. In every body, a field given as ``null`` counts as not given.
 """
 
 from __future__ import annotations
