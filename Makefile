@@ -49,9 +49,9 @@ clean:
 # The generated references (tests/unit/test_reference_docs.py fails when they drift from the code).
 .PHONY: docs
 docs: $(STAMP)
-	$(PY) -m dripd.reference config > docs/configuration.md
-	$(PY) -m dripd.reference api > docs/api.md
-	$(PY) -m dripd.reference dripctl > docs/dripctl.md
+	$(PY) -m docs.generate config > docs/configuration.md
+	$(PY) -m docs.generate api > docs/api.md
+	$(PY) -m docs.generate dripctl > docs/dripctl.md
 
 # The long reliability runs (RELIABILITY.md): the crash and load suites at full size.
 .PHONY: soak

@@ -1,7 +1,9 @@
 """The one exception family of dripd.
 
-Every error the core raises on purpose is a ``DripdError`` with a stable ``code``; the API
-maps ``http_status`` and ``code`` to its JSON error body, dripctl prints ``message``.
+Every error the core raises on purpose is a ``DripdError`` with a stable ``code``; dripctl
+prints ``message``. The core knows nothing of HTTP: the API maps each class to a status in one
+table (``dripd.api.errors``). A docstring here is the code's meaning in docs/api.md, so it is
+written for the API's users.
 """
 
 from __future__ import annotations
@@ -10,10 +12,9 @@ from typing import Any
 
 
 class DripdError(Exception):
-    """Base of every deliberate dripd error."""
+    """A dripd failure of no finer kind; the message says what failed."""
 
     code: str = "error"
-    http_status: int = 500
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -25,10 +26,9 @@ class DripdError(Exception):
 
 
 class ConfigError(DripdError):
-    """The configuration file is invalid; ``key`` names the offending key path."""
+    """The configuration breaks a rule; `key` names the key path."""
 
     code = "config_error"
-    http_status = 422
 
     def __init__(self, key: str, rule: str) -> None:
         super().__init__(f"{key}: {rule}" if key else rule, details={"key": key, "rule": rule})
@@ -37,10 +37,9 @@ class ConfigError(DripdError):
 
 
 class ValidationError(DripdError):
-    """A request or domain value breaks a rule; ``field`` names where."""
+    """A request or domain value breaks a rule; `field` names where."""
 
     code = "validation_error"
-    http_status = 422
 
     def __init__(self, field: str, rule: str) -> None:
         super().__init__(f"{field}: {rule}", details={"field": field, "rule": rule})
@@ -49,45 +48,57 @@ class ValidationError(DripdError):
 
 
 class NotFound(DripdError):
+    """No such sequence, step, contact, list, mailbox or path."""
+
     code = "not_found"
-    http_status = 404
 
 
 class Conflict(DripdError):
+    """The request conflicts with the current state."""
+
     code = "conflict"
-    http_status = 409
 
 
 class AlreadyEnrolled(Conflict):
+    """The contact is already enrolled in this sequence."""
+
     code = "already_enrolled"
 
 
+class Suppressed(Conflict):
+    """The address is on the suppression list (unsubscribed, bounced, complained or suppressed by hand)."""
+
+    code = "suppressed"
+
+
 class ReadOnly(Conflict):
+    """The resource cannot be changed in its current state (a completed sequence)."""
+
     code = "read_only"
 
 
 class InvalidTransition(Conflict):
+    """The sequence's status does not allow this (e.g. starting a completed one)."""
+
     code = "invalid_transition"
 
 
-class Suppressed(Conflict):
-    """The address is on the suppression list (bounced, unsubscribed, complained)."""
+class Unsupported(DripdError):
+    """This daemon lacks what the request needs (e.g. no installed plugin provides it)."""
 
-    code = "suppressed"
+    code = "unsupported"
 
 
 class StoreError(DripdError):
     """The database refused work (read-only, full, locked); what it had is kept."""
 
     code = "store_unavailable"
-    http_status = 503
 
 
 class TransportError(DripdError):
     """A transport plugin failed in a way it could not classify."""
 
     code = "transport_error"
-    http_status = 502
 
 
 class PluginError(DripdError):

@@ -10,18 +10,18 @@ import hashlib
 import hmac
 import logging
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Callable
 
+from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGISendCallable, Scope
+
+from dripd.api.errors import Unauthorized, error_body, status_of
 from dripd.config import ApiConfig
 
 log = logging.getLogger("dripd.api")
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-_UNAUTHORIZED = b'{"error":{"code":"unauthorized","message":"a valid Bearer token is required","details":{}}}'
+# Answered before the request reaches FastAPI, so its exception handlers never see it.
+_UNAUTHORIZED = error_body(Unauthorized("a valid Bearer token is required"))
+_UNAUTHORIZED_STATUS = status_of(Unauthorized)
 
 
 def digest(token: str) -> str:
@@ -75,20 +75,20 @@ def accepted(header: bytes | None, digests: list[str]) -> bool:
 class BearerAuth:
     """ASGI middleware: HTTP requests without an accepted token get 401 and never reach the app."""
 
-    def __init__(self, app: App, tokens: TokenSource) -> None:
+    def __init__(self, app: ASGIFramework, tokens: TokenSource) -> None:
         self.app = app
         self.tokens = tokens
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
+    async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        if scope["type"] == "http" or scope["type"] == "websocket":
             header = dict(scope.get("headers") or []).get(b"authorization")
             if not accepted(header, self.tokens.digests()):
                 if scope["type"] == "websocket":
-                    await send({"type": "websocket.close", "code": 1008})
+                    await send({"type": "websocket.close", "code": 1008, "reason": None})
                     return
-                await send({"type": "http.response.start", "status": 401, "headers": [
+                await send({"type": "http.response.start", "status": _UNAUTHORIZED_STATUS, "headers": [
                     (b"content-type", b"application/json"), (b"content-length", str(len(_UNAUTHORIZED)).encode()),
                     (b"www-authenticate", b'Bearer realm="dripd"')]})
-                await send({"type": "http.response.body", "body": _UNAUTHORIZED})
+                await send({"type": "http.response.body", "body": _UNAUTHORIZED, "more_body": False})
                 return
         await self.app(scope, receive, send)

@@ -2,7 +2,10 @@
 
 The header row maps ``email``, ``firstName``, ``lastName`` and ``company`` to the contact and
 every other column to a merge field. Rows are reported by the line they start on (the header
-is line 1), so a user can fix the file.
+is line 1) and the column as the header names it, so a user can fix the file. The first and
+last name form the To header's display name, so a name that cannot stand in a header (a line
+break or another control character in a quoted field) makes its row invalid, by
+``render.header_text_problem``; other columns may hold line breaks (the subject neutralises them).
 """
 
 from __future__ import annotations
@@ -10,10 +13,11 @@ from __future__ import annotations
 import codecs
 import csv
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from dripd.errors import ValidationError
 from dripd.model import normalize_email
+from dripd.render import header_text_problem
 from dripd.store import ContactInput
 
 # Header spellings accepted for the contact columns (compared case-insensitively, no separators).
@@ -71,7 +75,7 @@ class CsvRows:
     """What the file holds: valid rows by position, and the invalid ones with their line."""
 
     columns: list[str] = field(default_factory=list)
-    valid: list[tuple[int, ContactInput, dict[str, str]]] = field(default_factory=list)
+    valid: list[tuple[int, ContactInput, Mapping[str, str]]] = field(default_factory=list)
     lines: dict[int, int] = field(default_factory=dict)  # position -> line
     invalid: list[dict[str, object]] = field(default_factory=list)
     invalid_count: int = 0
@@ -103,6 +107,10 @@ class CsvRows:
         merge: dict[str, str] = {}
         for name, value in zip(self.columns, values):
             key = self._key(name)
+            problem = header_text_problem(value) if key in ("first_name", "last_name") else None
+            if problem is not None:
+                self._bad(line, name, problem)
+                return
             if key in ("email", "first_name", "last_name", "company"):
                 contact[key] = value.strip()
             if key != "email" and value != "":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dripd import render
 from dripd.cadence import Signals
@@ -12,21 +12,24 @@ from dripd.errors import NotFound, ValidationError
 from dripd.model import Contact, Enrollment, EnrollmentStatus, StepType
 from dripd.store import RunContext
 
+if TYPE_CHECKING:
+    from dripd.root import Services
 
-async def preview(daemon: Any, sequence_id: int, step_index: int, contact: Contact) -> dict[str, Any]:
-    sequence, steps = await daemon.store.get_sequence(sequence_id)
+
+async def preview(services: "Services", sequence_id: int, step_index: int, contact: Contact) -> dict[str, Any]:
+    sequence, steps = await services.store.get_sequence(sequence_id)
     if not 0 <= step_index < len(steps):
         raise NotFound(f"sequence {sequence_id} has no step {step_index} (it has {len(steps)})",
                        details={"sequenceId": sequence_id, "stepIndex": step_index})
     step = steps[step_index]
     if step.type is not StepType.EMAIL:
         raise ValidationError("stepIndex", f"step {step_index} is a {step.type.value} step; only email steps render")
-    mailbox = daemon.config.mailbox(sequence.settings.mailbox_id)
+    mailbox = services.config.mailbox(sequence.settings.mailbox_id)
     if mailbox is None:
         raise ValidationError("mailboxId", f"mailbox {sequence.settings.mailbox_id!r} is not configured")
-    engine = daemon.engine
-    enrollment_id = await daemon.store.latest_enrollment(sequence_id, contact.id)
-    ctx = await daemon.store.run_context(enrollment_id) if enrollment_id is not None else None
+    engine = services.engine
+    enrollment_id = await services.store.latest_enrollment(sequence_id, contact.id)
+    ctx = await services.store.run_context(enrollment_id) if enrollment_id is not None else None
     earlier = [s for s in steps[:step_index] if s.type is StepType.EMAIL]
     if ctx is None:
         enrollment = Enrollment(0, sequence_id, contact.id, mailbox.id, EnrollmentStatus.ACTIVE, 0, None)
@@ -40,7 +43,7 @@ async def preview(daemon: Any, sequence_id: int, step_index: int, contact: Conta
         thread.append((render.make_message_id(mailbox.message_id_domain, f"preview.{number}"), subject))
     ctx = RunContext(ctx.enrollment, sequence, steps, ctx.contact, thread, ctx.signals, ctx.suppressed)
     message_id = render.make_message_id(mailbox.message_id_domain, f"preview.{sequence_id}.{step.id}")
-    envelope, rendered = engine.compose(ctx, mailbox, step, message_id, daemon.clock.now())
+    envelope, rendered = engine.compose(ctx, mailbox, step, message_id, services.clock.now())
     data = render.build_message(envelope, rendered)
     parsed = BytesHeaderParser(policy=default_policy).parsebytes(data)
     headers = {name: str(value) for name, value in parsed.items() if not name.lower().startswith("content-")}

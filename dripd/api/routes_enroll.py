@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from dripd.api.csv_import import CsvRows, RecordSplitter
-from dripd.api.deps import MAX_ID, ContactId, DaemonDep, SequenceId
+from dripd.api.deps import MAX_ID, ContactId, ServicesDep, SequenceId
 from dripd.api.preview import preview
 from dripd.api.schemas import EnrollBody, PreviewBody, progress_json
 from dripd.errors import DripdError, NotFound, ValidationError
@@ -22,22 +22,25 @@ MAX_CSV_BYTES = 256 * 1024 * 1024
 
 @router.post("/{sequence_id}/enroll", status_code=201,
              summary="Enroll contacts: {listId}, {contactIds} or {contactEmail, mergeFields}")
-async def enroll(sequence_id: SequenceId, body: EnrollBody, daemon: DaemonDep) -> dict[str, Any]:
+async def enroll(sequence_id: SequenceId, body: EnrollBody, services: ServicesDep) -> dict[str, Any]:
     given = [name for name, value in (("listId", body.list_id), ("contactIds", body.contact_ids),
                                       ("contactEmail", body.contact_email)) if value is not None]
     if len(given) != 1:
         raise ValidationError("body", "give exactly one of listId, contactIds, contactEmail"
                               + (f" (got {', '.join(given)})" if given else ""))
+    name_problem = body.name_problem()
+    if name_problem is not None:
+        raise ValidationError(*name_problem)
     merge = dict(body.merge_fields or {})
     contacts: list[ContactInput | int]
     if body.list_id is not None:
-        contacts = list(await daemon.store.list_ids(body.list_id))
+        contacts = list(await services.store.list_ids(body.list_id))
     elif body.contact_ids is not None:
         contacts = list(body.contact_ids)
     else:
         email = normalize_email(body.contact_email, field_name="contactEmail")
         contacts = [ContactInput(email, merge.get("firstName", ""), merge.get("lastName", ""), merge.get("company", ""))]
-    result = await daemon.control.enroll(sequence_id, contacts, [merge] * len(contacts) if merge else None,
+    result = await services.control.enroll(sequence_id, contacts, [merge] * len(contacts) if merge else None,
                                          strict=not body.skip_invalid)
     return {"enrolled": len(result.enrolled), "enrollmentIds": result.enrolled, "skipped": result.skipped}
 
@@ -45,15 +48,15 @@ async def enroll(sequence_id: SequenceId, body: EnrollBody, daemon: DaemonDep) -
 @router.post("/{sequence_id}/enroll/csv", status_code=201,
              summary="Bulk enrollment from CSV; all-or-nothing unless skipInvalid",
              openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})
-async def enroll_csv(sequence_id: SequenceId, request: Request, daemon: DaemonDep,
+async def enroll_csv(sequence_id: SequenceId, request: Request, services: ServicesDep,
                      skip_invalid: bool = Query(False, alias="skipInvalid")) -> Any:
-    await daemon.store.get_sequence(sequence_id)  # 404 before reading a large body
+    await services.store.get_sequence(sequence_id)  # 404 before reading a large body
     rows = CsvRows()
     splitter = RecordSplitter()
     size = 0
     first = True
 
-    def take(records: Any) -> None:
+    def take(records: Iterator[tuple[int, str]]) -> None:
         nonlocal first
         for line, record in records:
             if first:
@@ -77,7 +80,7 @@ async def enroll_csv(sequence_id: SequenceId, request: Request, daemon: DaemonDe
         error.details.update(line=bad["line"], invalid=rows.invalid, invalidCount=rows.invalid_count)
         raise error
     try:
-        result = await daemon.control.bulk_enroll(sequence_id, rows.valid, strict=not skip_invalid)
+        result = await services.control.bulk_enroll(sequence_id, rows.valid, strict=not skip_invalid)
     except DripdError as exc:
         for refused in exc.details.get("refused", []):
             refused["line"] = rows.lines.get(refused.pop("pos"))
@@ -89,10 +92,10 @@ async def enroll_csv(sequence_id: SequenceId, request: Request, daemon: DaemonDe
 
 
 @router.get("/{sequence_id}/contacts", summary="Enrolled contacts with step progress and last-event times")
-async def sequence_contacts(sequence_id: SequenceId, daemon: DaemonDep, status: str | None = None,
+async def sequence_contacts(sequence_id: SequenceId, services: ServicesDep, status: str | None = None,
                             limit: int | None = Query(None, ge=1, le=MAX_ID), offset: int = Query(0, ge=0, le=MAX_ID)) -> dict[str, Any]:
-    _, steps = await daemon.store.get_sequence(sequence_id)
-    progress = await daemon.store.sequence_contacts(sequence_id)
+    _, steps = await services.store.get_sequence(sequence_id)
+    progress = await services.store.sequence_contacts(sequence_id)
     if status is not None:
         progress = [p for p in progress if p.status == status]
     window = progress[offset:offset + limit if limit else None]
@@ -100,21 +103,21 @@ async def sequence_contacts(sequence_id: SequenceId, daemon: DaemonDep, status: 
 
 
 @router.post("/{sequence_id}/contacts/{contact_id}/cancel", summary="Cancel one contact's active enrollment")
-async def cancel(sequence_id: SequenceId, contact_id: ContactId, daemon: DaemonDep) -> dict[str, Any]:
-    await daemon.control.cancel_enrollment(sequence_id, contact_id)
+async def cancel(sequence_id: SequenceId, contact_id: ContactId, services: ServicesDep) -> dict[str, Any]:
+    await services.control.cancel_enrollment(sequence_id, contact_id)
     return {"sequenceId": sequence_id, "contactId": contact_id, "status": "cancelled"}
 
 
 @router.post("/{sequence_id}/preview", summary="Render a step against a real contact before sending")
-async def preview_step(sequence_id: SequenceId, body: PreviewBody, daemon: DaemonDep) -> dict[str, Any]:
+async def preview_step(sequence_id: SequenceId, body: PreviewBody, services: ServicesDep) -> dict[str, Any]:
     if (body.contact_id is None) == (body.contact_email is None):
         raise ValidationError("contactId", "give contactId or contactEmail")
     if body.contact_id is not None:
-        contact = await daemon.store.get_contact(body.contact_id)
+        contact = await services.store.get_contact(body.contact_id)
     else:
         email = normalize_email(body.contact_email, field_name="contactEmail")
-        found = await daemon.store.find_contact(email)
+        found = await services.store.find_contact(email)
         if found is None:
             raise NotFound(f"no contact with email {email}", details={"email": email})
         contact = found
-    return await preview(daemon, sequence_id, body.step_index, contact)
+    return await preview(services, sequence_id, body.step_index, contact)

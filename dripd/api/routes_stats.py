@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from dripd import analytics
-from dripd.api.deps import ContactId, DaemonDep, SequenceId
+from dripd.api.deps import ContactId, ServicesDep, SequenceId
 from dripd.clock import iso
 from dripd.errors import NotFound
 from dripd.metrics import CONTENT_TYPE
@@ -20,14 +20,14 @@ metrics_router = APIRouter(tags=["metrics"])
 
 @stats.get("/sequences/{sequence_id}/stats", summary="Funnel per step: sent, delivered, opened, clicked, "
            "replied, bounced, unsubscribed (counts and rates)")
-async def sequence_stats(sequence_id: SequenceId, daemon: DaemonDep) -> dict[str, Any]:
-    sequence, live = await daemon.store.get_sequence(sequence_id)
-    window = daemon.config.analytics.bounce_window_hours * 3600
-    now = daemon.clock.now()
-    funnels = analytics.funnels_by_step(await daemon.store.sequence_message_facts(sequence_id), now, window)
+async def sequence_stats(sequence_id: SequenceId, services: ServicesDep) -> dict[str, Any]:
+    sequence, live = await services.store.get_sequence(sequence_id)
+    window = services.config.analytics.bounce_window_hours * 3600
+    now = services.clock.now()
+    funnels = analytics.funnels_by_step(await services.store.sequence_message_facts(sequence_id), now, window)
     index_of = {step.id: i for i, step in enumerate(live)}
     rows = []
-    for step in await daemon.store.all_steps(sequence_id):
+    for step in await services.store.all_steps(sequence_id):
         if step["type"] != "email" or (step["deleted"] and step["id"] not in funnels):
             continue
         funnel = funnels.get(step["id"], analytics.Funnel())
@@ -35,16 +35,16 @@ async def sequence_stats(sequence_id: SequenceId, daemon: DaemonDep) -> dict[str
                      "deleted": step["deleted"], **funnel.as_json()})
     return {"sequenceId": sequence_id, "name": sequence.settings.name, "status": sequence.status.value,
             "trackOpens": sequence.settings.track_opens, "trackClicks": sequence.settings.track_clicks,
-            "bounceWindowHours": daemon.config.analytics.bounce_window_hours, "generatedAt": iso(now),
+            "bounceWindowHours": services.config.analytics.bounce_window_hours, "generatedAt": iso(now),
             "steps": rows, "total": analytics.total(funnels.values()).as_json()}
 
 
 @stats.get("/sequences/{sequence_id}/contacts/{contact_id}", summary="Per-contact log: every message and "
            "event in order, and which step drove the reply")
-async def contact_log(sequence_id: SequenceId, contact_id: ContactId, daemon: DaemonDep) -> dict[str, Any]:
-    _, live = await daemon.store.get_sequence(sequence_id)
-    contact = await daemon.store.get_contact(contact_id)
-    history = await daemon.store.contact_history(sequence_id, contact_id)
+async def contact_log(sequence_id: SequenceId, contact_id: ContactId, services: ServicesDep) -> dict[str, Any]:
+    _, live = await services.store.get_sequence(sequence_id)
+    contact = await services.store.get_contact(contact_id)
+    history = await services.store.contact_history(sequence_id, contact_id)
     if not history["enrollments"]:
         raise NotFound(f"contact {contact_id} was never enrolled in sequence {sequence_id}",
                        details={"sequenceId": sequence_id, "contactId": contact_id})
@@ -73,16 +73,16 @@ async def contact_log(sequence_id: SequenceId, contact_id: ContactId, daemon: Da
 
 
 @stats.get("/mailboxes/{mailbox_id}/stats", summary="Rolling open, reply and bounce rates and the health verdict")
-async def mailbox_stats(mailbox_id: str, daemon: DaemonDep) -> dict[str, Any]:
-    if daemon.config.mailbox(mailbox_id) is None:
+async def mailbox_stats(mailbox_id: str, services: ServicesDep) -> dict[str, Any]:
+    if services.config.mailbox(mailbox_id) is None:
         raise NotFound(f"no mailbox {mailbox_id!r} in the configuration", details={"mailboxId": mailbox_id})
-    settings = daemon.config.analytics
-    result = await daemon.health.of(mailbox_id)
+    settings = services.config.analytics
+    result = await services.health.of(mailbox_id)
     return {"mailboxId": mailbox_id, "windowDays": settings.health_window_days,
             "baselineDays": settings.health_baseline_days, "minSends": settings.health_min_sends,
             "health": result.as_json()}
 
 
 @metrics_router.get("/metrics", summary="Prometheus exposition (text format)", response_class=Response)
-async def metrics(daemon: DaemonDep) -> Response:
-    return Response(await daemon.engine.metrics.exposition(daemon), media_type=CONTENT_TYPE)
+async def metrics(services: ServicesDep) -> Response:
+    return Response(await services.engine.metrics.exposition(services), media_type=CONTENT_TYPE)

@@ -4,36 +4,39 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 
 from dripd import __version__
-from dripd.api.deps import DaemonDep
+from dripd.api.deps import ServicesDep
 from dripd.api.schemas import PauseBody
 from dripd.clock import iso
 from dripd.config import MailboxConfig
 from dripd.errors import NotFound
 from dripd.throttle import Limits
 
+if TYPE_CHECKING:
+    from dripd.root import Services
+
 status_router = APIRouter(prefix="/api", tags=["status"])
 mailboxes = APIRouter(prefix="/api/mailboxes", tags=["mailboxes"])
 
 
 @status_router.get("/status", summary="Version, uptime, queue depth and uncertain sends")
-async def status(daemon: DaemonDep) -> dict[str, Any]:
-    now = daemon.clock.now()
-    lanes = daemon.scheduler.lanes.values()
-    counters = daemon.engine.counters
+async def status(services: ServicesDep) -> dict[str, Any]:
+    now = services.clock.now()
+    lanes = services.scheduler.lanes.values()
+    counters = services.engine.counters
     return {
         "version": __version__,
-        "startedAt": iso(daemon.started_at),
-        "uptimeSeconds": round(now - daemon.started_at, 3),
-        "queueDepth": daemon.scheduler.queue_depth(),
-        "inMemory": daemon.scheduler.heap_size(),
-        "uncertainSends": await daemon.store.count_outbox("uncertain"),
-        "uncertainAtStart": daemon.uncertain_at_start,
-        "mailboxes": len(daemon.config.mailboxes),
+        "startedAt": iso(services.started_at),
+        "uptimeSeconds": round(now - services.started_at, 3),
+        "queueDepth": services.scheduler.queue_depth(),
+        "inMemory": services.scheduler.heap_size(),
+        "uncertainSends": await services.store.count_outbox("uncertain"),
+        "uncertainAtStart": services.uncertain_at_start,
+        "mailboxes": len(services.config.mailboxes),
         "pausedMailboxes": sorted(lane.mailbox_id for lane in lanes if lane.paused_reason),
         "sendsToday": sum(lane.limiter.sends_today(now) for lane in lanes),
         "counters": {"sent": counters.sent, "retried": counters.retried, "bounced": counters.bounced,
@@ -51,13 +54,13 @@ def _warmup(limits: Limits, now: float) -> dict[str, Any] | None:
             "done": stage is None, "capToday": limits.cap_on(today)}
 
 
-def mailbox_json(daemon: Any, mailbox: MailboxConfig) -> dict[str, Any]:
-    now = daemon.clock.now()
+def mailbox_json(services: "Services", mailbox: MailboxConfig) -> dict[str, Any]:
+    now = services.clock.now()
     out: dict[str, Any] = {"id": mailbox.id, "address": mailbox.address, "name": mailbox.name,
                            "transport": mailbox.transport, "timezone": mailbox.timezone,
                            "dailyCap": mailbox.daily_cap, "hourlyCap": mailbox.hourly_cap, "burst": mailbox.burst,
                            "concurrency": mailbox.concurrency}
-    lane = daemon.scheduler.lanes.get(mailbox.id)
+    lane = services.scheduler.lanes.get(mailbox.id)
     if lane is None:
         return out
     limiter = lane.limiter
@@ -68,38 +71,38 @@ def mailbox_json(daemon: Any, mailbox: MailboxConfig) -> dict[str, Any]:
         "paused": lane.paused_reason is not None, "pausedReason": lane.paused_reason,
         "queueDepth": lane.queue_depth(),
     })
-    out["health"] = daemon.health.json_of(mailbox.id)
+    out["health"] = services.health.json_of(mailbox.id)
     return out
 
 
-def _configured(daemon: Any, mailbox_id: str) -> MailboxConfig:
-    mailbox = daemon.config.mailbox(mailbox_id)
+def _configured(services: "Services", mailbox_id: str) -> MailboxConfig:
+    mailbox = services.config.mailbox(mailbox_id)
     if mailbox is None:
         raise NotFound(f"no mailbox {mailbox_id!r} in the configuration", details={"mailboxId": mailbox_id})
-    return mailbox  # type: ignore[no-any-return]
+    return mailbox
 
 
 @mailboxes.get("", summary="Configured mailboxes: caps, sends today, tokens, warm-up, next send time")
-async def all_mailboxes(daemon: DaemonDep) -> dict[str, Any]:
-    await daemon.health.refresh()
-    return {"mailboxes": [mailbox_json(daemon, m) for m in daemon.config.mailboxes]}
+async def all_mailboxes(services: ServicesDep) -> dict[str, Any]:
+    await services.health.refresh()
+    return {"mailboxes": [mailbox_json(services, m) for m in services.config.mailboxes]}
 
 
 @mailboxes.get("/{mailbox_id}", summary="One mailbox")
-async def one_mailbox(mailbox_id: str, daemon: DaemonDep) -> dict[str, Any]:
-    await daemon.health.refresh()
-    return mailbox_json(daemon, _configured(daemon, mailbox_id))
+async def one_mailbox(mailbox_id: str, services: ServicesDep) -> dict[str, Any]:
+    await services.health.refresh()
+    return mailbox_json(services, _configured(services, mailbox_id))
 
 
 @mailboxes.post("/{mailbox_id}/pause", summary="Stop every send from this mailbox (kept across restarts)")
-async def pause_mailbox(mailbox_id: str, daemon: DaemonDep, body: PauseBody | None = None) -> dict[str, Any]:
-    mailbox = _configured(daemon, mailbox_id)
-    await daemon.control.pause_mailbox(mailbox_id, body.reason if body else PauseBody().reason)
-    return mailbox_json(daemon, mailbox)
+async def pause_mailbox(mailbox_id: str, services: ServicesDep, body: PauseBody | None = None) -> dict[str, Any]:
+    mailbox = _configured(services, mailbox_id)
+    await services.control.pause_mailbox(mailbox_id, body.reason if body else PauseBody().reason)
+    return mailbox_json(services, mailbox)
 
 
 @mailboxes.post("/{mailbox_id}/resume", summary="Resume a paused mailbox (e.g. after a bounce-rate pause)")
-async def resume_mailbox(mailbox_id: str, daemon: DaemonDep) -> dict[str, Any]:
-    mailbox = _configured(daemon, mailbox_id)
-    await daemon.control.resume_mailbox(mailbox_id)
-    return mailbox_json(daemon, mailbox)
+async def resume_mailbox(mailbox_id: str, services: ServicesDep) -> dict[str, Any]:
+    mailbox = _configured(services, mailbox_id)
+    await services.control.resume_mailbox(mailbox_id)
+    return mailbox_json(services, mailbox)

@@ -7,17 +7,17 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from dripd.api.deps import DaemonDep
-from dripd.api.schemas import _Body
-from dripd.errors import DripdError, ValidationError
+from dripd.api.deps import ServicesDep
+from dripd.api.schemas import Text, _Body
+from dripd.errors import Unsupported, ValidationError
 
 router = APIRouter(prefix="/api/contacts", tags=["contacts"])
 
 
 class VerifyBody(_Body):
-    email: str
+    email: Text
     probe: bool = False  # also ask the domain's mail server (SMTP RCPT; nothing is sent)
-    mailbox_id: str | None = None  # whose address the probe gives as MAIL FROM
+    mailbox_id: Text | None = None  # whose address the probe gives as MAIL FROM
     lift: bool = False  # take a valid address off the suppression list
 
 
@@ -30,19 +30,19 @@ def verdict(checks: list[Any]) -> str:
 
 
 @router.post("/verify", summary="Re-verify an address: syntax, mail domain, optional SMTP probe")
-async def verify(body: VerifyBody, daemon: DaemonDep) -> dict[str, Any]:
-    if not daemon.plugins.verifiers:
-        raise DripdError("no address verifier is installed (it comes with the SMTP plugin)")
+async def verify(body: VerifyBody, services: ServicesDep) -> dict[str, Any]:
+    if not services.plugins.verifiers:
+        raise Unsupported("no address verifier is installed (it comes with the SMTP plugin)")
     mail_from = ""
     if body.mailbox_id is not None:
-        mailbox = daemon.config.mailbox(body.mailbox_id)
+        mailbox = services.config.mailbox(body.mailbox_id)
         if mailbox is None:
             raise ValidationError("mailboxId", f"unknown mailbox {body.mailbox_id!r}")
         mail_from = mailbox.address
-    checks = await daemon.plugins.verifiers[0](body.email.strip(), body.probe, mail_from)
+    checks = await services.plugins.verifiers[0](body.email.strip(), body.probe, mail_from)
     result = verdict(checks)
     lifted = False
     if body.lift and result == "valid":
-        lifted = await daemon.store.unsuppress(body.email.strip().lower())
+        lifted = await services.store.unsuppress(body.email.strip().lower())
     return {"email": body.email.strip(), "verdict": result, "lifted": lifted,
             "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in checks]}

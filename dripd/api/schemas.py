@@ -1,26 +1,72 @@
 """Request bodies (pydantic, at the edge) and the JSON shapes of responses (camelCase, as the seeds).
 
-Request models check types only; the domain rules (a wait needs a duration, the first step is an
-email, a window opens before it closes) live in model.py and window.py and name the field there.
+Request models check types, and what a type alone cannot say but the rooms behind would trip
+over: text must be valid Unicode (JSON lets a lone surrogate through, which neither SQLite nor
+a JSON answer can encode), numbers must be finite and within what a clock can add, and a
+contact's first and last name, which form the To header's display name, must be fit for a
+header (``render.header_text_problem``). Other text may hold line breaks: merged into a
+subject, a value's control characters become one space. The domain rules (a wait needs a
+duration, the first step is an email, a window opens before it closes) live in model.py and
+window.py and name the field there. In every body, a field given as ``null`` counts as not given.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from dripd.cadence import live_index
 from dripd.clock import iso
 from dripd.model import Contact, EnrollmentStatus, Sequence, SequenceSettings, Step, step_to_fields
+from dripd.render import header_text_problem
 from dripd.store import ContactProgress
 
 DbId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # a SQLite INTEGER row id
 
 
+def _valid_unicode(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (it holds a lone surrogate)") from None
+    return value
+
+
+def _header_text(value: str) -> str:
+    problem = header_text_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+# A contact's names form the To header's display name: refused here when they cannot stand in a
+# header, rather than failing the send after its ledger claim.
+HeaderText = Annotated[str, AfterValidator(_header_text)]
+# The merge fields that name a new contact (enrollment by contactEmail).
+NAME_MERGE_FIELDS = ("firstName", "lastName")
+_HEADER_RULE = "no CR, LF or other control characters (the names form the To header's display name)"
+
+# Ten years in each unit: a longer wait is a mistake, and an unbounded one overflows the clock.
+MAX_WAIT_DAYS = 3650.0
+
+
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False, strict=True)
+    # allow_inf_nan: Python's JSON parser accepts NaN and Infinity, which no setting can hold.
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False, strict=True,
+                              allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_not_given(cls, data: Any) -> Any:
+        """A field given as null is left out: an optional one takes its default (a PATCH keeps
+        the current value), a required one is missing. One rule for every body, so no null
+        reaches a room that expects a value."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
 
 
 # API name of each SequenceSettings field (the seed's camelCase; the window hours keep theirs).
@@ -37,32 +83,36 @@ SETTINGS_NAMES = {
 class StepBody(_Body):
     """One step: ``email`` (subject, body or html, text?), ``wait`` (one duration) or ``conditional``."""
 
-    type: str
-    subject: str | None = None
-    body: str | None = None
-    html: str | None = None
-    text: str | None = None
+    type: Text
+    subject: Text | None = None
+    body: Text | None = None
+    html: Text | None = None
+    text: Text | None = None
     thread: bool | None = None
-    wait_days: float | None = None
-    wait_hours: float | None = None
-    wait_minutes: float | None = None
-    delay_ms: float | None = None
-    condition: str | None = None
+    wait_days: float | None = Field(None, le=MAX_WAIT_DAYS)
+    wait_hours: float | None = Field(None, le=MAX_WAIT_DAYS * 24, description="at most 3650 days")
+    wait_minutes: float | None = Field(None, le=MAX_WAIT_DAYS * 24 * 60, description="at most 3650 days")
+    delay_ms: float | None = Field(None, le=MAX_WAIT_DAYS * 86400 * 1000, description="at most 3650 days")
+    condition: Text | None = None
 
     def fields(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
 class StepPatch(StepBody):
-    type: str | None = None  # type: ignore[assignment]
+    """A step edit: with ``type`` the step is replaced, without it the given fields are merged."""
+
+    # Optional here, required in StepBody: pydantic models narrow or widen fields this way, which
+    # mypy sees as an incompatible override.
+    type: Text | None = None  # type: ignore[assignment]
 
 
 class SettingsPatch(_Body):
-    """Sequence metadata; every field optional (PATCH)."""
+    """Sequence metadata; every field optional (PATCH): one left out or null is kept."""
 
-    name: str | None = Field(None, min_length=1)
-    mailbox_id: str | None = None
-    timezone: str | None = None
+    name: Text | None = Field(None, min_length=1)
+    mailbox_id: Text | None = None
+    timezone: Text | None = None
     weekdays_only: bool | None = None
     start_hour: int | None = Field(None, ge=0, le=23, alias="sendWindowStartHour")
     end_hour: int | None = Field(None, ge=1, le=24, alias="sendWindowEndHour")
@@ -72,27 +122,29 @@ class SettingsPatch(_Body):
     track_clicks: bool | None = None
     list_unsubscribe: bool | None = None
     stop_on_domain_reply: bool | None = None
-    on_auto_reply: str | None = None
-    auto_reply_delay_days: float | None = None
+    on_auto_reply: Text | None = None
+    auto_reply_delay_days: float | None = Field(None, le=365)
     bounce_pause_threshold: float | None = None
 
     def changes(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump(exclude_unset=True).items() if k in SETTINGS_NAMES}
+        """The settings given, without the nulls: no setting can be unset, so null means "keep"."""
+        return {k: v for k, v in self.model_dump(exclude_unset=True, exclude_none=True).items()
+                if k in SETTINGS_NAMES}
 
 
 class SequenceBody(SettingsPatch):
     """A new sequence: name and mailboxId are required; steps may come along."""
 
-    name: str = Field(min_length=1)  # type: ignore[assignment]
-    mailbox_id: str  # type: ignore[assignment]
+    name: Text = Field(min_length=1)
+    mailbox_id: Text
     steps: list[StepBody] = []
 
     def settings(self) -> SequenceSettings:
-        return SequenceSettings(**{k: v for k, v in self.changes().items() if v is not None})
+        return SequenceSettings(**self.changes())
 
 
 class CloneBody(_Body):
-    name: str | None = Field(None, min_length=1)
+    name: Text | None = Field(None, min_length=1)
 
 
 class EnrollBody(_Body):
@@ -100,46 +152,63 @@ class EnrollBody(_Body):
 
     list_id: DbId | None = None
     contact_ids: list[DbId] | None = None
-    contact_email: str | None = None
-    merge_fields: dict[str, str] | None = None
+    contact_email: Text | None = None
+    merge_fields: dict[Text, Text] | None = Field(None, description="firstName and lastName: " + _HEADER_RULE)
     skip_invalid: bool = False
+
+    def name_problem(self) -> tuple[str, str] | None:
+        """(field, rule) of the first merge field that names the contact but cannot stand in a header."""
+        for key in NAME_MERGE_FIELDS:
+            problem = header_text_problem((self.merge_fields or {}).get(key, ""))
+            if problem is not None:
+                return f"mergeFields.{key}", problem
+        return None
 
 
 class PreviewBody(_Body):
     step_index: int = Field(ge=0, le=2**63 - 1)
     contact_id: DbId | None = None
-    contact_email: str | None = None
+    contact_email: Text | None = None
 
 
 class ContactBody(_Body):
-    email: str
-    first_name: str = ""
-    last_name: str = ""
-    company: str = ""
-    fields: dict[str, str] = {}
+    email: Text
+    first_name: HeaderText = Field("", description=_HEADER_RULE)
+    last_name: HeaderText = Field("", description=_HEADER_RULE)
+    company: Text = ""
+    fields: dict[Text, Text] = {}
 
 
 class ContactPatch(_Body):
-    email: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    company: str | None = None
-    fields: dict[str, str] | None = None
+    """A contact edit: a field left out or null is kept; ``fields`` are merged into the contact's."""
+
+    email: Text | None = None
+    first_name: HeaderText | None = Field(None, description=_HEADER_RULE)
+    last_name: HeaderText | None = Field(None, description=_HEADER_RULE)
+    company: Text | None = None
+    fields: dict[Text, Text] | None = None
 
 
 class ListBody(_Body):
-    name: str = Field(min_length=1)
+    name: Text = Field(min_length=1)
     contact_ids: list[DbId] = []
-    emails: list[str] = []
+    emails: list[Text] = []
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
 
 
 class MembersBody(_Body):
     contact_ids: list[DbId] = []
-    emails: list[str] = []
+    emails: list[Text] = []
 
 
 class PauseBody(_Body):
-    reason: str = "paused by an operator"
+    reason: Text = "paused by an operator"
 
 
 # -- responses --------------------------------------------------------------------------------
@@ -189,6 +258,6 @@ def progress_json(progress: ContactProgress, steps: list[Step]) -> dict[str, Any
 
 
 class SuppressionBody(_Body):
-    email: str
+    email: Text
     reason: Literal["unsubscribed", "bounced", "complaint", "manual"] = "manual"
-    detail: str | None = None
+    detail: Text | None = None

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
+from hypercorn.typing import ASGIFramework
 
 from dripd.errors import ConfigError
 from dripd.tracking.app import TrackingApp, create_tracking_app
@@ -36,7 +37,10 @@ async def serve_tracking(services: "Services", *,
     engagement = services.engagement
     if not isinstance(engagement, Tracking):
         raise ConfigError("tracking.base_url", "the tracking listener needs a base_url for its links")
-    app = create_tracking_app(TrackingApp(services.live, services.store, services.clock, engagement.signer))
+    # Starlette's app is an ASGI app; hypercorn types ASGI scopes as TypedDicts, Starlette as a
+    # MutableMapping, and mypy cannot relate the two, so the hand-over is a cast.
+    app = cast(ASGIFramework, create_tracking_app(
+        TrackingApp(services.live, services.store, services.clock, engagement.signer)))
     async with trio.open_nursery() as nursery:
         bound = await nursery.start(partial(serve, app, listener_config(services.config.tracking.listen or ""),
                                             shutdown_trigger=services.stop_requested.wait))

@@ -22,6 +22,19 @@ def test_chunk_borders_do_not_matter(size: int) -> None:
     assert bo.company == 'say "hi"' and bo_merge["market"] == "EU"
 
 
+@pytest.mark.parametrize("value, rule", [
+    ('"Ann\r\nBcc: all@x.org"', "must not contain CR or LF"),
+    ("Ann\x07", "must not contain control characters"),
+])
+@pytest.mark.parametrize("column", ["firstName", "last_name", "First Name"])
+def test_a_name_that_cannot_stand_in_the_to_header_is_refused_by_line_and_column(column: str, value: str,
+                                                                                 rule: str) -> None:
+    rows = parse_all([f"email,{column},note\nok@x.org,Tab\there,\"two\nlines\"\nbad@x.org,{value},\n".encode()])
+    assert rows.invalid == [{"line": 4, "field": column, "rule": rule}]
+    # A tab can stand in a header; other columns may hold line breaks (the subject neutralises them).
+    assert [(c.email, merge["note"]) for _, c, merge in rows.valid] == [("ok@x.org", "two\nlines")]
+
+
 def test_bad_rows_are_reported_by_line() -> None:
     rows = parse_all([b"email,x\nok@x.org,1\nnope,2\nok@x.org,3\nshort\n"])
     assert [(bad["line"], bad["field"]) for bad in rows.invalid] == [(3, "email"), (4, "email"), (5, "row")]

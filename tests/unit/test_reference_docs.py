@@ -7,17 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from dripd import reference
+from docs.generate import DOCUMENTS, RENDERERS
+from docs.generate.api import openapi_document, render_api
+from docs.generate.config import config_keys, config_tables, render_config
+from docs.generate.dripctl import render_dripctl
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("kind", sorted(reference.DOCUMENTS))
+@pytest.mark.parametrize("kind", sorted(DOCUMENTS))
 def test_committed_document_is_current(kind: str) -> None:
-    path = REPO / reference.DOCUMENTS[kind]
+    path = REPO / DOCUMENTS[kind]
     assert path.exists(), f"{path.name} is missing: run `make docs`"
-    assert path.read_text(encoding="utf-8") == reference.RENDERERS[kind](), (
-        f"{reference.DOCUMENTS[kind]} is out of date with the code: run `make docs` and commit the result")
+    assert path.read_text(encoding="utf-8") == RENDERERS[kind](), (
+        f"{DOCUMENTS[kind]} is out of date with the code: run `make docs` and commit the result")
 
 
 def _sections(text: str) -> dict[str, str]:
@@ -26,8 +29,8 @@ def _sections(text: str) -> dict[str, str]:
 
 
 def test_every_config_key_is_documented_in_its_table() -> None:
-    sections = _sections(reference.render_config())
-    keys = reference.config_keys()
+    sections = _sections(render_config())
+    keys = config_keys()
     assert {"[daemon]", "[[mailboxes]]", "[mailboxes.maildir]", "[mailboxes.smtp]", "[mailboxes.imap]", "[api]",
             "[tracking]", "[metrics]", "[analytics]"} <= set(keys)
     for table, names in keys.items():
@@ -37,31 +40,31 @@ def test_every_config_key_is_documented_in_its_table() -> None:
 
 
 def test_every_config_key_has_a_description_and_a_default() -> None:
-    for table, model in reference.config_tables():
+    for table, model in config_tables():
         for name, field in model.model_fields.items():
             assert field.description, f"{table} {name} has no description"
-    text = reference.render_config()
+    text = render_config()
     assert "| `hourly_cap` | integer | `10` | > 0 |" in text
     assert "| `log_level` | string | `\"info\"` | one of `debug`, `info`, `warning`, `error` |" in text
     assert "| `path` | path | **required** |" in text
 
 
 def test_every_api_endpoint_and_every_dripctl_command_is_documented() -> None:
-    api = reference.render_api()
-    for path, item in reference.openapi_document()["paths"].items():
+    api = render_api()
+    for path, item in openapi_document()["paths"].items():
         for method in item:
             assert f"### {method.upper()} {path}\n" in api
     assert '{"error": {"code"' in api
-    dripctl = reference.render_dripctl()
+    dripctl = render_dripctl()
     for command in ("status", "sequences create", "steps add", "enroll", "apply", "export", "stats", "mailboxes"):
         assert f" dripctl {command}" in dripctl
 
 
 def test_dripctl_reference_ignores_the_callers_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    expected = reference.render_dripctl()
+    expected = render_dripctl()
     monkeypatch.setenv("DRIPD_SOCKET", "/tmp/elsewhere.sock")
     monkeypatch.setenv("COLUMNS", "40")
-    assert reference.render_dripctl() == expected
+    assert render_dripctl() == expected
 
 
 def test_the_example_config_shows_every_table_and_its_commented_examples_are_valid(tmp_path: Path) -> None:
@@ -69,7 +72,7 @@ def test_the_example_config_shows_every_table_and_its_commented_examples_are_val
     from dripd.plugins import Plugins
 
     text = (REPO / "etc" / "dripd.toml").read_text(encoding="utf-8")
-    for table in reference.config_keys():
+    for table in config_keys():
         assert re.search(rf"^[# ]*{re.escape(table)}\s*$", text, re.MULTILINE), f"etc/dripd.toml never shows {table}"
     # Uncomment the example tables and keys (not the prose, not the alternatives marked '# #').
     uncommented = re.sub(r"^#( {0,3})(?=\[|[a-z_]+ = )", r"\1", text, flags=re.MULTILINE)
