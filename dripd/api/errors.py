@@ -73,6 +73,7 @@ STATUSES: dict[type[DripdError], int] = {
     InternalError: 500,
     core.Unsupported: 501,
     core.TransportError: 502,
+    core.PluginError: 500,  # a plugin that cannot be used is the installation's fault, not the request's
     core.StoreError: 503,
 }
 
