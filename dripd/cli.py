@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         trio.run(_serve, config, plugins, args.config)
     except* DripdError as group:
         # Start-up failures (socket in use, database unavailable) arrive from the nursery.
-        for exc in _leaves(group):
-            log.error("%s", getattr(exc, "message", exc))
+        for failure in _leaves(group):
+            log.error("%s", getattr(failure, "message", failure))
         status = 1
     except* KeyboardInterrupt:
         status = 130

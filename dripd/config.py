@@ -315,7 +315,8 @@ def _rule(error: Mapping[str, Any]) -> str:
         return "must be an integer"
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
-    return error["msg"][0].lower() + error["msg"][1:]
+    message = str(error["msg"])
+    return message[0].lower() + message[1:]
 
 
 def _raise_first(exc: pydantic.ValidationError, prefix: str = "") -> None:

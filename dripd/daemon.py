@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from dripd.engine import Engine
 from dripd.errors import ConfigError
 from dripd.events import EventStream, consume
 from dripd.health import MailboxHealth, watch_health
+from dripd.hookspecs import PluginContext
 from dripd.plugins import Plugins
 from dripd.reactions import Reactions
 from dripd.reload import apply_config
@@ -49,6 +51,10 @@ def limits_of(mailbox: MailboxConfig) -> Limits:
         warmup_start=mailbox.warmup_start,
         timezone=mailbox.timezone,
     )
+
+
+def _context_for(services: Services, mailbox_id: str, plugin: str) -> PluginContext:
+    return plugin_context(services.store, services.clock, plugin, mailbox_id)
 
 
 class Daemon:
@@ -165,8 +171,8 @@ class Daemon:
         services = self.services
         detectors = []
         for mailbox in services.config.mailboxes:
-            for detector in self.plugins.build_detectors(
-                    mailbox, lambda plugin, m=mailbox: plugin_context(services.store, self.clock, plugin, m.id)):
+            context_for = partial(_context_for, services, mailbox.id)
+            for detector in self.plugins.build_detectors(mailbox, context_for):
                 detectors.append(detector)
                 await nursery.start(self._supervise_detector, mailbox.id, detector)
         with trio.move_on_after(DETECTOR_CATCH_UP_SECONDS):  # a server being down must not hold sends

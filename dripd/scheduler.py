@@ -20,6 +20,7 @@ import trio
 
 from dripd.clock import Clock
 from dripd.errors import StoreError
+from dripd.store.api import DueRow
 from dripd.throttle import MailboxLimiter
 
 log = logging.getLogger("dripd.scheduler")
@@ -46,7 +47,10 @@ Runner = Callable[[int, Gate], Awaitable[RunResult]]
 
 
 class DueSource(Protocol):
-    async def due_for_mailbox(self, mailbox_id: str, after: tuple[float, int], until: float, limit: int) -> list: ...
+    """The lane's view of the store (``dripd.store.api.DueSource`` is the full one)."""
+
+    async def due_for_mailbox(self, mailbox_id: str, after: tuple[float, int], until: float, limit: int
+                              ) -> list[DueRow]: ...
 
 
 class Lane:

@@ -85,4 +85,4 @@ async def mailbox_stats(mailbox_id: str, services: ServicesDep) -> dict[str, Any
 
 @metrics_router.get("/metrics", summary="Prometheus exposition (text format)", response_class=Response)
 async def metrics(services: ServicesDep) -> Response:
-    return Response(await services.engine.metrics.exposition(services), media_type=CONTENT_TYPE)
+    return Response(await services.scrape.exposition(), media_type=CONTENT_TYPE)

@@ -71,7 +71,7 @@ async def serve_control_api(services: "Services", *, task_status: trio.TaskStatu
     # The API begins its graceful shutdown when the daemon's does, before the nursery ends.
     stop = services.stop_requested
     fds = listen_fds()
-    socket_path = services.config.services.socket
+    socket_path = services.config.daemon.socket
     if fds:
         unix_binds = [f"fd://{fds[0]}"]
     else:

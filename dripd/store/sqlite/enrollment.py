@@ -135,10 +135,11 @@ class EnrollmentOps:
             (sequence_id, mailbox_id, runnable, runnable, runnable, now, now, now))
         added = fetch_all(db, "SELECT id, contact_id FROM enrollments WHERE id > ? AND sequence_id = ? ORDER BY id",
                           (top["top"], sequence_id))
-        first = next_event_id(db)
+        first_event_id = next_event_id(db)
         payload = NoData()
         write_events(db, [Event(EventKind.ENROLLED, now, payload, mailbox_id=mailbox_id, sequence_id=sequence_id,
-                                enrollment_id=r[0], contact_id=r[1], id=first + index) for index, r in enumerate(added)])
+                                enrollment_id=r[0], contact_id=r[1], id=first_event_id + index)
+                          for index, r in enumerate(added)])
         db.execute("DELETE FROM bulk_rows")
         return BulkResult(len(added), skipped)
 
