@@ -46,7 +46,7 @@ class MailboxSettings:
     # The mailbox's plugin tables as written ([mailboxes.<name>]), each already validated by its
     # owner's model. A plugin may read a sibling's table (the SMTP transport finds the Sent folder
     # in the IMAP table).
-    tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not self.message_id_domain:

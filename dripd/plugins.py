@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import logging
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
 import pluggy
@@ -51,7 +52,9 @@ def mailbox_settings(mailbox: MailboxConfig) -> MailboxSettings:
         message_id_domain=mailbox.message_id_domain,
         timezone=mailbox.timezone,
         transport=mailbox.transport,
-        tables={name: value for name, value in (mailbox.model_extra or {}).items() if isinstance(value, Mapping)},
+        # Read-only views: a plugin must not change the configuration another plugin reads.
+        tables=MappingProxyType({name: MappingProxyType(dict(value))
+                                 for name, value in (mailbox.model_extra or {}).items() if isinstance(value, Mapping)}),
     )
 
 

@@ -9,10 +9,11 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import httpx
 import trio
+
 from dripd.clock import offloaded
 from dripd.errors import TransportError
 from dripd_mailconn.config import ServerConfig

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+
 import trio
 from pydantic import BaseModel, ConfigDict, Field
 

@@ -22,8 +22,8 @@ import trio_asyncio
 from aiosmtplib.email import quote_address
 
 from dripd.hookspecs import MailboxSettings, OutgoingMessage, PluginContext, SendOutcome, SendResult
-from dripd_smtp.config import SmtpConfig
 from dripd_mailconn.credentials import Credentials, CredentialsError
+from dripd_smtp.config import SmtpConfig
 from dripd_smtp.outcome import Stage, classify_fault, classify_reply
 
 if TYPE_CHECKING:

@@ -210,6 +210,9 @@ def test_mailbox_settings_are_built_from_the_mailbox_config() -> None:
         timezone="Europe/Berlin", transport="echo",
         tables={"echo": {"greeting": "hi"}, "imap": {"host": "imap.example.com"}})
     assert settings.table("imap") == {"host": "imap.example.com"} and settings.table("smtp") is None
+    with pytest.raises(TypeError):
+        settings.tables["imap"]["host"] = "elsewhere"  # type: ignore[index]
+    assert hash(settings) == hash(mailbox_settings(mailbox(echo={"greeting": "hi"})))
     assert MailboxSettings("m", "a@b.example").message_id_domain == "b.example"
 
 

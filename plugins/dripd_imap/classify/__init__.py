@@ -48,7 +48,6 @@ from dripd_imap.classify.decode import _parse, _sender, _subject
 from dripd_imap.classify.result import Classification, Kind
 from dripd_imap.classify.view import _MessageView
 
-
 __all__ = ["Kind", "Classification", "classify"]
 
 

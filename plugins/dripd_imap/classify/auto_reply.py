@@ -13,7 +13,6 @@ from dripd_imap.classify.decode import _header
 from dripd_imap.classify.result import Classification, Kind
 from dripd_imap.classify.view import _MessageView
 
-
 _AUTO_SUBJECT = re.compile(
     r"^\s*(?:out of (?:the )?office|ooo\b|automatic reply|auto[- ]?reply|auto[- ]?response|autorespons"
     r"|automatische antwort|abwesenheitsnotiz|abwesend|r[ée]ponse automatique|absence|risposta automatica"

@@ -18,14 +18,13 @@ from dripd_imap.classify.decode import (
 )
 from dripd_imap.classify.dsn_fields import (
     _HARD_TEXT_RE,
-    _Recipient,
     _SOFT_TEXT_RE,
     _STATUS_RE,
     _dsn_recipients,
+    _Recipient,
     _recipient_failed,
 )
 from dripd_imap.classify.view import _MessageView
-
 
 _SYSTEM_LOCALPARTS = re.compile(
     r"^(?:mailer-daemon|mailer_daemon|mailerdaemon|postmaster|mail-daemon|maildaemon|double-bounce"

@@ -8,7 +8,6 @@ import re
 
 from dripd_imap.classify.decode import _addresses, _clean_address, _unique
 
-
 _FIELD_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]*(.*)$")
 _STATUS_RE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)")
 

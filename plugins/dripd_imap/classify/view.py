@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dripd_imap.classify.decode import _header, _message_ids, _part_text, _payload, _sender, _subject, _unique
 from dripd_imap.classify.result import Classification, Kind
 
-
 _EMBEDDED_HEADER_TYPES = {"text/rfc822-headers", "text/rfc822-header", "message/rfc822-headers"}
 _DSN_TYPES = {"message/delivery-status", "message/global-delivery-status", "text/delivery-status"}
 _ORIGINAL_TYPES = {"message/rfc822", "message/global", "message/partial"}
