@@ -16,9 +16,9 @@ from dripd.model import (
     SequenceSettings,
     SequenceStatus,
     Step,
-    check_step_list,
     transition,
 )
+from dripd.steps import check_step_list
 from dripd.store.rows import (
     contact_from_row,
     sequence_from_row,
