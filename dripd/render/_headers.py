@@ -116,7 +116,12 @@ def subject_line(subject: str) -> str:
     # Cached: a subject without merge tags (or with a common value) is encoded once, not per send.
     if "\r" in subject or "\n" in subject:
         raise ValidationError("subject", "must not contain CR or LF")
-    return unstructured("Subject", subject)
+    try:
+        return unstructured("Subject", subject)
+    except UnicodeEncodeError:
+        # A lone surrogate: compile_template replaces them, but a subject made elsewhere (the
+        # thread's first subject) reaches here unchecked. Refused like any unbuildable field.
+        raise ValidationError("subject", "not valid Unicode (lone surrogate)") from None
 
 
 # RFC 5322 atext: a display name made only of these (and single spaces) needs no quoting.
