@@ -71,7 +71,8 @@ def plan(
 
     Waits add up in real time from ``anchor_at`` (when the contact reached the cursor); an
     email then rolls forward to the window's next open moment. A conditional is evaluated at
-    the moment the walk reaches it in time, so signals that arrive before then count.
+    the moment the walk reaches it in time, so signals that arrive before then count. What
+    each kind does when the walk reaches it is that kind's ``plan`` in ``dripd.steps``.
     """
     return plan_with(KINDS, steps, cursor_ord, anchor_at, now, window, signals)
 
