@@ -23,6 +23,7 @@ def parse(data: Mapping[str, Any], prefix: str) -> Step:
 
 
 def serialise(step: Step) -> dict[str, Any]:
+    """The API shape: the type and the condition's name."""
     return {"type": "conditional", "condition": step.condition.value if step.condition else None}
 
 
