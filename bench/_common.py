@@ -32,7 +32,8 @@ if str(ROOT) not in sys.path:
 from pydantic import BaseModel, ConfigDict  # noqa: E402
 
 from dripd.hookspecs import OutgoingMessage, PluginContext, SendOutcome, SendResult, hookimpl  # noqa: E402
-from dripd.model import SequenceSettings, step_from_fields  # noqa: E402
+from dripd.model import SequenceSettings  # noqa: E402
+from dripd.steps import step_from_fields  # noqa: E402
 from dripd.store.rows import settings_to_json, step_data  # noqa: E402
 from tests.integration.servers import free_port, stop_process, wait_for_port  # noqa: E402,F401  (one copy of each)
 

@@ -9,13 +9,11 @@ nobody skip a step it had not reached.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence as Seq
+from typing import Sequence as Seq, assert_never
 
-from dripd.model import Condition, Step, StepType
-
-
-class Window(Protocol):
-    def next_open(self, t: float) -> float: ...
+from dripd.model import Condition, Step
+from dripd.steps import KINDS, Advance, Hold, Registry, Send, Walk
+from dripd.steps import Window as Window  # the walk's window; re-exported for cadence's callers
 
 
 @dataclass(frozen=True)
@@ -73,30 +71,42 @@ def plan(
 
     Waits add up in real time from ``anchor_at`` (when the contact reached the cursor); an
     email then rolls forward to the window's next open moment. A conditional is evaluated at
-    the moment the walk reaches it in time, so signals that arrive before then count.
+    the moment the walk reaches it in time, so signals that arrive before then count. What
+    each kind does when the walk reaches it is that kind's ``plan`` in ``dripd.steps``.
+    """
+    return plan_with(KINDS, steps, cursor_ord, anchor_at, now, window, signals)
+
+
+def plan_with(
+    kinds: Registry,
+    steps: Seq[Step],
+    cursor_ord: int,
+    anchor_at: float,
+    now: float,
+    window: Window,
+    signals: Signals = Signals(),
+) -> Plan:
+    """``plan`` with the step kinds of ``kinds`` (the daemon's are ``dripd.steps.KINDS``).
+
+    Each step's kind says what the walk does there; a step of a kind ``kinds`` does not hold
+    raises ``UnknownStepKind`` (never sent as if it were an email).
     """
     ordered = sorted((s for s in steps if s.ord >= cursor_ord), key=lambda s: s.ord)
     at = anchor_at
     i = 0
     while i < len(ordered):
         step = ordered[i]
-        if step.type is StepType.WAIT:
-            at += step.wait_seconds
-            i += 1
-            continue
-        if step.type is StepType.CONDITIONAL:
-            if at > now:
-                return Wake(step.ord, at, at)
-            assert step.condition is not None
-            # Seed 000: a match skips the contact past the branched (next) step.
-            i += 2 if signals.matches(step.condition) else 1
-            continue
-        # Re-checked against "now", not only the planned time: a step that fell due while the
-        # window was open but is run after it closed (throttled, paused, daemon down) waits.
-        send_at = window.next_open(max(at, now))
-        if send_at > now:
-            return Wake(step.ord, send_at, at)
-        return SendStep(step, at)
+        outcome = kinds.kind(step.type).plan(step, Walk(at, now, window, signals))
+        match outcome:
+            case Advance():
+                at = outcome.at
+                i += 1 + outcome.skip
+            case Hold():
+                return Wake(step.ord, outcome.at, outcome.anchor_at)
+            case Send():
+                return SendStep(step, outcome.anchor_at)
+            case _:
+                assert_never(outcome)
     return Finish(ordered[-1].ord + 1 if ordered else cursor_ord)
 
 

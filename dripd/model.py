@@ -34,12 +34,11 @@ REENROLLABLE = frozenset({EnrollmentStatus.COMPLETED, EnrollmentStatus.CANCELLED
 
 
 class StepType(enum.StrEnum):
+    """The kinds of step; each has its module in dripd.steps (parse, serialise, check, plan)."""
+
     EMAIL = "email"
     WAIT = "wait"
     CONDITIONAL = "conditional"
-
-
-STEP_TYPE_ALIASES = {"send_email": StepType.EMAIL, "delay": StepType.WAIT}
 
 
 class Condition(enum.StrEnum):
@@ -138,90 +137,6 @@ class Step:
     wait_seconds: float = 0.0
     condition: Condition | None = None
     thread: bool = True  # follow-ups go into the first email's thread unless off
-
-
-_DURATION_KEYS = {"waitDays": 86400.0, "waitHours": 3600.0, "waitMinutes": 60.0, "delayMs": 0.001}
-
-
-def step_from_fields(data: Mapping[str, Any], *, where: str = "") -> Step:
-    """Build a step from API-shaped fields (seed names), naming the field of any broken rule."""
-    prefix = f"{where}." if where else ""
-    raw_type = data.get("type")
-    if not isinstance(raw_type, str):
-        raise ValidationError(f"{prefix}type", "must be one of email, wait, conditional")
-    step_type = STEP_TYPE_ALIASES.get(raw_type)
-    if step_type is None:
-        try:
-            step_type = StepType(raw_type)
-        except ValueError:
-            raise ValidationError(
-                f"{prefix}type", "must be one of email, wait, conditional (or send_email, delay)"
-            ) from None
-    if step_type is StepType.EMAIL:
-        subject = data.get("subject", "")
-        body = data.get("body", data.get("html"))
-        if not isinstance(subject, str):
-            raise ValidationError(f"{prefix}subject", "must be a string")
-        if "\r" in subject or "\n" in subject:
-            raise ValidationError(f"{prefix}subject", "must not contain line breaks")
-        if not isinstance(body, str) or not body.strip():
-            raise ValidationError(f"{prefix}body", "an email step needs a non-empty HTML body")
-        text = data.get("text")
-        if text is not None and not isinstance(text, str):
-            raise ValidationError(f"{prefix}text", "must be a string")
-        thread = data.get("thread", True)
-        if not isinstance(thread, bool):
-            raise ValidationError(f"{prefix}thread", "must be true or false")
-        return Step(StepType.EMAIL, subject=subject, body=body, text=text, thread=thread)
-    if step_type is StepType.WAIT:
-        given = [k for k in _DURATION_KEYS if data.get(k) is not None]
-        if not given:
-            raise ValidationError(
-                f"{prefix}waitDays", "a wait step needs one of waitDays, waitHours, waitMinutes, delayMs"
-            )
-        if len(given) > 1:
-            raise ValidationError(f"{prefix}{given[1]}", f"give only one duration (also got {given[0]})")
-        value = data[given[0]]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise ValidationError(f"{prefix}{given[0]}", "must be a positive number")
-        return Step(StepType.WAIT, wait_seconds=float(value) * _DURATION_KEYS[given[0]])
-    condition = data.get("condition")
-    try:
-        return Step(StepType.CONDITIONAL, condition=Condition(condition))
-    except ValueError:
-        raise ValidationError(
-            f"{prefix}condition", "must be one of if_replied, if_opened, if_clicked"
-        ) from None
-
-
-def step_to_fields(step: Step) -> dict[str, Any]:
-    """The API shape of a step (inverse of step_from_fields, durations in the largest whole unit)."""
-    if step.type is StepType.EMAIL:
-        out: dict[str, Any] = {"type": "email", "subject": step.subject, "body": step.body}
-        if step.text is not None:
-            out["text"] = step.text
-        if not step.thread:
-            out["thread"] = False
-        return out
-    if step.type is StepType.WAIT:
-        for key, unit in _DURATION_KEYS.items():
-            if step.wait_seconds % unit == 0 or key == "delayMs":
-                value = step.wait_seconds / unit
-                return {"type": "wait", key: int(value) if value == int(value) else value}
-    return {"type": "conditional", "condition": step.condition.value if step.condition else None}
-
-
-def check_step_list(steps: list[Step]) -> None:
-    """Rules on the whole list: the first step must be an email (both seeds), and only a
-    threaded follow-up may leave its subject empty (it becomes "Re: <first subject>")."""
-    if steps and steps[0].type is not StepType.EMAIL:
-        raise ValidationError("steps[0].type", "the first step must be an email")
-    for index, step in enumerate(steps):
-        if step.type is StepType.EMAIL and not step.subject.strip() and (index == 0 or not step.thread):
-            raise ValidationError(
-                f"steps[{index}].subject",
-                "needs a non-empty subject (only a threaded follow-up may leave it empty)",
-            )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query
 from dripd.api.deps import ServicesDep, SequenceId, StepIndex
 from dripd.api.schemas import CloneBody, SequenceBody, SettingsPatch, StepBody, StepPatch, sequence_json, step_json
 from dripd.errors import NotFound
-from dripd.model import Action, Step, check_step_list, step_from_fields, step_to_fields
+from dripd.model import Action, Step
+from dripd.steps import check_step_list, step_from_fields, step_to_fields
 
 if TYPE_CHECKING:
     from dripd.root import Services

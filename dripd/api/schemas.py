@@ -19,8 +19,9 @@ from pydantic.alias_generators import to_camel
 
 from dripd.cadence import live_index
 from dripd.clock import iso
-from dripd.model import Contact, EnrollmentStatus, Sequence, SequenceSettings, Step, step_to_fields
+from dripd.model import Contact, EnrollmentStatus, Sequence, SequenceSettings, Step
 from dripd.render import header_text_problem
+from dripd.steps import step_to_fields
 from dripd.store import ContactProgress
 
 DbId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # a SQLite INTEGER row id

@@ -14,7 +14,8 @@ import pytest
 import trio
 
 from dripd.daemon import Daemon
-from dripd.model import Action, SequenceSettings, step_from_fields
+from dripd.model import Action, SequenceSettings
+from dripd.steps import step_from_fields
 from dripd.store import ContactInput
 from tests.conftest import make_config, running_daemon
 from tests.integration.mail_samples import dsn, out_of_office, reply

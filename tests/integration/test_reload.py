@@ -15,7 +15,8 @@ import trio_asyncio
 from dripd.clock import Clock
 from dripd.config import load_config
 from dripd.daemon import Daemon
-from dripd.model import Action, SequenceSettings, step_from_fields
+from dripd.model import Action, SequenceSettings
+from dripd.steps import step_from_fields
 from dripd.plugins import Plugins
 from dripd.store import ContactInput
 

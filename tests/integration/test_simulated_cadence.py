@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 import trio
 
 from dripd.hookspecs import EventKind, MailEvent
-from dripd.model import Action, SequenceSettings, step_from_fields
+from dripd.model import Action, SequenceSettings
+from dripd.steps import step_from_fields
 from dripd.store import ContactInput
 from tests.conftest import maildir_mailbox, make_config, running_daemon
 

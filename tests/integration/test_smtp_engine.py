@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import trio
 
-from dripd.model import Action, SequenceSettings, step_from_fields
+from dripd.model import Action, SequenceSettings
+from dripd.steps import step_from_fields
 from dripd.store import ContactInput
 from tests.conftest import make_config, running_daemon
 from tests.integration.servers import smtp_sink

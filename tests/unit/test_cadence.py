@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings, strategies as st
@@ -103,7 +104,7 @@ step_lists = st.lists(
 )
 
 
-def build(kinds: list) -> list[Step]:
+def build(kinds: list[Any]) -> list[Step]:
     steps = [email(0)]
     for i, kind in enumerate(kinds, start=1):
         if kind == "email":
@@ -119,7 +120,7 @@ def build(kinds: list) -> list[Step]:
 @given(windows, step_lists, st.floats(t(1), t(28)), st.floats(0, 30 * DAY),
        st.booleans(), st.booleans(), st.booleans())
 def test_property_a_send_is_only_ever_decided_inside_the_window(
-    window: SendWindow, kinds: list, anchor: float, lateness: float, replied: bool, opened: bool, clicked: bool,
+    window: SendWindow, kinds: list[Any], anchor: float, lateness: float, replied: bool, opened: bool, clicked: bool,
 ) -> None:
     steps = build(kinds)
     now = anchor + lateness
@@ -133,7 +134,7 @@ def test_property_a_send_is_only_ever_decided_inside_the_window(
 @settings(max_examples=200, deadline=None)
 @given(windows, step_lists, st.floats(t(1), t(5)), st.lists(st.tuples(st.floats(0, 5 * DAY), st.floats(0, 9 * DAY)), max_size=6))
 def test_property_pause_and_resume_never_sends_a_step_twice(
-    window: SendWindow, kinds: list, start: float, pauses: list[tuple[float, float]],
+    window: SendWindow, kinds: list[Any], start: float, pauses: list[tuple[float, float]],
 ) -> None:
     """Simulate a contact walking the cadence as the engine does (plan, send, record), with the
     sequence paused for random stretches; every email step goes at most once, in order."""

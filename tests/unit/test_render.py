@@ -8,6 +8,7 @@ from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.parser import BytesParser
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -401,9 +402,75 @@ def test_property_any_unicode_round_trips(
     {"firstName": 7, "company": "line\r\nbreak\x00here"},
     {},
 ])
-def test_render_subject_is_exactly_the_rendered_subject(fields: dict) -> None:
+def test_render_subject_is_exactly_the_rendered_subject(fields: dict[str, Any]) -> None:
     # The engine renders only the subject for the ledger row before the claim; it must be
     # the subject the message goes out with.
     for subject in ("Hi {{firstName}} at {{company|your team}}", "No tags", "{{company}}{{company}}", ""):
         template = compile_template(subject, "<p>{{firstName}}</p>")
         assert template.render_subject(fields) == template.render(fields).subject
+
+
+# --- a message that cannot be built: always ValidationError naming the field ------------------
+# The engine claims the ledger row before it builds the message and resolves the step as failed
+# when building raises; it catches ValidationError, so nothing else may escape build_message.
+
+
+def test_a_contact_name_with_a_control_character_is_refused_as_to_name() -> None:
+    # What the engine makes of first_name "Al\x07ice" and last_name "Smith".
+    for name in ("Al\x07ice Smith", "Alice \x1bSmith", "Al\x7fice", "Al\ud800ice"):
+        with pytest.raises(ValidationError) as info:
+            build_message(env(to_name=name), Rendered("s", "", "", ()))
+        assert info.value.field == "to_name"
+
+
+def test_a_lone_surrogate_in_a_handmade_rendered_subject_is_refused_as_subject() -> None:
+    # compile_template replaces lone surrogates; a subject made elsewhere (a thread's stored
+    # subject) must still fail as a ValidationError, not as UnicodeEncodeError.
+    with pytest.raises(ValidationError) as info:
+        build_message(env(), Rendered("Re: caf\ud800", "", "", ()))
+    assert (info.value.field, info.value.rule) == ("subject", "not valid Unicode (lone surrogate)")
+
+
+# Hostile text: everything, with the characters that break headers over-represented.
+hostile = st.text(
+    st.one_of(
+        st.characters(min_codepoint=0, max_codepoint=0x10FFFF),
+        st.sampled_from(["\r", "\n", "\x00", "\x07", "\x7f", "\x85", "\u2028", "\ud800", "\udfff", "=", "?", "<", ">", "@"]),
+    ),
+    max_size=120,
+)
+
+# Where each input goes, and the field a refusal must name.
+_PLACES = {
+    "to_name": lambda v: (env(to_name=v), Rendered("s", "h", "t", ())),
+    "from_name": lambda v: (env(from_name=v), Rendered("s", "h", "t", ())),
+    "to_address": lambda v: (env(to_address=v), Rendered("s", "h", "t", ())),
+    "from_address": lambda v: (env(from_address=v), Rendered("s", "h", "t", ())),
+    "message_id": lambda v: (env(message_id=v), Rendered("s", "h", "t", ())),
+    "in_reply_to": lambda v: (env(in_reply_to=v), Rendered("s", "h", "t", ())),
+    "references": lambda v: (env(references=("<a@b>", v)), Rendered("s", "h", "t", ())),
+    "list_unsubscribe": lambda v: (env(list_unsubscribe=(v,)), Rendered("s", "h", "t", ())),
+    "extra_headers": lambda v: (env(extra_headers=(("X-Note", v),)), Rendered("s", "h", "t", ())),
+    "subject": lambda v: (env(), Rendered(v, "h", "t", ())),
+    "text": lambda v: (env(), Rendered("s", "h", v, ())),
+    "html": lambda v: (env(), Rendered("s", v, "t", ())),
+}
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(place=st.sampled_from(sorted(_PLACES)), value=hostile)
+def test_property_a_message_either_builds_or_names_the_field(place: str, value: str) -> None:
+    envelope, rendered = _PLACES[place](value)
+    try:
+        raw = build_message(envelope, rendered)
+    except ValidationError as refusal:
+        assert refusal.field == place
+    else:
+        assert_wire_format(raw)
+
+
+@pytest.mark.parametrize("when", [float("inf"), -float("inf"), 1e300, -1e300, float("nan")])
+def test_an_unrepresentable_date_is_refused_as_date(when: float) -> None:
+    with pytest.raises(ValidationError) as info:
+        build_message(env(date=when), Rendered("s", "", "", ()))
+    assert info.value.field == "date"

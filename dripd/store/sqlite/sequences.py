@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dripd.errors import Conflict, NotFound, ReadOnly
 from dripd.events import Event, EventKind, Reason
-from dripd.model import Action, EnrollmentStatus, Sequence, SequenceSettings, SequenceStatus, Step, check_step_list, transition
+from dripd.model import Action, EnrollmentStatus, Sequence, SequenceSettings, SequenceStatus, Step, transition
+from dripd.steps import check_step_list
 from dripd.store.rows import sequence_from_row, settings_to_json, step_data, step_from_row
 from dripd.store.sqlite.connection import Conn, control_operation, fetch_all, fetch_one
 from dripd.store.sqlite.journal import end_now, write_event
