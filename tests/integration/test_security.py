@@ -9,12 +9,12 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 from tests.integration.daemon_process import DRIPCTL, DripdProcess, free_port
+from tests.integration.waiting import wait_until
 
 
 def test_control_socket_refuses_another_user(tmp_path: Path) -> None:
@@ -70,9 +70,7 @@ def test_no_secret_in_any_log_line(tmp_path: Path) -> None:
             client.post(f"/api/sequences/{sequence['id']}/start")
             client.post(f"/api/sequences/{sequence['id']}/enroll", json={"contactEmail": "x@example.org"})
         process.signal(signal.SIGHUP)  # a reload re-reads the secrets' sources
-        deadline = time.monotonic() + 10
-        while "configuration reloaded" not in process.log() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: "configuration reloaded" in process.log(), what=process.log)
     finally:
         assert process.stop() == 0
     log = process.log()

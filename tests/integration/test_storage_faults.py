@@ -9,7 +9,6 @@ import contextlib
 import os
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -40,13 +39,6 @@ def make_sequence(client: httpx.Client) -> int:
 
 def enroll(client: httpx.Client, sequence_id: int, email: str) -> httpx.Response:
     return client.post(f"/api/sequences/{sequence_id}/enroll", json={"contactEmail": email})
-
-
-def wait_until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_database_locked_by_another_process(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.daemon_process import DripdProcess, free_port, running_dripd
+from tests.integration.waiting import wait_until
 
 BASE = "https://t.example.test"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"
@@ -101,14 +102,9 @@ def links(message: Any, kind: str) -> list[str]:
     return re.findall(re.escape(BASE) + f"/{kind}/[A-Za-z0-9_.-]+", html_of(message))
 
 
-def wait_for(env: Env, check: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.03)
-    raise AssertionError(f"condition not reached in time:\n{env.process.log()[-3000:]}")
+def wait_for(env: Env, check: Any) -> Any:
+    """``wait_until`` with the daemon's recent log as the failure message."""
+    return wait_until(check, interval=0.03, what=lambda: env.process.log()[-3000:])
 
 
 def inbox(env: Env, subject_prefix: str) -> dict[str, list[Any]]:
