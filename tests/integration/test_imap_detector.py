@@ -3,9 +3,8 @@ UIDVALIDITY/last-UID state across reconnects and restarts, STARTTLS, the Sent fo
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
-import pytest
 import trio
 import trio.testing
 import trio_asyncio
@@ -16,12 +15,6 @@ from dripd_smtp.sent import SentFolder
 from tests.integration.mail_samples import dsn, out_of_office, reply
 from tests.integration.plugin_harness import LoginAttempts, MemoryState, detector_for, watching
 from tests.integration.servers import Dovecot, dovecot
-
-
-@pytest.fixture(scope="module")
-def imap_server() -> Iterator[Dovecot]:
-    with dovecot(tls=True) as server:
-        yield server
 
 
 async def test_idle_sees_new_mail_at_once_and_never_sets_seen(imap_server: Dovecot) -> None:
