@@ -25,7 +25,7 @@ def _failure(what: str | Callable[[], str], timeout: float) -> AssertionError:
     return AssertionError(f"not reached within {timeout:.0f}s: {detail}")
 
 
-def wait_until(check: Callable[[], T], *, timeout: float = DEFAULT_TIMEOUT, interval: float = 0.05,
+def wait_until(check: Callable[[], T | None], *, timeout: float = DEFAULT_TIMEOUT, interval: float = 0.05,
                what: str | Callable[[], str] = "condition") -> T:
     """Call ``check`` until it returns a truthy value; that value. ``what`` (text, or a function
     giving it, e.g. a daemon's log) is the failure message."""
@@ -39,7 +39,7 @@ def wait_until(check: Callable[[], T], *, timeout: float = DEFAULT_TIMEOUT, inte
         time.sleep(interval)
 
 
-async def wait_until_async(check: Callable[[], Awaitable[T]], *, timeout: float = DEFAULT_TIMEOUT,
+async def wait_until_async(check: Callable[[], Awaitable[T | None]], *, timeout: float = DEFAULT_TIMEOUT,
                            interval: float = 0.05, what: str | Callable[[], str] = "condition") -> T:
     """``wait_until`` inside a trio run, for a check that awaits (a store read, say)."""
     with trio.move_on_after(timeout):
