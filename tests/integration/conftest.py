@@ -6,6 +6,9 @@
 - ``dripd``: the real ``dripd`` process on the default config (one Maildir mailbox "sales"),
   one per module; a module needing another config defines its own ``dripd`` fixture.
 - ``api``: an HTTP client on that daemon's Unix socket.
+- ``dripd_process``: makes ``DripdProcess`` objects for a test that starts, signals, kills and
+  restarts its own daemon; any still running when the test ends is killed, so a failing test
+  never leaves a daemon behind.
 
 The in-process daemon in simulated time (``make_config``, ``running_daemon``, the
 thread-aware ``autojump_clock``) is in ``tests/conftest.py``. The helpers these build on stay
@@ -17,12 +20,13 @@ runs), ``plugin_harness`` (transport and detector on their own), ``api_client`` 
 
 from __future__ import annotations
 
-from typing import Iterator
+from pathlib import Path
+from typing import Any, Iterator
 
 import httpx
 import pytest
 
-from tests.integration.daemon_process import DripdProcess, running_dripd
+from tests.integration.daemon_process import DripdProcess, MakeDripd, running_dripd
 from tests.integration.servers import Dovecot, SmtpSink, dovecot, smtp_sink
 
 
@@ -48,3 +52,17 @@ def dripd(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 def api(dripd: DripdProcess) -> Iterator[httpx.Client]:
     with dripd.client() as client:
         yield client
+
+
+@pytest.fixture
+def dripd_process() -> Iterator[MakeDripd]:
+    made: list[DripdProcess] = []
+
+    def make(root: Path, **kwargs: Any) -> DripdProcess:
+        process = DripdProcess(root, **kwargs)
+        made.append(process)
+        return process
+
+    yield make
+    for process in made:
+        process.kill()

@@ -17,7 +17,7 @@ import sys
 from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import httpx
 import tomli_w
@@ -164,3 +164,7 @@ def running_dripd(root: Path, **kwargs: Any) -> Iterator[DripdProcess]:
             process.stop()
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+MakeDripd = Callable[..., DripdProcess]
+"""``DripdProcess``'s signature: what the ``dripd_process`` fixture hands a test."""

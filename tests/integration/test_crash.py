@@ -7,7 +7,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
-from tests.integration.daemon_process import DripdProcess
+from tests.integration.daemon_process import DripdProcess, MakeDripd
 from tests.integration.store_reader import read_store, sequence_outcome
 from tests.integration.waiting import wait_until
 
@@ -19,9 +19,9 @@ def delivered_keys(process: DripdProcess) -> list[tuple[str, str]]:
     return [(str(m["To"]), str(m["Subject"])) for m in process.messages()]
 
 
-def test_kill_9_during_sends_never_duplicates_nor_loses(tmp_path: Path) -> None:
+def test_kill_9_during_sends_never_duplicates_nor_loses(tmp_path: Path, dripd_process: MakeDripd) -> None:
     rng = random.Random(20261125)
-    process = DripdProcess(tmp_path)
+    process = dripd_process(tmp_path)
     process.start()
     with process.client() as client:
         created = client.post("/api/sequences", json={
@@ -40,7 +40,7 @@ def test_kill_9_during_sends_never_duplicates_nor_loses(tmp_path: Path) -> None:
     kills = 0
     for _ in range(3):  # kill -9 at a random moment while sends are under way, then restart
         target = min(len(process.messages()) + rng.randint(20, 120), total - 1)
-        wait_until(lambda: len(process.messages()) >= target, what=process.log)
+        wait_until(lambda: len(process.messages()) >= target, interval=0.002, what=process.log)
         if len(process.messages()) >= total:
             break
         process.kill()

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.integration.daemon_process import DripdProcess, fast_mailbox
+from tests.integration.daemon_process import MakeDripd, fast_mailbox
 
 SOAK = os.environ.get("DRIPD_SOAK") == "1"
 CLIENTS = 100 if SOAK else 20
@@ -25,10 +25,10 @@ def rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def test_concurrent_api_clients_while_sending_on_schedule(tmp_path: Path) -> None:
+def test_concurrent_api_clients_while_sending_on_schedule(tmp_path: Path, dripd_process: MakeDripd) -> None:
     # One send a second, evenly spaced (3,600/h, burst 1): the schedule the load must not bend.
     paced = fast_mailbox(tmp_path, hourly_cap=3600, burst=1)
-    process = DripdProcess(tmp_path, mailboxes=[paced])
+    process = dripd_process(tmp_path, mailboxes=[paced])
     process.start()
     assert process.proc is not None
     with process.client() as client:
@@ -95,6 +95,6 @@ def test_concurrent_api_clients_while_sending_on_schedule(tmp_path: Path) -> Non
     total = sum(requests)
     latencies.sort()
     p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
-    print(f"load: {CLIENTS} clients: {total} requests while {sent_during} paced sends went out, p50 {p50 * 1000:.0f} ms,"
-          f" p99 {p99 * 1000:.0f} ms, 0 errors; RSS {rss_start:.0f} -> {rss_end:.0f} MB")
+    print(f"load: {CLIENTS} clients: {total} requests while {sent_during} paced sends went out,"
+          f" p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, 0 errors; RSS {rss_start:.0f} -> {rss_end:.0f} MB")
     assert rss_end - rss_start < 100  # flat: no growth with the number of requests beyond caches

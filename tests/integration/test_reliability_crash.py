@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.integration.daemon_process import DripdProcess
+from tests.integration.daemon_process import MakeDripd
 from tests.integration.mail_samples import reply
 from tests.integration.servers import dovecot, postfix_sink
 from tests.integration.store_reader import read_store, sequence_outcome
@@ -35,14 +35,14 @@ def sink_messages(sink) -> list[email.message.EmailMessage]:  # type: ignore[no-
     return out
 
 
-def test_kill_9_rounds_over_smtp_with_replies_over_imap(tmp_path: Path) -> None:
+def test_kill_9_rounds_over_smtp_with_replies_over_imap(tmp_path: Path, dripd_process: MakeDripd) -> None:
     rng = random.Random(20261125)
     with dovecot() as imap, postfix_sink() as sink:
         user = imap.new_user("sales")
         box = {"id": "sales", "address": user, "name": "Sales", "timezone": "UTC", "daily_cap": 100000,
                "hourly_cap": 100000, "burst": 1000, "concurrency": 4, "transport": "smtp",
                "smtp": sink.smtp_table(connections=4, timeout_seconds=5), "imap": imap.imap_table(user)}
-        process = DripdProcess(tmp_path, mailboxes=[box], daemon={"shutdown_grace_seconds": 5})
+        process = dripd_process(tmp_path, mailboxes=[box], daemon={"shutdown_grace_seconds": 5})
         process.start()
         with process.client() as client:
             created = client.post("/api/sequences", json={

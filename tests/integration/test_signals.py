@@ -7,15 +7,15 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.integration.daemon_process import DRIPD, DripdProcess
+from tests.integration.daemon_process import DRIPD, MakeDripd
 from tests.integration.store_reader import read_store
 from tests.integration.waiting import wait_until
 
 CONTACTS = 300
 
 
-def test_sigterm_mid_batch_exits_0_and_a_restart_finishes_the_rest(tmp_path: Path) -> None:
-    process = DripdProcess(tmp_path)
+def test_sigterm_mid_batch_exits_0_and_a_restart_finishes_the_rest(tmp_path: Path, dripd_process: MakeDripd) -> None:
+    process = dripd_process(tmp_path)
     process.start()
     with process.client() as client:
         sequence_id = client.post("/api/sequences", json={
@@ -41,8 +41,8 @@ def test_sigterm_mid_batch_exits_0_and_a_restart_finishes_the_rest(tmp_path: Pat
     print(f"SIGTERM after {after_stop} of {CONTACTS}; the restart sent the other {CONTACTS - after_stop}")
 
 
-def test_sighup_reloads_caps_and_a_bad_reload_keeps_running(tmp_path: Path) -> None:
-    process = DripdProcess(tmp_path)
+def test_sighup_reloads_caps_and_a_bad_reload_keeps_running(tmp_path: Path, dripd_process: MakeDripd) -> None:
+    process = dripd_process(tmp_path)
     process.start()
     try:
         config = dict(process.config)
@@ -79,7 +79,8 @@ def test_bad_config_exits_78_naming_the_key(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_second_sigterm_stops_at_once_and_the_next_start_resolves_the_rest(tmp_path: Path) -> None:
+def test_second_sigterm_stops_at_once_and_the_next_start_resolves_the_rest(tmp_path: Path,
+                                                                            dripd_process: MakeDripd) -> None:
     from tests.integration.servers import smtp_sink
 
     with smtp_sink({"rules": [{"on": "dot", "action": "stall"}]}) as sink:
@@ -87,7 +88,7 @@ def test_second_sigterm_stops_at_once_and_the_next_start_resolves_the_rest(tmp_p
                "hourly_cap": 1000, "burst": 100, "transport": "smtp", "smtp": sink.smtp_table(timeout_seconds=3600)}
         # Neither the transport's timeout nor the grace period can end this stop: only the
         # second signal can, so the bounded waits below are hang guards, not speed checks.
-        process = DripdProcess(tmp_path, mailboxes=[box], daemon={"shutdown_grace_seconds": 3600})
+        process = dripd_process(tmp_path, mailboxes=[box], daemon={"shutdown_grace_seconds": 3600})
         process.start()
         with process.client() as client:
             sequence_id = client.post("/api/sequences", json={

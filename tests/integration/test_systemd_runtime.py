@@ -7,12 +7,12 @@ import socket
 import subprocess
 from pathlib import Path
 
-from tests.integration.daemon_process import DRIPCTL, DRIPD, DripdProcess
+from tests.integration.daemon_process import DRIPCTL, DRIPD, MakeDripd
 from tests.integration.waiting import wait_until
 
 
-def test_socket_activation_serves_dripctl_on_the_passed_socket(tmp_path: Path) -> None:
-    process = DripdProcess(tmp_path)  # writes the config; systemd-socket-activate starts it
+def test_socket_activation_serves_dripctl_on_the_passed_socket(tmp_path: Path, dripd_process: MakeDripd) -> None:
+    process = dripd_process(tmp_path)  # writes the config; systemd-socket-activate starts it
     activated = tmp_path / "activated.sock"
     proc = subprocess.Popen(
         ["systemd-socket-activate", "-l", str(activated), str(DRIPD), "-c", str(process.config_path)],
@@ -66,11 +66,11 @@ def _drain(sock: socket.socket) -> list[str]:
     return lines
 
 
-def test_notify_ready_watchdog_reloading_stopping_in_order(tmp_path: Path) -> None:
+def test_notify_ready_watchdog_reloading_stopping_in_order(tmp_path: Path, dripd_process: MakeDripd) -> None:
     notify_path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify_path))
-    process = DripdProcess(tmp_path, env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000"})
+    process = dripd_process(tmp_path, env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000"})
     try:
         process.start()
         seen: list[str] = []
@@ -90,7 +90,7 @@ def test_notify_ready_watchdog_reloading_stopping_in_order(tmp_path: Path) -> No
         sock.close()
 
 
-def test_watchdog_pings_stop_when_the_scheduler_is_wedged(tmp_path: Path) -> None:
+def test_watchdog_pings_stop_when_the_scheduler_is_wedged(tmp_path: Path, dripd_process: MakeDripd) -> None:
     """An SMTP server that accepts the connection and then never answers RCPT (with a long
     transport timeout) holds the mailbox's only worker; the next due send then blocks the lane's
     loop, and the pings must stop so that systemd restarts the service."""
@@ -102,7 +102,7 @@ def test_watchdog_pings_stop_when_the_scheduler_is_wedged(tmp_path: Path) -> Non
     with smtp_sink({"rules": [{"on": "rcpt", "action": "stall"}]}) as sink:
         box = {"id": "sales", "address": "sales@example.com", "timezone": "UTC", "daily_cap": 1000,
                "hourly_cap": 1000, "burst": 100, "transport": "smtp", "smtp": sink.smtp_table(timeout_seconds=60)}
-        process = DripdProcess(tmp_path, mailboxes=[box],
+        process = dripd_process(tmp_path, mailboxes=[box],
                                env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000"})
         try:
             process.start()

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.daemon_process import DripdProcess, free_port, running_dripd
+from tests.integration.daemon_process import DripdProcess, MakeDripd, free_port, running_dripd
 from tests.integration.waiting import wait_until
 
 BASE = "https://t.example.test"
@@ -393,10 +393,10 @@ def test_rules_and_dashboard_use_only_metrics_dripd_exports(env: Env) -> None:
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_a_missing_tracking_secret_stops_the_start_with_a_clear_error(tmp_path: Path) -> None:
+def test_a_missing_tracking_secret_stops_the_start_with_a_clear_error(tmp_path: Path, dripd_process: MakeDripd) -> None:
     extra = {"tracking": {"listen": f"127.0.0.1:{free_port()}", "base_url": BASE,
                           "secret_file": str(tmp_path / "absent")}}
-    process = DripdProcess(tmp_path, extra=extra)
+    process = dripd_process(tmp_path, extra=extra)
     with pytest.raises(RuntimeError, match="dripd exited with 1"):
         process.start(timeout=10)
     assert "cannot read the tracking secret" in process.log()
