@@ -14,16 +14,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import httpx
 import tomli_w
 
 from tests.integration.servers import free_port  # noqa: F401  (re-exported for the tests)
+from tests.integration.waiting import wait_until
 
 DRIPD = Path(sys.executable).parent / "dripd"
 DRIPCTL = Path(sys.executable).parent / "dripctl"
@@ -72,26 +72,30 @@ class DripdProcess:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start(self, timeout: float = 15.0) -> None:
+    def start(self, timeout: float = 30.0) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen([str(DRIPD), "-c", str(self.config_path)], stdout=log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **self.env}, cwd=self.root)
         log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"dripd exited with {self.proc.returncode}:\n{self.log()}")
+        proc = self.proc
+
+        def answering() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"dripd exited with {proc.returncode}:\n{self.log()}")
             if self.socket.exists():
                 try:
                     with self.client(timeout=2.0) as client:
-                        if client.get("/api/status").status_code == 200:
-                            return
+                        return client.get("/api/status").status_code == 200
                 except httpx.TransportError:
                     pass
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"dripd did not answer on {self.socket} within {timeout}s:\n{self.log()}")
+            return False
+
+        try:
+            wait_until(answering, timeout=timeout, what=lambda: f"dripd answering on {self.socket}:\n{self.log()}")
+        except AssertionError as exc:
+            self.kill()
+            raise RuntimeError(str(exc)) from None
 
     def signal(self, signum: int) -> None:
         assert self.proc is not None
@@ -137,14 +141,15 @@ class DripdProcess:
         return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
                 for p in paths]
 
-    def wait_for_messages(self, count: int, mailbox_id: str | None = None, timeout: float = 10.0) -> list[EmailMessage]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_for_messages(self, count: int, mailbox_id: str | None = None, timeout: float = 60.0) -> list[EmailMessage]:
+        """Until the Maildir holds ``count`` messages or more; all of them, oldest first."""
+
+        def enough() -> list[EmailMessage] | None:
             found = self.messages(mailbox_id)
-            if len(found) >= count:
-                return found
-            time.sleep(0.05)
-        raise AssertionError(f"expected {count} message(s), found {len(self.messages(mailbox_id))}:\n{self.log()}")
+            return found if len(found) >= count else None
+
+        return wait_until(enough, timeout=timeout, what=lambda: f"{count} message(s), found "
+                                                                f"{len(self.messages(mailbox_id))}:\n{self.log()}")
 
 
 @contextmanager
@@ -159,3 +164,7 @@ def running_dripd(root: Path, **kwargs: Any) -> Iterator[DripdProcess]:
             process.stop()
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+MakeDripd = Callable[..., DripdProcess]
+"""``DripdProcess``'s signature: what the ``dripd_process`` fixture hands a test."""

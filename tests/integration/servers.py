@@ -30,11 +30,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
+
+from tests.integration.waiting import wait_until
 
 PASSWORD = "secret"
 
@@ -45,15 +46,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[Any] | None = None, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_for_port(port: int, proc: subprocess.Popen[Any] | None = None, timeout: float = 30.0) -> None:
+    """Until something accepts connections on 127.0.0.1:``port`` (``proc`` exiting first fails)."""
+
+    def listening() -> bool:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"server exited with status {proc.returncode}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return
-        time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+            return True
+        return False
+
+    wait_until(listening, timeout=timeout, interval=0.02, what=f"nothing listens on 127.0.0.1:{port}")
 
 
 def stop_process(proc: subprocess.Popen[Any], timeout: float = 5.0) -> None:

@@ -19,7 +19,7 @@ from dripd.model import Action
 from dripd.store import SentRef
 from dripd.tracking.app import TrackingApp
 from dripd.tracking.tokens import Signer
-from tests.integration.test_engine import START, daemon_with, people, sequence, sleep_until
+from tests.integration.simulated import START, daemon_with, people, sequence, sleep_until
 
 STEPS = [
     {"type": "email", "subject": "A", "body": "<p>a</p>"},

@@ -8,14 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.daemon_process import DripdProcess, free_port
+from tests.integration.daemon_process import MakeDripd, free_port
 
 ST = Path(sys.executable).parent / "st"
 
 
-def test_no_server_errors_from_the_openapi_document(tmp_path: Path) -> None:
+def test_no_server_errors_from_the_openapi_document(tmp_path: Path, dripd_process: MakeDripd) -> None:
     port, token = free_port(), "fuzz-" + "t" * 20
-    process = DripdProcess(tmp_path, api={"listen": f"127.0.0.1:{port}",
+    process = dripd_process(tmp_path, api={"listen": f"127.0.0.1:{port}",
                                           "tokens": ["sha256:" + hashlib.sha256(token.encode()).hexdigest()]})
     process.start()
     try:

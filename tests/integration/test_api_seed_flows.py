@@ -7,38 +7,16 @@ window and the mailbox generous caps; waits are short (delayMs) to keep the modu
 from __future__ import annotations
 
 import time
-from typing import Iterator
 
 import httpx
-import pytest
 
-from tests.integration.daemon_process import DripdProcess, running_dripd
-from tests.integration.test_api_sequences import error_of
-
-
-@pytest.fixture(scope="module")
-def dripd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DripdProcess]:
-    with running_dripd(tmp_path_factory.mktemp("seed-flows")) as process:
-        yield process
-
-
-@pytest.fixture
-def api(dripd: DripdProcess) -> Iterator[httpx.Client]:
-    with dripd.client() as client:
-        yield client
+from tests.integration.api_client import error_of
+from tests.integration.daemon_process import DripdProcess
+from tests.integration.waiting import wait_until
 
 
 def recipient(message: object) -> str:
     return str(message["To"]).split("<")[-1].rstrip(">")  # type: ignore[index]
-
-
-def wait_until(check: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def test_seed_000_getting_started(dripd: DripdProcess, api: httpx.Client) -> None:

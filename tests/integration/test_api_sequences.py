@@ -5,40 +5,13 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.daemon_process import DripdProcess, running_dripd
-
-EMAIL = {"type": "email", "subject": "Hi {{firstName}}", "body": "<p>Hello {{firstName}}</p>"}
-
-
-@pytest.fixture(scope="module")
-def dripd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DripdProcess]:
-    with running_dripd(tmp_path_factory.mktemp("api-seq")) as process:
-        yield process
-
-
-@pytest.fixture
-def api(dripd: DripdProcess) -> Iterator[httpx.Client]:
-    with dripd.client() as client:
-        yield client
-
-
-def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, body
-    assert body["error"]["code"] == code, body
-    return body["error"]  # type: ignore[no-any-return]
-
-
-def create(api: httpx.Client, name: str, **extra: Any) -> dict[str, Any]:
-    response = api.post("/api/sequences", json={"name": name, "mailboxId": "sales", **extra})
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+from tests.integration.api_client import EMAIL, create, error_of
+from tests.integration.daemon_process import DripdProcess
 
 
 def test_socket_is_0660(dripd: DripdProcess) -> None:

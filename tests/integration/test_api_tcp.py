@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.daemon_process import DRIPD, DripdProcess, free_port, running_dripd
+from tests.integration.daemon_process import DRIPD, MakeDripd, free_port, running_dripd
 
 TOKEN = "s3cret-token-for-tests"
 FILE_TOKEN = "another-token-from-a-credential-file"
@@ -38,8 +38,8 @@ def test_tcp_needs_the_right_bearer_token(tmp_path: Path) -> None:
         assert TOKEN not in dripd.log() and FILE_TOKEN not in dripd.log()
 
 
-def test_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path: Path) -> None:
-    dripd = DripdProcess(tmp_path)
+def test_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path: Path, dripd_process: MakeDripd) -> None:
+    dripd = dripd_process(tmp_path)
     dripd.start()
     try:
         dripd.kill()  # kill -9 leaves the socket file behind
@@ -50,7 +50,7 @@ def test_stale_socket_is_replaced_and_a_live_one_is_not(tmp_path: Path) -> None:
         # A second daemon on the same socket must not steal it from the live one.
         other_root = tmp_path / "other"
         other_root.mkdir()
-        other = DripdProcess(other_root)
+        other = dripd_process(other_root)
         other.write_config({**other.config, "daemon": {**other.config["daemon"], "socket": str(dripd.socket)}})
         proc = subprocess.run([str(DRIPD), "-c", str(other.config_path)], capture_output=True, text=True, timeout=30)
         assert proc.returncode != 0 and "in use" in proc.stderr

@@ -4,11 +4,12 @@ that no (contact, step) was delivered twice and every one was delivered or repor
 from __future__ import annotations
 
 import random
-import sqlite3
-import time
+from collections import Counter
 from pathlib import Path
 
-from tests.integration.daemon_process import DripdProcess
+from tests.integration.daemon_process import DripdProcess, MakeDripd
+from tests.integration.store_reader import read_store, sequence_outcome
+from tests.integration.waiting import wait_until
 
 CONTACTS = 300
 STEPS = 2  # two emails per contact, no wait: 600 sends in one run
@@ -18,9 +19,9 @@ def delivered_keys(process: DripdProcess) -> list[tuple[str, str]]:
     return [(str(m["To"]), str(m["Subject"])) for m in process.messages()]
 
 
-def test_kill_9_during_sends_never_duplicates_nor_loses(tmp_path: Path) -> None:
+def test_kill_9_during_sends_never_duplicates_nor_loses(tmp_path: Path, dripd_process: MakeDripd) -> None:
     rng = random.Random(20261125)
-    process = DripdProcess(tmp_path)
+    process = dripd_process(tmp_path)
     process.start()
     with process.client() as client:
         created = client.post("/api/sequences", json={
@@ -38,10 +39,8 @@ def test_kill_9_during_sends_never_duplicates_nor_loses(tmp_path: Path) -> None:
     total = CONTACTS * STEPS
     kills = 0
     for _ in range(3):  # kill -9 at a random moment while sends are under way, then restart
-        target = len(process.messages()) + rng.randint(20, 120)
-        deadline = time.monotonic() + 30
-        while len(process.messages()) < min(target, total - 1) and time.monotonic() < deadline:
-            time.sleep(0.002)
+        target = min(len(process.messages()) + rng.randint(20, 120), total - 1)
+        wait_until(lambda: len(process.messages()) >= target, interval=0.002, what=process.log)
         if len(process.messages()) >= total:
             break
         process.kill()
@@ -49,22 +48,18 @@ def test_kill_9_during_sends_never_duplicates_nor_loses(tmp_path: Path) -> None:
         process.start()
     assert kills >= 1, "the run finished before a kill could land; make it longer"
 
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    def completed() -> bool:
         with process.client() as client:
-            body = client.get(f"/api/sequences/{sequence_id}").json()
-        if body["status"] == "completed":
-            break
-        time.sleep(0.1)
+            return bool(client.get(f"/api/sequences/{sequence_id}").json()["status"] == "completed")
+
+    wait_until(completed, timeout=120, interval=0.1, what=process.log)
     assert process.stop() == 0
 
     keys = delivered_keys(process)
     assert len(keys) == len(set(keys)), "a (contact, step) was delivered twice"
-    with sqlite3.connect(process.state_dir / "dripd.sqlite3") as db:
-        uncertain = {(email, subject) for email, subject in db.execute(
-            "SELECT c.email, o.subject FROM outbox o JOIN enrollments e ON e.id = o.enrollment_id"
-            " JOIN contacts c ON c.id = e.contact_id WHERE o.status = 'uncertain'")}
-        statuses = dict(db.execute("SELECT status, COUNT(*) FROM enrollments GROUP BY status").fetchall())
+    outcome = read_store(process.state_dir / "dripd.sqlite3", lambda store: sequence_outcome(store, sequence_id))
+    uncertain = outcome.uncertain
+    statuses = dict(Counter(outcome.enrollment_statuses))
     delivered = {(to.strip("<>").split("<")[-1].rstrip(">"), subject) for to, subject in keys}
     expected = {(f"c{i:04d}@example.org", f"Step {s}") for i in range(CONTACTS) for s in (1, 2)}
     assert delivered | uncertain == expected, "a step was lost"

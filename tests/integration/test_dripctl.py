@@ -8,20 +8,12 @@ import json
 import subprocess
 import shutil
 from pathlib import Path
-from typing import Any, Iterator
-
-import pytest
+from typing import Any
 
 from dripd.ctl.main import main
 from tests.integration.daemon_process import DRIPCTL, DripdProcess, running_dripd
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "etc" / "sequences"
-
-
-@pytest.fixture(scope="module")
-def dripd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DripdProcess]:
-    with running_dripd(tmp_path_factory.mktemp("dripctl")) as process:
-        yield process
 
 
 def run(dripd: DripdProcess, *args: str) -> subprocess.CompletedProcess[str]:

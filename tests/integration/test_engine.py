@@ -4,67 +4,30 @@ bounces, pause/resume, step edits, re-enrollment and crash recovery."""
 from __future__ import annotations
 
 import datetime as dt
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 import trio
 
-from dripd.daemon import Daemon
 from dripd.errors import AlreadyEnrolled, Conflict, InvalidTransition, ReadOnly
 from dripd.hookspecs import SendOutcome, hookimpl
-from dripd.model import Action, SequenceSettings
+from dripd.model import Action
 from dripd.steps import step_from_fields
-from dripd.store import ContactInput
 from tests.conftest import make_config, running_daemon
+from tests.integration.simulated import (
+    START,
+    TWO_STEPS,
+    UTC,
+    daemon_with,
+    mailbox,
+    minutes,
+    people,
+    sequence,
+    sleep_until,
+    status_of,
+)
 from tests.scripted_transport import ScriptedPlugin
-
-UTC = dt.timezone.utc
-START = dt.datetime(2026, 12, 7, 9, 0, tzinfo=UTC)  # a Monday
-TWO_STEPS = [
-    {"type": "email", "subject": "One {{firstName|there}}", "body": "<p>one</p>"},
-    {"type": "wait", "waitHours": 1},
-    {"type": "email", "subject": "Two", "body": "<p>two</p>", "thread": False},
-]
-
-
-def mailbox(mailbox_id: str = "m", **overrides: Any) -> dict[str, Any]:
-    box = {"id": mailbox_id, "address": f"{mailbox_id}@example.com", "transport": "scripted", "scripted": {},
-           "daily_cap": 1000, "hourly_cap": 1000, "burst": 1000}
-    box.update(overrides)
-    return box
-
-
-@asynccontextmanager
-async def daemon_with(tmp_path: Path, *boxes: dict[str, Any], start: dt.datetime = START,
-                      plugin: ScriptedPlugin | None = None, **daemon_opts: Any
-                      ) -> AsyncIterator[tuple[Daemon, ScriptedPlugin]]:
-    plugin = plugin or ScriptedPlugin()
-    config, plugins = make_config(tmp_path, list(boxes) or [mailbox()], extra_plugins=(plugin,), **daemon_opts)
-    async with running_daemon(config, plugins, start) as daemon:
-        yield daemon, plugin
-
-
-async def sequence(daemon: Daemon, steps: list[dict[str, Any]] = TWO_STEPS, mailbox_id: str = "m", **settings: Any):
-    return await daemon.control.create_sequence(
-        SequenceSettings(settings.pop("name", "s"), mailbox_id, **settings), [step_from_fields(s) for s in steps])
-
-
-def people(n: int, prefix: str = "p") -> list[ContactInput]:
-    return [ContactInput(f"{prefix}{i:03d}@example.org", first_name=f"F{i}") for i in range(n)]
-
-
-async def sleep_until(daemon: Daemon, when: dt.datetime) -> None:
-    await trio.sleep_until(daemon.clock.to_trio(when.timestamp()))
-
-
-def minutes(daemon: Daemon, stamps: list[float]) -> list[float]:
-    return [round((s - START.timestamp()) / 60, 3) for s in stamps]
-
-
-async def status_of(daemon: Daemon, sequence_id: int) -> list[str]:
-    return [c.status for c in await daemon.store.sequence_contacts(sequence_id)]
 
 
 async def test_enrolling_into_a_draft_waits_for_start_then_sends_at_once(tmp_path: Path, autojump_clock: Any) -> None:
@@ -76,7 +39,7 @@ async def test_enrolling_into_a_draft_waits_for_start_then_sends_at_once(tmp_pat
         await daemon.control.transition(seq.id, Action.START)
         await sleep_until(daemon, START + dt.timedelta(hours=5))
         sent = plugin.transports["m"].delivered
-        assert minutes(daemon, [t for t, _ in sent]) == [180, 180, 240, 240]
+        assert minutes([t for t, _ in sent]) == [180, 180, 240, 240]
         assert await status_of(daemon, seq.id) == ["completed", "completed"]
         assert (await daemon.store.get_sequence(seq.id))[0].status.value == "completed"
 
@@ -90,7 +53,7 @@ async def test_hourly_cap_spaces_sends_and_holds_exactly_at_sixty_minutes(tmp_pa
         stamps = [t for t, _ in plugin.transports["m"].delivered]
         # Burst 4 at once, then the bucket refills at 4/h (one per 15 min) but the rolling
         # hour allows the 5th send only at exactly +60 min, not a second earlier.
-        assert minutes(daemon, stamps) == [0, 0, 0, 0, 60, 60, 60, 60, 120, 120]
+        assert minutes(stamps) == [0, 0, 0, 0, 60, 60, 60, 60, 120, 120]
         for start in stamps:
             assert sum(1 for s in stamps if start <= s < start + 3600) <= 4
 
@@ -119,15 +82,15 @@ class HookPlugin:
     """A plugin using the two per-send hooks: extra headers and engine events."""
 
     def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
 
     @hookimpl
     def dripd_message_headers(self, mailbox_id: str, sequence_id: int, step_id: int) -> list[tuple[str, str]]:
         return [("X-Campaign", f"{mailbox_id}-{sequence_id}-{step_id}")]
 
     @hookimpl
-    def dripd_event(self, event: Any) -> None:
-        self.events.append(dict(event))
+    def dripd_event(self, kind: str, data: Any) -> None:
+        self.events.append((kind, dict(data)))
 
 
 async def test_plugins_add_headers_and_observe_sends(tmp_path: Path, autojump_clock: Any) -> None:
@@ -142,9 +105,8 @@ async def test_plugins_add_headers_and_observe_sends(tmp_path: Path, autojump_cl
         messages = [message for _, message in scripted.transports["m"].delivered]
         assert len(messages) == 2
         assert all(f"X-Campaign: m-{seq.id}-{step_id}".encode() in m.data for m in messages)
-        assert [event["kind"] for event in hooks.events] == ["sent", "sent"]
-        first = hooks.events[0]
-        assert (first["mailbox_id"], first["sequence_id"], first["step_id"]) == ("m", seq.id, step_id)
+        assert [kind for kind, _ in hooks.events] == ["sent", "sent"]
+        assert hooks.events[0][1] == {"mailbox": "m", "sequence": seq.id, "step": step_id}
 
 
 async def test_daily_cap_and_warmup_ramp(tmp_path: Path, autojump_clock: Any) -> None:
@@ -252,7 +214,7 @@ async def test_pause_holds_and_resume_continues_where_it_was(tmp_path: Path, aut
         await sleep_until(daemon, START + dt.timedelta(hours=6))
         subjects = [m.data.split(b"Subject: ")[1].split(b"\r\n")[0] for _, m in plugin.transports["m"].delivered]
         assert subjects == [b"One F0", b"Two"]  # continued, not restarted
-        assert minutes(daemon, [t for t, _ in plugin.transports["m"].delivered]) == [0, 300]
+        assert minutes([t for t, _ in plugin.transports["m"].delivered]) == [0, 300]
 
 
 async def test_step_edits_apply_to_future_runs_and_deleting_a_step_moves_nobody_back(tmp_path: Path, autojump_clock: Any) -> None:

@@ -3,76 +3,31 @@ UIDVALIDITY/last-UID state across reconnects and restarts, STARTTLS, the Sent fo
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
-import pytest
 import trio
+import trio.testing
 import trio_asyncio
 
 from dripd.hookspecs import EventKind, MailEvent, OutgoingMessage, PluginContext
 from dripd_imap.config import ImapConfig
-from dripd_imap.detector import ImapDetector
 from dripd_smtp.sent import SentFolder
 from tests.integration.mail_samples import dsn, out_of_office, reply
+from tests.integration.plugin_harness import LoginAttempts, MemoryState, detector_for, watching
 from tests.integration.servers import Dovecot, dovecot
-from tests.integration.test_smtp_transport import MemoryState
-
-
-@pytest.fixture(scope="module")
-def imap_server() -> Iterator[Dovecot]:
-    with dovecot(tls=True) as server:
-        yield server
-
-
-class Watch:
-    """A detector running in the background, collecting what it emits."""
-
-    def __init__(self, detector: ImapDetector) -> None:
-        self.detector = detector
-        self.events: list[MailEvent] = []
-        self.arrived = trio.Event()
-
-    async def emit(self, event: MailEvent) -> None:
-        self.events.append(event)
-        self.arrived.set()
-
-    async def wait_for(self, count: int, timeout: float = 3.0) -> list[MailEvent]:
-        with trio.fail_after(timeout):
-            while len(self.events) < count:
-                self.arrived = trio.Event()
-                await self.arrived.wait()
-        return self.events
-
-
-async def _watch(table: dict[str, Any], state: MemoryState) -> AsyncIterator[Watch]:
-    mailbox = SimpleNamespace(id="alice", address=table["username"])
-    detector = ImapDetector(mailbox, ImapConfig.model_validate(table), PluginContext(trio.current_time, state))
-    watch = Watch(detector)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(detector.run, watch.emit)
-        with trio.fail_after(5):
-            await detector.caught_up.wait()
-        yield watch
-        nursery.cancel_scope.cancel()
-
-
-def watching(table: dict[str, Any], state: MemoryState | None = None) -> Any:
-    from contextlib import asynccontextmanager
-
-    return asynccontextmanager(_watch)(table, state or MemoryState())
 
 
 async def test_idle_sees_new_mail_at_once_and_never_sets_seen(imap_server: Dovecot) -> None:
     user = imap_server.new_user()
     imap_server.deliver(user, reply(user, "old@example.org", "<old@x>"))  # history before the first watch
-    async with trio_asyncio.open_loop(), watching(imap_server.imap_table(user)) as watch:
-        start = trio.current_time()
+    # IDLE is re-issued (and the folder looked at again) only every 10 minutes: events that
+    # arrive while the wait is bounded well below that were pushed by the server's IDLE.
+    table = imap_server.imap_table(user, idle_seconds=600)
+    async with trio_asyncio.open_loop(), watching(table) as watch:
         imap_server.deliver(user, reply(user, "bob@example.org", "<1.2@example.com>"))
         imap_server.deliver(user, out_of_office(user, "carol@example.org", "<3.4@example.com>"))
         imap_server.deliver(user, dsn(user, "dave@example.org", "<5.6@example.com>"))
-        events = await watch.wait_for(3)
-        assert trio.current_time() - start < 2
+        events = await watch.wait_for(3, timeout=60)
     kinds = [e.kind for e in events]
     assert kinds == [EventKind.REPLIED, EventKind.AUTO_REPLIED, EventKind.BOUNCED]
     assert events[0].sender == "bob@example.org" and events[0].references == ("<1.2@example.com>",)
@@ -151,28 +106,30 @@ async def test_starttls_and_the_sent_folder(imap_server: Dovecot) -> None:
     assert events[0].references == ("<42.x@example.com>",)
 
 
-async def test_wrong_password_is_retried_with_backoff_not_in_a_loop(imap_server: Dovecot, monkeypatch: Any) -> None:
+async def test_wrong_password_is_retried_with_backoff_not_in_a_loop(imap_server: Dovecot, monkeypatch: Any,
+                                                                   mock_clock: trio.testing.MockClock) -> None:
     user = imap_server.new_user()
     monkeypatch.setenv("DRIPD_TEST_WRONG", "nope")
-    table = imap_server.imap_table(user, password_env="DRIPD_TEST_WRONG")
-    mailbox = SimpleNamespace(id="alice", address=user)
-    detector = ImapDetector(mailbox, ImapConfig.model_validate(table), PluginContext(trio.current_time, MemoryState()))
-    attempts = 0
-    real_open = __import__("dripd_mailconn.session", fromlist=["ImapSession"]).ImapSession.open
-
-    async def counting_open(*args: Any) -> Any:
-        nonlocal attempts
-        attempts += 1
-        return await real_open(*args)
-
-    monkeypatch.setattr("dripd_imap.detector.ImapSession.open", counting_open)
+    detector = detector_for(imap_server.imap_table(user, password_env="DRIPD_TEST_WRONG"))
+    attempts = LoginAttempts(monkeypatch)
+    # Only if nothing at all happens for a minute of real time does the clock move on its own
+    # (to the IMAP timeout or the guard below): a hung server fails the test, never hangs it.
+    mock_clock.autojump_threshold = 60
 
     async def emit(event: MailEvent) -> None:
         raise AssertionError("nothing to emit")
 
     async with trio_asyncio.open_loop():
-        with trio.move_on_after(6.0):
-            await detector.run(emit)
-    # Dovecot takes ~0.5 s to refuse; backoff 1 s, 2 s, 4 s...: tries near 0, 1.5 and 4 s.
-    # A tight loop would make hundreds; slack on both sides keeps a loaded CI machine green.
-    assert 2 <= attempts <= 4
+        with trio.fail_after(3600):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(detector.run, emit)
+                for count, backoff in ((1, 1.0), (2, 2.0), (3, 4.0)):
+                    await attempts.until_finished(count)
+                    await trio.testing.wait_all_tasks_blocked()
+                    assert len(attempts.started) == count  # refused, and no retry until time moves
+                    mock_clock.jump(backoff)
+                await attempts.until_finished(4)
+                nursery.cancel_scope.cancel()
+    # Exponential backoff from the first refusal: retries 1 s, then 2 s, then 4 s after it.
+    first = attempts.started[0]
+    assert [t - first for t in attempts.started] == [0.0, 1.0, 3.0, 7.0]

@@ -10,9 +10,8 @@ import trio
 import trio_asyncio
 
 from tests.integration.mail_samples import reply
+from tests.integration.plugin_harness import MemoryState, watching
 from tests.integration.servers import dovecot, wait_for_port
-from tests.integration.test_imap_detector import watching
-from tests.integration.test_smtp_transport import MemoryState
 
 
 def doveadm(server, *args: str) -> None:  # type: ignore[no-untyped-def]

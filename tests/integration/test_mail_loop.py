@@ -6,9 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
-import sqlite3
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import trio
@@ -19,21 +18,11 @@ from dripd.steps import step_from_fields
 from dripd.store import ContactInput
 from tests.conftest import make_config, running_daemon
 from tests.integration.mail_samples import dsn, out_of_office, reply
-from tests.integration.servers import Dovecot, SmtpSink, dovecot, smtp_sink
+from tests.integration.servers import Dovecot, SmtpSink, smtp_sink
+from tests.integration.store_reader import opened_store
+from tests.integration.waiting import wait_until_async
 
 CONTACT = "bob@example.org"
-
-
-@pytest.fixture(scope="module")
-def imap_server() -> Iterator[Dovecot]:
-    with dovecot() as server:
-        yield server
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with smtp_sink() as server:
-        yield server
 
 
 def mailbox(user: str, imap: Dovecot, sink: SmtpSink, **imap_overrides: Any) -> dict[str, Any]:
@@ -45,16 +34,10 @@ def mailbox(user: str, imap: Dovecot, sink: SmtpSink, **imap_overrides: Any) -> 
     }
 
 
-async def wait_until(predicate: Any, timeout: float, step: float = 0.05) -> None:
-    with trio.fail_after(timeout):
-        while not await predicate():
-            await trio.sleep(step)
-
-
 async def detector_ready(daemon: Daemon) -> None:
     async def ready() -> bool:
         return await daemon.store.plugin_state_get("imap:alice:INBOX:uidvalidity") is not None
-    await wait_until(ready, 5)
+    await wait_until_async(ready, what="the detector's first look at INBOX")
 
 
 async def start_sequence(daemon: Daemon, wait_seconds: float, **settings: Any) -> int:
@@ -72,7 +55,7 @@ async def start_sequence(daemon: Daemon, wait_seconds: float, **settings: Any) -
 async def first_message_id(sink: SmtpSink) -> str:
     async def sent() -> bool:
         return len(sink.messages()) >= 1
-    await wait_until(sent, 5)
+    await wait_until_async(sent, what="step 1 at the sink")
     return str(email.message_from_bytes(sink.messages()[0], policy=email.policy.default)["Message-ID"])
 
 
@@ -80,25 +63,34 @@ async def status(daemon: Daemon, sequence_id: int) -> str:
     return str((await daemon.store.sequence_contacts(sequence_id))[0].status)
 
 
+async def outbox_of(database: Path, sequence_id: int, contact_id: int) -> list[tuple[str, str]]:
+    """(Message-ID, status) of each outbox row of the contact, read after the daemon stopped."""
+    async with opened_store(database) as store:
+        history = await store.contact_history(sequence_id, contact_id)
+    return [(m["message_id"], m["status"]) for m in history["messages"]]
+
+
 def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-async def test_a_reply_stops_the_contact_within_two_seconds(tmp_path: Path, imap_server: Dovecot, sink: SmtpSink) -> None:
+async def test_a_reply_stops_the_contact_before_its_next_step(tmp_path: Path, imap_server: Dovecot,
+                                                              sink: SmtpSink) -> None:
+    # How fast a reply is seen is a benchmark's figure (bench/bench_reply.py); here step 2 waits
+    # a minute so the reply is applied first however loaded the machine is.
     user = imap_server.new_user("alice")
     config, plugins = make_config(tmp_path, [mailbox(user, imap_server, sink)])
     async with running_daemon(config, plugins, now()) as daemon:
         await detector_ready(daemon)
-        sequence_id = await start_sequence(daemon, wait_seconds=2.5)
+        sequence_id = await start_sequence(daemon, wait_seconds=60)
         message_id = await first_message_id(sink)
         imap_server.deliver(user, reply(user, CONTACT, message_id))
-        start = trio.current_time()
 
         async def replied() -> bool:
             return await status(daemon, sequence_id) == "replied"
-        await wait_until(replied, 2)
-        assert trio.current_time() - start < 2
-        await trio.sleep(3)  # step 2 was due 2.5 s after step 1
+        await wait_until_async(replied, what="the reply applied")
+        progress = (await daemon.store.sequence_contacts(sequence_id))[0]
+    assert progress.next_run_at is None  # step 2 is no longer scheduled: it can never go
     assert len(sink.messages()) == 1
 
 
@@ -113,12 +105,12 @@ async def test_an_out_of_office_does_not_stop_the_contact(tmp_path: Path, imap_s
 
         async def both_sent() -> bool:
             return len(sink.messages()) == 2
-        await wait_until(both_sent, 5)
+        await wait_until_async(both_sent, what="step 2 at the sink")
         contacts = await daemon.store.sequence_contacts(sequence_id)
+        history = await daemon.store.contact_history(sequence_id, contacts[0].contact_id)
     assert contacts[0].status in ("active", "completed")  # not stopped: step 2 went out
-    with sqlite3.connect(config.daemon.database) as db:  # and the auto-reply was seen, not missed
-        kinds = [row[0] for row in db.execute("SELECT kind FROM events WHERE enrollment_id = ?",
-                                              (contacts[0].enrollment_id,))]
+    # And the auto-reply was seen, not missed.
+    kinds = [e["kind"] for e in history["events"] if e["enrollment_id"] == contacts[0].enrollment_id]
     assert "auto_reply" in kinds and "replied" not in kinds
 
 
@@ -133,7 +125,7 @@ async def test_a_dsn_bounce_bounces_and_suppresses(tmp_path: Path, imap_server: 
 
         async def bounced() -> bool:
             return await status(daemon, sequence_id) == "bounced"
-        await wait_until(bounced, 2)
+        await wait_until_async(bounced, what="the DSN applied")
         suppressed = {row["email"] for row in await daemon.store.suppressions()}
     assert CONTACT in suppressed
     assert len(sink.messages()) == 1
@@ -151,7 +143,7 @@ async def test_a_reply_while_stopped_is_caught_up_after_restart(tmp_path: Path, 
     async with running_daemon(config, plugins, now()) as daemon:
         async def replied() -> bool:
             return await status(daemon, sequence_id) == "replied"
-        await wait_until(replied, 3)
+        await wait_until_async(replied, what="the reply caught up")
     assert len(sink.messages()) == 1
 
 
@@ -170,9 +162,9 @@ async def test_crash_recovery_looks_in_the_sent_folder(tmp_path: Path, imap_serv
 
             async def stalled() -> bool:
                 return sink.count("dot") == 1
-            await wait_until(stalled, 5)
-        with sqlite3.connect(config.daemon.database) as db:
-            (message_id, state), = db.execute("SELECT message_id, status FROM outbox").fetchall()
+            await wait_until_async(stalled, what="the final dot at the sink")
+            contact_id = (await daemon.store.sequence_contacts(sequence_id))[0].contact_id
+        (message_id, state), = await outbox_of(config.daemon.database, sequence_id, contact_id)
         assert state == "sending"
         if in_sent_folder:  # the provider filed the message it did deliver
             imap_server.deliver(user, f"From: {user}\r\nTo: {CONTACT}\r\nSubject: Hi Bob\r\n"
@@ -181,8 +173,7 @@ async def test_crash_recovery_looks_in_the_sent_folder(tmp_path: Path, imap_serv
             assert daemon.uncertain_at_start == (0 if in_sent_folder else 1)
             progress = (await daemon.store.sequence_contacts(sequence_id))[0]
             await trio.sleep(0.5)
-        with sqlite3.connect(config.daemon.database) as db:
-            (state,), = db.execute("SELECT status FROM outbox").fetchall()
+        (_, state), = await outbox_of(config.daemon.database, sequence_id, contact_id)
         assert state == ("sent" if in_sent_folder else "uncertain")
         assert progress.status == "active"  # step 2 waits its turn either way
         assert sink.count("dot") == 1  # never resent

@@ -12,20 +12,17 @@ import base64
 import logging
 import sys
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, Iterator
 
 import pytest
 import trio
+import trio.testing
 import trio_asyncio
 
-from dripd.hookspecs import EventKind, MailEvent, PluginContext, SendOutcome
-from dripd_imap.config import ImapConfig
-from dripd_imap.detector import ImapDetector
+from dripd.hookspecs import EventKind, MailEvent, SendOutcome
 from tests.integration.mail_samples import reply
+from tests.integration.plugin_harness import LoginAttempts, Watch, detector_for, message, send_all, watching
 from tests.integration.servers import Dovecot, TokenEndpoint, dovecot, smtp_sink, token_endpoint
-from tests.integration.test_imap_detector import Watch
-from tests.integration.test_smtp_transport import MemoryState, message, send_all
 
 CLIENT_SECRET = "client-secret-xyz"
 
@@ -52,39 +49,6 @@ def secrets_of(endpoint: TokenEndpoint, user: str) -> list[str]:
     return [*endpoint.issued, *blobs, *endpoint.grants, CLIENT_SECRET]
 
 
-def counting_opens(monkeypatch: Any) -> list[float]:
-    """Record when the detector opens a session (each is one login attempt)."""
-    from dripd_imap import detector as module
-
-    at: list[float] = []
-    real_open = module.ImapSession.open
-
-    async def counting_open(*args: Any) -> Any:
-        at.append(trio.current_time())
-        return await real_open(*args)
-
-    monkeypatch.setattr(module.ImapSession, "open", counting_open)
-    return at
-
-
-async def _watch(table: dict[str, Any], caught_up_within: float) -> AsyncIterator[Watch]:
-    mailbox = SimpleNamespace(id="alice", address=table["username"])
-    detector = ImapDetector(mailbox, ImapConfig.model_validate(table), PluginContext(trio.current_time, MemoryState()))
-    watch = Watch(detector)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(detector.run, watch.emit)
-        with trio.fail_after(caught_up_within):
-            await detector.caught_up.wait()
-        yield watch
-        nursery.cancel_scope.cancel()
-
-
-def watching(table: dict[str, Any], caught_up_within: float = 5.0) -> Any:
-    from contextlib import asynccontextmanager
-
-    return asynccontextmanager(_watch)(table, caught_up_within)
-
-
 # -- IMAP: the detector against Dovecot's oauth2 passdb -------------------------------------------
 
 
@@ -107,7 +71,8 @@ async def test_imap_detector_logs_in_with_xoauth2_and_sees_a_reply(oauth: tuple[
 
 
 async def test_imap_expired_token_is_dropped_and_refreshed(oauth: tuple[TokenEndpoint, Dovecot], tmp_path: Path,
-                                                          monkeypatch: Any, caplog: Any) -> None:
+                                                          monkeypatch: Any, caplog: Any,
+                                                          mock_clock: trio.testing.MockClock) -> None:
     caplog.set_level(logging.DEBUG)
     endpoint, server = oauth
     user = server.new_user("expired")
@@ -115,44 +80,62 @@ async def test_imap_expired_token_is_dropped_and_refreshed(oauth: tuple[TokenEnd
     before = len(endpoint.issued)
     stale = f"access-{before + 1}"
     endpoint.expired.add(stale)  # the provider will call the next token expired (revoked, clock skew...)
-    opens = counting_opens(monkeypatch)
-    async with trio_asyncio.open_loop(), watching(table, caught_up_within=10) as watch:
-        server.deliver(user, reply(user, "bob@example.org", "<1.3@example.com>"))
-        events = await watch.wait_for(1)
+    attempts = LoginAttempts(monkeypatch)
+    mock_clock.autojump_threshold = 60  # moves on its own only after a real minute of nothing (a hang)
+    watch = Watch(detector_for(table))
+    async with trio_asyncio.open_loop():
+        with trio.fail_after(3600):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch.detector.run, watch.emit)
+                await attempts.until_finished(1)
+                await trio.testing.wait_all_tasks_blocked()
+                assert len(attempts.started) == 1 and not watch.detector.caught_up.is_set()
+                mock_clock.jump(1.0)  # the first backoff
+                await watch.detector.caught_up.wait()
+                server.deliver(user, reply(user, "bob@example.org", "<1.3@example.com>"))
+                events = await watch.wait_for(1)
+                nursery.cancel_scope.cancel()
     assert events[0].kind is EventKind.REPLIED
     # Refused once, then after the 1 s backoff a fresh token (the stale one was not reused).
     assert endpoint.issued[before:] == [stale, f"access-{before + 2}"]
-    assert len(opens) == 2 and opens[1] - opens[0] >= 1.0
+    assert [t - attempts.started[0] for t in attempts.started] == [0.0, 1.0]
     assert "login refused" in caplog.text
     assert not [s for s in secrets_of(endpoint, user) if s in caplog.text]
 
 
 async def test_imap_refused_tokens_are_retried_with_backoff_not_in_a_loop(oauth: tuple[TokenEndpoint, Dovecot],
                                                                          tmp_path: Path, monkeypatch: Any,
-                                                                         caplog: Any) -> None:
+                                                                         caplog: Any,
+                                                                         mock_clock: trio.testing.MockClock) -> None:
     caplog.set_level(logging.DEBUG)
     endpoint, server = oauth
     user = server.new_user("wrong")
     # A token for another account: Dovecot's passdb refuses it (username mismatch), every time.
     table = xoauth2_table(server, endpoint, user, endpoint.grant("someone-else@example.com"), tmp_path)
     before = len(endpoint.issued)
-    opens = counting_opens(monkeypatch)
-    mailbox = SimpleNamespace(id="alice", address=user)
-    detector = ImapDetector(mailbox, ImapConfig.model_validate(table), PluginContext(trio.current_time, MemoryState()))
+    attempts = LoginAttempts(monkeypatch)
+    mock_clock.autojump_threshold = 60  # moves on its own only after a real minute of nothing (a hang)
+    detector = detector_for(table)
 
     async def emit(event: MailEvent) -> None:
         raise AssertionError("nothing to emit")
 
     async with trio_asyncio.open_loop():
-        with trio.move_on_after(6.0):
-            await detector.run(emit)
-    # Each refusal takes ~0.5 s (plus Dovecot's auth penalty); backoff 1 s, 2 s, 4 s: tries
-    # near 0, 1.5 and 4 s. A tight loop would make hundreds.
-    assert 2 <= len(opens) <= 4, opens
-    assert all(b - a >= 1.0 for a, b in zip(opens, opens[1:]))
+        with trio.fail_after(3600):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(detector.run, emit)
+                for count, backoff in ((1, 1.0), (2, 2.0)):
+                    await attempts.until_finished(count)
+                    await trio.testing.wait_all_tasks_blocked()
+                    assert len(attempts.started) == count  # refused, and no retry until time moves
+                    mock_clock.jump(backoff)
+                await attempts.until_finished(3)
+                nursery.cancel_scope.cancel()
+    # Backoff 1 s, then 2 s: a tight loop would retry at once.
+    assert [t - attempts.started[0] for t in attempts.started] == [0.0, 1.0, 3.0]
     # Each refused token was dropped: every attempt asked the provider for a fresh one.
-    assert len(endpoint.issued) - before == len(opens)
-    assert caplog.text.count("login refused") >= len(opens) - 1
+    assert len(endpoint.issued) - before == len(attempts.started)
+    assert caplog.text.count("login refused") >= len(attempts.started) - 1
     assert not [s for s in secrets_of(endpoint, user) if s in caplog.text]
 
 
@@ -187,7 +170,7 @@ async def test_smtp_failing_token_command_blocks_the_sender(command: list[str], 
     with smtp_sink({"auth": {"user": "alice@example.com", "token": "tok-leak-91c2"}}) as sink:
         table = sink.smtp_table(username="alice@example.com", auth="xoauth2", token_command=command,
                                 timeout_seconds=0.5)
-        with trio.fail_after(5):
+        with trio.fail_after(30):  # only a hang guard: the command's own limit is 0.5 s
             results, _ = await send_all(table, message())
         result = results[0]
         assert result.outcome is SendOutcome.SENDER_BLOCKED, result

@@ -11,14 +11,15 @@ import email
 import email.policy
 import os
 import random
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
-from tests.integration.daemon_process import DripdProcess
+from tests.integration.daemon_process import MakeDripd
 from tests.integration.mail_samples import reply
 from tests.integration.servers import dovecot, postfix_sink
+from tests.integration.store_reader import read_store, sequence_outcome
+from tests.integration.waiting import wait_until
 
 SOAK = os.environ.get("DRIPD_SOAK") == "1"
 CONTACTS = 1000 if SOAK else 150
@@ -34,14 +35,14 @@ def sink_messages(sink) -> list[email.message.EmailMessage]:  # type: ignore[no-
     return out
 
 
-def test_kill_9_rounds_over_smtp_with_replies_over_imap(tmp_path: Path) -> None:
+def test_kill_9_rounds_over_smtp_with_replies_over_imap(tmp_path: Path, dripd_process: MakeDripd) -> None:
     rng = random.Random(20261125)
     with dovecot() as imap, postfix_sink() as sink:
         user = imap.new_user("sales")
         box = {"id": "sales", "address": user, "name": "Sales", "timezone": "UTC", "daily_cap": 100000,
                "hourly_cap": 100000, "burst": 1000, "concurrency": 4, "transport": "smtp",
                "smtp": sink.smtp_table(connections=4, timeout_seconds=5), "imap": imap.imap_table(user)}
-        process = DripdProcess(tmp_path, mailboxes=[box], daemon={"shutdown_grace_seconds": 5})
+        process = dripd_process(tmp_path, mailboxes=[box], daemon={"shutdown_grace_seconds": 5})
         process.start()
         with process.client() as client:
             created = client.post("/api/sequences", json={
@@ -79,23 +80,19 @@ def test_kill_9_rounds_over_smtp_with_replies_over_imap(tmp_path: Path) -> None:
             kills += 1
             process.start()
 
-        deadline = time.monotonic() + (600 if SOAK else 120)
-        while time.monotonic() < deadline:
+        def settled() -> bool:
             with process.client() as client:
                 counts = client.get(f"/api/sequences/{sequence_id}").json()
-            if counts["status"] == "completed" and replied >= repliers:
-                break
-            time.sleep(0.5)
+            return counts["status"] == "completed" and replied >= repliers
+
+        wait_until(settled, timeout=600 if SOAK else 180, interval=0.5, what=process.log)
         stop.set()
         answerer.join(5)
         assert process.stop() == 0
         delivered = [(str(m["To"]).strip("<>"), str(m["Subject"])) for m in sink_messages(sink)]
 
-    with sqlite3.connect(process.state_dir / "dripd.sqlite3") as db:
-        uncertain = set(db.execute(
-            "SELECT c.email, o.subject FROM outbox o JOIN enrollments e ON e.id = o.enrollment_id"
-            " JOIN contacts c ON c.id = e.contact_id WHERE o.status = 'uncertain'").fetchall())
-        status = dict(db.execute("SELECT c.email, e.status FROM enrollments e JOIN contacts c ON c.id = e.contact_id"))
+    outcome = read_store(process.state_dir / "dripd.sqlite3", lambda store: sequence_outcome(store, sequence_id))
+    uncertain, status = outcome.uncertain, outcome.statuses
     assert len(delivered) == len(set(delivered)), "a (contact, step) was delivered twice"
     got = set(delivered) | uncertain
     for i in range(CONTACTS):

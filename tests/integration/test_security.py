@@ -9,20 +9,20 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.integration.daemon_process import DRIPCTL, DripdProcess, free_port
+from tests.integration.daemon_process import DRIPCTL, MakeDripd, free_port
+from tests.integration.waiting import wait_until
 
 
-def test_control_socket_refuses_another_user(tmp_path: Path) -> None:
+def test_control_socket_refuses_another_user(tmp_path: Path, dripd_process: MakeDripd) -> None:
     # The socket's directory must be reachable by that user: only the socket's own mode refuses.
     run_dir = Path(tempfile.mkdtemp(prefix="dripd-perm-"))
     run_dir.chmod(0o755)
     try:
-        process = DripdProcess(tmp_path, daemon={"socket": str(run_dir / "dripd.sock")})
+        process = dripd_process(tmp_path, daemon={"socket": str(run_dir / "dripd.sock")})
         process.socket = run_dir / "dripd.sock"
         process.start()
         try:
@@ -41,12 +41,12 @@ def test_control_socket_refuses_another_user(tmp_path: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def test_no_secret_in_any_log_line(tmp_path: Path) -> None:
+def test_no_secret_in_any_log_line(tmp_path: Path, dripd_process: MakeDripd) -> None:
     token = "tok-" + "s3cr3t" * 5
     smtp_password = "pw-" + "hunter2" * 4
     (tmp_path / "smtp-password").write_text(smtp_password)
     port = free_port()
-    process = DripdProcess(
+    process = dripd_process(
         tmp_path,
         api={"listen": f"127.0.0.1:{port}", "tokens": ["sha256:" + hashlib.sha256(token.encode()).hexdigest()]},
         daemon={"log_level": "debug"},
@@ -70,9 +70,7 @@ def test_no_secret_in_any_log_line(tmp_path: Path) -> None:
             client.post(f"/api/sequences/{sequence['id']}/start")
             client.post(f"/api/sequences/{sequence['id']}/enroll", json={"contactEmail": "x@example.org"})
         process.signal(signal.SIGHUP)  # a reload re-reads the secrets' sources
-        deadline = time.monotonic() + 10
-        while "configuration reloaded" not in process.log() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: "configuration reloaded" in process.log(), what=process.log)
     finally:
         assert process.stop() == 0
     log = process.log()

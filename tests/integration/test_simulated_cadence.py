@@ -20,6 +20,7 @@ from dripd.model import Action, SequenceSettings
 from dripd.steps import step_from_fields
 from dripd.store import ContactInput
 from tests.conftest import maildir_mailbox, make_config, running_daemon
+from tests.integration.simulated import sleep_until
 
 BERLIN = ZoneInfo("Europe/Berlin")
 START = dt.datetime(2026, 12, 3, 8, 0, tzinfo=BERLIN)  # a Thursday, before the window opens
@@ -61,7 +62,7 @@ async def test_three_week_cadence_exact_send_times(tmp_path: Path, autojump_cloc
             await control.transition(seq.id, Action.START)
 
         # Thursday: 50 first emails per mailbox, 6 minutes apart from 09:00 (10/hour, burst 1).
-        await trio.sleep_until(daemon.clock.to_trio(at(3, 15, 0).timestamp()))
+        await sleep_until(daemon, at(3, 15, 0))
         # Contacts 0..4 of each sequence reply to the first email before the weekend.
         for prefix, mailbox in (("e", "east"), ("w", "west")):
             for i in range(5):
@@ -71,7 +72,7 @@ async def test_three_week_cadence_exact_send_times(tmp_path: Path, autojump_cloc
                 await daemon.reactions.apply(MailEvent(
                     EventKind.REPLIED, mailbox, daemon.clock.now(), sender=contact.email, references=(thread[0],)))
         # Run to the end of the cadence: 2026-12-14 is the last send day.
-        await trio.sleep_until(daemon.clock.to_trio(at(15, 0, 0).timestamp()))
+        await sleep_until(daemon, at(15, 0, 0))
         east_contacts = await daemon.store.sequence_contacts(east.id)
         west_contacts = await daemon.store.sequence_contacts(west.id)
         east_after = (await daemon.store.get_sequence(east.id))[0]

@@ -9,13 +9,12 @@ import contextlib
 import os
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 from typing import Iterator
 
 import httpx
 
-from tests.integration.daemon_process import DripdProcess, fast_mailbox
+from tests.integration.daemon_process import MakeDripd, fast_mailbox
 
 
 @contextlib.contextmanager
@@ -42,15 +41,8 @@ def enroll(client: httpx.Client, sequence_id: int, email: str) -> httpx.Response
     return client.post(f"/api/sequences/{sequence_id}/enroll", json={"contactEmail": email})
 
 
-def wait_until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
-def test_database_locked_by_another_process(tmp_path: Path) -> None:
-    process = DripdProcess(tmp_path)
+def test_database_locked_by_another_process(tmp_path: Path, dripd_process: MakeDripd) -> None:
+    process = dripd_process(tmp_path)
     process.start()
     try:
         with process.client() as client:
@@ -71,9 +63,9 @@ def test_database_locked_by_another_process(tmp_path: Path) -> None:
         assert process.stop() == 0
 
 
-def test_disk_full_then_freed(tmp_path: Path) -> None:
+def test_disk_full_then_freed(tmp_path: Path, dripd_process: MakeDripd) -> None:
     with tmpfs(tmp_path / "small", "4m") as root:
-        process = DripdProcess(root, mailboxes=[fast_mailbox(root)])
+        process = dripd_process(root, mailboxes=[fast_mailbox(root)])
         process.start()
         try:
             with process.client() as client:
@@ -105,10 +97,10 @@ def test_disk_full_then_freed(tmp_path: Path) -> None:
         assert len(recipients) == 10 and len(set(recipients)) == 10
 
 
-def test_read_only_database_refuses_to_start_then_carries_on(tmp_path: Path) -> None:
+def test_read_only_database_refuses_to_start_then_carries_on(tmp_path: Path, dripd_process: MakeDripd) -> None:
     """A database on a read-only file system: dripd says so and exits non-zero, losing nothing;
     once writable again it starts with everything it had."""
-    process = DripdProcess(tmp_path)
+    process = dripd_process(tmp_path)
     process.start()
     with process.client() as client:
         sequence_id = make_sequence(client)

@@ -5,28 +5,27 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
-from tests.integration.daemon_process import DRIPCTL, DRIPD, DripdProcess
+from tests.integration.daemon_process import DRIPCTL, DRIPD, MakeDripd
+from tests.integration.waiting import wait_until
 
 
-def test_socket_activation_serves_dripctl_on_the_passed_socket(tmp_path: Path) -> None:
-    process = DripdProcess(tmp_path)  # writes the config; systemd-socket-activate starts it
+def test_socket_activation_serves_dripctl_on_the_passed_socket(tmp_path: Path, dripd_process: MakeDripd) -> None:
+    process = dripd_process(tmp_path)  # writes the config; systemd-socket-activate starts it
     activated = tmp_path / "activated.sock"
     proc = subprocess.Popen(
         ["systemd-socket-activate", "-l", str(activated), str(DRIPD), "-c", str(process.config_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 20
-        result = None
-        while time.monotonic() < deadline:
-            if activated.exists():
-                result = subprocess.run([str(DRIPCTL), "-s", str(activated), "status"], capture_output=True,
-                                        text=True, timeout=30)
-                if result.returncode == 0:
-                    break
-            time.sleep(0.1)
+        def answered() -> subprocess.CompletedProcess[str] | None:
+            if not activated.exists():
+                return None
+            result = subprocess.run([str(DRIPCTL), "-s", str(activated), "status"], capture_output=True,
+                                    text=True, timeout=30)
+            return result if result.returncode == 0 else None
+
+        result = wait_until(answered, interval=0.1, what="dripctl status on the activated socket")
         assert result is not None and result.returncode == 0, result and result.stderr
         assert "version" in result.stdout.lower()
         # The daemon served the socket it was handed and did not bind its configured path.
@@ -36,39 +35,53 @@ def test_socket_activation_serves_dripctl_on_the_passed_socket(tmp_path: Path) -
         proc.wait(20)
 
 
-def _collect(sock: socket.socket, until: str, timeout: float, seen: list[str], after: int = 0) -> int:
+def _collect(sock: socket.socket, until: str, seen: list[str], after: int = 0) -> int:
     """Read datagrams into ``seen`` until a line at index >= ``after`` is ``until``; its index."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def arrived() -> tuple[int] | None:
         for index in range(after, len(seen)):
             if seen[index] == until:
-                return index
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"no {until!r} within {timeout}s; saw {seen}")
-        sock.settimeout(remaining)
+                return (index,)
+        sock.settimeout(0.1)
         try:
             seen.extend(sock.recv(4096).decode().split("\n"))
         except socket.timeout:
             pass
+        return None
+
+    return wait_until(arrived, interval=0, what=lambda: f"{until!r}; saw {seen}")[0]
 
 
-def test_notify_ready_watchdog_reloading_stopping_in_order(tmp_path: Path) -> None:
+def _drain(sock: socket.socket) -> list[str]:
+    """Every datagram already waiting, without blocking."""
+    lines: list[str] = []
+    sock.setblocking(False)
+    try:
+        while True:
+            lines.extend(sock.recv(4096).decode().split("\n"))
+    except BlockingIOError:
+        pass
+    finally:
+        sock.setblocking(True)
+    return lines
+
+
+def test_notify_ready_watchdog_reloading_stopping_in_order(tmp_path: Path, dripd_process: MakeDripd) -> None:
     notify_path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify_path))
-    process = DripdProcess(tmp_path, env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000"})
+    process = dripd_process(tmp_path, env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000"})
     try:
         process.start()
         seen: list[str] = []
-        ready = _collect(sock, "READY=1", 10, seen)
-        watchdog = _collect(sock, "WATCHDOG=1", 5, seen, ready)
+        ready = _collect(sock, "READY=1", seen)
+        watchdog = _collect(sock, "WATCHDOG=1", seen, ready)
         process.signal(signal.SIGHUP)
-        reloading = _collect(sock, "RELOADING=1", 10, seen, watchdog)
+        reloading = _collect(sock, "RELOADING=1", seen, watchdog)
         assert seen[reloading + 1].startswith("MONOTONIC_USEC=")  # sent in the same datagram
-        ready_again = _collect(sock, "READY=1", 10, seen, reloading)
+        ready_again = _collect(sock, "READY=1", seen, reloading)
         process.signal(signal.SIGTERM)
-        stopping = _collect(sock, "STOPPING=1", 10, seen, ready_again)
+        stopping = _collect(sock, "STOPPING=1", seen, ready_again)
         assert process.proc is not None and process.proc.wait(15) == 0
         assert ready < watchdog < reloading < ready_again < stopping
         assert any(line.startswith("STATUS=queue depth") for line in seen)
@@ -77,7 +90,7 @@ def test_notify_ready_watchdog_reloading_stopping_in_order(tmp_path: Path) -> No
         sock.close()
 
 
-def test_watchdog_pings_stop_when_the_scheduler_is_wedged(tmp_path: Path) -> None:
+def test_watchdog_pings_stop_when_the_scheduler_is_wedged(tmp_path: Path, dripd_process: MakeDripd) -> None:
     """An SMTP server that accepts the connection and then never answers RCPT (with a long
     transport timeout) holds the mailbox's only worker; the next due send then blocks the lane's
     loop, and the pings must stop so that systemd restarts the service."""
@@ -89,12 +102,12 @@ def test_watchdog_pings_stop_when_the_scheduler_is_wedged(tmp_path: Path) -> Non
     with smtp_sink({"rules": [{"on": "rcpt", "action": "stall"}]}) as sink:
         box = {"id": "sales", "address": "sales@example.com", "timezone": "UTC", "daily_cap": 1000,
                "hourly_cap": 1000, "burst": 100, "transport": "smtp", "smtp": sink.smtp_table(timeout_seconds=60)}
-        process = DripdProcess(tmp_path, mailboxes=[box],
+        process = dripd_process(tmp_path, mailboxes=[box],
                                env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000"})
         try:
             process.start()
             seen: list[str] = []
-            _collect(sock, "WATCHDOG=1", 5, seen, _collect(sock, "READY=1", 10, seen))
+            _collect(sock, "WATCHDOG=1", seen, _collect(sock, "READY=1", seen))
             with process.client() as client:
                 sequence_id = client.post("/api/sequences", json={
                     "name": "wedge", "mailboxId": "sales",
@@ -103,22 +116,14 @@ def test_watchdog_pings_stop_when_the_scheduler_is_wedged(tmp_path: Path) -> Non
                 client.post(f"/api/sequences/{sequence_id}/enroll/csv", content=csv.encode(),
                             headers={"content-type": "text/csv"})
                 client.post(f"/api/sequences/{sequence_id}/start")
-            # Once wedged, a full second (five ping intervals) passes without a single ping.
-            deadline = time.monotonic() + 15
-            quiet_since = None
-            while time.monotonic() < deadline:
-                sock.settimeout(0.1)
-                try:
-                    got = sock.recv(4096).decode().split("\n")
-                except socket.timeout:
-                    got = []
-                if "WATCHDOG=1" in got:
-                    quiet_since = None
-                elif quiet_since is None:
-                    quiet_since = time.monotonic()
-                elif time.monotonic() - quiet_since > 1.0:
-                    break
-            assert quiet_since is not None and time.monotonic() - quiet_since > 1.0, "pings never stopped"
+            # Once wedged, each watchdog round (0.2 s here) logs that it withholds the ping. After
+            # the first such round, five more go by and not one ping is sent meanwhile.
+            wedged = "scheduler not making progress"
+            wait_until(lambda: wedged in process.log(), what=process.log)
+            _drain(sock)  # pings sent before the wedge was noticed
+            rounds = process.log().count(wedged)
+            wait_until(lambda: process.log().count(wedged) >= rounds + 5, what=process.log)
+            assert "WATCHDOG=1" not in _drain(sock), "pings never stopped"
             assert "scheduler not making progress" in process.log()
         finally:
             process.kill()

@@ -22,7 +22,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.daemon_process import DripdProcess, free_port, running_dripd
+from tests.integration.daemon_process import DripdProcess, MakeDripd, free_port, running_dripd
+from tests.integration.waiting import wait_until
 
 BASE = "https://t.example.test"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"
@@ -101,14 +102,9 @@ def links(message: Any, kind: str) -> list[str]:
     return re.findall(re.escape(BASE) + f"/{kind}/[A-Za-z0-9_.-]+", html_of(message))
 
 
-def wait_for(env: Env, check: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.03)
-    raise AssertionError(f"condition not reached in time:\n{env.process.log()[-3000:]}")
+def wait_for(env: Env, check: Any) -> Any:
+    """``wait_until`` with the daemon's recent log as the failure message."""
+    return wait_until(check, interval=0.03, what=lambda: env.process.log()[-3000:])
 
 
 def inbox(env: Env, subject_prefix: str) -> dict[str, list[Any]]:
@@ -397,10 +393,10 @@ def test_rules_and_dashboard_use_only_metrics_dripd_exports(env: Env) -> None:
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_a_missing_tracking_secret_stops_the_start_with_a_clear_error(tmp_path: Path) -> None:
+def test_a_missing_tracking_secret_stops_the_start_with_a_clear_error(tmp_path: Path, dripd_process: MakeDripd) -> None:
     extra = {"tracking": {"listen": f"127.0.0.1:{free_port()}", "base_url": BASE,
                           "secret_file": str(tmp_path / "absent")}}
-    process = DripdProcess(tmp_path, extra=extra)
+    process = dripd_process(tmp_path, extra=extra)
     with pytest.raises(RuntimeError, match="dripd exited with 1"):
         process.start(timeout=10)
     assert "cannot read the tracking secret" in process.log()
