@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit test-integration install deps-debian check-config clean
+.PHONY: run test test-unit test-integration install deps-debian check-config clean typecheck
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,11 @@ deps-debian:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-test: $(STAMP) deps-debian
+# Strict types first (configured in pyproject.toml's [tool.mypy]): a type error fails the run.
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+test: $(STAMP) deps-debian typecheck
 	$(PY) -m pytest -q
 
 test-unit: $(STAMP)

@@ -222,13 +222,19 @@ class Daemon:
         HTTP stack is only loaded by a daemon that serves it."""
         from dripd.api.metrics_server import serve_metrics
         from dripd.api.server import serve_control_api
+        from dripd.tracking.app import TrackingApp
+        from dripd.tracking.engagement import Tracking
         from dripd.tracking.service import serve_tracking
 
         services = self.services
         await nursery.start(serve_control_api, services)
         await nursery.start(watch_health, services.health)
-        if services.config.tracking.listen:
-            await nursery.start(serve_tracking, services)
+        listen = services.config.tracking.listen
+        if listen:
+            def app(tracking: Tracking) -> TrackingApp:
+                return TrackingApp(services.live, services.store, services.clock, tracking.signer)
+
+            await nursery.start(serve_tracking, services.engagement, app, listen, services.stop_requested)
         if services.config.metrics.listen:
             await nursery.start(serve_metrics, services)
 
