@@ -48,7 +48,7 @@ async def test_reload_moves_sends_to_the_new_smtp_host_and_applies_concurrency(
             async with trio.open_nursery() as nursery:
                 await nursery.start(daemon.run)
                 sequence = await daemon.control.create_sequence(
-                    SequenceSettings("s", "m"), [step_from_fields({"type": "email", "subject": "x", "body": "y"})])
+                    SequenceSettings("s", "m", auto_complete=False), [step_from_fields({"type": "email", "subject": "x", "body": "y"})])
                 await daemon.control.transition(sequence.id, Action.START)
                 await daemon.control.enroll(sequence.id, [ContactInput("a@example.org")])
                 await wait_until_async(_count(first, 1), what="the first message at the first host")
