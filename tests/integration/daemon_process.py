@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 import httpx
 import tomli_w
 
-from tests.integration.servers import free_port  # noqa: F401  (re-exported for the tests)
+from tests.integration.servers import free_port as free_port  # re-exported for the tests
 from tests.integration.waiting import wait_until
 
 DRIPD = Path(sys.executable).parent / "dripd"
@@ -138,8 +138,7 @@ class DripdProcess:
         if not new.exists():
             return []
         paths = sorted(new.iterdir(), key=lambda p: p.stat().st_mtime_ns)
-        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
-                for p in paths]
+        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in paths]
 
     def wait_for_messages(self, count: int, mailbox_id: str | None = None, timeout: float = 60.0) -> list[EmailMessage]:
         """Until the Maildir holds ``count`` messages or more; all of them, oldest first."""

@@ -328,7 +328,7 @@ def _run_sink(plan: dict[str, Any]) -> None:
             await asyncio.sleep(3600)  # cancelled by aiosmtpd when the connection goes
         if action == "stall":
             await asyncio.sleep(3600)
-        return rule["reply"]
+        return str(rule["reply"])
 
     class Handler:
         async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]) -> list[str]:
@@ -366,12 +366,13 @@ def _run_sink(plan: dict[str, Any]) -> None:
             blob = args[1] if len(args) > 1 else ""
             decoded = base64.b64decode(blob).decode("ascii", "replace") if blob else ""
             fields = dict(part.split("=", 1) for part in decoded.split("\x01") if "=" in part)
-            ok = bool(auth) and fields.get("user") == auth.get("user") and fields.get("auth") == f"Bearer {auth.get('token')}"
+            ok = auth is not None and fields.get("user") == auth.get("user") \
+                and fields.get("auth") == f"Bearer {auth.get('token')}"
             log("auth", mechanism="XOAUTH2", ok=ok)
             return AuthResult(success=ok, handled=False)
 
     def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        ok = (isinstance(data, LoginPassword) and bool(auth)
+        ok = (isinstance(data, LoginPassword) and auth is not None
               and data.login.decode() == auth.get("user") and data.password.decode() == auth.get("password"))
         log("auth", mechanism=mechanism, ok=ok)
         return AuthResult(success=ok, handled=False)
@@ -388,10 +389,11 @@ def _run_sink(plan: dict[str, Any]) -> None:
                         # while the client still has bytes to send (before the final dot).
                         await self.push("354 End data with <CR><LF>.<CR><LF>")
                         await self._reader.read(rule.get("read", 1024))
-                        sock = self.transport.get_extra_info("socket")
+                        transport: Any = self.transport
+                        sock = transport.get_extra_info("socket")
                         if sock is not None:
                             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                        self.transport.abort()
+                        transport.abort()
                         return
                     await self.push(await act(self, rule, ""))
                     return

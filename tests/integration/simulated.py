@@ -52,7 +52,8 @@ async def sequence(daemon: Daemon, steps: list[dict[str, Any]] = TWO_STEPS, mail
         SequenceSettings(settings.pop("name", "s"), mailbox_id, **settings), [step_from_fields(s) for s in steps])
 
 
-def people(n: int, prefix: str = "p") -> list[ContactInput]:
+def people(n: int, prefix: str = "p") -> list[ContactInput | int]:
+    """``n`` new contacts (``Control.enroll`` also takes existing contact ids, hence the type)."""
     return [ContactInput(f"{prefix}{i:03d}@example.org", first_name=f"F{i}") for i in range(n)]
 
 

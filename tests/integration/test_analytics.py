@@ -21,7 +21,7 @@ from dripd.tracking.app import TrackingApp
 from dripd.tracking.tokens import Signer
 from tests.integration.simulated import START, daemon_with, people, sequence, sleep_until
 
-STEPS = [
+STEPS: list[dict[str, Any]] = [
     {"type": "email", "subject": "A", "body": "<p>a</p>"},
     {"type": "wait", "waitHours": 1},
     {"type": "email", "subject": "B", "body": "<p>b</p>", "thread": False},
@@ -72,7 +72,9 @@ async def test_funnel_of_a_scripted_scenario_equals_the_hand_count(tmp_path: Pat
                                                references=(b["p002@example.org"],), recipients=("p002@example.org",),
                                                status="5.1.1", detail="user unknown"))
         tracking = TrackingApp(daemon, Signer(b"k" * 32))
-        await tracking.unsubscribe_message(await daemon.store.tracked_message(b["p005@example.org"]), "one-click", "ua")
+        unsubscribed = await daemon.store.tracked_message(b["p005@example.org"])
+        assert unsubscribed is not None
+        await tracking.unsubscribe_message(unsubscribed, "one-click", "ua")
         await sleep_until(daemon, START + dt.timedelta(hours=2))
 
         stats = await sequence_stats(seq.id, daemon)
@@ -94,6 +96,7 @@ async def test_funnel_of_a_scripted_scenario_equals_the_hand_count(tmp_path: Pat
 
         # The per-contact log names the step that drove the reply.
         replier = await daemon.store.find_contact("p001@example.org")
+        assert replier is not None
         log = await contact_log(seq.id, replier.id, daemon)
         assert log["repliedTo"]["stepIndex"] == 0 and log["repliedTo"]["messageId"] == a["p001@example.org"]
         assert [e["kind"] for e in log["events"]] == ["enrolled", "sent", "replied"]
@@ -138,7 +141,7 @@ async def test_mailbox_health_warns_when_replies_collapse_and_bounces_climb(
         with caplog.at_level(logging.WARNING, logger="dripd.health"):
             result = (await daemon.health.refresh(max_age=0))["m"]
         # Recent week: 30 attempted, 27 accepted, 0 replies, 3 bounces; baseline: 30 sends, 9 replies.
-        assert result.status == "warning"
+        assert result.status == "warning" and result.recent is not None and result.baseline is not None
         assert result.recent.as_json() == {"sends": 30, "openRate": 0.0, "replyRate": 0.0, "bounceRate": 0.1}
         assert result.baseline.as_json() == {"sends": 30, "openRate": 0.0, "replyRate": 0.3, "bounceRate": 0.0}
         assert [w.split(":")[0] for w in result.warnings] == ["reply rate collapsed", "bounce rate climbing"]

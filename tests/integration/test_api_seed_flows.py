@@ -7,6 +7,7 @@ window and the mailbox generous caps; waits are short (delayMs) to keep the modu
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 
@@ -47,7 +48,7 @@ def test_seed_000_getting_started(dripd: DripdProcess, api: httpx.Client) -> Non
     # 5. Hit Start: draft -> active; sends go out, follow-ups thread, the sequence completes.
     assert api.post(f"/api/sequences/{sid}/start").json()["status"] == "active"
     messages = dripd.wait_for_messages(9)
-    by_person: dict[str, list] = {}
+    by_person: dict[str, list[Any]] = {}
     for message in messages:
         by_person.setdefault(recipient(message), []).append(message)
     assert set(by_person) == {"ada@lovelace.dev", "alan@turing.dev", "grace@hopper.dev"}
@@ -88,7 +89,8 @@ def test_seed_003_merge_fields_pause_resume_complete(dripd: DripdProcess, api: h
     error_of(api.post(f"/api/sequences/{sid}/enroll", json={"contactEmail": "alice@acme.com"}), 409, "already_enrolled")
     first = dripd.wait_for_messages(before + 1)[-1]
     assert str(first["Subject"]) == "Hey Alice, quick question"
-    assert "Acme Corp recently expanded into Southeast Asia" in first.get_body(("html",)).get_content()
+    html = first.get_body(("html",))
+    assert html is not None and "Acme Corp recently expanded into Southeast Asia" in html.get_content()
     # Pausing holds the pending step; resuming continues from there, not from the start.
     assert api.post(f"/api/sequences/{sid}/pause").json()["status"] == "paused"
     time.sleep(1.2)
@@ -99,7 +101,8 @@ def test_seed_003_merge_fields_pause_resume_complete(dripd: DripdProcess, api: h
     rest = dripd.wait_for_messages(before + 3)[before:]
     assert [str(m["Subject"]) for m in rest] == ["Hey Alice, quick question", "Re: Hey Alice, quick question",
                                                  "Re: Hey Alice, quick question"]
-    assert "Second follow-up" in rest[-1].get_body(("html",)).get_content()
+    last_html = rest[-1].get_body(("html",))
+    assert last_html is not None and "Second follow-up" in last_html.get_content()
     wait_until(lambda: api.get(f"/api/sequences/{sid}/contacts").json()["contacts"][0]["status"] == "completed")
     # A completed contact can be enrolled again (seed 003).
     assert api.post(f"/api/sequences/{sid}/enroll", json={"contactEmail": "alice@acme.com"}).json()["enrolled"] == 1

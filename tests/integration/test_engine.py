@@ -146,7 +146,7 @@ async def test_transient_failures_retry_with_backoff_then_soft_bounce(tmp_path: 
         await daemon.control.transition(seq.id, Action.START)
         await daemon.control.enroll(seq.id, people(2))
         await sleep_until(daemon, START + dt.timedelta(hours=2))
-        tries = {}
+        tries: dict[str, list[float]] = {}
         for t, to in transport.attempts:
             tries.setdefault(to, []).append((t - START.timestamp()) / 60)
         assert len(tries["p000@example.org"]) == 2 and 1 <= tries["p000@example.org"][1] <= 1.25
@@ -277,6 +277,7 @@ async def test_crash_recovery_resolves_rows_left_sending(tmp_path: Path, autojum
         ids = []
         for contact in contacts:  # what a crash between claim and record leaves behind
             claim = await daemon.store.claim_send(contact.enrollment_id, step_id, "m", f"<c{contact.contact_id}@x>", "One", now)
+            assert claim is not None
             ids.append(claim.message_id)
     transport = plugin.transports["m"]
     transport.known = {ids[0]: True, ids[1]: False, ids[2]: None}

@@ -33,9 +33,9 @@ def test_concurrent_api_clients_while_sending_on_schedule(tmp_path: Path, dripd_
     assert process.proc is not None
     with process.client() as client:
         def sequence(name: str) -> int:
-            return client.post("/api/sequences", json={
+            return int(client.post("/api/sequences", json={
                 "name": name, "mailboxId": "sales", "autoComplete": False,
-                "steps": [{"type": "email", "subject": "Hi {{firstName}}", "body": "<p>hi</p>"}]}).json()["id"]
+                "steps": [{"type": "email", "subject": "Hi {{firstName}}", "body": "<p>hi</p>"}]}).json()["id"])
 
         sending, target = sequence("paced"), sequence("load")
         csv = "email\n" + "".join(f"p{i}@example.org\n" for i in range(SENDS + 60))

@@ -11,6 +11,7 @@ import datetime as dt
 import email
 import email.policy
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import trio
@@ -24,7 +25,7 @@ from tests.integration.simulated import sleep_until
 
 BERLIN = ZoneInfo("Europe/Berlin")
 START = dt.datetime(2026, 12, 3, 8, 0, tzinfo=BERLIN)  # a Thursday, before the window opens
-STEPS = [
+STEPS: list[dict[str, Any]] = [
     {"type": "email", "subject": "Hi {{firstName}}", "body": "<p>Hello {{firstName}} at {{company}}</p>"},
     {"type": "wait", "waitDays": 2},
     {"type": "conditional", "condition": "if_replied"},
@@ -40,7 +41,7 @@ def at(day: int, hour: int, minute: int) -> dt.datetime:
 
 def read_maildir(path: Path) -> list[email.message.EmailMessage]:
     return [
-        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
         for p in sorted((path / "new").iterdir())
     ]
 
@@ -56,7 +57,7 @@ async def test_three_week_cadence_exact_send_times(tmp_path: Path, autojump_cloc
         west = await control.create_sequence(
             SequenceSettings("west", "west", "Europe/Berlin", True, 9, 17, auto_pause_on_reply=False), steps)
         for seq, prefix in ((east, "e"), (west, "w")):
-            contacts = [ContactInput(f"{prefix}{i:02d}@example.org", first_name=f"N{prefix}{i}", company="Acme")
+            contacts: list[ContactInput | int] = [ContactInput(f"{prefix}{i:02d}@example.org", first_name=f"N{prefix}{i}", company="Acme")
                         for i in range(50)]
             await control.enroll(seq.id, contacts)
             await control.transition(seq.id, Action.START)

@@ -34,7 +34,7 @@ def make_sequence(client: httpx.Client) -> int:
     assert created.status_code == 201, created.text
     sequence_id = created.json()["id"]
     assert client.post(f"/api/sequences/{sequence_id}/start").status_code == 200
-    return sequence_id
+    return int(sequence_id)
 
 
 def enroll(client: httpx.Client, sequence_id: int, email: str) -> httpx.Response:
