@@ -82,15 +82,15 @@ class HookPlugin:
     """A plugin using the two per-send hooks: extra headers and engine events."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.events: list[dict[str, Any]] = []
 
     @hookimpl
     def dripd_message_headers(self, mailbox_id: str, sequence_id: int, step_id: int) -> list[tuple[str, str]]:
         return [("X-Campaign", f"{mailbox_id}-{sequence_id}-{step_id}")]
 
     @hookimpl
-    def dripd_event(self, kind: str, data: Any) -> None:
-        self.events.append((kind, dict(data)))
+    def dripd_event(self, event: Any) -> None:
+        self.events.append(dict(event))
 
 
 async def test_plugins_add_headers_and_observe_sends(tmp_path: Path, autojump_clock: Any) -> None:
@@ -105,8 +105,10 @@ async def test_plugins_add_headers_and_observe_sends(tmp_path: Path, autojump_cl
         messages = [message for _, message in scripted.transports["m"].delivered]
         assert len(messages) == 2
         assert all(f"X-Campaign: m-{seq.id}-{step_id}".encode() in m.data for m in messages)
-        assert [kind for kind, _ in hooks.events] == ["sent", "sent"]
-        assert hooks.events[0][1] == {"mailbox": "m", "sequence": seq.id, "step": step_id}
+        sent = [event for event in hooks.events if event["kind"] == "sent"]
+        assert len(sent) == 2
+        assert {key: sent[0][key] for key in ("mailbox_id", "sequence_id", "step_id")} == {
+            "mailbox_id": "m", "sequence_id": seq.id, "step_id": step_id}
 
 
 async def test_daily_cap_and_warmup_ramp(tmp_path: Path, autojump_clock: Any) -> None:

@@ -111,7 +111,7 @@ async def test_an_out_of_office_does_not_stop_the_contact(tmp_path: Path, imap_s
     assert contacts[0].status in ("active", "completed")  # not stopped: step 2 went out
     # And the auto-reply was seen, not missed.
     kinds = [e["kind"] for e in history["events"] if e["enrollment_id"] == contacts[0].enrollment_id]
-    assert "auto_reply" in kinds and "replied" not in kinds
+    assert "auto_replied" in kinds and "replied" not in kinds
 
 
 async def test_a_dsn_bounce_bounces_and_suppresses(tmp_path: Path, imap_server: Dovecot, sink: SmtpSink) -> None:

@@ -61,7 +61,7 @@ async def test_reload_moves_sends_to_the_new_smtp_host_and_applies_concurrency(
                 await daemon.control.enroll(sequence.id, [ContactInput(f"p{i}@example.org") for i in range(6)])
                 await wait_until_async(_count(second, 6), what="the later messages at the new host")
                 daemon.stop()
-    assert first.count("dot") == 1  # nothing more went to the old host after the reload
+        assert first.count("dot") == 1  # nothing more went to the old host after the reload
     assert "[metrics] listen changed; it takes effect after a restart" in caplog.text
     assert "mailbox m uses its new transport settings from the next send" in caplog.text
 
