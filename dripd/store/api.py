@@ -20,7 +20,7 @@ and a lease generation on every ledger write (DESIGN.md); nothing outside ``drip
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol, Sequence as Seq
 
 from dripd.cadence import Signals as SignalFlags
 from dripd.events import EventKind, Payload
@@ -233,7 +233,7 @@ class Catalog(Protocol):
 
     async def enroll(self, sequence_id: int, contacts: list[ContactInput | int],
                      merge_fields: list[Mapping[str, str]] | None, now: float, *, strict: bool) -> EnrollResult: ...
-    async def bulk_enroll(self, sequence_id: int, rows: list[BulkRow], now: float, *, strict: bool
+    async def bulk_enroll(self, sequence_id: int, rows: Seq[BulkRow], now: float, *, strict: bool
                           ) -> BulkResult: ...
     async def cancel_enrollment(self, sequence_id: int, contact_id: int, now: float) -> int | None: ...
     async def sequence_contacts(self, sequence_id: int) -> list[ContactProgress]: ...

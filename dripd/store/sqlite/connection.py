@@ -21,7 +21,7 @@ from typing import Any, Callable, Concatenate, Coroutine, Iterable, ParamSpec, T
 
 import aiosqlite
 import trio
-import trio_asyncio  # type: ignore[import-untyped]
+import trio_asyncio  # type: ignore[import-untyped,unused-ignore]
 
 from dripd.clock import offloaded
 from dripd.errors import StoreError
