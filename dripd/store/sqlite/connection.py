@@ -9,12 +9,22 @@ place the store does not cross the bridge DESIGN.md describes, and it is measure
 
 Events written by the operations of a group (``journal.write_event``) are handed to the
 ``EventSink`` on the trio side once the group's COMMIT returned, never for a rolled-back one.
+
+A ledger claim is committed before the transport is called and must survive a power cut, or the
+restarted daemon sends the step again. The connection runs WAL with synchronous=NORMAL (a commit
+writes the WAL, fsyncs come only at checkpoints); after a group holding a claim commits, the
+WAL is fdatasynced on a worker thread before the group's callers get their results, while the
+connection already runs the next group, and one fsync covers every group committed before it
+started. That is what synchronous=FULL would guarantee (the WAL synced before the commit is
+acknowledged) without holding the connection during each fsync and without syncing commits that
+precede no transport call (WAL order makes a later fsync cover them anyway).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Concatenate, Coroutine, Iterable, ParamSpec, TypeVar
@@ -81,37 +91,31 @@ class _Pending:
 def _run_group(conn: sqlite3.Connection, group: list[_Pending]) -> None:
     """Run a group of operations in one transaction (connection thread). Each runs in its own
     savepoint, so one failing operation is rolled back alone (with its events); all commit
-    together. A group holding a ledger claim commits with synchronous=FULL: the claim is
-    committed before the transport is called and must survive a power cut, or the restarted
-    daemon sends the step again. WAL is sequential, so that fsync also covers every earlier
-    NORMAL commit; groups without a claim (API work, results) keep NORMAL, where losing the
-    last commits to a power cut leaves a 'sending' row that recovery resolves, never a resend."""
-    durable = any(item.durable for item in group)
-    if durable:
-        conn.execute("PRAGMA synchronous=FULL")
+    together."""
+    conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for item in group:
-                conn.execute("SAVEPOINT op")
-                journal.collect_into(item.events)
-                try:
-                    item.result = item.call()
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    item.error = exc
-                    item.events.clear()  # rolled back: these never happened
-                finally:
-                    journal.collect_into(None)
-                conn.execute("RELEASE op")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-    finally:
-        if durable:
-            conn.execute("PRAGMA synchronous=NORMAL")
+        for item in group:
+            conn.execute("SAVEPOINT op")
+            journal.collect_into(item.events)
+            try:
+                item.result = item.call()
+            except Exception as exc:
+                conn.execute("ROLLBACK TO op")
+                item.error = exc
+                item.events.clear()  # rolled back: these never happened
+            finally:
+                journal.collect_into(None)
+            conn.execute("RELEASE op")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def sync_file(fd: int) -> None:
+    """fdatasync, by name so tests can watch the claim's sync happen (worker thread)."""
+    os.fdatasync(fd)
 
 
 # A group takes every queued send-path operation but at most this many control-plane ones, so a
@@ -160,7 +164,7 @@ on aiosqlite's connection thread, group-committed (see ``SqliteConnection._lead`
 send path and what comes back (replies, bounces): every queued one joins the next group."""
 claim_operation = _operation(urgent=True, durable=True)
 claim_operation.__doc__ = """A send-path operation whose commit must be durable before it returns
-(the ledger claim): its group commits with synchronous=FULL."""
+(the ledger claim): its callers wait for an fdatasync of the WAL after the group's commit."""
 control_operation = _operation(urgent=False)
 control_operation.__doc__ = """Like ``thread_operation``, for control-plane and reporting work: a
 group takes only a few of these, so API load cannot starve the sends."""
@@ -228,6 +232,10 @@ class SqliteConnection:
         self._queue: list[_Pending] = []  # operations waiting for a group commit
         self._leading = False  # a group is on the connection thread now
         self.caches: list[dict[Any, Any]] = []  # cleared when a group fails to commit
+        self._commits = 0  # groups committed so far, in order
+        self._synced = 0  # groups known durable (the WAL fsynced after their commit)
+        self._sync_lock = trio.Lock()
+        self._wal_fd: int | None = None
 
     async def _lead(self) -> None:
         """Group commit: take the queued operations (all urgent ones, a few control ones) to
@@ -243,6 +251,7 @@ class SqliteConnection:
         self._leading = True
 
         committed = False
+        durable = any(item.durable for item in group)
         try:
             # Shielded: the group holds other callers' work, and once handed to the thread it
             # runs anyway; its outcome must reach every caller.
@@ -251,12 +260,20 @@ class SqliteConnection:
                     await _on_connection_thread(db, functools.partial(_run_group, db._conn, group))
                 except sqlite3.Error as exc:
                     raise map_error(exc) from exc
-            committed = True
+                committed = True
+                self._commits += 1
+                if durable:
+                    # The next group may use the connection while this one's WAL is fsynced;
+                    # its callers (the claims) wait for the fsync, the connection does not.
+                    self._leading = False
+                    self._hand_on_lead()
+                    await self._sync_wal(self._commits)
         except Exception as exc:
             for item in group:
                 item.error = item.error or exc
-            for cache in self.caches:
-                cache.clear()  # rolled back: anything cached from inside the group may be unreal
+            if not committed:
+                for cache in self.caches:
+                    cache.clear()  # rolled back: anything cached from inside the group may be unreal
         finally:
             if committed:
                 self._publish(group)
@@ -266,8 +283,26 @@ class SqliteConnection:
                 item.done = True
                 if item.wake is not None:
                     item.wake.set()
-            self._leading = False
+            if not durable or not committed:
+                self._leading = False
             self._hand_on_lead()
+
+    async def _sync_wal(self, commit: int) -> None:
+        """Make every commit up to number ``commit`` durable: one fdatasync of the WAL, shared by
+        every group committed before it started (the connection runs NORMAL, which writes the
+        WAL at each commit and syncs it only at checkpoints)."""
+        async with self._sync_lock:
+            if self._synced >= commit:
+                return  # a sync that started after this commit covered it
+            target = self._commits
+            if self._wal_fd is None:
+                self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+            try:
+                await trio.to_thread.run_sync(sync_file, self._wal_fd)
+            except OSError as exc:
+                raise StoreError(f"database unavailable: could not make the ledger durable: {exc}",
+                                 details={"errno": exc.errno}) from exc
+            self._synced = target
 
     def _publish(self, group: list[_Pending]) -> None:
         """Hand the committed group's events to the sink, in the order they were written."""
@@ -301,7 +336,8 @@ class SqliteConnection:
         async def prepare(db: Db) -> Db:
             db.row_factory = sqlite3.Row
             # WAL lets API reads run beside the writer. NORMAL: a commit survives a process
-            # crash, and groups holding a ledger claim switch to FULL (see _run_group).
+            # crash; a power cut can lose the last ones, so a group holding a ledger claim is
+            # fsynced before its callers return (_sync_wal).
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA foreign_keys=ON")
@@ -325,8 +361,18 @@ class SqliteConnection:
             if isinstance(exc, sqlite3.Error):
                 raise map_error(exc) from exc
             raise
+        # The WAL file exists now; its directory entry must survive a power cut too, or every
+        # commit the fsyncs of _sync_wal made durable goes with it.
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
     async def close(self) -> None:
+        if self._wal_fd is not None:
+            os.close(self._wal_fd)
+            self._wal_fd = None
         if self._db is not None:
             db, self._db = self._db, None  # type: ignore[assignment]
             await trio_asyncio.aio_as_trio(db.close)()
