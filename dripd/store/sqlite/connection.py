@@ -240,8 +240,8 @@ class SqliteConnection:
     async def _lead(self) -> None:
         """Group commit: take the queued operations (all urgent ones, a few control ones) to
         the connection thread as one transaction: one thread hop for the lot, and one commit.
-        Callers get results only after the COMMIT, so "committed before the transport is
-        called" still holds."""
+        Callers get results only after the COMMIT, and the callers of a group holding a claim
+        only once the WAL is fsynced: "committed (durably) before the transport is called"."""
         urgent = [item for item in self._queue if item.urgent]
         control = [item for item in self._queue if not item.urgent][:CONTROL_OPERATIONS_PER_GROUP]
         group = urgent + control
@@ -262,6 +262,7 @@ class SqliteConnection:
                     raise map_error(exc) from exc
                 committed = True
                 self._commits += 1
+                self._publish(group)  # in commit order, durable groups included
                 if durable:
                     # The next group may use the connection while this one's WAL is fsynced;
                     # its callers (the claims) wait for the fsync, the connection does not.
@@ -275,8 +276,6 @@ class SqliteConnection:
                 for cache in self.caches:
                     cache.clear()  # rolled back: anything cached from inside the group may be unreal
         finally:
-            if committed:
-                self._publish(group)
             # Wake exactly the callers served and the one that leads next: waking every waiter
             # on each group (one shared event) was ~4 % of the event loop with 50 lanes.
             for item in group:
