@@ -12,9 +12,13 @@ depends on one (enrollment refusal, auto-complete, how a suppression ends an enr
 event row is written by the backend's one event writer, and the events of a transaction reach
 the ``EventSink`` only after that transaction committed.
 
-A PostgreSQL backend (several nodes sharing the work) would add ``dripd/store/postgres/`` with the
-same operations, its own migrations runner, a ``postgresql`` param in ``tests/contract/conftest.py``
-and a lease generation on every ledger write (DESIGN.md); nothing outside ``dripd/store`` changes.
+A PostgreSQL backend (several nodes sharing the work) touches: ``dripd/store/postgres/`` (the same
+operation groups as ``sqlite/``, its own migrations runner, durability from PostgreSQL's own
+commit), ``postgresql`` in ``BACKENDS`` and ``open_backend`` of ``tests/contract/support.py`` (the
+whole contract suite then runs against it), the composition root choosing the backend from the
+configuration, and a mailbox lease with its generation on every ledger write (DESIGN.md), which
+adds a parameter to ``RunStore``'s writes. Engine, scheduler, reactions, control and the API
+keep talking to these Protocols unchanged.
 """
 
 from __future__ import annotations
