@@ -1,11 +1,10 @@
 """Group commit in the SQLite backend (dripd/store/sqlite/connection.py) against a real file:
 many callers, callers cancelled while they wait or while they lead, and failing operations, with
 nothing lost, nothing run twice and nobody left waiting; events published only after a group
-committed; and a claim made durable (the WAL fsynced after its commit) before it returns."""
+committed; and the durable commit of a group that holds a ledger claim."""
 
 from __future__ import annotations
 
-import os
 import random
 import sqlite3
 import threading
@@ -20,7 +19,7 @@ from dripd.errors import StoreError
 from dripd.events import Event, EventKind
 from dripd.model import SequenceSettings, Step, StepType
 from dripd.store import ContactInput, Store
-from dripd.store.sqlite import connection, control_operation, thread_operation
+from dripd.store.sqlite import control_operation, thread_operation
 
 
 class CountingStore(Store):
@@ -237,84 +236,30 @@ def test_events_are_published_after_the_commit_and_never_for_a_failed_group(tmp_
     run_store(path, body, sink)
 
 
-def test_a_claim_returns_only_after_the_wal_is_fsynced_after_its_commit(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_group_holding_a_claim_commits_with_synchronous_full(tmp_path: Path) -> None:
     # A claim is committed before the transport is called; in WAL with synchronous=NORMAL that
     # commit is not fsynced and a power cut loses it, so the restarted daemon sends again.
-    log: list[str] = []
-    real_sync = connection.sync_file
-
-    def watched_sync(fd: int) -> None:
-        log.append(f"fdatasync {os.readlink(f'/proc/self/fd/{fd}')}")
-        real_sync(fd)
-
-    monkeypatch.setattr(connection, "sync_file", watched_sync)
-
     async def body(store: CountingStore) -> None:
         sequence = await store.create_sequence(SequenceSettings(name="s", mailbox_id="m"),
                                                [Step(type=StepType.EMAIL, subject="s", body="b")], 1.0)
         _, steps = await store.get_sequence(sequence.id)
-        [first, second] = (await store.enroll(
-            sequence.id, [ContactInput("a@example.org"), ContactInput("b@example.org")], None, 1.0, strict=True)).enrolled
-        await store.mark(1)
-        assert log == []  # no claim, no fsync: other commits stay NORMAL
-        await store.trace(log.append)
-        log.clear()  # the end of the group that set the trace
+        [enrollment] = (await store.enroll(sequence.id, [ContactInput("a@example.org")], None, 1.0, strict=True)).enrolled
+        statements: list[str] = []
+        await store.trace(statements.append)
+        statements.clear()  # the end of the group that set the trace
         try:
-            assert await store.claim_send(first, steps[0].id, "m", "<m1@example.com>", "s", 2.0) is not None
-            at_return = list(log)
-            log.clear()
-            await store.mark(2)
-            plain = list(log)
-            log.clear()
-            # A retry's re-claim is made durable too.
-            claim = await store.claim_send(second, steps[0].id, "m", "<m2@example.com>", "s", 3.0)
-            assert claim is not None
-            await store.record_retry(claim, second, steps[0].id, 4.0, "451", 3.0)
-            log.clear()
-            assert await store.claim_send(second, steps[0].id, "m", "<m3@example.com>", "s", 4.0) is not None
-            retry = list(log)
+            assert await store.claim_send(enrollment, steps[0].id, "m", "<m@example.com>", "s", 2.0) is not None
+            claim_group = list(statements)
+            statements.clear()
+            await store.mark(7)
+            plain_group = list(statements)
         finally:
             await store.trace(None)
-        wal = f"fdatasync {tmp_path / 'durable.sqlite3'}-wal"
-        commit = at_return.index("COMMIT")
-        assert any(s.startswith("INSERT INTO outbox") for s in at_return[:commit])
-        assert wal in at_return[commit:]  # fsynced after the commit, before claim_send returned
-        assert not any(s.startswith("fdatasync") for s in plain)
-        assert any(s.startswith("UPDATE outbox SET status = 'sending'") for s in retry)
-        assert retry.index(wal) > retry.index("COMMIT")
-        assert await store.synchronous_level() == 1  # the connection itself stays NORMAL
+        assert claim_group[0] == "PRAGMA synchronous=FULL" and claim_group[1] == "BEGIN IMMEDIATE"
+        assert any(s.startswith("INSERT INTO outbox") for s in claim_group)
+        assert claim_group[-2:] == ["COMMIT", "PRAGMA synchronous=NORMAL"]
+        assert not any("synchronous" in s for s in plain_group)  # other groups stay NORMAL
+        level = await store.synchronous_level()
+        assert level == 1  # NORMAL between groups
 
     run_store(tmp_path / "durable.sqlite3", body)
-
-
-def test_concurrent_claims_share_fsyncs_and_all_wait_for_one(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    syncs: list[int] = []
-    real_sync = connection.sync_file
-
-    def counted_sync(fd: int) -> None:
-        syncs.append(fd)
-        real_sync(fd)
-
-    monkeypatch.setattr(connection, "sync_file", counted_sync)
-
-    async def body(store: CountingStore) -> None:
-        sequence = await store.create_sequence(SequenceSettings(name="s", mailbox_id="m"),
-                                               [Step(type=StepType.EMAIL, subject="s", body="b")], 1.0)
-        _, steps = await store.get_sequence(sequence.id)
-        ids = (await store.enroll(sequence.id, [ContactInput(f"c{i}@example.org") for i in range(60)], None, 1.0,
-                                  strict=True)).enrolled
-        returned: list[int] = []
-
-        async def claim(enrollment: int) -> None:
-            assert await store.claim_send(enrollment, steps[0].id, "m", f"<{enrollment}@x>", "s", 2.0) is not None
-            returned.append(len(syncs))  # how many fsyncs had completed when this claim returned
-
-        async with trio.open_nursery() as nursery:
-            for enrollment in ids:
-                nursery.start_soon(claim, enrollment)
-        assert len(returned) == 60 and min(returned) >= 1
-        assert len(syncs) < 60  # groups share an fsync
-
-    run_store(tmp_path / "shared.sqlite3", body)
