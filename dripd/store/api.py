@@ -12,15 +12,19 @@ depends on one (enrollment refusal, auto-complete, how a suppression ends an enr
 event row is written by the backend's one event writer, and the events of a transaction reach
 the ``EventSink`` only after that transaction committed.
 
-A PostgreSQL backend (several nodes sharing the work) would add ``dripd/store/postgres/`` with the
-same operations, its own migrations runner, a ``postgresql`` param in ``tests/contract/conftest.py``
-and a lease generation on every ledger write (DESIGN.md); nothing outside ``dripd/store`` changes.
+A PostgreSQL backend (several nodes sharing the work) touches: ``dripd/store/postgres/`` (the same
+operation groups as ``sqlite/``, its own migrations runner, durability from PostgreSQL's own
+commit), ``postgresql`` in ``BACKENDS`` and ``open_backend`` of ``tests/contract/support.py`` (the
+whole contract suite then runs against it), the composition root choosing the backend from the
+configuration, and a mailbox lease with its generation on every ledger write (DESIGN.md), which
+adds a parameter to ``RunStore``'s writes. Engine, scheduler, reactions, control and the API
+keep talking to these Protocols unchanged.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol, Sequence as Seq
 
 from dripd.cadence import Signals as SignalFlags
 from dripd.events import EventKind, Payload
@@ -233,7 +237,7 @@ class Catalog(Protocol):
 
     async def enroll(self, sequence_id: int, contacts: list[ContactInput | int],
                      merge_fields: list[Mapping[str, str]] | None, now: float, *, strict: bool) -> EnrollResult: ...
-    async def bulk_enroll(self, sequence_id: int, rows: list[BulkRow], now: float, *, strict: bool
+    async def bulk_enroll(self, sequence_id: int, rows: Seq[BulkRow], now: float, *, strict: bool
                           ) -> BulkResult: ...
     async def cancel_enrollment(self, sequence_id: int, contact_id: int, now: float) -> int | None: ...
     async def sequence_contacts(self, sequence_id: int) -> list[ContactProgress]: ...

@@ -11,7 +11,7 @@ import trio_asyncio
 
 from dripd.events import Bounce, Engagement, Event, EventKind, NoData, payload_json
 from dripd.model import EnrollmentStatus
-from dripd.store import ContactInput, FullStore
+from dripd.store import BulkRow, ContactInput, FullStore
 from tests.contract.support import T0, RecordingSink, active_sequence, enroll_one, open_backend
 
 
@@ -40,7 +40,7 @@ async def test_published_events_are_the_stored_rows(store: FullStore, sink: Reco
 async def test_bulk_enrollment_publishes_every_enrollment(store: FullStore, sink: RecordingSink) -> None:
     sequence, _ = await active_sequence(store)
     sink.clear()
-    rows = [(i, ContactInput(f"c{i}@example.org"), {}) for i in range(250)]
+    rows: list[BulkRow] = [(i, ContactInput(f"c{i}@example.org"), {}) for i in range(250)]
     result = await store.bulk_enroll(sequence.id, rows, T0 + 1, strict=True)
     assert result.enrolled == 250
     assert len(sink.batches) == 1 and sink.kinds() == [EventKind.ENROLLED] * 250

@@ -156,7 +156,11 @@ async def test_bounce_counts_for_the_guards(store: FullStore) -> None:
     await signals.record_signal(dsn, EventKind.BOUNCED, T0 + 21, Bounce("soft", "mailbox full", "4.2.2"))
     [soft] = await signals.sent_by_message_ids(["<ok1@example.com>"])
     await signals.record_signal(soft, EventKind.BOUNCED, T0 + 22, Bounce("soft", "mailbox full", "4.2.2"))
-    # In flight and retrying rows are not sends yet.
+    # A message that could not be built never went out; in flight and retrying rows are not sends yet.
+    broken = await enroll_one(store, sequence.id, "broken@example.org", T0 + 29)
+    unbuilt = await store.claim_send(broken, steps[0].id, "sales", "<broken@example.com>", "s", T0 + 29)
+    assert unbuilt is not None
+    await store.record_unbuildable(unbuilt, broken, steps[0].id, "bad header", T0 + 29)
     waiting = await enroll_one(store, sequence.id, "later@example.org", T0 + 30)
     assert await store.claim_send(waiting, steps[0].id, "sales", "<later@example.com>", "s", T0 + 30) is not None
 

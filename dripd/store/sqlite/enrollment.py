@@ -8,12 +8,12 @@ the address's suppression), set-based for the bulk path.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from dripd import policy
 from dripd.errors import NotFound, ReadOnly
 from dripd.events import Event, EventKind, NoData
-from dripd.model import EnrollmentStatus, Sequence
+from dripd.model import EnrollmentStatus, Sequence as SequenceRow
 from dripd.store.api import BulkResult, BulkRow, ContactInput, ContactProgress, EnrollResult
 from dripd.store.sqlite.connection import Conn, control_operation, fetch_all, fetch_one
 from dripd.store.sqlite.contacts import load_contact, upsert_contact
@@ -25,7 +25,7 @@ _INSERT_ENROLLMENT = (
     " due_at, next_run_at, merge_fields, enrolled_at, updated_at, last_event_at)")
 
 
-def _refuse_completed(sequence: Sequence) -> None:
+def _refuse_completed(sequence: SequenceRow) -> None:
     """A completed sequence refuses every contact: said once, for the whole call."""
     refusal = policy.enrollment_refusal(sequence.status, None, None)
     if refusal is policy.Refusal.SEQUENCE_COMPLETED:
@@ -88,7 +88,8 @@ class EnrollmentOps:
         return EnrollResult(enrolled, skipped)
 
     @control_operation
-    def bulk_enroll(self, db: Conn, sequence_id: int, rows: list[BulkRow], now: float, *, strict: bool) -> BulkResult:
+    def bulk_enroll(self, db: Conn, sequence_id: int, rows: Sequence[BulkRow], now: float, *, strict: bool
+                    ) -> BulkResult:
         """Enroll many (position, contact, merge fields) rows in one transaction.
 
         The facts are read set-based into a temporary table (a few statements in all, not several
@@ -135,16 +136,15 @@ class EnrollmentOps:
             (sequence_id, mailbox_id, runnable, runnable, runnable, now, now, now))
         added = fetch_all(db, "SELECT id, contact_id FROM enrollments WHERE id > ? AND sequence_id = ? ORDER BY id",
                           (top["top"], sequence_id))
-        first_event_id = next_event_id(db)
+        first_id = next_event_id(db)
         payload = NoData()
         write_events(db, [Event(EventKind.ENROLLED, now, payload, mailbox_id=mailbox_id, sequence_id=sequence_id,
-                                enrollment_id=r[0], contact_id=r[1], id=first_event_id + index)
-                          for index, r in enumerate(added)])
+                                enrollment_id=r[0], contact_id=r[1], id=first_id + index) for index, r in enumerate(added)])
         db.execute("DELETE FROM bulk_rows")
         return BulkResult(len(added), skipped)
 
     @staticmethod
-    def _bulk_refusals(db: Conn, sequence: Sequence) -> list[dict[str, Any]]:
+    def _bulk_refusals(db: Conn, sequence: SequenceRow) -> list[dict[str, Any]]:
         """Ask policy about every row that has a fact; marks the refused ones. A row without any
         fact is asked once for them all (rows without facts can differ in nothing)."""
         rows = fetch_all(db, "SELECT pos, email, latest, suppressed FROM bulk_rows"

@@ -9,7 +9,8 @@ rolled back.
 
 from __future__ import annotations
 
-import dataclasses
+import copy
+import functools
 import json
 import sqlite3
 import threading
@@ -49,18 +50,32 @@ def _collected() -> list[Event]:
     return events
 
 
-def _values(event: Event, data: str | None = None) -> tuple[object, ...]:
+@functools.lru_cache(maxsize=4096)
+def _data(payload: Payload) -> str:
+    """The ``data`` column of a payload. Cached: the send path writes the same few payloads
+    (NoData for every sent) thousands of times a second, and ``asdict`` is slow."""
+    return json.dumps(payload_json(payload))
+
+
+def _values(event: Event) -> tuple[object, ...]:
     flagged = isinstance(event.payload, Engagement) and event.payload.flagged
-    if data is None:
-        data = json.dumps(payload_json(event.payload))
     return (event.at, event.kind.value, event.mailbox_id, event.sequence_id, event.enrollment_id,
-            event.contact_id, event.step_id, event.outbox_id, int(flagged), data)
+            event.contact_id, event.step_id, event.outbox_id, int(flagged), _data(event.payload))
+
+
+def _numbered(event: Event, event_id: int | None) -> Event:
+    """``event`` with its row id: a shallow copy given the id the way a dataclass's own
+    ``__init__`` sets a frozen field (``dataclasses.replace`` re-runs every field and the
+    payload check: a measurable share of each send)."""
+    numbered = copy.copy(event)
+    object.__setattr__(numbered, "id", event_id)
+    return numbered
 
 
 def write_event(db: sqlite3.Connection, event: Event) -> Event:
     """Write one event in the caller's transaction; it is published after the commit."""
     cursor = db.execute(_INSERT, _values(event))
-    written = dataclasses.replace(event, id=cursor.lastrowid)
+    written = _numbered(event, cursor.lastrowid)
     _collected().append(written)
     return written
 
@@ -72,17 +87,10 @@ def next_event_id(db: sqlite3.Connection) -> int:
 
 def write_events(db: sqlite3.Connection, events: Sequence[Event]) -> None:
     """Many events in one statement (a bulk enrollment), each with the id its caller gave it
-    (numbered from ``next_event_id``); they are published after the commit. Equal payloads are
-    serialised once: a bulk enrollment's 100,000 events share one."""
+    (numbered from ``next_event_id``); they are published after the commit."""
     if any(event.id is None for event in events):
         raise ValueError("write_events needs events numbered from next_event_id")
-    encoded: dict[Payload, str] = {}
-    rows = []
-    for event in events:
-        data = encoded.get(event.payload)
-        if data is None:
-            data = encoded[event.payload] = json.dumps(payload_json(event.payload))
-        rows.append((event.id, *_values(event, data)))
+    rows = [(event.id, *_values(event)) for event in events]
     db.executemany(_INSERT.replace("(at,", "(id, at,").replace("VALUES (?", "VALUES (?,?"), rows)
     _collected().extend(events)
 

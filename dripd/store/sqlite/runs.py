@@ -21,6 +21,9 @@ from dripd.store.sqlite.sequences import SequenceCache
 from dripd.store.sqlite.journal import autocomplete, close_enrollment, end_now, enrollment_event, write_event
 
 _SIGNAL_KINDS = (EventKind.REPLIED.value, EventKind.OPENED.value, EventKind.CLICKED.value)
+# A ledger row that counts as a send for the bounce guards: handed to the transport, whatever
+# came of it. A failed row without a bounce class was never handed over (it could not be built).
+_WENT_OUT = "(o.status IN ('sent', 'uncertain') OR (o.status = 'failed' AND o.bounce_class IS NOT NULL))"
 _RUNNABLE_IF_ACTIVE = ("next_run_at = CASE WHEN (SELECT status FROM sequences WHERE id = sequence_id) = 'active'"
                        " THEN ? ELSE NULL END")
 
@@ -300,7 +303,7 @@ class RunOps(SequenceCache):
             db,
             "SELECT COUNT(*), COALESCE(SUM(CASE WHEN bounce_class = 'hard' THEN 1 ELSE 0 END), 0) FROM"
             " (SELECT o.bounce_class FROM outbox o JOIN enrollments e ON e.id = o.enrollment_id"
-            "  WHERE e.sequence_id = ? AND o.status IN ('sent', 'failed', 'uncertain') ORDER BY o.id DESC LIMIT ?) last",
+            f"  WHERE e.sequence_id = ? AND {_WENT_OUT} ORDER BY o.id DESC LIMIT ?) last",
             (sequence_id, last_sends))
         assert row is not None
         return int(row[1]), int(row[0])
@@ -311,7 +314,7 @@ class RunOps(SequenceCache):
         row = fetch_one(
             db,
             "SELECT COUNT(*), COALESCE(SUM(CASE WHEN bounce_class = 'hard' THEN 1 ELSE 0 END), 0) FROM outbox"
-            " WHERE mailbox_id = ? AND attempted_at >= ? AND status IN ('sent', 'failed', 'uncertain')",
+            f" WHERE mailbox_id = ? AND attempted_at >= ? AND {_WENT_OUT.replace('o.', '')}",
             (mailbox_id, since))
         assert row is not None
         return int(row[1]), int(row[0])

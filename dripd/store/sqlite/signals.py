@@ -68,6 +68,7 @@ class SignalOps:
         """Whether a hit of ``kind`` whose user agent contains ``agent_like`` was recorded before
         (a message has few hits: the agents are read and matched here, not in SQL)."""
         needle = agent_like.lower()
+        kind = EventKind(kind)  # a caller's plain "opened" is checked against the vocabulary too
         for (data,) in db.execute("SELECT data FROM events WHERE outbox_id = ? AND kind = ?", (outbox_id, kind.value)):
             agent = json.loads(data).get("agent")
             if isinstance(agent, str) and needle in agent.lower():
