@@ -31,7 +31,7 @@ from typing import Any, Callable, Concatenate, Coroutine, Iterable, ParamSpec, T
 
 import aiosqlite
 import trio
-import trio_asyncio  # type: ignore[import-untyped,unused-ignore]
+import trio_asyncio
 
 from dripd.clock import offloaded
 from dripd.errors import StoreError
