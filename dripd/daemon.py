@@ -21,7 +21,7 @@ from dripd.config import Config, MailboxConfig, load_config
 from dripd.control import Control
 from dripd.engine import Engine
 from dripd.errors import ConfigError
-from dripd.events import EventStream, consume
+from dripd.events import Event, EventStream, consume
 from dripd.health import MailboxHealth, watch_health
 from dripd.hookspecs import PluginContext
 from dripd.plugins import Plugins
@@ -127,11 +127,12 @@ class Daemon:
         store = await open_store(self._initial_config.daemon.database, events=events)
         try:
             self._services = services = build(self._initial_config, self.plugins, store, events, self.clock)
+            # Subscribed before recovery, so the plugin hook also hears what recovery resolves.
+            plugin_events = events.subscribe("plugins", PLUGIN_EVENT_BUFFER)
             # Recovery happens before READY and before any lane runs: no step sent twice.
             services.state.uncertain_at_start = await services.engine.recover()
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                plugin_events = events.subscribe("plugins", PLUGIN_EVENT_BUFFER)
                 nursery.start_soon(consume, plugin_events, self._notify_plugins, "plugins")
                 await self._start_detectors(nursery)
                 for mailbox in services.config.mailboxes:
@@ -162,7 +163,7 @@ class Daemon:
                 await store.close()
             log.info("dripd stopped")
 
-    async def _notify_plugins(self, event: Any) -> None:
+    async def _notify_plugins(self, event: Event) -> None:
         self.plugins.notify(event)
 
     async def _start_detectors(self, nursery: trio.Nursery) -> None:
