@@ -32,7 +32,7 @@ def make_sequence(client: httpx.Client) -> int:
         "name": "faults", "mailboxId": "sales", "autoComplete": False,
         "steps": [{"type": "email", "subject": "Hi {{firstName}}", "body": "<p>hi</p>"}]})
     assert created.status_code == 201, created.text
-    sequence_id = created.json()["id"]
+    sequence_id = int(created.json()["id"])
     assert client.post(f"/api/sequences/{sequence_id}/start").status_code == 200
     return int(sequence_id)
 
