@@ -3,13 +3,14 @@ daemon: the HTTP-level ones Starlette raises, and the core's refusals on the bul
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Iterator
 
 import httpx
 import pytest
 
 from dripd.api.errors import MethodNotAllowed, status_of
 from dripd.errors import AlreadyEnrolled, NotFound, Suppressed
+from tests.integration.api_client import error_of
 from tests.integration.daemon_process import DripdProcess, running_dripd
 
 
@@ -17,14 +18,6 @@ from tests.integration.daemon_process import DripdProcess, running_dripd
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     with running_dripd(tmp_path_factory.mktemp("api-codes")) as process, process.client() as client:
         yield client
-
-
-def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, body
-    assert body["error"]["code"] == code, body
-    return body["error"]  # type: ignore[no-any-return]
 
 
 def test_an_unknown_route_and_a_wrong_method(api: httpx.Client) -> None:

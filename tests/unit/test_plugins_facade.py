@@ -28,19 +28,9 @@ from dripd.hookspecs import (
     hookimpl,
 )
 from dripd.plugins import Plugins, mailbox_settings
+from tests.integration.plugin_harness import MemoryState
 
 PLUGINS_DIR = Path(__file__).resolve().parents[2] / "plugins"
-
-
-class MemoryState:
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    async def get(self, key: str) -> str | None:
-        return self.values.get(key)
-
-    async def set(self, key: str, value: str) -> None:
-        self.values[key] = value
 
 
 def context() -> PluginContext:
