@@ -15,12 +15,11 @@ from dripd.errors import NotFound, ValidationError
 from dripd.model import Action, Contact, Sequence, SequenceSettings, SequenceStatus, Step
 from dripd.scheduler import Lane, Scheduler
 from dripd.store.api import BulkResult, Catalog, ContactInput, EnrollResult, RunStore, Signals
-from dripd.window import SendWindow
 
 
 def check_settings(settings: SequenceSettings) -> None:
     """Window rules live in SendWindow; building one names the field that breaks them."""
-    SendWindow(settings.timezone, settings.weekdays_only, settings.start_hour, settings.end_hour)
+    settings.window()
 
 
 class ControlStore(Catalog, Signals, RunStore, Protocol):

@@ -78,6 +78,7 @@ SETTINGS_NAMES = {
     "track_clicks": "trackClicks", "list_unsubscribe": "listUnsubscribe",
     "stop_on_domain_reply": "stopOnDomainReply", "on_auto_reply": "onAutoReply",
     "auto_reply_delay_days": "autoReplyDelayDays", "bounce_pause_threshold": "bouncePauseThreshold",
+    "window_zone": "windowZone", "holidays": "holidays", "blackout_dates": "blackoutDates",
 }
 
 
@@ -126,6 +127,12 @@ class SettingsPatch(_Body):
     on_auto_reply: Text | None = None
     auto_reply_delay_days: float | None = Field(None, le=365)
     bounce_pause_threshold: float | None = None
+    window_zone: Text | None = Field(None, description="'sequence' (default) or 'contact': open the window "
+                                     "in each contact's own timezone field, falling back to the sequence's")
+    holidays: list[Text] | None = Field(None, max_length=20, description="holiday calendars skipped like "
+                                        "weekends: a country code ('US') or country-subdivision ('DE-BY')")
+    blackout_dates: list[Text] | None = Field(None, max_length=366, description="ISO dates (YYYY-MM-DD) "
+                                              "on which nothing is sent")
 
     def changes(self) -> dict[str, Any]:
         """The settings given, without the nulls: no setting can be unset, so null means "keep"."""
@@ -177,6 +184,7 @@ class ContactBody(_Body):
     first_name: HeaderText = Field("", description=_HEADER_RULE)
     last_name: HeaderText = Field("", description=_HEADER_RULE)
     company: Text = ""
+    timezone: Text | None = Field(None, description="IANA zone, e.g. Europe/Berlin (kept as the 'timezone' field)")
     fields: dict[Text, Text] = {}
 
 
@@ -187,6 +195,7 @@ class ContactPatch(_Body):
     first_name: HeaderText | None = Field(None, description=_HEADER_RULE)
     last_name: HeaderText | None = Field(None, description=_HEADER_RULE)
     company: Text | None = None
+    timezone: Text | None = Field(None, description="IANA zone, e.g. Europe/Berlin (kept as the 'timezone' field)")
     fields: dict[Text, Text] | None = None
 
 
