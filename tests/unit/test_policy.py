@@ -96,13 +96,21 @@ def test_autocompletes_only_an_active_autocomplete_sequence_with_nobody_left() -
     assert not policy.autocompletes(SequenceStatus.PAUSED, True, 0)
 
 
-def test_bounce_guard_waits_for_the_minimum_then_compares_strictly() -> None:
+def test_bounce_guard_waits_for_the_minimum_then_trips_at_the_threshold() -> None:
     guard = policy.BounceGuard(0.05)
     assert guard.trips(19, 19) is None  # under the minimum of 20 sends: says little
-    assert guard.trips(1, 20) is None  # exactly 5 % is not above 5 %
-    reason = guard.trips(2, 20)
-    assert reason == "auto-paused: 2 hard bounces in the last 20 sends (10.0% > 5.0%)"
+    assert guard.trips(0, 20) is None
+    assert guard.trips(1, 21) is None  # 4.8 %
+    reason = guard.trips(1, 20)  # exactly 5 % reaches 5 %
+    assert reason == "auto-paused: 1 hard bounces in the last 20 sends (5.0% >= 5.0%)"
     assert policy.BounceGuard(0.02, min_sends=5).trips(1, 5) is not None
+    assert policy.BounceGuard(0.02).trips(1, 50) is not None and policy.BounceGuard(0.02).trips(1, 51) is None
+
+
+def test_the_shield_rests_after_a_manual_resume() -> None:
+    assert not policy.shield_resting(None, 1000.0, 7)
+    assert policy.shield_resting(0.0, 7 * 86400 - 1, 7)
+    assert not policy.shield_resting(0.0, 7 * 86400, 7)
 
 
 def test_colleague_domain() -> None:
@@ -113,9 +121,9 @@ def test_colleague_domain() -> None:
     assert policy.colleague_domain(None, True, True) is None
 
 
-def test_auto_reply_resume_at_the_return_date_in_the_sequence_zone() -> None:
+def test_auto_reply_resume_the_day_after_the_return_date_in_the_sequence_zone() -> None:
     now = dt.datetime(2026, 3, 2, 12, tzinfo=dt.timezone.utc).timestamp()
     back = policy.auto_reply_resume_at(dt.date(2026, 3, 9), "Europe/Berlin", now, 3.0)
-    assert back == dt.datetime(2026, 3, 8, 23, tzinfo=dt.timezone.utc).timestamp()  # midnight in Berlin (CET)
+    assert back == dt.datetime(2026, 3, 9, 23, tzinfo=dt.timezone.utc).timestamp()  # 10 March, midnight in Berlin
     assert policy.auto_reply_resume_at(dt.date(2026, 3, 1), "UTC", now, 3.0) == now + 3 * 86400  # date passed
     assert policy.auto_reply_resume_at(None, "UTC", now, 1.5) == now + 1.5 * 86400
