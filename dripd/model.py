@@ -103,6 +103,7 @@ class SequenceSettings:
     on_auto_reply: str = "delay"
     auto_reply_delay_days: float = 3.0  # autoReplyDelayDays: when no return date is stated
     bounce_pause_threshold: float = 0.05  # bouncePauseThreshold over the last 50 sends
+    mailbox_ids: tuple[str, ...] = ()  # mailboxIds: a rotation pool; empty = just mailboxId
     window_zone: str = "sequence"  # windowZone: "sequence" | "contact" (each contact's own zone)
     holidays: tuple[str, ...] = ()  # holidays: calendar names ("US", "DE-BY"), skipped like weekends
     blackout_dates: tuple[str, ...] = ()  # blackoutDates: ISO dates on which nothing is sent
@@ -110,6 +111,14 @@ class SequenceSettings:
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ValidationError("name", "must not be empty")
+        pool = tuple(dict.fromkeys(self.mailbox_ids))
+        if any(not isinstance(m, str) or not m for m in pool):
+            raise ValidationError("mailboxIds", "must be a list of mailbox ids")
+        object.__setattr__(self, "mailbox_ids", pool)
+        if pool:  # the first of the pool is the sequence's mailbox (the seed's mailboxId)
+            object.__setattr__(self, "mailbox_id", pool[0])
+        if not self.mailbox_id:
+            raise ValidationError("mailboxId", "is required (or mailboxIds, a pool to rotate through)")
         if self.window_zone not in WINDOW_ZONES:
             raise ValidationError("windowZone", "must be 'sequence' or 'contact'")
         # Normalised here so that JSON lists and API input become the same tuples.
@@ -127,6 +136,11 @@ class SequenceSettings:
 
     def replace(self, **changes: Any) -> "SequenceSettings":
         return dataclasses.replace(self, **changes)
+
+    @property
+    def pool(self) -> tuple[str, ...]:
+        """The mailboxes new contacts are spread over (one for a sequence without mailboxIds)."""
+        return self.mailbox_ids or (self.mailbox_id,)
 
     def window(self, contact_zone: str | None = None) -> SendWindow:
         """The send window; with windowZone "contact" it opens in ``contact_zone`` when the

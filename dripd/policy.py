@@ -11,6 +11,7 @@ import enum
 import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
+from collections.abc import Mapping, Sequence as Seq
 from typing import Any
 
 from dripd.errors import AlreadyEnrolled, Conflict, ReadOnly, Suppressed
@@ -158,6 +159,30 @@ def refusal_error(refusal: Refusal, email: str, sequence_id: int, details: dict[
 def runnable_at_enrollment(sequence_status: SequenceStatus) -> bool:
     """A new enrollment is due at once only in an active sequence; otherwise it waits for start."""
     return sequence_status is SequenceStatus.ACTIVE
+
+
+# -- inbox rotation ----------------------------------------------------------------------------
+
+
+def assign_mailboxes(pool: Seq[str], capacity: Mapping[str, int], count: int, turn: int = 0) -> list[str]:
+    """The mailbox for each of ``count`` new contacts of a sequence sending from ``pool``.
+
+    Each goes to the member with the most capacity left today (``capacity``: today's cap minus
+    today's sends, lowered here as contacts are assigned), ties in pool order from ``turn``.
+    A member missing from ``capacity`` is paused and takes none, unless every member is
+    (then the contacts wait on the first, like a single mailbox's would). A contact stays on its
+    mailbox for the whole thread: this is asked once, at enrollment.
+    """
+    members = [m for m in pool if m in capacity] or list(pool[:1])
+    left = {m: capacity.get(m, 0) for m in members}
+    out: list[str] = []
+    for index in range(count):
+        best = max(left.values())
+        ties = [m for m in members if left[m] == best]
+        choice = ties[(turn + index) % len(ties)]
+        left[choice] -= 1
+        out.append(choice)
+    return out
 
 
 # -- stopping --------------------------------------------------------------------------------

@@ -90,3 +90,17 @@ def test_the_settings_round_trip_through_dripctl_and_a_sequence_file(dripd: Drip
     assert applied.returncode == 0, applied.stderr
     with dripd.client() as api:
         wait_until(lambda: api.get(f"/api/sequences/{sequence_id}").json()["holidays"] == ["US", "DE-BY"])
+
+
+def test_a_rotation_pool_is_checked_and_the_seed_mailbox_id_stays_valid(api: httpx.Client) -> None:
+    refused = api.post("/api/sequences", json={"name": "pool", "mailboxIds": ["sales", "nope"]})
+    error = error_of(refused, 422, "validation_error")
+    assert error["details"]["field"] == "mailboxIds[1]" and "unknown mailbox 'nope'" in error["details"]["rule"]
+    error = error_of(api.post("/api/sequences", json={"name": "none"}), 422, "validation_error")
+    assert error["details"]["field"] == "mailboxId"
+    pooled = api.post("/api/sequences", json={"name": "pool", "mailboxIds": ["sales"]}).json()
+    assert (pooled["mailboxId"], pooled["mailboxIds"]) == ("sales", ["sales"])
+    single = api.post("/api/sequences", json={"name": "single", "mailboxId": "sales"}).json()
+    assert (single["mailboxId"], single["mailboxIds"]) == ("sales", [])
+    stats = api.get(f"/api/sequences/{single['id']}/stats").json()
+    assert stats["mailboxes"] == []  # nothing sent yet; each sending mailbox gets its funnel

@@ -142,3 +142,37 @@ async def test_the_bounce_shield_pauses_then_rests_a_week_after_a_manual_resume(
         again = await daemon.store.mailbox_paused("m")
     assert again is not None and "3 hard bounces in the last 70 sends" in again
     assert len(transport.delivered) == 67  # 70 sends, 3 of them refused
+
+
+async def test_rotation_spreads_new_contacts_and_keeps_each_thread_on_its_mailbox(
+    tmp_path: Path, autojump_clock: Any,
+) -> None:
+    boxes = [mailbox("m1", daily_cap=10), mailbox("m2", daily_cap=10), mailbox("m3", daily_cap=10)]
+    async with daemon_with(tmp_path, *boxes) as (daemon, plugin):
+        await daemon.control.pause_mailbox("m3", "warming up by hand")  # paused: takes no new contacts
+        seq = await sequence(daemon, TWO, "m1", mailbox_ids=("m1", "m2", "m3"), auto_complete=False)
+        other = await sequence(daemon, ONE, "m1", name="other", auto_complete=False)  # shares m1's caps
+        await daemon.control.enroll(other.id, people(4, "o"))
+        await daemon.control.transition(other.id, Action.START)
+        await sleep_until(daemon, START + dt.timedelta(minutes=1))
+        for person in people(12):  # one by one, as sign-ups arrive
+            await daemon.control.enroll(seq.id, [person])
+        await daemon.control.transition(seq.id, Action.START)
+        await sleep_until(daemon, START + dt.timedelta(days=6))
+        facts = await daemon.store.sequence_message_facts(seq.id)
+    sent = {box: [(t, m) for t, m in plugin.transports[box].delivered] for box in ("m1", "m2", "m3")}
+    assert sent["m3"] == []
+    first_from = {m.to_address: box for box in ("m1", "m2") for _, m in sent[box] if not subject_of(m.data).startswith("Re:")}
+    mine = {a: b for a, b in first_from.items() if a.startswith("p")}
+    # m1 had sent 4 for the other sequence, so it had 6 left and m2 10: m2 takes more.
+    assert sorted(mine.values()).count("m2") == 8 and sorted(mine.values()).count("m1") == 4
+    for box in ("m1", "m2"):
+        for _, message in sent[box]:
+            if subject_of(message.data).startswith("Re:"):
+                assert first_from[message.to_address] == box  # the follow-up comes from the first email's mailbox
+        days: dict[dt.date, int] = {}
+        for t, _ in sent[box]:
+            day = dt.datetime.fromtimestamp(t, dt.timezone.utc).date()
+            days[day] = days.get(day, 0) + 1
+        assert max(days.values()) <= 10  # the daily cap holds across both sequences
+    assert {f.mailbox_id for f in facts} == {"m1", "m2"} and len(facts) == 24

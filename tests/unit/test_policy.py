@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, strategies as st
 
 from dripd import policy
 from dripd.errors import AlreadyEnrolled, Conflict, ReadOnly, Suppressed
@@ -127,3 +128,30 @@ def test_auto_reply_resume_the_day_after_the_return_date_in_the_sequence_zone() 
     assert back == dt.datetime(2026, 3, 9, 23, tzinfo=dt.timezone.utc).timestamp()  # 10 March, midnight in Berlin
     assert policy.auto_reply_resume_at(dt.date(2026, 3, 1), "UTC", now, 3.0) == now + 3 * 86400  # date passed
     assert policy.auto_reply_resume_at(None, "UTC", now, 1.5) == now + 1.5 * 86400
+
+
+def test_rotation_gives_each_contact_the_mailbox_with_most_capacity_left() -> None:
+    assert policy.assign_mailboxes(["a", "b", "c"], {"a": 5, "b": 2, "c": 5}, 4) == ["a", "c", "a", "c"]
+    # ties go round-robin from the turn the caller keeps, so one-by-one enrollments spread too
+    assert [policy.assign_mailboxes(["a", "b"], {"a": 9, "b": 9}, 1, turn)[0] for turn in range(4)] == ["a", "b"] * 2
+    # a paused mailbox (no capacity entry) takes none; if all are paused, contacts wait on the first
+    assert set(policy.assign_mailboxes(["a", "b"], {"b": 3}, 5)) == {"b"}
+    assert policy.assign_mailboxes(["a", "b"], {}, 2) == ["a", "a"]
+
+
+@given(st.dictionaries(st.sampled_from("abcdef"), st.integers(0, 50), min_size=1), st.integers(0, 300),
+       st.integers(0, 10))
+def test_rotation_never_puts_more_on_a_mailbox_than_it_can_send_while_others_have_room(
+    capacity: dict[str, int], count: int, turn: int,
+) -> None:
+    pool = sorted(capacity)
+    assigned = policy.assign_mailboxes(pool, capacity, count, turn)
+    assert len(assigned) == count and set(assigned) <= set(pool)
+    load = {m: assigned.count(m) for m in pool}
+    if count <= sum(capacity.values()):
+        assert all(load[m] <= capacity[m] for m in pool)  # caps hold across the pool
+    # each member that got a contact had the most left when it got it: it ends at most one below any other
+    left = {m: capacity[m] - load[m] for m in pool}
+    for x in pool:
+        if load[x]:
+            assert all(left[x] >= left[y] - 1 for y in pool)
