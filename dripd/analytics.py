@@ -78,6 +78,15 @@ def funnels_by_step(messages: Iterable[MessageFacts], now: float, bounce_window:
     return out
 
 
+def funnels_by_mailbox(messages: Iterable[MessageFacts], now: float, bounce_window: float) -> dict[str, Funnel]:
+    """The same funnel per sending mailbox (a rotating sequence spreads over several)."""
+    out: dict[str, Funnel] = {}
+    for message in messages:
+        if message.status not in ("sending", "retry"):
+            out.setdefault(message.mailbox_id, Funnel()).add(message, now, bounce_window)
+    return out
+
+
 def total(funnels: Iterable[Funnel]) -> Funnel:
     out = Funnel()
     for f in funnels:

@@ -109,10 +109,15 @@ class MailboxConfig(BaseModel):
                              description="Sends in flight at once for this mailbox.")
     bounce_pause_threshold: float = Field(
         default=0.02, gt=0, le=1,
-        description="Pause the mailbox when its hard bounces over the trailing `bounce_window_days` exceed "
-                    "this share of its sends (counted once it has sent at least 20 in the window).")
+        description="Pause the mailbox when its hard bounces over the trailing `bounce_window_days` reach "
+                    "this share of its sends (counted once it has sent `bounce_min_sends` in the window).")
     bounce_window_days: float = Field(default=28.0, gt=0,
                                       description="The trailing window of the mailbox's bounce guard, in days.")
+    bounce_min_sends: int = Field(default=20, gt=0,
+                                  description="The mailbox's bounce guard waits for this many sends in its window.")
+    bounce_resume_grace_days: float = Field(
+        default=7.0, ge=0, description="After an operator resumes the mailbox, the bounce guard does not pause it "
+                                       "again for this many days.")
 
     _check_zone = field_validator("timezone")(classmethod(lambda cls, v: _zone(v)))
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Protocol
 
+from dripd import policy
 from dripd.clock import Clock
 from dripd.config import LiveConfig
 from dripd.errors import NotFound, ValidationError
 from dripd.model import Action, Contact, Sequence, SequenceSettings, SequenceStatus, Step
 from dripd.scheduler import Lane, Scheduler
 from dripd.store.api import BulkResult, Catalog, ContactInput, EnrollResult, RunStore, Signals
-from dripd.window import SendWindow
 
 
 def check_settings(settings: SequenceSettings) -> None:
     """Window rules live in SendWindow; building one names the field that breaks them."""
-    SendWindow(settings.timezone, settings.weekdays_only, settings.start_hour, settings.end_hour)
+    settings.window()
 
 
 class ControlStore(Catalog, Signals, RunStore, Protocol):
@@ -33,6 +33,9 @@ class Control:
         self.store = store
         self.scheduler = scheduler
         self.clock = clock
+        # Round-robin position per rotating sequence, so ties spread across calls too (in memory:
+        # after a restart the rotation starts over at the first mailbox, which only moves ties).
+        self._turns: dict[int, int] = {}
 
     def check_mailbox(self, mailbox_id: str, field: str = "mailboxId") -> None:
         config = self.config.current
@@ -42,16 +45,24 @@ class Control:
 
     # -- sequences ---------------------------------------------------------------------------
 
+    def check_pool(self, settings: SequenceSettings) -> None:
+        if not settings.mailbox_ids:
+            self.check_mailbox(settings.mailbox_id)
+        for index, mailbox_id in enumerate(settings.mailbox_ids):
+            self.check_mailbox(mailbox_id, f"mailboxIds[{index}]")
+
     async def create_sequence(self, settings: SequenceSettings, steps: list[Step]) -> Sequence:
-        self.check_mailbox(settings.mailbox_id)
+        self.check_pool(settings)
         check_settings(settings)
         return await self.store.create_sequence(settings, steps, self.clock.now())
 
     async def update_sequence(self, sequence_id: int, changes: Mapping[str, Any]) -> Sequence:
         sequence, _ = await self.store.get_sequence(sequence_id)
+        if "mailbox_id" in changes and "mailbox_ids" not in changes:
+            changes = {**changes, "mailbox_ids": ()}  # a new mailboxId alone ends a rotation pool
         settings = sequence.settings.replace(**changes)
-        if settings.mailbox_id != sequence.settings.mailbox_id:
-            self.check_mailbox(settings.mailbox_id)
+        if settings.pool != sequence.settings.pool:
+            self.check_pool(settings)
         check_settings(settings)
         updated = await self.store.update_sequence(sequence_id, settings, self.clock.now())
         # A new window or mailbox changes due times: let the lanes re-read.
@@ -64,7 +75,8 @@ class Control:
     async def transition(self, sequence_id: int, action: Action, reason: str | None = None) -> Sequence:
         sequence = await self.store.transition_sequence(sequence_id, action, self.clock.now(), reason)
         if sequence.status is SequenceStatus.ACTIVE:
-            self.scheduler.invalidate(sequence.settings.mailbox_id)
+            for mailbox_id in sequence.settings.pool:
+                self.scheduler.invalidate(mailbox_id)
         return sequence
 
     # -- steps: the engine re-plans from the live steps at each run, so edits need no nudge ---
@@ -84,7 +96,9 @@ class Control:
         self, sequence_id: int, contacts: list[ContactInput | int],
         merge_fields: list[Mapping[str, str]] | None = None, *, strict: bool = True,
     ) -> EnrollResult:
-        result = await self.store.enroll(sequence_id, contacts, merge_fields, self.clock.now(), strict=strict)
+        mailboxes = await self._rotation(sequence_id, len(contacts))
+        result = await self.store.enroll(sequence_id, contacts, merge_fields, self.clock.now(), strict=strict,
+                                         mailboxes=mailboxes)
         if result.enrolled:
             await self._wake_sequence(sequence_id)
         return result
@@ -92,10 +106,30 @@ class Control:
     async def bulk_enroll(
         self, sequence_id: int, rows: list[tuple[int, ContactInput, Mapping[str, str]]], *, strict: bool,
     ) -> BulkResult:
-        result = await self.store.bulk_enroll(sequence_id, rows, self.clock.now(), strict=strict)
+        mailboxes = await self._rotation(sequence_id, len(rows))
+        result = await self.store.bulk_enroll(sequence_id, rows, self.clock.now(), strict=strict, mailboxes=mailboxes)
         if result.enrolled:
             await self._wake_sequence(sequence_id)
         return result
+
+    async def _rotation(self, sequence_id: int, count: int) -> list[str] | None:
+        """Each new contact's mailbox when the sequence rotates over a pool (policy decides;
+        this reads today's capacity off the lanes' limiters), else None."""
+        sequence, _ = await self.store.get_sequence(sequence_id)
+        pool = sequence.settings.pool
+        if len(pool) < 2:
+            return None
+        now = self.clock.now()
+        waiting = await self.store.first_emails_waiting(sequence_id)
+        capacity: dict[str, int] = {}
+        for mailbox_id in pool:
+            lane = self.scheduler.lanes.get(mailbox_id)
+            if lane is not None and lane.paused_reason is None:
+                capacity[mailbox_id] = (lane.limiter.daily_cap_on(now) - lane.limiter.sends_today(now)
+                                        - waiting.get(mailbox_id, 0))
+        turn = self._turns.get(sequence_id, 0)
+        self._turns[sequence_id] = turn + count
+        return policy.assign_mailboxes(pool, capacity, count, turn)
 
     async def cancel_enrollment(self, sequence_id: int, contact_id: int) -> None:
         # The engine re-checks the status when the enrollment comes due: no scheduler call.
@@ -104,7 +138,8 @@ class Control:
     async def _wake_sequence(self, sequence_id: int) -> None:
         sequence, _ = await self.store.get_sequence(sequence_id)
         if sequence.status is SequenceStatus.ACTIVE:
-            self.scheduler.invalidate(sequence.settings.mailbox_id)
+            for mailbox_id in sequence.settings.pool:
+                self.scheduler.invalidate(mailbox_id)
 
     # -- contacts and lists ------------------------------------------------------------------
 

@@ -62,7 +62,7 @@ class Engine:
         self.counters = Counters()
         self._rng = rng or random.Random()
         self._templates: dict[tuple[int, str, str, str | None], render.CompiledTemplate] = {}
-        self._windows: dict[tuple[str, bool, int, int], SendWindow] = {}
+        self._windows: dict[tuple[object, ...], SendWindow] = {}
 
     # -- one due enrollment ------------------------------------------------------------------
 
@@ -103,24 +103,34 @@ class Engine:
         return RunResult(RunStatus.DONE)
 
     def window(self, ctx: RunContext) -> SendWindow:
+        """The sequence's window, in the contact's own zone when the sequence says so."""
         s = ctx.sequence.settings
-        key = (s.timezone, s.weekdays_only, s.start_hour, s.end_hour)
+        contact_zone = self.merge_fields(ctx).get("timezone") if s.window_zone == "contact" else None
+        key = (s.timezone, s.weekdays_only, s.start_hour, s.end_hour, s.holidays, s.blackout_dates,
+               s.window_zone, contact_zone)
         window = self._windows.get(key)
         if window is None:  # built (and its zone checked) once per distinct window, not per step
             if len(self._windows) > 1024:
                 self._windows.clear()
-            window = self._windows[key] = SendWindow(*key)
+            window = self._windows[key] = s.window(contact_zone)
         return window
 
     # -- sending -----------------------------------------------------------------------------
 
-    def template(self, step: Step) -> render.CompiledTemplate:
-        key = (step.id, step.subject, step.body, step.text)
+    def template(self, step: Step, ctx: RunContext) -> render.CompiledTemplate:
+        """The step's compiled template for this contact: spintax is resolved per contact and
+        step (the same words in the preview and in the sent message), then merge tags."""
+        subject, body, text = step.subject, step.body, step.text
+        if render.has_spintax(subject) or render.has_spintax(body) or (text and render.has_spintax(text)):
+            seed = f"{ctx.contact.email}\x00{step.id}"
+            subject, body = render.spin(subject, seed), render.spin(body, seed)
+            text = None if text is None else render.spin(text, seed)
+        key = (step.id, subject, body, text)
         compiled = self._templates.get(key)
         if compiled is None:
             if len(self._templates) > 4096:
                 self._templates.clear()  # edited steps leave old keys behind; keep it bounded
-            compiled = self._templates[key] = render.compile_template(step.subject or " ", step.body, step.text)
+            compiled = self._templates[key] = render.compile_template(subject or " ", body, text)
         return compiled
 
     def merge_fields(self, ctx: RunContext) -> dict[str, str]:
@@ -142,7 +152,7 @@ class Engine:
         fields = self.merge_fields(ctx)
         if extra:
             fields = {**extra, **fields}  # the contact's own fields win over generated ones
-        rendered = self.template(step).render(fields)
+        rendered = self.template(step, ctx).render(fields)
         subject = self.thread_subject(ctx, step, rendered.subject)
         if subject != rendered.subject:
             rendered = render.Rendered(subject, rendered.html, rendered.text, rendered.missing)
@@ -150,7 +160,7 @@ class Engine:
 
     def render_subject(self, ctx: RunContext, step: Step) -> str:
         """``render_step(ctx, step).subject`` without rendering the bodies."""
-        return self.thread_subject(ctx, step, self.template(step).render_subject(self.merge_fields(ctx)))
+        return self.thread_subject(ctx, step, self.template(step, ctx).render_subject(self.merge_fields(ctx)))
 
     def thread_subject(self, ctx: RunContext, step: Step, subject: str) -> str:
         """A threaded follow-up with a blank subject takes "Re:" and the first email's subject."""

@@ -81,6 +81,7 @@ class Reply:
     sender: str = ""
     source: str = ""  # where the detector saw it (folder/uid)
     return_date: str | None = None  # ISO date an auto-reply says its writer is back
+    resume_at: str | None = None  # ISO time the contact's next step waits for (onAutoReply "delay")
 
 
 @dataclass(frozen=True)

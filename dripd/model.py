@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from dripd.calendars import check_blackout_dates, check_calendars
 from dripd.errors import InvalidTransition, ValidationError
-from dripd.window import SendWindow
+from dripd.window import SendWindow, load_zone, zone_is_known
+
+WINDOW_ZONES = ("sequence", "contact")
 
 
 class SequenceStatus(enum.StrEnum):
@@ -94,15 +98,35 @@ class SequenceSettings:
     track_clicks: bool = False  # trackClicks
     list_unsubscribe: bool = True  # listUnsubscribe: headers off for one-to-one cold email
     stop_on_domain_reply: bool = False  # stopOnDomainReply
-    on_auto_reply: str = "ignore"  # onAutoReply: "ignore" | "delay"
+    # onAutoReply: "delay" pauses the contact until the day after the return date an out-of-office
+    # states (else autoReplyDelayDays); "ignore" sends follow-ups into an empty office.
+    on_auto_reply: str = "delay"
     auto_reply_delay_days: float = 3.0  # autoReplyDelayDays: when no return date is stated
     bounce_pause_threshold: float = 0.05  # bouncePauseThreshold over the last 50 sends
+    mailbox_ids: tuple[str, ...] = ()  # mailboxIds: a rotation pool; empty = just mailboxId
+    window_zone: str = "sequence"  # windowZone: "sequence" | "contact" (each contact's own zone)
+    holidays: tuple[str, ...] = ()  # holidays: calendar names ("US", "DE-BY"), skipped like weekends
+    blackout_dates: tuple[str, ...] = ()  # blackoutDates: ISO dates on which nothing is sent
 
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ValidationError("name", "must not be empty")
+        pool = tuple(dict.fromkeys(self.mailbox_ids))
+        if any(not isinstance(m, str) or not m for m in pool):
+            raise ValidationError("mailboxIds", "must be a list of mailbox ids")
+        object.__setattr__(self, "mailbox_ids", pool)
+        if pool:  # the first of the pool is the sequence's mailbox (the seed's mailboxId)
+            object.__setattr__(self, "mailbox_id", pool[0])
+        if not self.mailbox_id:
+            raise ValidationError("mailboxId", "is required (or mailboxIds, a pool to rotate through)")
+        if self.window_zone not in WINDOW_ZONES:
+            raise ValidationError("windowZone", "must be 'sequence' or 'contact'")
+        # Normalised here so that JSON lists and API input become the same tuples.
+        object.__setattr__(self, "holidays", check_calendars(self.holidays))
+        days = check_blackout_dates(self.blackout_dates)
+        object.__setattr__(self, "blackout_dates", tuple(day.isoformat() for day in days))
         # The window's own rules (known zone, 0 <= start < end <= 24) with the API's field names.
-        SendWindow(self.timezone, self.weekdays_only, self.start_hour, self.end_hour)
+        self.window()
         if self.on_auto_reply not in ("ignore", "delay"):
             raise ValidationError("onAutoReply", "must be 'ignore' or 'delay'")
         if not 0 < self.bounce_pause_threshold <= 1:
@@ -112,6 +136,20 @@ class SequenceSettings:
 
     def replace(self, **changes: Any) -> "SequenceSettings":
         return dataclasses.replace(self, **changes)
+
+    @property
+    def pool(self) -> tuple[str, ...]:
+        """The mailboxes new contacts are spread over (one for a sequence without mailboxIds)."""
+        return self.mailbox_ids or (self.mailbox_id,)
+
+    def window(self, contact_zone: str | None = None) -> SendWindow:
+        """The send window; with windowZone "contact" it opens in ``contact_zone`` when the
+        contact has a valid one, else in the sequence's zone."""
+        zone = self.timezone
+        if self.window_zone == "contact" and contact_zone and zone_is_known(contact_zone):
+            zone = contact_zone
+        return SendWindow(zone, self.weekdays_only, self.start_hour, self.end_hour, self.holidays,
+                          frozenset(dt.date.fromisoformat(day) for day in self.blackout_dates))
 
 
 @dataclass(frozen=True)
@@ -158,6 +196,21 @@ class Contact:
             out["company"] = self.company
         out.update(self.fields)
         return out
+
+
+def contact_fields(fields: Mapping[str, str], timezone: str | None = None,
+                   where: str = "fields") -> dict[str, str]:
+    """A contact's extra fields with its ``timezone`` (given on its own or as a field) checked:
+    an IANA zone name, so a window in the contact's zone can open in it."""
+    out = dict(fields)
+    if timezone is not None:
+        out["timezone"], where = timezone, "timezone"
+    elif "timezone" in out:
+        where = f"{where}.timezone"
+    zone = out.get("timezone")
+    if zone is not None:
+        out["timezone"] = load_zone(zone.strip(), where).key
+    return out
 
 
 _EMAIL_RE = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$")

@@ -11,6 +11,7 @@ import enum
 import datetime as dt
 import zoneinfo
 from dataclasses import dataclass
+from collections.abc import Mapping, Sequence as Seq
 from typing import Any
 
 from dripd.errors import AlreadyEnrolled, Conflict, ReadOnly, Suppressed
@@ -160,6 +161,30 @@ def runnable_at_enrollment(sequence_status: SequenceStatus) -> bool:
     return sequence_status is SequenceStatus.ACTIVE
 
 
+# -- inbox rotation ----------------------------------------------------------------------------
+
+
+def assign_mailboxes(pool: Seq[str], capacity: Mapping[str, int], count: int, turn: int = 0) -> list[str]:
+    """The mailbox for each of ``count`` new contacts of a sequence sending from ``pool``.
+
+    Each goes to the member with the most capacity left today (``capacity``: today's cap minus
+    today's sends, lowered here as contacts are assigned), ties in pool order from ``turn``.
+    A member missing from ``capacity`` is paused and takes none, unless every member is
+    (then the contacts wait on the first, like a single mailbox's would). A contact stays on its
+    mailbox for the whole thread: this is asked once, at enrollment.
+    """
+    members = [m for m in pool if m in capacity] or list(pool[:1])
+    left = {m: capacity.get(m, 0) for m in members}
+    out: list[str] = []
+    for index in range(count):
+        best = max(left.values())
+        ties = [m for m in members if left[m] == best]
+        choice = ties[(turn + index) % len(ties)]
+        left[choice] -= 1
+        out.append(choice)
+    return out
+
+
 # -- stopping --------------------------------------------------------------------------------
 
 SUPPRESSION_REASONS = ("bounced", "unsubscribed", "complaint", "manual")
@@ -180,7 +205,7 @@ def autocompletes(sequence_status: SequenceStatus, auto_complete: bool, active_l
 
 @dataclass(frozen=True)
 class BounceGuard:
-    """Pause the sender when hard bounces among recent sends cross ``threshold``; a rate over
+    """Pause the sender when hard bounces among recent sends reach ``threshold``; a rate over
     fewer than ``min_sends`` says little (the best SaaS tools wait for 20)."""
 
     threshold: float
@@ -188,10 +213,16 @@ class BounceGuard:
 
     def trips(self, hard_bounces: int, sends: int) -> str | None:
         """The pause reason when the guard trips, else None."""
-        if sends < self.min_sends or sends == 0 or hard_bounces / sends <= self.threshold:
+        if sends < self.min_sends or sends == 0 or hard_bounces < self.threshold * sends:
             return None
         return (f"auto-paused: {hard_bounces} hard bounces in the last {sends} sends "
-                f"({hard_bounces / sends:.1%} > {self.threshold:.1%})")
+                f"({hard_bounces / sends:.1%} >= {self.threshold:.1%})")
+
+
+def shield_resting(resumed_at: float | None, now: float, grace_days: float) -> bool:
+    """After an operator resumes a mailbox the shield leaves it alone for ``grace_days``: the
+    operator has looked, and the same old bounces must not pause it again at once."""
+    return resumed_at is not None and now - resumed_at < grace_days * 86400
 
 
 SEQUENCE_BOUNCE_WINDOW_SENDS = 50  # a sequence's guard looks at its last 50 sends
@@ -200,11 +231,45 @@ SEQUENCE_BOUNCE_WINDOW_SENDS = 50  # a sequence's guard looks at its last 50 sen
 # -- replies -----------------------------------------------------------------------------------
 
 # A reply from one of these says nothing about a company: never stop a whole "domain" for it.
+# Free webmail and ISP mailboxes; the providers that run one brand under many country domains
+# (yahoo.co.uk, gmx.at, ...) are matched by their first label in FREEMAIL_BRANDS.
 FREEMAIL = frozenset({
-    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com", "yahoo.com",
-    "icloud.com", "me.com", "mac.com", "aol.com", "gmx.de", "gmx.net", "web.de", "proton.me",
-    "protonmail.com", "yandex.ru", "mail.ru", "qq.com", "163.com", "fastmail.com", "zoho.com",
+    # global webmail
+    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com", "passport.com",
+    "icloud.com", "me.com", "mac.com", "aol.com", "aim.com", "proton.me", "protonmail.com", "protonmail.ch",
+    "pm.me", "tutanota.com", "tutanota.de", "tuta.io", "fastmail.com", "fastmail.fm", "zoho.com",
+    "zohomail.com", "hey.com", "mail.com", "email.com", "usa.com", "gmx.com", "hushmail.com",
+    "mailbox.org", "posteo.de", "posteo.net", "runbox.com", "duck.com", "inbox.com",
+    # Europe: webmail and ISPs
+    "web.de", "freenet.de", "t-online.de", "arcor.de", "1und1.de", "online.de", "vodafone.de",
+    "orange.fr", "wanadoo.fr", "free.fr", "sfr.fr", "laposte.net", "neuf.fr", "bbox.fr", "numericable.fr",
+    "libero.it", "virgilio.it", "tiscali.it", "alice.it", "tim.it", "fastwebnet.it", "email.it",
+    "telefonica.net", "terra.es", "movistar.es", "ono.com", "btinternet.com", "btopenworld.com",
+    "sky.com", "virginmedia.com", "ntlworld.com", "talktalk.net", "blueyonder.co.uk", "tiscali.co.uk",
+    "ziggo.nl", "kpnmail.nl", "planet.nl", "home.nl", "hetnet.nl", "xs4all.nl", "telenet.be",
+    "skynet.be", "proximus.be", "bluewin.ch", "hispeed.ch", "sunrise.ch", "chello.at", "aon.at",
+    "a1.net", "wp.pl", "o2.pl", "onet.pl", "interia.pl", "op.pl", "seznam.cz", "centrum.cz", "atlas.cz",
+    "azet.sk", "freemail.hu", "citromail.hu", "abv.bg", "telia.com", "online.no", "sapo.pt",
+    "eircom.net", "inbox.lv", "mail.ee",
+    # Americas, Asia, Oceania
+    "comcast.net", "verizon.net", "att.net", "sbcglobal.net", "bellsouth.net", "charter.net", "cox.net",
+    "earthlink.net", "optonline.net", "frontier.com", "windstream.net", "juno.com", "netzero.net",
+    "shaw.ca", "rogers.com", "sympatico.ca", "videotron.ca", "telus.net", "uol.com.br", "bol.com.br",
+    "terra.com.br", "ig.com.br", "prodigy.net.mx", "qq.com", "foxmail.com", "163.com", "126.com",
+    "yeah.net", "sina.com", "sina.cn", "sohu.com", "aliyun.com", "139.com", "naver.com", "daum.net",
+    "hanmail.net", "nate.com", "rediffmail.com", "bigpond.com", "bigpond.net.au", "optusnet.com.au",
+    "iinet.net.au", "xtra.co.nz", "yandex.com", "ya.ru", "mail.ru", "bk.ru", "inbox.ru", "list.ru",
+    "rambler.ru", "ukr.net", "i.ua", "docomo.ne.jp", "ezweb.ne.jp", "softbank.ne.jp", "nifty.com",
 })
+# Brands with a webmail under many country domains: yahoo.com, yahoo.co.jp, gmx.at, hotmail.fr...
+FREEMAIL_BRANDS = frozenset({"yahoo", "ymail", "rocketmail", "gmx", "hotmail", "outlook", "live", "windowslive",
+                             "yandex", "aol", "zoho", "protonmail"})
+
+
+def is_freemail(domain: str) -> bool:
+    """Whether ``domain`` is a free webmail or ISP mailbox domain (a person, not a company)."""
+    domain = domain.lower().rstrip(".")
+    return domain in FREEMAIL or domain.split(".", 1)[0] in FREEMAIL_BRANDS
 
 
 def colleague_domain(sender: str | None, stop_on_domain_reply: bool, stopped: bool) -> str | None:
@@ -212,14 +277,15 @@ def colleague_domain(sender: str | None, stop_on_domain_reply: bool, stopped: bo
     if not (stopped and stop_on_domain_reply and sender and "@" in sender):
         return None
     domain = sender.rsplit("@", 1)[-1].lower()
-    return None if domain in FREEMAIL else domain
+    return None if is_freemail(domain) else domain
 
 
 def auto_reply_resume_at(return_date: dt.date | None, timezone: str, now: float, delay_days: float) -> float:
-    """Out of office is a pause: resume on the stated return date (local midnight in the
-    sequence's zone) when it is still ahead, else after ``delay_days``."""
+    """Out of office is a pause: resume the day after the stated return date (local midnight in
+    the sequence's zone; the first day back goes to the backlog, not to our follow-up) when that
+    is still ahead, else after ``delay_days``."""
     if return_date is not None:
-        local = dt.datetime.combine(return_date, dt.time(0, 0), zoneinfo.ZoneInfo(timezone))
+        local = dt.datetime.combine(return_date + dt.timedelta(days=1), dt.time(0, 0), zoneinfo.ZoneInfo(timezone))
         if local.timestamp() > now:
             return local.timestamp()
     return now + delay_days * 86400

@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 
 from dripd import events, policy
-from dripd.clock import Clock
+from dripd.clock import Clock, iso
 from dripd.events import EventKind, MailEvent
 from dripd.model import EnrollmentStatus
 from dripd.safeguards import Safeguards
@@ -76,13 +76,15 @@ class Reactions:
         now = self.clock.now()
         for ref in await self._refs(event, active_only=True):
             sequence, _ = await self.catalog.get_sequence(ref.sequence_id)
+            delays = sequence.settings.on_auto_reply == "delay"
+            until = policy.auto_reply_resume_at(event.return_date, sequence.settings.timezone, now,
+                                                sequence.settings.auto_reply_delay_days) if delays else None
             await self.store.record_signal(ref, EventKind.AUTO_REPLIED, now, events.Reply(
                 sender=event.sender or "", source=event.source,
-                return_date=event.return_date.isoformat() if event.return_date else None))
-            if sequence.settings.on_auto_reply != "delay":
+                return_date=event.return_date.isoformat() if event.return_date else None,
+                resume_at=iso(until) if until is not None else None))
+            if until is None:
                 continue
-            until = policy.auto_reply_resume_at(event.return_date, sequence.settings.timezone, now,
-                                      sequence.settings.auto_reply_delay_days)
             if await self.store.delay_enrollment(ref.enrollment_id, until, now):
                 self.scheduler.invalidate(event.mailbox_id)
                 log.info("enrollment %d: out of office, next step not before %s", ref.enrollment_id,

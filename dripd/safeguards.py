@@ -53,8 +53,11 @@ class Safeguards:
         if mailbox is None:
             return
         now = self._clock.now()
+        resumed_at = await self._runs.mailbox_resumed_at(mailbox_id)
+        if policy.shield_resting(resumed_at, now, mailbox.bounce_resume_grace_days):
+            return
         hard, sends = await self._signals.mailbox_hard_bounces(mailbox_id, now - mailbox.bounce_window_days * DAY)
-        reason = policy.BounceGuard(mailbox.bounce_pause_threshold).trips(hard, sends)
+        reason = policy.BounceGuard(mailbox.bounce_pause_threshold, mailbox.bounce_min_sends).trips(hard, sends)
         if reason is not None:
             await self.pause_mailbox(mailbox_id, f"{reason} over {mailbox.bounce_window_days:g} days")
 

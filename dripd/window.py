@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dripd.calendars import is_closed_day
 from dripd.errors import ValidationError
 
 _ONE_DAY = dt.timedelta(days=1)
-# A valid window opens within a week; the bound only turns a logic error into an exception.
-_MAX_DAYS_SEARCHED = 60
+# A valid window opens within a week of its last closed day (blackouts are at most 366 days);
+# the bound only turns a logic error into an exception.
+_MAX_DAYS_SEARCHED = 400
 # Offset changes are found by sampling each local day at this many points, then bisecting.
 _DAY_SAMPLES = 4
 
@@ -30,6 +32,15 @@ def load_zone(name: object, field_name: str = "timezone") -> ZoneInfo:
         return ZoneInfo(name)  # ZoneInfo keeps its own cache: repeated names cost a dict lookup
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValidationError(field_name, f"unknown time zone {name!r}") from None
+
+
+def zone_is_known(name: str) -> bool:
+    """Whether ``name`` is an IANA zone this machine knows (a contact's zone may not be)."""
+    try:
+        load_zone(name)
+    except ValidationError:
+        return False
+    return True
 
 
 def _wall(t: float, zone: ZoneInfo) -> dt.datetime:
@@ -85,12 +96,16 @@ def _offset_changes(zone: ZoneInfo, lo: float, hi: float) -> Iterator[float]:
 
 @dataclass(frozen=True)
 class SendWindow:
-    """Local hours [start_hour, end_hour) in ``timezone``, optionally Monday to Friday only."""
+    """Local hours [start_hour, end_hour) in ``timezone``, optionally Monday to Friday only,
+    never on a holiday of ``holidays`` (calendar names, see dripd.calendars) or a ``blackout``
+    date. Days are judged on the local wall clock, like the hours."""
 
     timezone: str = "UTC"
     weekdays_only: bool = False
     start_hour: int = 0
     end_hour: int = 24
+    holidays: tuple[str, ...] = ()
+    blackout: frozenset[dt.date] = frozenset()
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -105,7 +120,8 @@ class SendWindow:
 
     @property
     def always_open(self) -> bool:
-        return not self.weekdays_only and self.start_hour == 0 and self.end_hour == 24
+        return (not self.weekdays_only and self.start_hour == 0 and self.end_hour == 24
+                and not self.holidays and not self.blackout)
 
     def is_open(self, t: float) -> bool:
         """Whether a send may happen at epoch ``t`` (judged on the local wall clock)."""
@@ -114,7 +130,15 @@ class SendWindow:
         wall = _wall(t, self._zone)
         if self.weekdays_only and wall.weekday() >= 5:
             return False
-        return self.start_hour <= wall.hour < self.end_hour
+        if not self.start_hour <= wall.hour < self.end_hour:
+            return False
+        return not (self.holidays or self.blackout) or not is_closed_day(wall.date(), self.holidays, self.blackout)
+
+    def closed_on(self, day: dt.date) -> bool:
+        """Whether the whole local ``day`` is shut (weekend, holiday or blackout)."""
+        if self.weekdays_only and day.weekday() >= 5:
+            return True
+        return bool(self.holidays or self.blackout) and is_closed_day(day, self.holidays, self.blackout)
 
     def next_open(self, t: float) -> float:
         """``t`` if the window is open then, else the earliest later instant at which it opens."""
@@ -128,6 +152,11 @@ class SendWindow:
             begins = local_hour_start(day, 0, zone)
             if begins > best:  # every candidate of this and later days comes after best
                 return best
+            if self.closed_on(day) and self.closed_on(day + _ONE_DAY):
+                # Shut all day; and since tomorrow is shut too, no forward jump of the clock
+                # during today can land in an open hour.
+                day += _ONE_DAY
+                continue
             for candidate in self._openings(day, begins):
                 if t < candidate < best and self.is_open(candidate):
                     best = candidate

@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
 from dripd.errors import ValidationError
-from dripd.model import normalize_email
+from dripd.model import contact_fields, normalize_email
 from dripd.render import header_text_problem
 from dripd.store import ContactInput
 
 # Header spellings accepted for the contact columns (compared case-insensitively, no separators).
 _CONTACT_COLUMNS = {"email": "email", "emailaddress": "email", "contactemail": "email",
-                    "firstname": "first_name", "lastname": "last_name", "company": "company"}
-_MERGE_NAME = {"first_name": "firstName", "last_name": "lastName", "company": "company"}
+                    "firstname": "first_name", "lastname": "last_name", "company": "company",
+                    "timezone": "timezone", "tz": "timezone"}
+_MERGE_NAME = {"first_name": "firstName", "last_name": "lastName", "company": "company", "timezone": "timezone"}
 MAX_INVALID_REPORTED = 100
 
 
@@ -111,6 +112,12 @@ class CsvRows:
             if problem is not None:
                 self._bad(line, name, problem)
                 return
+            if key == "timezone" and value.strip():
+                try:
+                    value = contact_fields({}, value)["timezone"]
+                except ValidationError as exc:
+                    self._bad(line, name, exc.rule)
+                    return
             if key in ("email", "first_name", "last_name", "company"):
                 contact[key] = value.strip()
             if key != "email" and value != "":

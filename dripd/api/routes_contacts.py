@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from dripd.api.deps import MAX_ID, ContactId, ServicesDep, ListId
 from dripd.api.schemas import ContactBody, ContactPatch, ListBody, MembersBody, SuppressionBody, contact_json
 from dripd.clock import iso
-from dripd.model import normalize_email
+from dripd.model import contact_fields, normalize_email
 from dripd.store import ContactInput
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ async def search(services: ServicesDep, email: str = "", limit: int = Query(100,
 async def create(body: ContactBody, services: ServicesDep) -> dict[str, Any]:
     email = normalize_email(body.email)
     contact = await services.control.create_contact(
-        ContactInput(email, body.first_name, body.last_name, body.company, body.fields))
+        ContactInput(email, body.first_name, body.last_name, body.company, contact_fields(body.fields, body.timezone)))
     return contact_json(contact)
 
 
@@ -43,6 +43,8 @@ async def get(contact_id: ContactId, services: ServicesDep) -> dict[str, Any]:
 @contacts.patch("/{contact_id}", summary="Update a contact (fields are merged)")
 async def update(contact_id: ContactId, body: ContactPatch, services: ServicesDep) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "timezone" in changes or "fields" in changes:
+        changes["fields"] = contact_fields(changes.get("fields", {}), changes.pop("timezone", None))
     if "email" in changes:
         changes["email"] = normalize_email(changes["email"])
     return contact_json(await services.control.update_contact(contact_id, changes))

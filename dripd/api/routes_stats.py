@@ -24,7 +24,9 @@ async def sequence_stats(sequence_id: SequenceId, services: ServicesDep) -> dict
     sequence, live = await services.store.get_sequence(sequence_id)
     window = services.config.analytics.bounce_window_hours * 3600
     now = services.clock.now()
-    funnels = analytics.funnels_by_step(await services.store.sequence_message_facts(sequence_id), now, window)
+    facts = await services.store.sequence_message_facts(sequence_id)
+    funnels = analytics.funnels_by_step(facts, now, window)
+    by_mailbox = analytics.funnels_by_mailbox(facts, now, window)
     index_of = {step.id: i for i, step in enumerate(live)}
     rows = []
     for step in await services.store.all_steps(sequence_id):
@@ -36,7 +38,9 @@ async def sequence_stats(sequence_id: SequenceId, services: ServicesDep) -> dict
     return {"sequenceId": sequence_id, "name": sequence.settings.name, "status": sequence.status.value,
             "trackOpens": sequence.settings.track_opens, "trackClicks": sequence.settings.track_clicks,
             "bounceWindowHours": services.config.analytics.bounce_window_hours, "generatedAt": iso(now),
-            "steps": rows, "total": analytics.total(funnels.values()).as_json()}
+            "steps": rows, "total": analytics.total(funnels.values()).as_json(),
+            "mailboxes": [{"mailboxId": mailbox_id, **by_mailbox[mailbox_id].as_json()}
+                          for mailbox_id in sorted(by_mailbox)]}
 
 
 @stats.get("/sequences/{sequence_id}/contacts/{contact_id}", summary="Per-contact log: every message and "

@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 
 from dripd.cadence import live_index
 from dripd.clock import iso
+from dripd.errors import ValidationError
 from dripd.model import Contact, EnrollmentStatus, Sequence, SequenceSettings, Step
 from dripd.render import header_text_problem
 from dripd.steps import step_to_fields
@@ -78,6 +79,7 @@ SETTINGS_NAMES = {
     "track_clicks": "trackClicks", "list_unsubscribe": "listUnsubscribe",
     "stop_on_domain_reply": "stopOnDomainReply", "on_auto_reply": "onAutoReply",
     "auto_reply_delay_days": "autoReplyDelayDays", "bounce_pause_threshold": "bouncePauseThreshold",
+    "mailbox_ids": "mailboxIds", "window_zone": "windowZone", "holidays": "holidays", "blackout_dates": "blackoutDates",
 }
 
 
@@ -126,6 +128,15 @@ class SettingsPatch(_Body):
     on_auto_reply: Text | None = None
     auto_reply_delay_days: float | None = Field(None, le=365)
     bounce_pause_threshold: float | None = None
+    mailbox_ids: list[Text] | None = Field(None, max_length=100, description="inbox rotation: new contacts are "
+                                           "spread over these mailboxes (the first is mailboxId); a contact stays "
+                                           "on its mailbox for the whole thread")
+    window_zone: Text | None = Field(None, description="'sequence' (default) or 'contact': open the window "
+                                     "in each contact's own timezone field, falling back to the sequence's")
+    holidays: list[Text] | None = Field(None, max_length=20, description="holiday calendars skipped like "
+                                        "weekends: a country code ('US') or country-subdivision ('DE-BY')")
+    blackout_dates: list[Text] | None = Field(None, max_length=366, description="ISO dates (YYYY-MM-DD) "
+                                              "on which nothing is sent")
 
     def changes(self) -> dict[str, Any]:
         """The settings given, without the nulls: no setting can be unset, so null means "keep"."""
@@ -134,14 +145,16 @@ class SettingsPatch(_Body):
 
 
 class SequenceBody(SettingsPatch):
-    """A new sequence: name and mailboxId are required; steps may come along."""
+    """A new sequence: name and mailboxId (or mailboxIds) are required; steps may come along."""
 
     name: Text = Field(min_length=1)
-    mailbox_id: Text
     steps: list[StepBody] = []
 
     def settings(self) -> SequenceSettings:
-        return SequenceSettings(**self.changes())
+        changes = self.changes()
+        if not changes.get("mailbox_id") and not changes.get("mailbox_ids"):
+            raise ValidationError("mailboxId", "is required (or mailboxIds, a pool to rotate through)")
+        return SequenceSettings(**{"mailbox_id": "", **changes})
 
 
 class CloneBody(_Body):
@@ -177,6 +190,7 @@ class ContactBody(_Body):
     first_name: HeaderText = Field("", description=_HEADER_RULE)
     last_name: HeaderText = Field("", description=_HEADER_RULE)
     company: Text = ""
+    timezone: Text | None = Field(None, description="IANA zone, e.g. Europe/Berlin (kept as the 'timezone' field)")
     fields: dict[Text, Text] = {}
 
 
@@ -187,6 +201,7 @@ class ContactPatch(_Body):
     first_name: HeaderText | None = Field(None, description=_HEADER_RULE)
     last_name: HeaderText | None = Field(None, description=_HEADER_RULE)
     company: Text | None = None
+    timezone: Text | None = Field(None, description="IANA zone, e.g. Europe/Berlin (kept as the 'timezone' field)")
     fields: dict[Text, Text] | None = None
 
 

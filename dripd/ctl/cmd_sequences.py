@@ -23,6 +23,12 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--track-opens", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--track-clicks", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--list-unsubscribe", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--window-zone", choices=("sequence", "contact"),
+                        help="open the window in the sequence's zone or in each contact's own timezone field")
+    parser.add_argument("--holidays", metavar="CALENDARS",
+                        help="holiday calendars skipped like weekends, comma-separated: US,DE-BY ('' for none)")
+    parser.add_argument("--blackout", metavar="DATES",
+                        help="dates on which nothing is sent, comma-separated YYYY-MM-DD ('' for none)")
 
 
 def settings_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -34,6 +40,11 @@ def settings_body(args: argparse.Namespace) -> dict[str, Any]:
         if not (sep and start.strip().isdigit() and end.strip().isdigit()):
             raise CtlError(f"--window: expected START-END hours such as 9-17, got {args.window!r}", 2)
         body["sendWindowStartHour"], body["sendWindowEndHour"] = int(start), int(end)
+    if args.window_zone:
+        body["windowZone"] = args.window_zone
+    for flag, key in (("holidays", "holidays"), ("blackout", "blackoutDates")):
+        if getattr(args, flag) is not None:
+            body[key] = [item.strip() for item in getattr(args, flag).split(",") if item.strip()]
     for flag, key in (("weekdays_only", "weekdaysOnly"), ("auto_pause_on_reply", "autoPauseOnReply"),
                       ("auto_complete", "autoComplete"), ("track_opens", "trackOpens"),
                       ("track_clicks", "trackClicks"), ("list_unsubscribe", "listUnsubscribe")):

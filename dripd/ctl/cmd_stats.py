@@ -60,6 +60,10 @@ def render_terminal(data: dict[str, Any]) -> str:
     out.append("")
     out.append("total: " + ", ".join(f"{k} {total[k]}" + (f" ({rates[k]:.1%})" if k != "sent" and rates.get(k) is not None
                                                                else "") for k in STAGES))
+    mailboxes = data.get("mailboxes", [])
+    if len(mailboxes) > 1:  # a rotating sequence: where its sends went
+        out.append("by mailbox: " + ", ".join(f'{m["mailboxId"]} sent {m["sent"]} replied {m["replied"]} '
+                                              f'bounced {m["bounced"]}' for m in mailboxes))
     if total["flaggedOpens"] or total["flaggedClicks"]:
         out.append(f"not counted: {total['flaggedOpens']} machine-only opens, {total['flaggedClicks']} scanner-only clicks")
     out.append("bar: █ replied  ▓ clicked  ▒ opened  ░ delivered  · sent  x bounced"

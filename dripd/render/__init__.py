@@ -18,7 +18,9 @@ The modules, by concern (each private; everything public is re-exported here):
 - ``_headers``: header encoding (encoded-words, folding, display names) and
   ``header_text_problem``, the one rule for what text can stand in a header;
 - ``_identity``: ``make_message_id``, the Date line, ``unique_hex``;
-- ``_mime``: ``Envelope`` and ``build_message``, the message as bytes.
+- ``_mime``: ``Envelope`` and ``build_message``, the message as bytes;
+- ``_spintax``: ``spin`` (``{Hi|Hello}``, one option per contact and step) and
+  ``spintax_problem``, the check made when a step is saved.
 
 Every message that cannot be built raises ``ValidationError`` naming the field (``to_name``,
 ``subject``, ``message_id``, ...), never another exception type: the engine resolves a step
@@ -31,6 +33,7 @@ from dripd.render._headers import CRLF, header_text_problem
 from dripd.render._html_text import html_to_text
 from dripd.render._identity import make_message_id, unique_hex
 from dripd.render._mime import Envelope, build_message
+from dripd.render._spintax import has_spintax, spin, spintax_problem
 from dripd.render._template import CompiledTemplate, Rendered, compile_template
 
 __all__ = [
@@ -42,6 +45,9 @@ __all__ = [
     "compile_template",
     "header_text_problem",
     "html_to_text",
+    "has_spintax",
     "make_message_id",
+    "spin",
+    "spintax_problem",
     "unique_hex",
 ]

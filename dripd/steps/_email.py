@@ -8,6 +8,7 @@ from typing import Any
 
 from dripd.errors import ValidationError
 from dripd.model import Step, StepType
+from dripd.render import spintax_problem
 from dripd.steps._kind import Hold, Outcome, Send, StepKind, Walk
 
 
@@ -27,6 +28,10 @@ def parse(data: Mapping[str, Any], prefix: str) -> Step:
     thread = data.get("thread", True)
     if not isinstance(thread, bool):
         raise ValidationError(f"{prefix}thread", "must be true or false")
+    for name, part in (("subject", subject), ("body", body), ("text", text)):
+        problem = spintax_problem(part) if part else None
+        if problem is not None:
+            raise ValidationError(f"{prefix}{name}", problem)
     return Step(StepType.EMAIL, subject=subject, body=body, text=text, thread=thread)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, strategies as st
 
 from dripd import policy
 from dripd.errors import AlreadyEnrolled, Conflict, ReadOnly, Suppressed
@@ -96,13 +97,21 @@ def test_autocompletes_only_an_active_autocomplete_sequence_with_nobody_left() -
     assert not policy.autocompletes(SequenceStatus.PAUSED, True, 0)
 
 
-def test_bounce_guard_waits_for_the_minimum_then_compares_strictly() -> None:
+def test_bounce_guard_waits_for_the_minimum_then_trips_at_the_threshold() -> None:
     guard = policy.BounceGuard(0.05)
     assert guard.trips(19, 19) is None  # under the minimum of 20 sends: says little
-    assert guard.trips(1, 20) is None  # exactly 5 % is not above 5 %
-    reason = guard.trips(2, 20)
-    assert reason == "auto-paused: 2 hard bounces in the last 20 sends (10.0% > 5.0%)"
+    assert guard.trips(0, 20) is None
+    assert guard.trips(1, 21) is None  # 4.8 %
+    reason = guard.trips(1, 20)  # exactly 5 % reaches 5 %
+    assert reason == "auto-paused: 1 hard bounces in the last 20 sends (5.0% >= 5.0%)"
     assert policy.BounceGuard(0.02, min_sends=5).trips(1, 5) is not None
+    assert policy.BounceGuard(0.02).trips(1, 50) is not None and policy.BounceGuard(0.02).trips(1, 51) is None
+
+
+def test_the_shield_rests_after_a_manual_resume() -> None:
+    assert not policy.shield_resting(None, 1000.0, 7)
+    assert policy.shield_resting(0.0, 7 * 86400 - 1, 7)
+    assert not policy.shield_resting(0.0, 7 * 86400, 7)
 
 
 def test_colleague_domain() -> None:
@@ -113,9 +122,36 @@ def test_colleague_domain() -> None:
     assert policy.colleague_domain(None, True, True) is None
 
 
-def test_auto_reply_resume_at_the_return_date_in_the_sequence_zone() -> None:
+def test_auto_reply_resume_the_day_after_the_return_date_in_the_sequence_zone() -> None:
     now = dt.datetime(2026, 3, 2, 12, tzinfo=dt.timezone.utc).timestamp()
     back = policy.auto_reply_resume_at(dt.date(2026, 3, 9), "Europe/Berlin", now, 3.0)
-    assert back == dt.datetime(2026, 3, 8, 23, tzinfo=dt.timezone.utc).timestamp()  # midnight in Berlin (CET)
+    assert back == dt.datetime(2026, 3, 9, 23, tzinfo=dt.timezone.utc).timestamp()  # 10 March, midnight in Berlin
     assert policy.auto_reply_resume_at(dt.date(2026, 3, 1), "UTC", now, 3.0) == now + 3 * 86400  # date passed
     assert policy.auto_reply_resume_at(None, "UTC", now, 1.5) == now + 1.5 * 86400
+
+
+def test_rotation_gives_each_contact_the_mailbox_with_most_capacity_left() -> None:
+    assert policy.assign_mailboxes(["a", "b", "c"], {"a": 5, "b": 2, "c": 5}, 4) == ["a", "c", "a", "c"]
+    # ties go round-robin from the turn the caller keeps, so one-by-one enrollments spread too
+    assert [policy.assign_mailboxes(["a", "b"], {"a": 9, "b": 9}, 1, turn)[0] for turn in range(4)] == ["a", "b"] * 2
+    # a paused mailbox (no capacity entry) takes none; if all are paused, contacts wait on the first
+    assert set(policy.assign_mailboxes(["a", "b"], {"b": 3}, 5)) == {"b"}
+    assert policy.assign_mailboxes(["a", "b"], {}, 2) == ["a", "a"]
+
+
+@given(st.dictionaries(st.sampled_from("abcdef"), st.integers(0, 50), min_size=1), st.integers(0, 300),
+       st.integers(0, 10))
+def test_rotation_never_puts_more_on_a_mailbox_than_it_can_send_while_others_have_room(
+    capacity: dict[str, int], count: int, turn: int,
+) -> None:
+    pool = sorted(capacity)
+    assigned = policy.assign_mailboxes(pool, capacity, count, turn)
+    assert len(assigned) == count and set(assigned) <= set(pool)
+    load = {m: assigned.count(m) for m in pool}
+    if count <= sum(capacity.values()):
+        assert all(load[m] <= capacity[m] for m in pool)  # caps hold across the pool
+    # each member that got a contact had the most left when it got it: it ends at most one below any other
+    left = {m: capacity[m] - load[m] for m in pool}
+    for x in pool:
+        if load[x]:
+            assert all(left[x] >= left[y] - 1 for y in pool)

@@ -48,9 +48,11 @@ class EnrollmentOps:
     def enroll(
         self, db: Conn, sequence_id: int, contacts: list[ContactInput | int],
         merge_fields: list[Mapping[str, str]] | None, now: float, *, strict: bool,
+        mailboxes: Sequence[str] | None = None,
     ) -> EnrollResult:
         """Enroll contacts (ids, or new/existing addresses). With ``strict`` any refused contact
-        aborts the whole call (nothing half-written); otherwise refused ones are reported."""
+        aborts the whole call (nothing half-written); otherwise refused ones are reported.
+        ``mailboxes`` gives each contact's mailbox (rotation); by default the sequence's."""
         sequence = load_sequence(db, sequence_id)
         _refuse_completed(sequence)
         runnable = now if policy.runnable_at_enrollment(sequence.status) else None
@@ -76,20 +78,21 @@ class EnrollmentOps:
                                 "message": error.message})
                 continue
             fields = dict(merge_fields[index]) if merge_fields else {}
+            mailbox_id = mailboxes[index] if mailboxes else sequence.settings.mailbox_id
             cursor = db.execute(
                 _INSERT_ENROLLMENT + " VALUES (?, ?, ?, 'active', 0, ?, ?, ?, ?, ?, ?, ?)",
-                (sequence_id, contact.id, sequence.settings.mailbox_id, runnable, runnable, runnable,
+                (sequence_id, contact.id, mailbox_id, runnable, runnable, runnable,
                  json.dumps(fields), now, now, now),
             )
             enrollment_id = cursor.lastrowid or 0
             enrolled.append(enrollment_id)
-            write_event(db, Event(EventKind.ENROLLED, now, NoData(), mailbox_id=sequence.settings.mailbox_id,
+            write_event(db, Event(EventKind.ENROLLED, now, NoData(), mailbox_id=mailbox_id,
                                   sequence_id=sequence_id, enrollment_id=enrollment_id, contact_id=contact.id))
         return EnrollResult(enrolled, skipped)
 
     @control_operation
-    def bulk_enroll(self, db: Conn, sequence_id: int, rows: Sequence[BulkRow], now: float, *, strict: bool
-                    ) -> BulkResult:
+    def bulk_enroll(self, db: Conn, sequence_id: int, rows: Sequence[BulkRow], now: float, *, strict: bool,
+                    mailboxes: Sequence[str] | None = None) -> BulkResult:
         """Enroll many (position, contact, merge fields) rows in one transaction.
 
         The facts are read set-based into a temporary table (a few statements in all, not several
@@ -97,18 +100,22 @@ class EnrollmentOps:
         row in Python. With ``strict`` any refused row aborts the whole call; otherwise refused
         rows are reported by position. Addresses must be unique within ``rows`` (the caller
         reports duplicates). Every enrollment gets its own ``enrolled`` event, published after
-        the commit like any other.
+        the commit like any other. ``mailboxes`` gives each row's mailbox, in row order (rotation).
         """
         sequence = load_sequence(db, sequence_id)
         _refuse_completed(sequence)
         db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS bulk_rows (pos INTEGER PRIMARY KEY, email TEXT NOT NULL,"
             " first_name TEXT, last_name TEXT, company TEXT, fields TEXT, merge TEXT, latest TEXT,"
-            " suppressed TEXT, refused INTEGER NOT NULL DEFAULT 0)")
+            " suppressed TEXT, refused INTEGER NOT NULL DEFAULT 0, mailbox TEXT)")
         db.execute("DELETE FROM bulk_rows")
+        default_mailbox = sequence.settings.mailbox_id
         db.executemany(
-            "INSERT INTO bulk_rows (pos, email, first_name, last_name, company, fields, merge) VALUES (?,?,?,?,?,?,?)",
-            [(pos, c.email, c.first_name, c.last_name, c.company, _json(c.fields), _json(merge)) for pos, c, merge in rows])
+            "INSERT INTO bulk_rows (pos, email, first_name, last_name, company, fields, merge, mailbox)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            [(pos, c.email, c.first_name, c.last_name, c.company, _json(c.fields), _json(merge),
+              mailboxes[index] if mailboxes else default_mailbox)
+             for index, (pos, c, merge) in enumerate(rows)])
         # Existing contacts keep their data, as in enroll().
         db.execute(
             "INSERT INTO contacts (email, first_name, last_name, company, fields, created_at, updated_at)"
@@ -129,16 +136,15 @@ class EnrollmentOps:
         top = fetch_one(db, "SELECT COALESCE(MAX(id), 0) AS top FROM enrollments")
         assert top is not None
         runnable = now if policy.runnable_at_enrollment(sequence.status) else None
-        mailbox_id = sequence.settings.mailbox_id
         db.execute(
-            _INSERT_ENROLLMENT + " SELECT ?, c.id, ?, 'active', 0, ?, ?, ?, b.merge, ?, ?, ? FROM bulk_rows b"
+            _INSERT_ENROLLMENT + " SELECT ?, c.id, b.mailbox, 'active', 0, ?, ?, ?, b.merge, ?, ?, ? FROM bulk_rows b"
             " JOIN contacts c ON c.email = b.email WHERE b.refused = 0 ORDER BY b.pos",
-            (sequence_id, mailbox_id, runnable, runnable, runnable, now, now, now))
-        added = fetch_all(db, "SELECT id, contact_id FROM enrollments WHERE id > ? AND sequence_id = ? ORDER BY id",
-                          (top["top"], sequence_id))
+            (sequence_id, runnable, runnable, runnable, now, now, now))
+        added = fetch_all(db, "SELECT id, contact_id, mailbox_id FROM enrollments WHERE id > ? AND sequence_id = ?"
+                              " ORDER BY id", (top["top"], sequence_id))
         first_id = next_event_id(db)
         payload = NoData()
-        write_events(db, [Event(EventKind.ENROLLED, now, payload, mailbox_id=mailbox_id, sequence_id=sequence_id,
+        write_events(db, [Event(EventKind.ENROLLED, now, payload, mailbox_id=r[2], sequence_id=sequence_id,
                                 enrollment_id=r[0], contact_id=r[1], id=first_id + index) for index, r in enumerate(added)])
         db.execute("DELETE FROM bulk_rows")
         return BulkResult(len(added), skipped)
@@ -181,6 +187,14 @@ class EnrollmentOps:
                             r["due_at"], r["last_event_at"], r["enrolled_at"], r["sent_count"])
             for r in rows
         ]
+
+    @control_operation
+    def first_emails_waiting(self, db: Conn, sequence_id: int) -> dict[str, int]:
+        """Per mailbox, the sequence's active contacts whose first email has not gone yet (the
+        capacity a rotation has already promised)."""
+        rows = fetch_all(db, "SELECT mailbox_id, COUNT(*) FROM enrollments WHERE sequence_id = ? AND status = 'active'"
+                             " AND sent_count = 0 GROUP BY mailbox_id", (sequence_id,))
+        return {r[0]: int(r[1]) for r in rows}
 
     @control_operation
     def latest_enrollment(self, db: Conn, sequence_id: int, contact_id: int) -> int | None:

@@ -14,7 +14,8 @@ _BOUND_PARAMETERS = 900  # below SQLite's oldest limit on bound parameters per s
 
 def _facts(db: Conn, where: str, params: tuple[Any, ...]) -> list[MessageFacts]:
     rows = fetch_all(
-        db, "SELECT o.id, o.step_id, o.status, COALESCE(o.resolved_at, o.attempted_at) AS sent_at FROM outbox o"
+        db, "SELECT o.id, o.step_id, o.status, COALESCE(o.resolved_at, o.attempted_at) AS sent_at, o.mailbox_id"
+            " FROM outbox o"
             f" JOIN enrollments e ON e.id = o.enrollment_id WHERE {where} ORDER BY o.id", params)
     if not rows:
         return []
@@ -26,8 +27,8 @@ def _facts(db: Conn, where: str, params: tuple[Any, ...]) -> list[MessageFacts]:
         for r in fetch_all(db, f"SELECT outbox_id, kind, MIN(flagged) FROM events WHERE outbox_id IN ({marks})"
                                " GROUP BY outbox_id, kind", tuple(chunk)):
             (flagged if r[2] else kinds).setdefault(r[0], set()).add(r[1])
-    return [MessageFacts(r[0], r[1], r[2], r[3], frozenset(kinds.get(r[0], ())), frozenset(flagged.get(r[0], ())))
-            for r in rows]
+    return [MessageFacts(r[0], r[1], r[2], r[3], frozenset(kinds.get(r[0], ())), frozenset(flagged.get(r[0], ())),
+                         r[4]) for r in rows]
 
 
 class ReportOps:

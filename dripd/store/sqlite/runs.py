@@ -280,16 +280,23 @@ class RunOps(SequenceCache):
         return row["paused_reason"] if row else None
 
     @thread_operation
+    def mailbox_resumed_at(self, db: Conn, mailbox_id: str) -> float | None:
+        """When an operator last resumed the mailbox after a pause, or None."""
+        row = fetch_one(db, "SELECT resumed_at FROM mailbox_state WHERE mailbox_id = ?", (mailbox_id,))
+        return row["resumed_at"] if row else None
+
+    @thread_operation
     def set_mailbox_paused(self, db: Conn, mailbox_id: str, reason: str | None, now: float) -> None:
         """Pause (with the reason) or resume a mailbox; an actual change writes mailbox_paused
         or mailbox_resumed."""
         row = fetch_one(db, "SELECT paused_reason FROM mailbox_state WHERE mailbox_id = ?", (mailbox_id,))
         before = row["paused_reason"] if row else None
+        resumed = reason is None and before is not None
         db.execute(
-            "INSERT INTO mailbox_state (mailbox_id, paused_reason, paused_at) VALUES (?, ?, ?)"
+            "INSERT INTO mailbox_state (mailbox_id, paused_reason, paused_at, resumed_at) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (mailbox_id) DO UPDATE SET paused_reason = excluded.paused_reason,"
-            " paused_at = excluded.paused_at",
-            (mailbox_id, reason, now if reason else None),
+            " paused_at = excluded.paused_at, resumed_at = COALESCE(excluded.resumed_at, resumed_at)",
+            (mailbox_id, reason, now if reason else None, now if resumed else None),
         )
         if reason is not None and reason != before:
             write_event(db, Event(EventKind.MAILBOX_PAUSED, now, Reason(reason), mailbox_id=mailbox_id))

@@ -134,8 +134,12 @@ class SequenceOps(SequenceCache):
             "UPDATE sequences SET name = ?, mailbox_id = ?, settings = ?, updated_at = ? WHERE id = ?",
             (settings.name, settings.mailbox_id, settings_to_json(settings), now, sequence_id),
         )
-        db.execute("UPDATE enrollments SET mailbox_id = ? WHERE sequence_id = ? AND status = 'active'",
-                   (settings.mailbox_id, sequence_id))
+        # A contact stays on its mailbox for the whole thread; only those on a mailbox that left
+        # the sequence's pool move, to the sequence's (first) mailbox.
+        pool = settings.pool
+        marks = ",".join("?" * len(pool))
+        db.execute(f"UPDATE enrollments SET mailbox_id = ? WHERE sequence_id = ? AND status = 'active'"
+                   f" AND mailbox_id NOT IN ({marks})", (settings.mailbox_id, sequence_id, *pool))
         return load_sequence(db, sequence_id)
 
     @control_operation

@@ -54,14 +54,14 @@ _MONTHS = {
     name: number
     for number, names in enumerate(
         [
-            ("january", "jan", "januar", "janvier", "jänner", "enero", "gennaio"),
-            ("february", "feb", "februar", "février", "fevrier", "febrero", "febbraio"),
-            ("march", "mar", "märz", "maerz", "mars", "marzo"),
+            ("january", "jan", "januar", "janvier", "jänner", "enero", "gennaio", "januari"),
+            ("february", "feb", "februar", "février", "fevrier", "febrero", "febbraio", "februari"),
+            ("march", "mar", "märz", "maerz", "mars", "marzo", "maart", "mrt"),
             ("april", "apr", "avril", "abril", "aprile"),
-            ("may", "mai", "mayo", "maggio"),
+            ("may", "mai", "mayo", "maggio", "mei"),
             ("june", "jun", "juni", "juin", "junio", "giugno"),
             ("july", "jul", "juli", "juillet", "julio", "luglio"),
-            ("august", "aug", "août", "aout", "agosto"),
+            ("august", "aug", "août", "aout", "agosto", "augustus"),
             ("september", "sep", "sept", "septembre", "septiembre", "settembre"),
             ("october", "oct", "oktober", "okt", "octobre", "octubre", "ottobre"),
             ("november", "nov", "novembre", "noviembre"),
@@ -75,13 +75,13 @@ _WEEKDAYS = {
     name: number
     for number, names in enumerate(
         [
-            ("monday", "mon", "montag", "lundi"),
-            ("tuesday", "tue", "tues", "dienstag", "mardi"),
-            ("wednesday", "wed", "mittwoch", "mercredi"),
-            ("thursday", "thu", "thur", "thurs", "donnerstag", "jeudi"),
-            ("friday", "fri", "freitag", "vendredi"),
-            ("saturday", "sat", "samstag", "samedi"),
-            ("sunday", "sun", "sonntag", "dimanche"),
+            ("monday", "mon", "montag", "lundi", "lunes", "maandag"),
+            ("tuesday", "tue", "tues", "dienstag", "mardi", "martes", "dinsdag"),
+            ("wednesday", "wed", "mittwoch", "mercredi", "miércoles", "miercoles", "woensdag"),
+            ("thursday", "thu", "thur", "thurs", "donnerstag", "jeudi", "jueves", "donderdag"),
+            ("friday", "fri", "freitag", "vendredi", "viernes", "vrijdag"),
+            ("saturday", "sat", "samstag", "samedi", "sábado", "sabado", "zaterdag"),
+            ("sunday", "sun", "sonntag", "dimanche", "domingo", "zondag"),
         ]
     )
     for name in names
@@ -90,16 +90,18 @@ _MONTH_ALT = "|".join(sorted(_MONTHS, key=len, reverse=True))
 _WEEKDAY_ALT = "|".join(sorted(_WEEKDAYS, key=len, reverse=True))
 _ORD = r"(?:st|nd|rd|th|\.|er|e)?"
 
-# The phrase that introduces the day the person is back (English, German, French).
+# The phrase that introduces the day the person is back (English, German, French, Spanish, Dutch).
 _RETURN_CUE = re.compile(
     r"\b(?:back|return(?:ing|s)?|in the office|available|reachable|until|till|through|thru"
-    r"|zurück|wieder|ab dem|ab|bis(?: zum| einschließlich)?|de retour|retour|jusqu'au|à partir du)\b",
+    r"|zurück|wieder|ab dem|ab|bis(?: zum| einschließlich)?|de retour|retour|jusqu'au|à partir du"
+    r"|hasta(?: el)?|volver[ée]|regres(?:o|ar[ée])|de vuelta|a partir del"
+    r"|terug|tot en met|t/m|tot|vanaf|weer)\b",
     re.I,
 )
 _DATE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})"), "ymd"),
     (re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4}|\d{2}(?!\d))?"), "dm.y"),
-    (re.compile(rf"(?:(?:{_WEEKDAY_ALT})\.?,?\s+)?(\d{{1,2}}){_ORD}\s+(?:of\s+)?({_MONTH_ALT})\.?,?(?:\s+(\d{{4}}))?", re.I), "d m y"),
+    (re.compile(rf"(?:(?:{_WEEKDAY_ALT})\.?,?\s+)?(\d{{1,2}}){_ORD}\s+(?:of\s+|de\s+)?({_MONTH_ALT})\.?,?(?:\s+(?:de\s+)?(\d{{4}}))?", re.I), "d m y"),
     (re.compile(rf"(?:(?:{_WEEKDAY_ALT})\.?,?\s+)?({_MONTH_ALT})\.?\s+(\d{{1,2}}){_ORD}(?:,?\s+(\d{{4}}))?", re.I), "m d y"),
     (re.compile(rf"({_WEEKDAY_ALT})\.?,?\s+(?:the\s+)?(\d{{1,2}}){_ORD}(?![\d:])", re.I), "wd d"),
     (re.compile(rf"({_WEEKDAY_ALT})\b", re.I), "wd"),

@@ -80,7 +80,13 @@ def _bounce_column(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS outbox_by_mailbox ON outbox (mailbox_id, attempted_at)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_initial, _one_vocabulary, _bounce_column]
+def _mailbox_resumed_at(db: sqlite3.Connection) -> None:
+    """When an operator last resumed each mailbox: the bounce shield rests for a while after it."""
+    db.execute("ALTER TABLE mailbox_state ADD COLUMN resumed_at REAL")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_initial, _one_vocabulary, _bounce_column,
+                                                          _mailbox_resumed_at]
 LATEST = len(MIGRATIONS)
 
 
