@@ -93,7 +93,9 @@ class SequenceSettings:
     start_hour: int = 0  # sendWindowStartHour
     end_hour: int = 24  # sendWindowEndHour (exclusive; 24 = midnight)
     auto_pause_on_reply: bool = True  # autoPauseOnReply
-    auto_complete: bool = True  # autoComplete
+    # autoComplete: off by default, so a sequence enrolled as people come (seed 003's always-on
+    # drip) never closes itself to new enrollments; a one-shot campaign opts in (policy.autocompletes).
+    auto_complete: bool = False
     track_opens: bool = False  # trackOpens
     track_clicks: bool = False  # trackClicks
     list_unsubscribe: bool = True  # listUnsubscribe: headers off for one-to-one cold email

@@ -196,8 +196,27 @@ def suppression_end_status(reason: str) -> EnrollmentStatus:
 
 
 def autocompletes(sequence_status: SequenceStatus, auto_complete: bool, active_left: int) -> bool:
-    """An autoComplete sequence completes when its last active contact finishes."""
+    """An autoComplete sequence completes when its last active contact finishes.
+
+    autoComplete is off unless a sequence asks for it (``SequenceSettings.auto_complete``): a
+    sequence enrolled one contact at a time (seed 003's always-on drip) expects enrollments
+    after every contact so far has finished, and a completed sequence refuses them. Only a
+    one-shot campaign enrolled up front (seed 000) should turn it on.
+    """
     return sequence_status is SequenceStatus.ACTIVE and auto_complete and active_left == 0
+
+
+def autocomplete_rule(sequence_status: SequenceStatus, auto_complete: bool, active: int) -> str:
+    """Which completion rule applies to a sequence and when it fires, in words for the user."""
+    if sequence_status is SequenceStatus.COMPLETED:
+        return "completed: no new enrollments (clone it to run again)"
+    if not auto_complete:
+        return ("off: the sequence stays open for new enrollments after every contact finishes;"
+                " end it with `sequences complete`")
+    if sequence_status is not SequenceStatus.ACTIVE:
+        return f"on: once started, completes when its last active contact finishes ({active} active now)"
+    return (f"on: completes when its last active contact finishes ({active} active now);"
+            " later enrollments are then refused")
 
 
 # -- bounce guards ---------------------------------------------------------------------------

@@ -16,7 +16,10 @@ def openapi_document() -> dict[str, Any]:
 
 def _schema_type(schema: Mapping[str, Any], components: Mapping[str, Any]) -> str:
     if "$ref" in schema:
-        return str(schema["$ref"]).rsplit("/", 1)[1]
+        name = str(schema["$ref"]).rsplit("/", 1)[1]
+        if "enum" in components.get(name, {}):  # an enum's values say more than its class name
+            return _schema_type(components[name], components)
+        return name
     if "anyOf" in schema:
         return " | ".join(_schema_type(s, components) for s in schema["anyOf"])
     if "enum" in schema:

@@ -10,9 +10,11 @@ from fastapi.responses import JSONResponse
 from dripd.api.csv_import import CsvRows, RecordSplitter
 from dripd.api.deps import MAX_ID, ContactId, ServicesDep, SequenceId
 from dripd.api.preview import preview
-from dripd.api.schemas import EnrollBody, PreviewBody, progress_json
+from dripd.api.progress import progress_rows
+from dripd.api.schemas import EnrollBody, PreviewBody
+from dripd.clock import iso
 from dripd.errors import DripdError, NotFound, ValidationError
-from dripd.model import normalize_email
+from dripd.model import EnrollmentStatus, normalize_email
 from dripd.store import ContactInput
 
 router = APIRouter(prefix="/api/sequences", tags=["enrollment"])
@@ -91,15 +93,16 @@ async def enroll_csv(sequence_id: SequenceId, request: Request, services: Servic
                          "invalid": rows.invalid, "invalidCount": rows.invalid_count}, status_code=201)
 
 
-@router.get("/{sequence_id}/contacts", summary="Enrolled contacts with step progress and last-event times")
-async def sequence_contacts(sequence_id: SequenceId, services: ServicesDep, status: str | None = None,
+@router.get("/{sequence_id}/contacts", summary="Enrolled contacts: step, last event, the real next run and what holds it (window, caps, warm-up, paused mailbox); stuck ones as state stuck")
+async def sequence_contacts(sequence_id: SequenceId, services: ServicesDep, status: EnrollmentStatus | None = None,
                             limit: int | None = Query(None, ge=1, le=MAX_ID), offset: int = Query(0, ge=0, le=MAX_ID)) -> dict[str, Any]:
-    _, steps = await services.store.get_sequence(sequence_id)
+    sequence, steps = await services.store.get_sequence(sequence_id)
     progress = await services.store.sequence_contacts(sequence_id)
     if status is not None:
-        progress = [p for p in progress if p.status == status]
+        progress = [p for p in progress if p.status == status.value]
     window = progress[offset:offset + limit if limit else None]
-    return {"contacts": [progress_json(p, steps) for p in window], "total": len(progress)}
+    return {"contacts": progress_rows(services, sequence, steps, window), "total": len(progress),
+            "now": iso(services.clock.now())}  # the daemon's clock: clients show times relative to it
 
 
 @router.post("/{sequence_id}/contacts/{contact_id}/cancel", summary="Cancel one contact's active enrollment")

@@ -85,7 +85,8 @@ def _configured(services: "Services", mailbox_id: str) -> MailboxConfig:
 @mailboxes.get("", summary="Configured mailboxes: caps, sends today, tokens, warm-up, next send time")
 async def all_mailboxes(services: ServicesDep) -> dict[str, Any]:
     await services.health.refresh()
-    return {"mailboxes": [mailbox_json(services, m) for m in services.config.mailboxes]}
+    return {"mailboxes": [mailbox_json(services, m) for m in services.config.mailboxes],
+            "now": iso(services.clock.now())}  # the daemon's clock: clients show "in 6 min" against it
 
 
 @mailboxes.get("/{mailbox_id}", summary="One mailbox")

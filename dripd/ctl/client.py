@@ -15,10 +15,11 @@ EX_NOPERM = 77  # sysexits.h: permission denied
 class CtlError(Exception):
     """One line for the user and the exit status."""
 
-    def __init__(self, message: str, status: int = 1) -> None:
+    def __init__(self, message: str, status: int = 1, code: str = "error") -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.code = code  # the API's error code, or dripctl's own ("usage", "unavailable", ...)
 
 
 class Client:
@@ -47,10 +48,10 @@ class Client:
             if isinstance(exc.__cause__ or exc.__context__, PermissionError) or "Permission denied" in str(exc):
                 # The socket is there but its mode (0660, group dripd) keeps this user out.
                 raise CtlError(f"permission denied on {self.where} (is this user in the dripd group?)",
-                               EX_NOPERM) from None
-            raise CtlError(f"cannot reach dripd at {self.where} (is it running?)", EX_UNAVAILABLE) from None
+                               EX_NOPERM, "permission_denied") from None
+            raise CtlError(f"cannot reach dripd at {self.where} (is it running?)", EX_UNAVAILABLE, "unavailable") from None
         except httpx.TimeoutException:
-            raise CtlError(f"dripd at {self.where} did not answer in time", EX_UNAVAILABLE) from None
+            raise CtlError(f"dripd at {self.where} did not answer in time", EX_UNAVAILABLE, "timeout") from None
         if response.status_code == 204:
             return None
         try:
@@ -60,8 +61,8 @@ class Client:
         if response.status_code >= 400:
             error = (data or {}).get("error") if isinstance(data, dict) else None
             if error:
-                raise CtlError(f"{error.get('message')} [{error.get('code')}]", 1)
-            raise CtlError(f"dripd answered HTTP {response.status_code}", 1)
+                raise CtlError(f"{error.get('message')} [{error.get('code')}]", 1, str(error.get("code")))
+            raise CtlError(f"dripd answered HTTP {response.status_code}", 1, "http_error")
         return data
 
     def get(self, path: str, **params: Any) -> Any:

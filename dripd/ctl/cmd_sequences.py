@@ -7,22 +7,45 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dripd.ctl import seqfile
+from dripd import policy
+from dripd.ctl import cmd_progress, seqfile
 from dripd.ctl.client import Client, CtlError
 from dripd.ctl.output import as_json, block, table
+from dripd.model import EnrollmentStatus, SequenceStatus
 
-STATUSES = ("active", "completed", "replied", "cancelled", "bounced", "unsubscribed")
+STATUSES = tuple(status.value for status in EnrollmentStatus)
+
+
+def positive(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def not_negative(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}")
+    return int(text)
 
 
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timezone", help="IANA zone of the send window, e.g. Europe/Berlin")
     parser.add_argument("--window", metavar="START-END", help="send window hours, e.g. 9-17 (end exclusive, 24 = midnight)")
-    parser.add_argument("--weekdays-only", action=argparse.BooleanOptionalAction, default=None)
-    parser.add_argument("--auto-pause-on-reply", action=argparse.BooleanOptionalAction, default=None)
-    parser.add_argument("--auto-complete", action=argparse.BooleanOptionalAction, default=None)
-    parser.add_argument("--track-opens", action=argparse.BooleanOptionalAction, default=None)
-    parser.add_argument("--track-clicks", action=argparse.BooleanOptionalAction, default=None)
-    parser.add_argument("--list-unsubscribe", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--weekdays-only", action=argparse.BooleanOptionalAction, default=None,
+                        help="send Monday to Friday only")
+    parser.add_argument("--auto-pause-on-reply", action=argparse.BooleanOptionalAction, default=None,
+                        help="a reply stops the contact (default on)")
+    parser.add_argument("--auto-complete", action=argparse.BooleanOptionalAction, default=None,
+                        help="complete the sequence (no new enrollments) when its last active contact finishes;"
+                             " default off, for one-shot campaigns only")
+    parser.add_argument("--track-opens", action=argparse.BooleanOptionalAction, default=None,
+                        help="add an open-tracking pixel")
+    parser.add_argument("--track-clicks", action=argparse.BooleanOptionalAction, default=None,
+                        help="rewrite links to count clicks")
+    parser.add_argument("--list-unsubscribe", action=argparse.BooleanOptionalAction, default=None,
+                        help="List-Unsubscribe headers (default on; off for one-to-one cold email)")
     parser.add_argument("--window-zone", choices=("sequence", "contact"),
                         help="open the window in the sequence's zone or in each contact's own timezone field")
     parser.add_argument("--holidays", metavar="CALENDARS",
@@ -54,17 +77,19 @@ def settings_body(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_step_flags(parser: argparse.ArgumentParser, *, require_type: bool) -> None:
-    parser.add_argument("--type", required=require_type, choices=("email", "wait", "conditional", "send_email", "delay"))
-    parser.add_argument("--subject")
+    parser.add_argument("--type", required=require_type, choices=("email", "wait", "conditional", "send_email", "delay"),
+                        help="email (send_email), wait (delay) or conditional")
+    parser.add_argument("--subject", help="email subject with merge fields; '' on a follow-up = Re: <first subject>")
     parser.add_argument("--body", help="HTML body")
     parser.add_argument("--body-file", type=Path, help="read the HTML body from a file")
     parser.add_argument("--text", help="plain-text part (generated from the HTML when absent)")
     parser.add_argument("--no-thread", action="store_true", help="send as a new thread, not a reply")
-    parser.add_argument("--days", type=float)
-    parser.add_argument("--hours", type=float)
-    parser.add_argument("--minutes", type=float)
-    parser.add_argument("--ms", type=float, help="delayMs (seed 003)")
-    parser.add_argument("--condition", choices=("if_replied", "if_opened", "if_clicked"))
+    parser.add_argument("--days", type=float, help="wait step: how many days (fractions allowed)")
+    parser.add_argument("--hours", type=float, help="wait step: how many hours")
+    parser.add_argument("--minutes", type=float, help="wait step: how many minutes")
+    parser.add_argument("--ms", type=float, help="wait step: how many milliseconds")
+    parser.add_argument("--condition", choices=("if_replied", "if_opened", "if_clicked"),
+                        help="conditional step: the steps after it run only if the contact did this")
 
 
 def step_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -99,15 +124,20 @@ def show_sequence(seq: dict[str, Any]) -> None:
         window += ", weekdays only"
     block([("id", seq["id"]), ("name", seq["name"]), ("status", seq["status"] + (
         f" ({seq['statusReason']})" if seq.get("statusReason") else "")), ("mailbox", seq["mailboxId"]),
-        ("window", window), ("auto-pause on reply", seq["autoPauseOnReply"]), ("auto-complete", seq["autoComplete"]),
+        ("window", window), ("auto-pause on reply", seq["autoPauseOnReply"]),
+        ("auto-complete", policy.autocomplete_rule(SequenceStatus(seq["status"]), seq["autoComplete"],
+                                                   seq["contacts"].get("active", 0))),
         ("contacts", ", ".join(f"{k} {v}" for k, v in seq["contacts"].items() if v or k == "total"))])
-    if "steps" in seq:
+    if seq.get("steps"):
         print()
         show_steps(seq["steps"])
+    elif "steps" in seq:
+        print(f"\nno steps yet: add them with `dripctl steps add {seq['name']!r} --type email ...`")
 
 
-def show_steps(steps: list[dict[str, Any]]) -> None:
-    table([(s["index"], seqfile.describe(s)) for s in steps], ("#", "step"))
+def show_steps(steps: list[dict[str, Any]], first: str | None = None) -> None:
+    first = first or seqfile.first_subject(steps)
+    table([(s["index"], seqfile.describe(s, first)) for s in steps], ("#", "step"))
 
 
 def _seq_rows(sequences: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -150,20 +180,17 @@ def run(client: Client, args: argparse.Namespace) -> int:
         result = client.patch(f"/api/sequences/{client.sequence_id(args.sequence)}", body)
     elif action == "show":
         result = client.get(f"/api/sequences/{client.sequence_id(args.sequence)}")
-    elif action in ("start", "pause", "resume", "complete"):
+    elif action == "complete":
+        result = _complete(client, args)
+    elif action in ("start", "pause", "resume"):
         result = client.post(f"/api/sequences/{client.sequence_id(args.sequence)}/{action}")
     elif action == "clone":
         result = client.post(f"/api/sequences/{client.sequence_id(args.sequence)}/clone",
                              {"name": args.name} if args.name else None)
     elif action == "contacts":
-        data = client.get(f"/api/sequences/{client.sequence_id(args.sequence)}/contacts", status=args.status)
-        if args.json:
-            as_json(data)
-        else:
-            table([(c["contactId"], c["email"], c["status"], c["stepIndex"], c["sentCount"], c["nextRunAt"],
-                    c["lastEventAt"]) for c in data["contacts"]],
-                  ("id", "email", "status", "step", "sent", "next run", "last event"))
-        return 0
+        return cmd_progress.contacts(client, args)
+    elif action == "log":
+        return cmd_progress.log(client, args)
     elif action == "cancel":
         sequence_id = client.sequence_id(args.sequence)
         result = client.post(f"/api/sequences/{sequence_id}/contacts/{client.contact_id(args.contact)}/cancel")
@@ -181,6 +208,21 @@ def run(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _complete(client: Client, args: argparse.Namespace) -> Any:
+    """Completing cannot be undone: ask on a terminal, refuse without --yes elsewhere."""
+    sequence_id = client.sequence_id(args.sequence)
+    if not args.yes:
+        seq = client.get(f"/api/sequences/{sequence_id}")
+        question = (f"complete sequence {seq['name']!r} (id {sequence_id})? Its {seq['contacts'].get('active', 0)}"
+                    " active contact(s) are cancelled and it takes no new enrollments; this cannot be undone.")
+        if not sys.stdin.isatty():
+            raise CtlError(f"{question} Not on a terminal: add --yes to confirm.", 2, "confirmation_required")
+        print(question, file=sys.stderr)
+        if input("type 'yes' to complete it: ").strip().lower() not in ("y", "yes"):
+            raise CtlError("not completed", 1, "cancelled")
+    return client.post(f"/api/sequences/{sequence_id}/complete")
+
+
 def _steps(client: Client, args: argparse.Namespace) -> int:
     sequence_id = client.sequence_id(args.sequence)
     base = f"/api/sequences/{sequence_id}/steps"
@@ -194,8 +236,8 @@ def _steps(client: Client, args: argparse.Namespace) -> int:
         as_json(result)
     elif args.action == "rm":
         show_steps(result["steps"])
-    else:
-        show_steps([result])
+    else:  # the sequence's first subject names what a threaded reply is sent under
+        show_steps([result], seqfile.first_subject(client.get(f"/api/sequences/{sequence_id}")["steps"]))
     return 0
 
 

@@ -34,8 +34,18 @@ def funnel_bar(step: dict[str, Any], scale: int) -> str:
     return out + "x" * _cells(step["bounced"], scale)
 
 
+def subject_of(step: dict[str, Any], steps: list[dict[str, Any]]) -> str:
+    """A threaded follow-up has no subject of its own: it goes out as "Re: <first subject>"."""
+    text = " ".join(step["subject"].split())
+    if text:
+        return text
+    first = next((" ".join(s["subject"].split()) for s in sorted(steps, key=lambda s: (s["stepIndex"] is None,
+                                                                                         s["stepIndex"] or 0))
+                  if s["subject"].strip()), "")
+    return f"Re: {first}" if first else "(thread reply)"
+
+
 def _subject(text: str, width: int = 24) -> str:
-    text = " ".join(text.split()) or "(thread reply)"
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
@@ -44,7 +54,7 @@ def render_terminal(data: dict[str, Any]) -> str:
     scale = max((s["sent"] + s["bounced"] for s in steps), default=0)
     head = f'sequence {data["sequenceId"]} "{data["name"]}" ({data["status"]}): funnel per email step'
     columns = ("STEP", "SUBJECT", "SENT", "DELIV", "OPEN", "CLICK", "REPLY", "BOUNCE", "UNSUB")
-    rows = [[str(s["stepIndex"] if s["stepIndex"] is not None else "del"), _subject(s["subject"]),
+    rows = [[str(s["stepIndex"] if s["stepIndex"] is not None else "del"), _subject(subject_of(s, steps)),
              *(str(s[k]) for k in STAGES)] for s in steps]
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
 
@@ -93,7 +103,8 @@ def render_html(data: dict[str, Any]) -> str:
                         f'<td class="n">{"" if rate is None else f"{rate:.1%}"}</td>'
                         f'<td class="bar"><div class="b" style="width:{width:.1f}%"></div></td></tr>')
         title = ("All steps" if step.get("total") else
-                 f'Step {step["stepIndex"] if step["stepIndex"] is not None else "(deleted)"}: {step["subject"]}')
+                 f'Step {step["stepIndex"] if step["stepIndex"] is not None else "(deleted)"}: '
+                 f'{subject_of(step, data["steps"])}')
         flagged = (f'<p class="note">not counted: {step["flaggedOpens"]} machine-only opens, '
                    f'{step["flaggedClicks"]} scanner-only clicks</p>') if step["flaggedOpens"] or step["flaggedClicks"] else ""
         sections.append(f"<h2>{e(title)}</h2><table>{''.join(rows)}</table>{flagged}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
+from typing import Any
 
 from dripd.ctl.client import Client
-from dripd.ctl.output import as_json, block, table
+from dripd.ctl.output import as_json, block, relative, table
 
 
 def status(client: Client, args: argparse.Namespace) -> int:
@@ -20,6 +22,21 @@ def status(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _ready(mailbox: dict[str, Any]) -> str:
+    """The token bucket in words: how many sends may go at once now, of the burst allowed."""
+    if "tokensNow" not in mailbox:
+        return "-"
+    return f"{max(0, math.floor(mailbox['tokensNow'] + 1e-9))} of {mailbox['burst']}"
+
+
+def _warmup(warmup: dict[str, Any] | None) -> str:
+    if not warmup:
+        return "-"
+    if warmup["done"]:
+        return "done"
+    return f"stage {warmup['stage']}/{warmup['stages']}, cap {warmup['capToday']}"
+
+
 def mailboxes(client: Client, args: argparse.Namespace) -> int:
     action = getattr(args, "action", None) or "list"
     if action == "list":
@@ -27,11 +44,13 @@ def mailboxes(client: Client, args: argparse.Namespace) -> int:
         if args.json:
             as_json(data)
             return 0
+        now = data.get("now")
         table([(m["id"], m["address"], f"{m.get('sendsToday', 0)}/{m.get('dailyCapToday', m['dailyCap'])}",
-                m["hourlyCap"], m.get("tokensNow"), (m.get("warmup") or {}).get("stage"), m.get("nextSendAt"),
+                f"{m.get('sendsLastHour', 0)}/{m['hourlyCap']}", _ready(m), _warmup(m.get("warmup")),
+                relative(m.get("nextSendAt"), now) if not m.get("paused") else "-",
                 m.get("pausedReason") or ("paused" if m.get("paused") else ""),
                 (m.get("health") or {}).get("status", "unknown")) for m in data["mailboxes"]],
-              ("id", "address", "today", "hourly", "tokens", "warm-up", "next send", "paused", "health"))
+              ("id", "address", "today", "this hour", "ready now", "warm-up", "next send", "paused", "health"))
         for m in data["mailboxes"]:  # the warning banner: before the provider notices
             for warning in (m.get("health") or {}).get("warnings", []):
                 print(f"WARNING: mailbox {m['id']}: {warning}")

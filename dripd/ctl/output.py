@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from typing import Any, Iterable, Sequence, TextIO
@@ -14,9 +15,37 @@ def cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, dict):  # merge fields and the like: readable pairs, never raw JSON
+        return ", ".join(f"{k}={cell(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(cell(v) for v in value) or "-"
     return str(value)
+
+
+def _parse(at: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+
+
+def relative(at: str | None, now: str | None) -> str:
+    """``in 6 min (12:48 UTC)`` for an API time ``at`` against the daemon's ``now`` (both ISO);
+    the client's own clock is not the daemon's (another host, or a simulated clock)."""
+    if at is None:
+        return "-"
+    when = _parse(at).astimezone(dt.timezone.utc)
+    if now is None:
+        return when.strftime("%Y-%m-%d %H:%M UTC")
+    seconds = (when - _parse(now)).total_seconds()
+    if abs(seconds) < 60:
+        return f"now ({when:%H:%M} UTC)"
+    span = abs(seconds)
+    if span < 3600:
+        amount = f"{span / 60:.0f} min"
+    elif span < 48 * 3600:
+        amount = f"{span / 3600:.0f} h" if span >= 3 * 3600 else f"{span // 3600:.0f} h {span % 3600 / 60:.0f} min"
+    else:
+        amount = f"{span / 86400:.0f} days"
+    clock = f"{when:%H:%M} UTC" if span < 20 * 3600 else f"{when:%a %d %b %H:%M} UTC"
+    return f"in {amount} ({clock})" if seconds > 0 else f"{amount} ago ({clock})"
 
 
 def table(rows: Iterable[Sequence[Any]], headers: Sequence[str], out: TextIO | None = None) -> None:
@@ -44,6 +73,12 @@ def block(pairs: Iterable[tuple[str, Any]], out: TextIO | None = None) -> None:
     pairs = list(pairs)
     width = max((len(k) for k, _ in pairs), default=0)
     for key, value in pairs:
+        if isinstance(value, dict) and value and any(isinstance(v, (dict, list)) for v in value.values()):
+            # A nested object (a mailbox's health): its own indented lines, not JSON.
+            print(f"{key + ':'}", file=out or sys.stdout)
+            for sub, inner in value.items():
+                print(f"  {sub + ':':<{width}} {cell(inner)}", file=out or sys.stdout)
+            continue
         print(f"{key + ':':<{width + 1}} {cell(value)}", file=out or sys.stdout)
 
 

@@ -61,12 +61,28 @@ class Plan:
         return not (self.create or self.settings or self.edits or self.removals or self.appends)
 
 
-def describe(step: dict[str, Any]) -> str:
+_WAIT_UNITS = (("waitDays", "day"), ("waitHours", "hour"), ("waitMinutes", "minute"), ("delayMs", "ms"))
+
+
+def first_subject(steps: list[dict[str, Any]]) -> str | None:
+    """The subject a threaded follow-up replies to: the first email step's."""
+    return next((s.get("subject") or None for s in steps if s.get("type") in ("email", "send_email")), None)
+
+
+def describe(step: dict[str, Any], first: str | None = None) -> str:
+    """One line per step; ``first`` is the sequence's first email subject, which a threaded
+    follow-up with an empty subject is sent under as "Re: <first>"."""
     if step.get("type") in ("email", "send_email"):
-        return f"email {step.get('subject', '')!r}"
+        subject = step.get("subject", "")
+        if not subject and step.get("thread", True) is not False:
+            return f"email {'Re: ' + first if first else 'Re: <first subject>'!r} (threaded reply)"
+        return f"email {subject!r}"
     if step.get("type") in ("wait", "delay"):
-        unit = next((k for k in ("waitDays", "waitHours", "waitMinutes", "delayMs") if k in step), "?")
-        return f"wait {step.get(unit)} {unit[4:].lower() if unit.startswith('wait') else 'ms'}"
+        key, unit = next(((k, u) for k, u in _WAIT_UNITS if k in step), ("?", "?"))
+        value = step.get(key)
+        amount = f"{value:g}" if isinstance(value, (int, float)) else str(value)
+        plural = "" if unit == "ms" or value == 1 else "s"
+        return f"wait {amount} {unit}{plural}"
     return f"{step.get('type')} {step.get('condition', '')}".strip()
 
 
@@ -77,7 +93,7 @@ def plan(client: Client, desired: dict[str, Any]) -> Plan:
     if not found:
         p = Plan(None, create=desired)
         p.lines.append(f"+ create sequence {name!r} on mailbox {desired['mailboxId']!r} with {len(steps)} step(s)")
-        p.lines += [f"+   step {i}: {describe(s)}" for i, s in enumerate(steps)]
+        p.lines += [f"+   step {i}: {describe(s, first_subject(steps))}" for i, s in enumerate(steps)]
         return p
     if len(found) > 1:
         raise CtlError(f"several sequences are named {name!r}; rename them before applying")
@@ -93,13 +109,13 @@ def plan(client: Client, desired: dict[str, Any]) -> Plan:
     for index, (old, new) in enumerate(zip(have, steps)):
         if _normal(old) != _normal(new):
             p.edits.append((index, new))
-            p.lines.append(f"~ step {index}: {describe(old)} -> {describe(new)}")
+            p.lines.append(f"~ step {index}: {describe(old, first_subject(have))} -> {describe(new, first_subject(steps))}")
     for index in range(len(have) - 1, len(steps) - 1, -1):
         p.removals.append(index)
-        p.lines.append(f"- step {index}: {describe(have[index])}")
+        p.lines.append(f"- step {index}: {describe(have[index], first_subject(have))}")
     for index, new in enumerate(steps[len(have):], start=len(have)):
         p.appends.append(new)
-        p.lines.append(f"+ step {index}: {describe(new)}")
+        p.lines.append(f"+ step {index}: {describe(new, first_subject(steps))}")
     return p
 
 

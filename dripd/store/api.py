@@ -147,6 +147,8 @@ class ContactProgress:
     last_event_at: float | None
     enrolled_at: float
     sent_count: int
+    mailbox_id: str | None = None  # the mailbox its sends come from (a rotation pool's member)
+    end_reason: str | None = None  # why it ended (a failed step's reason, "cancelled by request", ...)
 
 
 BulkRow = tuple[int, ContactInput, Mapping[str, str]]  # (position in the upload, contact, merge fields)

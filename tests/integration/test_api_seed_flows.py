@@ -23,6 +23,7 @@ def recipient(message: object) -> str:
 def test_seed_000_getting_started(dripd: DripdProcess, api: httpx.Client) -> None:
     # 1. The mailbox is connected through the config. 2. Create a sequence with its window.
     seq = api.post("/api/sequences", json={"name": "Getting started", "mailboxId": "sales", "timezone": "UTC",
+                                           "autoComplete": True,
                                            "weekdaysOnly": False, "sendWindowStartHour": 0, "sendWindowEndHour": 24,
                                            "autoPauseOnReply": True}).json()
     sid = seq["id"]

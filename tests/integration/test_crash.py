@@ -25,7 +25,7 @@ def test_kill_9_during_sends_never_duplicates_nor_loses(tmp_path: Path, dripd_pr
     process.start()
     with process.client() as client:
         created = client.post("/api/sequences", json={
-            "name": "crash", "mailboxId": "sales",
+            "name": "crash", "mailboxId": "sales", "autoComplete": True,
             "steps": [{"type": "email", "subject": "Step 1", "body": "<p>one</p>"},
                       {"type": "email", "subject": "Step 2", "body": "<p>two</p>", "thread": False}]})
         assert created.status_code == 201, created.text

@@ -32,7 +32,7 @@ from tests.scripted_transport import ScriptedPlugin
 
 async def test_enrolling_into_a_draft_waits_for_start_then_sends_at_once(tmp_path: Path, autojump_clock: Any) -> None:
     async with daemon_with(tmp_path) as (daemon, plugin):
-        seq = await sequence(daemon)
+        seq = await sequence(daemon, auto_complete=True)
         await daemon.control.enroll(seq.id, people(2))
         await sleep_until(daemon, START + dt.timedelta(hours=3))
         assert plugin.transports["m"].delivered == []

@@ -46,7 +46,7 @@ def test_kill_9_rounds_over_smtp_with_replies_over_imap(tmp_path: Path, dripd_pr
         process.start()
         with process.client() as client:
             created = client.post("/api/sequences", json={
-                "name": "crash", "mailboxId": "sales",
+                "name": "crash", "mailboxId": "sales", "autoComplete": True,
                 "steps": [{"type": "email", "subject": "Step 1", "body": "<p>one</p>"},
                           {"type": "wait", "delayMs": 4000},
                           {"type": "email", "subject": "Step 2", "body": "<p>two</p>", "thread": False}]})

@@ -53,9 +53,9 @@ async def test_three_week_cadence_exact_send_times(tmp_path: Path, autojump_cloc
         steps = [step_from_fields(s) for s in STEPS]
         # East stops a contact on reply (the default); west keeps going, so its if_replied
         # branch skips the follow-up for repliers but still sends the last note.
-        east = await control.create_sequence(SequenceSettings("east", "east", "Europe/Berlin", True, 9, 17), steps)
+        east = await control.create_sequence(SequenceSettings("east", "east", "Europe/Berlin", True, 9, 17, auto_complete=True), steps)
         west = await control.create_sequence(
-            SequenceSettings("west", "west", "Europe/Berlin", True, 9, 17, auto_pause_on_reply=False), steps)
+            SequenceSettings("west", "west", "Europe/Berlin", True, 9, 17, auto_pause_on_reply=False, auto_complete=True), steps)
         for seq, prefix in ((east, "e"), (west, "w")):
             contacts: list[ContactInput | int] = [ContactInput(f"{prefix}{i:02d}@example.org", first_name=f"N{prefix}{i}", company="Acme")
                         for i in range(50)]

@@ -184,7 +184,8 @@ class EnrollmentOps:
             " WHERE e.sequence_id = ? ORDER BY e.id", (sequence_id,))
         return [
             ContactProgress(r["contact_id"], r["id"], r["email"], r["status"], r["cursor_ord"], r["next_run_at"],
-                            r["due_at"], r["last_event_at"], r["enrolled_at"], r["sent_count"])
+                            r["due_at"], r["last_event_at"], r["enrolled_at"], r["sent_count"],
+                            r["mailbox_id"], r["end_reason"])
             for r in rows
         ]
 

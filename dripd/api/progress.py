@@ -1,0 +1,43 @@
+"""Per-contact progress for ``GET /api/sequences/{id}/contacts``: the enrollment as stored, plus
+the real next run (``holds.next_run``: window, caps, warm-up, paused mailbox) and its reason."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dripd import holds
+from dripd.api.schemas import progress_json
+from dripd.clock import iso
+from dripd.model import EnrollmentStatus, Sequence, Step
+from dripd.store.api import ContactProgress
+
+if TYPE_CHECKING:
+    from dripd.root import Services
+
+
+def progress_rows(services: "Services", sequence: Sequence, steps: list[Step],
+                  rows: list[ContactProgress]) -> list[dict[str, Any]]:
+    now = services.clock.now()
+    settings = sequence.settings
+    # Per-contact zones need each contact's fields; the planned time already honours them.
+    window = settings.window() if settings.window_zone == "sequence" else None
+    out = []
+    for row in rows:
+        item = progress_json(row, steps)
+        item["state"] = row.status
+        item["endReason"] = row.end_reason
+        item["dueAt"] = item["nextRunAt"]
+        item["nextRunReason"] = None
+        if row.status == EnrollmentStatus.ACTIVE.value:
+            mailbox_id = row.mailbox_id or settings.mailbox_id
+            lane = services.scheduler.lanes.get(mailbox_id)
+            run = holds.next_run(
+                due_at=row.due_at, now=now, sequence_status=sequence.status, window=window,
+                limiter=lane.limiter if lane else None, paused_reason=lane.paused_reason if lane else None,
+                mailbox_known=services.config.mailbox(mailbox_id) is not None)
+            item["nextRunAt"], item["nextRunReason"] = iso(run.at), run.reason
+            item["mailboxId"] = mailbox_id
+            if run.stuck:
+                item["state"] = "stuck"
+        out.append(item)
+    return out
