@@ -68,6 +68,8 @@ def next_run(
         return NextRun(None, f"mailbox paused: {paused_reason}")
     t = now if due_at is None or due_at <= now else due_at
     reason = STEP_WAIT if t > now else DUE
+    if reason == STEP_WAIT and window is not None and window.is_open(t) and not window.is_open(t - 1):
+        reason = WINDOW  # planned for the very second the window opens: the window held it
     # The window and the limits each push t later; a push by one can land where the other
     # closes, so loop until both allow the same moment (a few rounds at most).
     for _ in range(8):

@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dripd import policy
 from dripd.ctl import cmd_progress, seqfile
 from dripd.ctl.client import Client, CtlError
 from dripd.ctl.output import as_json, block, table
-from dripd.model import EnrollmentStatus, SequenceStatus
 
-STATUSES = tuple(status.value for status in EnrollmentStatus)
+# The API's enrollment statuses (model.EnrollmentStatus; a unit test keeps the two equal). Not
+# imported: the model pulls in trio and the holiday calendars, and dripctl starts on every call.
+STATUSES = ("active", "completed", "replied", "cancelled", "bounced", "unsubscribed", "failed")
 
 
 def positive(text: str) -> int:
@@ -119,6 +119,10 @@ def step_body(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def show_sequence(seq: dict[str, Any]) -> None:
+    # The completion rule's words live with the rule; imported here, where they are needed.
+    from dripd import policy
+    from dripd.model import SequenceStatus
+
     window = f"{seq['sendWindowStartHour']:02d}:00-{seq['sendWindowEndHour']:02d}:00 {seq['timezone']}"
     if seq["weekdaysOnly"]:
         window += ", weekdays only"

@@ -10,7 +10,7 @@ from hypothesis import given, strategies as st
 from dripd import policy
 from dripd.errors import AlreadyEnrolled, Conflict, ReadOnly, Suppressed
 from dripd.hookspecs import SendOutcome, SendResult
-from dripd.model import EnrollmentStatus, SequenceStatus
+from dripd.model import EnrollmentStatus, SequenceSettings, SequenceStatus
 
 RULES = policy.RetryRules(max_attempts=3, max_age_seconds=48 * 3600, base_seconds=60.0)
 
@@ -155,3 +155,14 @@ def test_rotation_never_puts_more_on_a_mailbox_than_it_can_send_while_others_hav
     for x in pool:
         if load[x]:
             assert all(left[x] >= left[y] - 1 for y in pool)
+
+
+def test_auto_complete_is_off_by_default_and_its_rule_says_when_it_fires() -> None:
+    assert SequenceSettings("drip", "sales").auto_complete is False  # seed 003: enroll as people come
+    assert not policy.autocompletes(SequenceStatus.ACTIVE, False, 0)
+    assert policy.autocompletes(SequenceStatus.ACTIVE, True, 0)
+    assert not policy.autocompletes(SequenceStatus.ACTIVE, True, 1)
+    assert policy.autocomplete_rule(SequenceStatus.ACTIVE, False, 0).startswith("off: the sequence stays open")
+    assert "(3 active now)" in policy.autocomplete_rule(SequenceStatus.ACTIVE, True, 3)
+    assert policy.autocomplete_rule(SequenceStatus.DRAFT, True, 2).startswith("on: once started")
+    assert policy.autocomplete_rule(SequenceStatus.COMPLETED, True, 0).startswith("completed: no new enrollments")
