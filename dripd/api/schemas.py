@@ -120,7 +120,8 @@ class SettingsPatch(_Body):
     start_hour: int | None = Field(None, ge=0, le=23, alias="sendWindowStartHour")
     end_hour: int | None = Field(None, ge=1, le=24, alias="sendWindowEndHour")
     auto_pause_on_reply: bool | None = None
-    auto_complete: bool | None = None
+    auto_complete: bool | None = Field(None, description="complete the sequence (no new enrollments) when its last "
+                                       "active contact finishes; false by default (docs/following-a-sequence.md)")
     track_opens: bool | None = None
     track_clicks: bool | None = None
     list_unsubscribe: bool | None = None

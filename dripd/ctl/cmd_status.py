@@ -64,8 +64,24 @@ def mailboxes(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         as_json(result)
     else:
-        block(list(result.items()))
+        _show_mailbox(result, client.get("/api/mailboxes").get("now"))
     return 0
+
+
+def _show_mailbox(m: dict[str, Any], now: str | None) -> None:
+    """The mailbox in the words of the `mailboxes` table, not the API's field names."""
+    health = m.get("health") or {}
+    block([("id", m["id"]), ("address", f"{m['name']} <{m['address']}>" if m.get("name") else m["address"]),
+           ("transport", m["transport"]), ("timezone", m["timezone"]),
+           ("sent today", f"{m.get('sendsToday', 0)} of {m.get('dailyCapToday', m['dailyCap'])}"
+                          + (f" (warm-up; {m['dailyCap']} after)" if m.get("dailyCapToday", m["dailyCap"]) < m["dailyCap"] else "")),
+           ("sent this hour", f"{m.get('sendsLastHour', 0)} of {m['hourlyCap']}"),
+           ("ready now", f"{_ready(m)} (sends refill evenly: {m['hourlyCap']} an hour)"),
+           ("next send", "paused" if m.get("paused") else relative(m.get("nextSendAt"), now)),
+           ("warm-up", _warmup(m.get("warmup"))), ("paused", m.get("pausedReason") or "no"),
+           ("queued", m.get("queueDepth")), ("health", health.get("status", "unknown"))])
+    for warning in health.get("warnings", []):
+        print(f"WARNING: {warning}")
 
 
 def preview(client: Client, args: argparse.Namespace) -> int:

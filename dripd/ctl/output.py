@@ -40,10 +40,11 @@ def relative(at: str | None, now: str | None) -> str:
     span = abs(seconds)
     if span < 3600:
         amount = f"{span / 60:.0f} min"
-    elif span < 48 * 3600:
+    elif span < 24 * 3600:
         amount = f"{span / 3600:.0f} h" if span >= 3 * 3600 else f"{span // 3600:.0f} h {span % 3600 / 60:.0f} min"
     else:
-        amount = f"{span / 86400:.0f} days"
+        days = f"{span / 86400:.1f}".removesuffix(".0")
+        amount = f"{days} day" + ("" if days == "1" else "s")
     clock = f"{when:%H:%M} UTC" if span < 20 * 3600 else f"{when:%a %d %b %H:%M} UTC"
     return f"in {amount} ({clock})" if seconds > 0 else f"{amount} ago ({clock})"
 

@@ -45,7 +45,13 @@ class CtlParser(argparse.ArgumentParser):
     """Usage errors go through the same path as every other error (so ``--json`` shapes them)."""
 
     def error(self, message: str) -> NoReturn:
-        raise CtlError(f"{self.prog}: {message} (see {self.prog} --help)", EX_USAGE, code="usage")
+        raise CtlError(f"{_command(self)}{message} (see {self.prog} --help)", EX_USAGE, code="usage")
+
+
+def _command(parser: argparse.ArgumentParser) -> str:
+    """``sequences add: `` for a subcommand's parser ("dripctl: " already starts the line)."""
+    words = parser.prog.split(" ", 1)
+    return f"{words[1]}: " if len(words) > 1 else ""
 
 
 def actions_of(parser: argparse.ArgumentParser) -> Any:
@@ -63,7 +69,7 @@ def require_action(args: argparse.Namespace) -> None:
     for group in parser._subparsers._group_actions if parser._subparsers else []:
         for choice in getattr(group, "_choices_actions", []):
             lines.append(f"  {choice.dest:<10} {choice.help or ''}")
-    raise CtlError(f"{parser.prog}: give an action:\n" + "\n".join(lines), EX_USAGE, code="usage")
+    raise CtlError(f"{_command(parser)}give an action:\n" + "\n".join(lines), EX_USAGE, code="usage")
 
 
 def finish_parser(parser: argparse.ArgumentParser) -> None:

@@ -70,3 +70,10 @@ def test_tables_show_pairs_not_json_and_steps_read_like_words() -> None:
 
 def test_dripctl_knows_every_enrollment_status() -> None:
     assert STATUSES == tuple(status.value for status in EnrollmentStatus)
+
+
+def test_days_read_as_days() -> None:
+    now = "2026-12-03T03:33:00Z"
+    assert relative("2026-12-05T03:33:00Z", now) == "in 2 days (Sat 05 Dec 03:33 UTC)"
+    assert relative("2026-12-04T09:33:00Z", now) == "in 1.2 days (Fri 04 Dec 09:33 UTC)"
+    assert relative("2026-12-04T03:40:00Z", now) == "in 1 day (Fri 04 Dec 03:40 UTC)"

@@ -30,7 +30,7 @@ from dripd.events import (
     Reply,
     payload_json,
 )
-from dripd.model import EnrollmentStatus, SequenceStatus
+from dripd.model import EnrollmentStatus, SequenceSettings, SequenceStatus
 
 _collecting = threading.local()  # per connection thread: the running operation's event list
 
@@ -167,7 +167,8 @@ def autocomplete(db: sqlite3.Connection, sequence_id: int, now: float) -> int | 
     row = db.execute("SELECT status, settings, mailbox_id FROM sequences WHERE id = ?", (sequence_id,)).fetchone()
     if row is None:
         return None
-    auto = bool(json.loads(row[1]).get("auto_complete", True))
+    # A row without the key reads as the model's default, like sequence_from_row reads it.
+    auto = bool(json.loads(row[1]).get("auto_complete", SequenceSettings.auto_complete))
     left = db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM enrollments WHERE sequence_id = ? AND status = 'active'"
                       " LIMIT 1)", (sequence_id,)).fetchone()[0]  # 0 or 1: whether any is left is all it takes
     if not policy.autocompletes(SequenceStatus(row[0]), auto, left):
