@@ -28,6 +28,7 @@ DAILY_CAP = "daily cap"
 WARMUP = "warm-up cap"
 SPACING = "send spacing (hourly cap spread evenly)"
 DUE = "due now"
+RETRY = "retry after a temporary failure"
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,13 @@ def _cap_reason(limiter: MailboxLimiter, t: float) -> str:
 def next_run(
     *, due_at: float | None, now: float, sequence_status: SequenceStatus, window: SendWindow | None,
     limiter: MailboxLimiter | None, paused_reason: str | None, mailbox_known: bool = True,
+    retry: str | None = None,
 ) -> NextRun:
     """The next moment an active contact's step can run, and why not sooner.
 
     ``window`` is None when the window is per contact (its zone is in the contact's fields);
-    ``limiter`` is None when the daemon has no lane for the mailbox (not running it).
+    ``limiter`` is None when the daemon has no lane for the mailbox (not running it); ``retry``
+    says why the current step's send failed for now, when it waits to be tried again.
     """
     if sequence_status is SequenceStatus.DRAFT:
         return NextRun(None, "sequence not started (dripctl sequences start)")
@@ -68,7 +71,9 @@ def next_run(
         return NextRun(None, f"mailbox paused: {paused_reason}")
     t = now if due_at is None or due_at <= now else due_at
     reason = STEP_WAIT if t > now else DUE
-    if reason == STEP_WAIT and window is not None and window.is_open(t) and not window.is_open(t - 1):
+    if reason == STEP_WAIT and retry is not None:
+        reason = f"{RETRY}: {retry}"  # the wait is the backoff after a temporary failure
+    elif reason == STEP_WAIT and window is not None and window.is_open(t) and not window.is_open(t - 1):
         reason = WINDOW  # planned for the very second the window opens: the window held it
     # The window and the limits each push t later; a push by one can land where the other
     # closes, so loop until both allow the same moment (a few rounds at most).

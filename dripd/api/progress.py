@@ -34,10 +34,13 @@ def progress_rows(services: "Services", sequence: Sequence, steps: list[Step],
             run = holds.next_run(
                 due_at=row.due_at, now=now, sequence_status=sequence.status, window=window,
                 limiter=lane.limiter if lane else None, paused_reason=lane.paused_reason if lane else None,
-                mailbox_known=services.config.mailbox(mailbox_id) is not None)
+                mailbox_known=services.config.mailbox(mailbox_id) is not None,
+                retry=(f"attempt {row.retry_attempts}: {row.retry_detail}" if row.retry_detail is not None else None))
             item["nextRunAt"], item["nextRunReason"] = iso(run.at), run.reason
             item["mailboxId"] = mailbox_id
             if run.stuck:
                 item["state"] = "stuck"
+            elif row.retry_detail is not None:
+                item["state"] = "retrying"  # active, but its last send failed for now
         out.append(item)
     return out

@@ -149,6 +149,8 @@ class ContactProgress:
     sent_count: int
     mailbox_id: str | None = None  # the mailbox its sends come from (a rotation pool's member)
     end_reason: str | None = None  # why it ended (a failed step's reason, "cancelled by request", ...)
+    retry_detail: str | None = None  # its current step failed for now and waits to be retried: why
+    retry_attempts: int = 0
 
 
 BulkRow = tuple[int, ContactInput, Mapping[str, str]]  # (position in the upload, contact, merge fields)

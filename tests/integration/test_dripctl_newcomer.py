@@ -16,6 +16,7 @@ import pytest
 from dripd.ctl.main import main
 from tests.integration.api_client import error_of
 from tests.integration.daemon_process import DRIPCTL, DripdProcess, fast_mailbox, running_dripd
+from tests.integration.servers import smtp_sink
 from tests.integration.waiting import wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "etc" / "sequences"
@@ -219,3 +220,29 @@ def test_a_closed_pipe_is_no_traceback(dripd: DripdProcess) -> None:
         proc.kill()
         proc.stderr.close()
     assert stderr == "" and status == 141
+
+
+def test_retrying_and_bounced_contacts_say_so(tmp_path: Path) -> None:
+    rules = [{"on": "rcpt", "match": "grey@", "reply": "450 4.2.0 greylisted, come back later"},
+             {"on": "rcpt", "match": "gone@", "reply": "550 5.1.1 user unknown"}]
+    with smtp_sink({"rules": rules}) as sink:
+        box = {"id": "smtp", "address": "alice@example.com", "timezone": "UTC", "daily_cap": 1000,
+               "hourly_cap": 1000, "burst": 10, "transport": "smtp", "smtp": sink.smtp_table()}
+        with running_dripd(tmp_path, mailboxes=[box], daemon={"retry_base_seconds": 600}) as dripd:
+            email_sequence(dripd, "faults", mailbox="smtp")
+            out(dripd, "enroll", "faults", "--contact", "grey@example.org")
+            out(dripd, "enroll", "faults", "--contact", "gone@example.org")
+            out(dripd, "sequences", "start", "faults")
+
+            def settled() -> dict[str, dict[str, Any]] | None:
+                rows = {c["email"]: c for c in as_json(dripd, "sequences", "contacts", "faults")["contacts"]}
+                done = rows["grey@example.org"]["state"] == "retrying" and rows["gone@example.org"]["status"] == "bounced"
+                return rows if done else None
+
+            rows = wait_until(settled, timeout=30, what=lambda: dripd.log())
+            grey = rows["grey@example.org"]
+            assert grey["status"] == "active" and grey["nextRunReason"].startswith(
+                "retry after a temporary failure: attempt 1: ") and "450" in grey["nextRunReason"]
+            table = ctl(dripd, "sequences", "contacts", "faults").stdout
+            assert "retrying" in table and "bounced: " in table and "550" in table
+            assert "active " not in table  # neither shows as plain active

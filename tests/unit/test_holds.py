@@ -86,3 +86,9 @@ def test_stuck_when_long_due_with_nothing_holding_it_or_its_mailbox_gone() -> No
     assert not held.stuck and held.reason == holds.HOURLY_CAP  # late because of the cap, not stuck
     gone = run(MONDAY_10, known=False)
     assert gone.stuck and gone.at is None and "not in the configuration" in gone.reason
+
+
+def test_a_retry_backoff_is_named_with_the_failure() -> None:
+    got = holds.next_run(due_at=MONDAY_10 + 300, now=MONDAY_10, sequence_status=ACTIVE, window=OPEN,
+                         limiter=limiter(), paused_reason=None, retry="attempt 2: 451 try later")
+    assert got == holds.NextRun(MONDAY_10 + 300, f"{holds.RETRY}: attempt 2: 451 try later")

@@ -180,12 +180,16 @@ class EnrollmentOps:
         load_sequence(db, sequence_id)
         rows = fetch_all(
             db,
-            "SELECT e.*, c.email FROM enrollments e JOIN contacts c ON c.id = e.contact_id"
+            # The latest row waiting for a retry, if any (a subquery: never more than one row per contact).
+            "SELECT e.*, c.email, r.detail AS retry_detail, r.attempts AS retry_attempts"
+            " FROM enrollments e JOIN contacts c ON c.id = e.contact_id"
+            " LEFT JOIN outbox r ON r.id = (SELECT MAX(o.id) FROM outbox o WHERE o.enrollment_id = e.id"
+            " AND o.status = 'retry' AND e.status = 'active')"
             " WHERE e.sequence_id = ? ORDER BY e.id", (sequence_id,))
         return [
             ContactProgress(r["contact_id"], r["id"], r["email"], r["status"], r["cursor_ord"], r["next_run_at"],
                             r["due_at"], r["last_event_at"], r["enrolled_at"], r["sent_count"],
-                            r["mailbox_id"], r["end_reason"])
+                            r["mailbox_id"], r["end_reason"], r["retry_detail"], r["retry_attempts"] or 0)
             for r in rows
         ]
 
