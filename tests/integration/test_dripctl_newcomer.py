@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import pty
 import subprocess
 from pathlib import Path
 from typing import Any, Iterator
@@ -246,3 +248,32 @@ def test_retrying_and_bounced_contacts_say_so(tmp_path: Path) -> None:
             table = ctl(dripd, "sequences", "contacts", "faults").stdout
             assert "retrying" in table and "bounced: " in table and "550" in table
             assert "active " not in table  # neither shows as plain active
+
+
+def on_a_terminal(dripd: DripdProcess, answer: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """dripctl with a real terminal as its stdin (a pty), answering ``answer`` to its question."""
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([str(DRIPCTL), "-s", str(dripd.socket), *args], stdin=follower,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        os.write(leader, answer.encode() + b"\n")
+        try:
+            stdout, stderr = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+    finally:
+        os.close(leader)
+        os.close(follower)
+    return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
+
+
+def test_complete_asks_on_a_terminal(dripd: DripdProcess) -> None:
+    email_sequence(dripd, "to end")
+    out(dripd, "enroll", "to end", "--contact", "end@user.example")
+    out(dripd, "sequences", "start", "to end")
+    kept = on_a_terminal(dripd, "no", "sequences", "complete", "to end")
+    assert kept.returncode == 1 and "cannot be undone" in kept.stderr and "not completed" in kept.stderr
+    assert as_json(dripd, "sequences", "show", "to end")["status"] == "active"
+    done = on_a_terminal(dripd, "yes", "sequences", "complete", "to end")
+    assert done.returncode == 0, done.stderr
+    assert as_json(dripd, "sequences", "show", "to end")["status"] == "completed"
