@@ -28,8 +28,8 @@ def progress_rows(services: "Services", sequence: Sequence, steps: list[Step],
         item["endReason"] = row.end_reason
         item["dueAt"] = item["nextRunAt"]
         item["nextRunReason"] = None
+        mailbox_id = item["mailboxId"] = row.mailbox_id or settings.mailbox_id
         if row.status == EnrollmentStatus.ACTIVE.value:
-            mailbox_id = row.mailbox_id or settings.mailbox_id
             lane = services.scheduler.lanes.get(mailbox_id)
             run = holds.next_run(
                 due_at=row.due_at, now=now, sequence_status=sequence.status, window=window,
@@ -37,7 +37,6 @@ def progress_rows(services: "Services", sequence: Sequence, steps: list[Step],
                 mailbox_known=services.config.mailbox(mailbox_id) is not None,
                 retry=(f"attempt {row.retry_attempts}: {row.retry_detail}" if row.retry_detail is not None else None))
             item["nextRunAt"], item["nextRunReason"] = iso(run.at), run.reason
-            item["mailboxId"] = mailbox_id
             if run.stuck:
                 item["state"] = "stuck"
             elif row.retry_detail is not None:
