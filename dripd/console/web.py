@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -33,6 +34,21 @@ _templates = jinja2.Environment(
     autoescape=True,  # every value is HTML-escaped; nothing in a template is marked safe
     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
 )
+def when(value: str | None, now: float | None = None) -> str:
+    """An API time (ISO 8601, UTC) as people read it: ``2026-12-03 14:05 UTC``; ``now`` once
+    it has passed when ``now`` (the daemon's clock) is given."""
+    if not value:
+        return ""
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if now is not None and moment.timestamp() <= now:
+        return "now"
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+_templates.filters["when"] = when
 # The lifecycle buttons a sequence shows come from the model's transition table, not the template.
 _templates.globals["actions_for"] = lambda status: [a.value for a in allowed_actions(SequenceStatus(status))]
 
@@ -90,6 +106,7 @@ def render(request: Request, template: str, http_status: int = 200, **values: An
         session.flashes.clear()
     html = _templates.get_template(template).render(
         request_path=request.url.path, session=session, csrf=session.csrf if session else "",
+        now=console_of(request).services.clock.now(),
         flashes=flashes, **values)
     return HTMLResponse(html, status_code=http_status)
 

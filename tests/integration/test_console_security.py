@@ -55,6 +55,9 @@ def test_login_session_cookie_and_logout(tmp_path: Path, dripd_process: MakeDrip
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict") and "Path=/app" in cookie
         page = anonymous.get("/app/sequences")
         assert page.status_code == 200 and TOKEN not in page.text
+        with process.client() as local:  # the same console on the control socket, for a local proxy
+            assert local.get("/app/sequences").status_code == 303
+            assert local.get("/app/login").status_code == 200
         assert anonymous.post("/app/logout", data={"csrf": hidden_csrf(page.text)}).status_code == 303
         assert anonymous.get("/app/sequences").status_code == 303  # the session is gone
     finally:
