@@ -33,6 +33,10 @@ def pasted_csv(text: str) -> bytes:
     return out.getvalue().encode()
 
 
+async def _lists(request: Request) -> list[dict[str, Any]]:
+    return list((await console_of(request).api.get("/api/lists"))["lists"])
+
+
 async def _sequence(request: Request, sequence_id: int) -> dict[str, Any]:
     return await console_of(request).api.get(f"/api/sequences/{sequence_id}")  # type: ignore[no-any-return]
 
@@ -41,7 +45,7 @@ async def _sequence(request: Request, sequence_id: int) -> dict[str, Any]:
 async def enroll_form(request: Request, sequence_id: int = SequenceId) -> Response:
     session_of(request)
     return render(request, "enroll.html", title="Enroll", sequence=await _sequence(request, sequence_id), tab="enroll",
-                  result=None, error=None, pasted="")
+                  lists=await _lists(request), result=None, error=None, pasted="")
 
 
 @router.post("/sequences/{sequence_id}/enroll")
@@ -54,13 +58,15 @@ async def enroll(request: Request, sequence_id: int = SequenceId) -> Response:
     if isinstance(upload, UploadFile) and upload.filename:
         data = await upload.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
-            return render(request, "enroll.html", 413, title="Enroll", sequence=sequence, tab="enroll", result=None,
+            return render(request, "enroll.html", 413, title="Enroll", sequence=sequence, tab="enroll",
+                          lists=await _lists(request), result=None,
                           pasted=pasted, error=f"file: larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB; "
                                             "use `dripctl enroll --csv` for big files")
     elif pasted.strip():
         data = pasted_csv(pasted)
     else:
-        return render(request, "enroll.html", 422, title="Enroll", sequence=sequence, tab="enroll", result=None,
+        return render(request, "enroll.html", 422, title="Enroll", sequence=sequence, tab="enroll",
+                      lists=await _lists(request), result=None,
                       pasted=pasted, error="file: choose a CSV file or paste addresses")
     skip = form.get("skipInvalid") == "on"
     try:
@@ -70,10 +76,29 @@ async def enroll(request: Request, sequence_id: int = SequenceId) -> Response:
     except ApiProblem as problem:
         invalid = problem.details.get("invalid") or problem.details.get("refused") or []
         return render(request, "enroll.html", 422, title="Enroll", sequence=sequence, tab="enroll",
-                      result={"rows": None, "enrolled": 0, "skipped": [], "invalid": invalid},
+                      lists=await _lists(request), result={"rows": None, "enrolled": 0, "skipped": [], "invalid": invalid},
                       pasted=pasted, error=problem.message)
-    return render(request, "enroll.html", title="Enroll", sequence=sequence, tab="enroll", result=result, error=None,
-                  pasted="")
+    return render(request, "enroll.html", title="Enroll", sequence=sequence, tab="enroll", lists=await _lists(request),
+                  result=result, error=None, pasted="")
+
+
+@router.post("/sequences/{sequence_id}/enroll-list")
+async def enroll_list(request: Request, sequence_id: int = SequenceId) -> Response:
+    session = session_of(request)
+    form = await checked_form(request, session)
+    sequence = await _sequence(request, sequence_id)
+    raw = str(form.get("listId") or "")
+    try:
+        result = await console_of(request).api.post(f"/api/sequences/{sequence_id}/enroll",
+                                                     {"listId": int(raw) if raw.isdigit() else raw})
+    except ApiProblem as problem:
+        return render(request, "enroll.html", 422, title="Enroll", sequence=sequence, tab="enroll",
+                      lists=await _lists(request), result=None, pasted="", error=problem.message)
+    skipped = [{"email": s.get("email", ""), "message": s.get("message", s.get("reason", ""))}
+               for s in result.get("skipped", [])]
+    return render(request, "enroll.html", title="Enroll", sequence=sequence, tab="enroll", lists=await _lists(request),
+                  result={"rows": result["enrolled"] + len(skipped), "enrolled": result["enrolled"],
+                          "skipped": skipped, "invalid": []}, error=None, pasted="")
 
 
 @router.get("/sequences/{sequence_id}/contacts")
