@@ -4,6 +4,7 @@ what is allowed but probably a mistake is answered with a warning; echoes match 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -223,3 +224,12 @@ def test_no_docs_page_from_a_cdn_and_transition_errors_read_well(api: httpx.Clie
     assert api.post(f"/api/sequences/{sequence['id']}/start").status_code == 200
     error = error_of(api.post(f"/api/sequences/{sequence['id']}/start"), 409, "invalid_transition")
     assert error["message"] == "cannot start an active sequence"
+
+
+def test_dripctl_shows_the_warnings_on_stderr(dripd: DripdProcess) -> None:
+    first = dripd.dripctl("sequences", "create", "ctl twice", "--mailbox", "sales")
+    assert first.returncode == 0 and "warning" not in first.stderr, first.stderr
+    second = dripd.dripctl("--json", "sequences", "create", "ctl twice", "--mailbox", "sales")
+    assert second.returncode == 0, second.stderr
+    assert "warning: name: sequence" in second.stderr and "has the same name" in second.stderr, second.stderr
+    assert json.loads(second.stdout)["warnings"][0]["field"] == "name"  # stdout stays one JSON document
