@@ -5,13 +5,15 @@ what is allowed but probably a mistake is answered with a warning; echoes match 
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.integration.api_client import EMAIL, create, error_of
-from tests.integration.daemon_process import DripdProcess
+from tests.integration.daemon_process import DripdProcess, MakeDripd
 from tests.integration.waiting import wait_until
 
 JSON = {"Content-Type": "application/json"}
@@ -233,3 +235,22 @@ def test_dripctl_shows_the_warnings_on_stderr(dripd: DripdProcess) -> None:
     assert second.returncode == 0, second.stderr
     assert "warning: name: sequence" in second.stderr and "has the same name" in second.stderr, second.stderr
     assert json.loads(second.stdout)["warnings"][0]["field"] == "name"  # stdout stays one JSON document
+
+
+def test_the_log_names_a_step_by_its_index_as_the_api_does(tmp_path: Path, dripd_process: MakeDripd) -> None:
+    process = dripd_process(tmp_path)
+    process.start()
+    tmp = process.maildir() / "tmp"
+    shutil.rmtree(tmp)
+    tmp.write_text("not a directory: every write fails, transiently")
+    with process.client() as api:
+        create(api, "earlier", steps=[EMAIL, EMAIL, EMAIL])  # takes step ids 1-3
+        sequence = create(api, "logged", steps=[EMAIL])
+        assert sequence["steps"][0]["id"] != 0
+        path = f"/api/sequences/{sequence['id']}"
+        assert api.post(f"{path}/enroll", json={"contactEmail": "logged@example.org"}).status_code == 201
+        assert api.post(f"{path}/start").status_code == 200
+    line = wait_until(lambda: next((x for x in process.log().splitlines() if "transient failure" in x), None),
+                      timeout=30, what=process.log)
+    assert "enrollment 1 step 0: transient failure" in line, line
+    assert process.stop() == 0
