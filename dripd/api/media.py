@@ -55,9 +55,12 @@ class RequireMediaType:
                                     _has_body(headers))
             if problem is not None:
                 body = error_body(UnsupportedMediaType(problem, details={"field": "Content-Type"}))
+                # The body is left unread (it may be large): the connection cannot carry another
+                # request after it, so say so rather than let the client reuse it and be cut off.
                 await send({"type": "http.response.start", "status": 415,
                             "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", str(len(body)).encode())]})
+                                        (b"content-length", str(len(body)).encode()),
+                                        (b"connection", b"close")]})
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
