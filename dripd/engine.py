@@ -96,12 +96,32 @@ class Engine:
                     return RunResult(RunStatus.DROPPED)
             self.scheduler.schedule(mailbox.id, enrollment_id, plan.at, followup)
             return RunResult(RunStatus.DONE)
+        unsendable = self.recipient_problem(ctx)
+        if unsendable is not None:
+            # Before the gate: a message that cannot be addressed takes no token, so the day's
+            # count holds only sends that were made (data stored before the API refused it).
+            log.error("enrollment %d %s: failed: %s", enrollment_id, step_label(ctx.steps, plan.step.id), unsendable)
+            self._completed(await self.store.finish(enrollment_id, EnrollmentStatus.FAILED, unsendable, now))
+            return RunResult(RunStatus.DONE)
         due_at = enrollment.due_at if enrollment.due_at is not None else now
         if not gate(followup, due_at):
             return RunResult(RunStatus.THROTTLED, followup, due_at)
         self.metrics.observe_lateness(mailbox.id, max(0.0, now - due_at))
         await self._send(ctx, mailbox, plan.step, now)
         return RunResult(RunStatus.DONE)
+
+    @staticmethod
+    def recipient_problem(ctx: RunContext) -> str | None:
+        """Why no message can be addressed to this contact (render's rules for the To line), or None."""
+        contact = ctx.contact
+        problem = render.address_problem(contact.email)
+        if problem is not None:
+            return f"the contact's email {problem}"
+        for name in (contact.first_name, contact.last_name):
+            problem = render.header_text_problem(name)
+            if problem is not None:
+                return f"the contact's name {problem}"
+        return None
 
     def window(self, ctx: RunContext) -> SendWindow:
         """The sequence's window, in the contact's own zone when the sequence says so."""

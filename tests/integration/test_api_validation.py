@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -253,4 +254,38 @@ def test_the_log_names_a_step_by_its_index_as_the_api_does(tmp_path: Path, dripd
     line = wait_until(lambda: next((x for x in process.log().splitlines() if "transient failure" in x), None),
                       timeout=30, what=process.log)
     assert "enrollment 1 step 0: transient failure" in line, line
+    assert process.stop() == 0
+
+
+def test_an_unsendable_contact_stored_before_the_rule_fails_without_being_counted(
+        tmp_path: Path, dripd_process: MakeDripd) -> None:
+    process = dripd_process(tmp_path)
+    process.start()
+    with process.client() as api:
+        sequence = create(api, "stored before", steps=[EMAIL])
+        path = f"/api/sequences/{sequence['id']}"
+        for address in ("old1@example.org", "old2@example.org", "fine@example.org"):
+            assert api.post(f"{path}/enroll", json={"contactEmail": address}).status_code == 201
+    assert process.stop() == 0
+    # What a daemon from before the API's rule may have stored: a non-ASCII local part, a CR/LF name.
+    with sqlite3.connect(process.state_dir / "dripd.sqlite3") as db:
+        db.execute("UPDATE contacts SET email = 'zo\u00eb@example.org' WHERE email = 'old1@example.org'")
+        db.execute("UPDATE contacts SET first_name = 'Old\r\nBcc: x@evil.example' WHERE email = 'old2@example.org'")
+    db.close()
+    process.start()
+    with process.client() as api:
+        assert api.post(f"{path}/start").status_code == 200
+
+        def settled() -> dict[str, str] | None:
+            found = {c["email"]: c["status"] for c in api.get(f"{path}/contacts").json()["contacts"]}
+            return found if "active" not in found.values() else None
+
+        statuses = wait_until(settled, timeout=30, what=process.log)
+        assert statuses == {"zo\u00eb@example.org": "failed", "old2@example.org": "failed",
+                            "fine@example.org": "completed"}, statuses
+        assert len(process.wait_for_messages(1)) == 1
+        assert api.get("/api/status").json()["sendsToday"] == 1  # the one written, not three
+    log = process.log()
+    assert "step 0: failed: the contact's email must be ASCII" in log, log[-2000:]
+    assert "step 0: failed: the contact's name must not contain CR or LF" in log, log[-2000:]
     assert process.stop() == 0
