@@ -102,6 +102,7 @@ class Engine:
             # count holds only sends that were made (data stored before the API refused it).
             log.error("enrollment %d %s: failed: %s", enrollment_id, step_label(ctx.steps, plan.step.id), unsendable)
             self._completed(await self.store.finish(enrollment_id, EnrollmentStatus.FAILED, unsendable, now))
+            self.counters.failed += 1
             return RunResult(RunStatus.DONE)
         due_at = enrollment.due_at if enrollment.due_at is not None else now
         if not gate(followup, due_at):

@@ -67,7 +67,6 @@ NAME_MERGE_FIELDS = ("firstName", "lastName")
 _HEADER_RULE = "no CR, LF or other control characters (the names form the To header's display name)"
 
 
-
 class _Body(BaseModel):
     # allow_inf_nan: Python's JSON parser accepts NaN and Infinity, which no setting can hold.
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False, strict=True,
