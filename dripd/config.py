@@ -246,6 +246,14 @@ class TrackingConfig(_Strict):
     count_flagged: bool = Field(
         default=False,
         description="Flagged hits (prefetchers, scanners) satisfy `if_opened` / `if_clicked` only when this is on.")
+    # Repeats of one hit add no information: one row per (message, kind, link) in this window.
+    dedupe_seconds: float = Field(
+        default=3600.0, ge=0, description="One stored hit per message, kind and link within this many seconds; "
+                                          "repeats are answered but not stored (the funnel counts people, not fetches).")
+    # However its tokens are replayed, one message never writes more rows than this.
+    max_hits_per_message: int = Field(
+        default=100, gt=0, description="At most this many hits are stored for one message; later ones are answered "
+                                       "but not stored.")
     # Behind a reverse proxy: take the client address from the last X-Forwarded-For entry.
     proxy_headers: bool = Field(
         default=False,
