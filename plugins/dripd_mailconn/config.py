@@ -16,7 +16,7 @@ from dripd.config_files import readable_file_problem
 class ServerConfig(BaseModel):
     """Keys common to an SMTP or IMAP server table."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     host: str = Field(min_length=1, description="Server host name.")
     port: int = Field(gt=0, le=65535, description="Server port.")

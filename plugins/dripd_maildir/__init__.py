@@ -25,7 +25,7 @@ NAME = "maildir"
 class MaildirConfig(BaseModel):
     """The Maildir transport: each message is written atomically into `path/new/` (no mail server needed)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: ConfigPath = Field(
         description="The Maildir; `tmp/`, `new/` and `cur/` are created. Messages land in `new/`, one file each.",
