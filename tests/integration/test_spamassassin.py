@@ -86,10 +86,10 @@ def test_every_example_sequence_scores_clean_structurally(tmp_path: Path) -> Non
         for file in files:
             out.write(b"From dripd Thu Jan  1 00:00:00 2026\n" + file.read_bytes().replace(b"\r\n", b"\n") + b"\n")
     results = scored(mbox, tmp_path)
-    print()  # noqa: T201
+    print()
     assert len(results) == expected
     for subject, score, tests in results:
-        print(f"{score:5.1f}  {subject}  {','.join(tests)}")  # noqa: T201  # the figures, for docs/deliverability.md
+        print(f"{score:5.1f}  {subject}  {','.join(tests)}")  # the figures, for docs/deliverability.md
     broken = [(subject, t) for subject, _, tests in results for t in tests if t.startswith(STRUCTURAL)]
     assert broken == [], broken
     # List-Unsubscribe now travels with a List-Id: the "partial list headers" rule never fires.
