@@ -28,7 +28,12 @@ def starts_url_attribute(html_before: str) -> bool:
 
 
 def safe_url_value(escaped_value: str) -> str:
-    """An (already HTML-escaped) merge value that begins a URL: itself when http(s) or mailto,
-    else the inert ``#``."""
-    scheme_part = _IGNORED_IN_SCHEME.sub("", html.unescape(escaped_value)).lower()
-    return escaped_value if scheme_part.startswith(SAFE_SCHEMES) else INERT_URL
+    """An (already HTML-escaped) merge value that begins a URL: itself when an http(s) or mailto
+    URL without white space inside, else the inert ``#``."""
+    raw = html.unescape(escaped_value).strip()
+    if any(c.isspace() for c in raw):
+        # A real URL has no raw white space; in an unquoted attribute (src={{pic}}) it would
+        # start a new attribute ("x onerror=...").
+        return INERT_URL
+    scheme_part = _IGNORED_IN_SCHEME.sub("", raw).lower()
+    return escaped_value.strip() if scheme_part.startswith(SAFE_SCHEMES) else INERT_URL

@@ -32,7 +32,8 @@ def test_one_message_writes_at_most_its_cap_and_memory_is_bounded() -> None:
 
 
 @pytest.mark.parametrize("value", ["javascript:alert(1)", "JavaScript:alert(1)", " java\tscript:x", "data:text/html,x",
-                                   "vbscript:x", "//evil.example/x", "evil.example"])
+                                   "vbscript:x", "//evil.example/x", "evil.example",
+                                   "https://x.example/a onerror=alert(1)"])
 def test_a_merge_field_cannot_start_a_non_http_link(value: str) -> None:
     template = compile_template("s", '<a href="{{u}}">a</a><a href=\'{{u}}\'>b</a><img src={{u}}>')
     assert template.render({"u": value}).html == '<a href="#">a</a><a href=\'#\'>b</a><img src=#>'
