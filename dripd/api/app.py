@@ -33,4 +33,6 @@ def create_app(services: "Services") -> FastAPI:
     for router in (status_router, sequences_router, stats, enroll_router, verify_router, contacts, lists, suppressions, mailboxes,
                    metrics_router):
         app.include_router(router)
+    from dripd.console import create_console  # the console is a client of these routes
+    app.mount("/app", create_console(services, app))
     return app
