@@ -156,21 +156,27 @@ def parse(data: Mapping[str, Any], plugin_sections: Mapping[str, type[BaseModel]
 
 def _tables_of_raw(data: Mapping[str, Any], plugin_sections: Mapping[str, type[BaseModel]],
                    transports: Collection[str], reported: set[str]) -> list[ConfigError]:
-    """Plugin-table problems of a document whose core part failed: each mailbox is checked on its
-    own so that one bad cap does not hide a bad SMTP port."""
+    """Plugin-table problems of a document whose core part failed, read from the raw tables:
+    a bad cap in a mailbox does not hide a bad SMTP port in the same or another one."""
     from dripd.config import MailboxConfig
 
     out: list[ConfigError] = []
     mailboxes = data.get("mailboxes")
     if not isinstance(mailboxes, list):
         return out
+    core_keys = set(MailboxConfig.model_fields)
     for index, raw in enumerate(mailboxes):
+        if not isinstance(raw, dict):
+            continue
+        tables = {k: v for k, v in raw.items() if k not in core_keys}
         try:
-            mailbox = MailboxConfig.model_validate(raw)
-        except pydantic.ValidationError:
-            continue  # its own problems are already in the list
+            mailbox = MailboxConfig.model_construct(**{k: v for k, v in raw.items() if k in core_keys})
+            mailbox.__pydantic_extra__ = tables
+        except Exception:
+            continue
         fake = Config.model_construct(mailboxes=[mailbox])
-        for problem in _plugin_tables(fake, plugin_sections, transports):
+        transport = raw.get("transport", "maildir")
+        for problem in _plugin_tables(fake, plugin_sections, transports if isinstance(transport, str) else ()):
             key = problem.key.replace("mailboxes[0]", f"mailboxes[{index}]", 1)
             if key not in reported:
                 out.append(ConfigError(key, problem.rule))

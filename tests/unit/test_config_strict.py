@@ -63,7 +63,14 @@ def test_every_error_is_reported_in_one_run() -> None:
         "mailboxes[0].hourly_cap: must be an integer (no quotes, not true/false)",
         "mailboxes[1].daily_cap: must be an integer (no quotes, not true/false)",
         "api.max_concurrent_requests: must be a positive integer",
+        "mailboxes[1].maildir.mode: unknown key",  # a plugin table of a broken mailbox, same run
     ]
+
+
+def test_a_broken_mailbox_still_has_its_plugin_table_checked() -> None:
+    data = {"mailboxes": [box(hourly_cap="10", transport="smtp", smtp={"host": "h", "port": "587"})]}
+    assert messages(data) == ["mailboxes[0].hourly_cap: must be an integer (no quotes, not true/false)",
+                              "mailboxes[0].smtp.port: must be an integer (no quotes, not true/false)"]
 
 
 def test_plugin_tables_of_good_mailboxes_are_reported_with_the_core_errors() -> None:
