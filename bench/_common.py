@@ -213,6 +213,7 @@ class Daemon:
         self.config_path = root / "dripd.toml"
         self.config_path.write_text(tomli_w.dumps(config))
         self.socket = Path(config["daemon"]["socket"])
+        self.socket.parent.mkdir(parents=True, exist_ok=True)  # dripd refuses a missing socket directory
         self.log_path = root / "dripd.log"
         self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None

@@ -12,6 +12,8 @@ import trio_asyncio
 
 from dripd import __version__, logs
 from dripd.config import EX_CONFIG, Config, load_config
+from dripd.config_files import config_warnings, file_problems
+from dripd.config_load import problems_of
 from dripd.daemon import Daemon
 from dripd.errors import ConfigError, DripdError, PluginError
 from dripd.plugins import Plugins
@@ -50,11 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config, plugins.config_sections(), plugins.transports)
     except ConfigError as exc:
-        print(f"dripd: config error: {exc.message}", file=sys.stderr)
+        for problem in problems_of(exc):  # every broken key, one a line
+            print(f"dripd: config error: {problem.message}", file=sys.stderr)
+        return EX_CONFIG
+    unusable = file_problems(config, plugins.config_sections())
+    for problem in unusable:
+        print(f"dripd: config error: {problem.message}", file=sys.stderr)
+    if unusable:
         return EX_CONFIG
     warnings = plugins.check_parallelism(config)
     if args.check_config:
-        for warning in warnings:
+        for warning in [*warnings, *config_warnings(config)]:
             print(f"dripd: warning: {warning}", file=sys.stderr)
         print(f"dripd: {args.config}: ok ({len(config.mailboxes)} mailbox(es))")
         return 0

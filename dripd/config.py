@@ -12,28 +12,44 @@ import re
 import tomllib
 import zoneinfo
 from pathlib import Path
-from typing import Any, Collection, Iterable, Literal, Mapping
+from typing import Annotated, Any, Collection, Literal, Mapping
 
-import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from dripd.errors import ConfigError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 
 
+def _as_path(value: object) -> object:
+    # Strict mode wants a Path instance, but TOML only has strings: a string becomes a Path
+    # here, anything else (``state_dir = 5``) is refused with a readable rule.
+    if isinstance(value, Path):
+        return value
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a path (a non-empty string)")
+    return Path(value)
+
+
+ConfigPath = Annotated[Path, BeforeValidator(_as_path)]
+"""A path key: a TOML string, never a number or a boolean coerced to one."""
+
+# Strict: `hourly_cap = "10"` or `= true` is refused, not coerced (a bool would become 1).
+STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
 
 class DaemonConfig(_Strict):
     """The daemon process: where its state lives, the control socket, logging, retries, shutdown."""
 
-    state_dir: Path = Field(default=Path("var"), description="Directory of the SQLite database (`dripd.sqlite3`).")
-    socket: Path = Field(
+    state_dir: ConfigPath = Field(default=Path("var"), description="Directory of the SQLite database (`dripd.sqlite3`).",
+                                  json_schema_extra={"rule": "a writable directory, or one that can be created"})
+    socket: ConfigPath = Field(
         default=Path("var/dripd.sock"),
         description="Control socket (mode 0660): dripctl and `curl --unix-socket` talk to it. "
                     "Under systemd socket activation the passed socket is used instead.",
+        json_schema_extra={"rule": "its directory must exist (it is not created), unless it is `state_dir`"},
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Lowest level written to stderr (journald priorities under systemd).")
@@ -79,7 +95,7 @@ class MailboxConfig(BaseModel):
     """
 
     # Extra tables are plugin sections, checked against the plugins' own models afterwards.
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$",
                     description="Unique name of the mailbox; referred to as `mailboxId` in the API and sequence files.")
@@ -133,6 +149,15 @@ class MailboxConfig(BaseModel):
         except Exception:
             raise ValueError("must be a valid email address") from None
 
+    @field_validator("warmup", mode="before")
+    @classmethod
+    def _stages_as_pairs(cls, value: object) -> object:
+        # TOML arrays arrive as lists; strict mode takes only real tuples, so each stage becomes
+        # one (its items stay strictly checked).
+        if isinstance(value, list):
+            return [tuple(stage) if isinstance(stage, list) else stage for stage in value]
+        return value
+
     @field_validator("warmup")
     @classmethod
     def _warmup(cls, value: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -164,9 +189,10 @@ class ApiConfig(_Strict):
     tokens: list[str] = Field(  # "sha256:<hex>" digests of accepted Bearer tokens
         default=[], description="Digests of accepted Bearer tokens (`printf %s TOKEN | sha256sum`), never the tokens.",
         json_schema_extra={"rule": "each `sha256:` followed by 64 lower-case hex digits"})
-    token_files: list[Path] = Field(
+    token_files: list[ConfigPath] = Field(
         default=[], description="Files holding accepted tokens (one a line: a token, or a `sha256:` digest), e.g. "
-                                "systemd credentials; re-read when they change.")
+                                "systemd credentials; re-read when they change.",
+        json_schema_extra={"rule": "each a readable, non-empty file (checked at start)"})
     max_concurrent_requests: int = Field(
         default=32, gt=0, le=1024,
         description="API requests handled at once (Unix socket and TCP together) while no send is in "
@@ -211,9 +237,10 @@ class TrackingConfig(_Strict):
         default=None, description="What links in messages point to, e.g. `https://t.example.com`.",
         json_schema_extra={"rule": "an http:// or https:// URL without query; needs `listen`"})
     # HMAC key; without it, $CREDENTIALS_DIRECTORY/tracking (systemd LoadCredential=) is used.
-    secret_file: Path | None = Field(
+    secret_file: ConfigPath | None = Field(
         default=None, description="HMAC key signing tracking links; without it, `$CREDENTIALS_DIRECTORY/tracking` "
-                                  "(systemd `LoadCredential=`) is used.")
+                                  "(systemd `LoadCredential=`) is used.",
+        json_schema_extra={"rule": "a readable file of at least 16 bytes (checked at start when `listen` is set)"})
     # Clicks this soon after the send are link scanners, not people (recorded, flagged).
     scanner_seconds: float = Field(
         default=5.0, ge=0, description="Clicks this soon after the send are link scanners, not people (recorded, flagged).")
@@ -221,6 +248,14 @@ class TrackingConfig(_Strict):
     count_flagged: bool = Field(
         default=False,
         description="Flagged hits (prefetchers, scanners) satisfy `if_opened` / `if_clicked` only when this is on.")
+    # Repeats of one hit add no information: one row per (message, kind, link) in this window.
+    dedupe_seconds: float = Field(
+        default=3600.0, ge=0, description="One stored hit per message, kind and link within this many seconds; "
+                                          "repeats are answered but not stored (the funnel counts people, not fetches).")
+    # However its tokens are replayed, one message never writes more rows than this.
+    max_hits_per_message: int = Field(
+        default=100, gt=0, description="At most this many hits are stored for one message; later ones are answered "
+                                       "but not stored.")
     # Behind a reverse proxy: take the client address from the last X-Forwarded-For entry.
     proxy_headers: bool = Field(
         default=False,
@@ -297,77 +332,17 @@ class Config(_Strict):
         return next((m for m in self.mailboxes if m.id == mailbox_id), None)
 
 
-def _key_path(loc: Iterable[str | int]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part not in ("function-after", "function-before") and not part.startswith("function"):
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _rule(error: Mapping[str, Any]) -> str:
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "is required"
-    if kind == "greater_than" and ctx.get("gt") == 0:
-        return "must be a positive number" if isinstance(error.get("input"), float) else "must be a positive integer"
-    if kind == "greater_than_equal" and ctx.get("ge") == 0:
-        return "must not be negative"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return "must be an integer"
-    if kind == "value_error":
-        return str(ctx.get("error", error["msg"]))
-    message = str(error["msg"])
-    return message[0].lower() + message[1:]
-
-
-def _raise_first(exc: pydantic.ValidationError, prefix: str = "") -> None:
-    error = exc.errors(include_url=False)[0]
-    loc = error["loc"]
-    key = _key_path(loc)
-    if prefix:
-        key = f"{prefix}.{key}" if key else prefix
-    raise ConfigError(key, _rule(error)) from None
-
-
 def parse_config(
     data: Mapping[str, Any],
     plugin_sections: Mapping[str, type[BaseModel]],
     transports: Collection[str],
 ) -> Config:
-    """Validate a decoded TOML document; plugin tables are checked by their own models."""
-    try:
-        config = Config.model_validate(data)
-    except pydantic.ValidationError as exc:
-        _raise_first(exc)
-        raise  # unreachable
-    for index, mailbox in enumerate(config.mailboxes):
-        for name, value in (mailbox.model_extra or {}).items():
-            model = plugin_sections.get(name)
-            where = f"mailboxes[{index}].{name}"
-            if model is None:
-                raise ConfigError(where, "unknown key")
-            if not isinstance(value, dict):
-                raise ConfigError(where, "must be a table")
-            try:
-                model.model_validate(value)
-            except pydantic.ValidationError as exc:
-                _raise_first(exc, where)
-        if mailbox.transport not in transports:
-            known = ", ".join(sorted(transports)) or "none"
-            raise ConfigError(f"mailboxes[{index}].transport", f"unknown transport (known: {known})")
-        model = plugin_sections.get(mailbox.transport)
-        if model is not None and mailbox.transport not in (mailbox.model_extra or {}):
-            try:
-                model.model_validate({})
-            except pydantic.ValidationError as exc:
-                _raise_first(exc, f"mailboxes[{index}].{mailbox.transport}")
-    return config
+    """Validate a decoded TOML document; plugin tables are checked by their own models.
+    ConfigError names the key and the rule (``ConfigErrors`` when several keys are wrong)."""
+    # Deferred: dripd.config_load builds on the models above.
+    from dripd.config_load import parse
+
+    return parse(data, plugin_sections, transports)
 
 
 def load_config(
@@ -376,17 +351,9 @@ def load_config(
     transports: Collection[str],
 ) -> Config:
     """Read and validate a TOML file; ConfigError names the key path (or the TOML syntax error)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("", f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError("", f"{path} is not valid UTF-8") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("", f"{path}: invalid TOML: {exc}") from None
-    return parse_config(data, plugin_sections, transports)
+    from dripd.config_load import load
+
+    return load(path, plugin_sections, transports)
 
 
 class LiveConfig:

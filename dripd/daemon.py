@@ -20,6 +20,8 @@ from dripd.clock import Clock
 from dripd.config import Config, MailboxConfig, load_config
 from dripd.control import Control
 from dripd.engine import Engine
+from dripd.config_files import file_problems
+from dripd.config_load import raise_all
 from dripd.errors import ConfigError
 from dripd.events import Event, EventStream, consume
 from dripd.health import MailboxHealth, watch_health
@@ -272,6 +274,8 @@ class Daemon:
         self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={int(trio.current_time() * 1e6)}")
         try:
             new = load_config(self.config_path, self.plugins.config_sections(), self.plugins.transports)
+            # A reload naming a missing secret would fail later, at a send: refuse it now.
+            raise_all(file_problems(new, self.plugins.config_sections()))
             for warning in self.plugins.check_parallelism(new):
                 log.warning("reload: %s", warning)
         except ConfigError as exc:

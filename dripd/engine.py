@@ -213,6 +213,7 @@ class Engine:
             to_name=" ".join(part for part in (contact.first_name, contact.last_name) if part),
             message_id=message_id, date=now, in_reply_to=in_reply_to, references=references,
             list_unsubscribe=unsubscribe, one_click=one_click,
+            list_id=f"s{ctx.sequence.id}.{mailbox.message_id_domain}" if unsubscribe else None,  # RFC 2919
             extra_headers=tuple(self.extra_headers(mailbox.id, ctx.sequence.id, step.id)),
         )
         return envelope, rendered
@@ -241,6 +242,8 @@ class Engine:
         message = OutgoingMessage(mailbox.id, claim.message_id, mailbox.address, ctx.contact.email, data)
         started = self.clock.now()
         result = await self._transport_send(mailbox.id, message)
+        log.debug("enrollment %d step %d: mailbox %s transport answered %s (%s)", enrollment.id, step.id,
+                  mailbox.id, result.outcome.value, result.detail)
         self.metrics.observe_send_latency(mailbox.id, max(0.0, self.clock.now() - started))
         self.metrics.sent(mailbox.id, ctx.sequence.id, step.id, result.outcome.value)
         settings = self.config.current.daemon

@@ -45,6 +45,8 @@ _TYPE_NAMES: dict[Any, str] = {str: "string", int: "integer", float: "number", b
 def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:  # a validated alias such as ConfigPath names its base type
+        return _type_name(args[0])
     if annotation in _TYPE_NAMES:
         return _TYPE_NAMES[annotation]
     if origin is Literal:

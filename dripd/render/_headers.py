@@ -1,5 +1,5 @@
-"""Header lines by hand: RFC 2047 encoded-words, folding at 78 characters, quoted display
-names, and the rule for what text may stand in a header at all. Pure.
+"""Header lines by hand: RFC 2047 encoded-words, folding at 78 characters (76 on a line that
+holds an encoded-word), quoted display names, and the rule for what text may stand in a header at all. Pure.
 
 This is the encoding ``email.message.EmailMessage`` would have done for us, at a fraction of
 its cost (see the package docstring); every shape is parsed back with the stdlib parser in
@@ -18,6 +18,8 @@ from dripd.errors import ValidationError
 CRLF = "\r\n"
 # RFC 5322 2.1.1: lines SHOULD be <= 78 characters (excluding CRLF) and MUST be <= 998.
 _SOFT_LIMIT = 78
+# RFC 2047 2: a line holding an encoded-word is at most 76 characters.
+_ENCODED_LIMIT = 76
 # RFC 2047 2: an encoded-word is at most 75 characters; "=?utf-8?X?" + "?=" costs 12 of them.
 _WORD_MAX = 75
 _WORD_OVERHEAD = len("=?utf-8?q?") + len("?=")
@@ -77,13 +79,13 @@ def _encoded_words(value: str, first_budget: int) -> list[str]:
         room = later_room
 
 
-def pack(prefix: str, tokens: list[str]) -> str:
+def pack(prefix: str, tokens: list[str], limit: int = _SOFT_LIMIT) -> str:
     """``prefix`` + tokens separated by spaces, folded (CRLF + space) before a token that would
-    push a line past 78 characters."""
+    push a line past ``limit`` characters (78; 76 for encoded-words)."""
     line = prefix + tokens[0]
     lines: list[str] = []
     for tok in tokens[1:]:
-        if len(line) + 1 + len(tok) <= _SOFT_LIMIT:
+        if len(line) + 1 + len(tok) <= limit:
             line += " " + tok
         else:
             lines.append(line)
@@ -107,7 +109,7 @@ def unstructured(name: str, value: str) -> str:
         words = value.split(" ")
         if len(prefix) + len(words[0]) <= _SOFT_LIMIT and max(map(len, words)) < _SOFT_LIMIT:
             return pack(prefix, words)
-    return pack(prefix, _encoded_words(value, _SOFT_LIMIT - len(prefix)))
+    return pack(prefix, _encoded_words(value, _ENCODED_LIMIT - len(prefix)), _ENCODED_LIMIT)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -200,7 +202,7 @@ def address_line(header: str, name_field: str, name: str, addr_field: str, addr:
     # RFC 2047 6.2 the space between adjacent encoded-words is dropped when decoding; CPython
     # before the gh-128110 fix wrongly keeps it in display names (so a name long enough to need
     # two words reads back with a stray space there), mail clients do not.
-    return pack(prefix, _encoded_words(name, _SOFT_LIMIT - len(prefix)) + [angle])
+    return pack(prefix, _encoded_words(name, _ENCODED_LIMIT - len(prefix)) + [angle], _ENCODED_LIMIT)
 
 
 @functools.lru_cache(maxsize=256)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from dripd.render._html_text import html_to_text
+from dripd.render._urls import safe_url_value, starts_url_attribute
 
 # {{key}} or {{key|fallback}}, whitespace allowed around key and fallback. Anything else between
 # braces (e.g. "{{ }}" or "{{two words}}") is not a tag and stays literal text. The fallback may
@@ -66,6 +67,7 @@ class _Tag:
     key: str
     fallback: str | None  # None: no "|"; "" is a real (empty) fallback that drops the tag
     raw: str  # the tag as written, put back verbatim when the key is missing (seed rule)
+    url: bool = False  # it begins an href/src value in HTML: its value must be an http(s)/mailto URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +78,15 @@ class _Part:
     tags: tuple[_Tag, ...]
 
     @classmethod
-    def parse(cls, source: str) -> _Part:
+    def parse(cls, source: str, *, markup: bool = False) -> _Part:
         literals: list[str] = []
         tags: list[_Tag] = []
         pos = 0
         for m in _TAG.finditer(source):
             literals.append(source[pos : m.start()])
             fb = m.group(2)
-            tags.append(_Tag(m.group(1), None if fb is None else fb.strip(), m.group(0)))
+            url = markup and starts_url_attribute(source[: m.start()])
+            tags.append(_Tag(m.group(1), None if fb is None else fb.strip(), m.group(0), url))
             pos = m.end()
         literals.append(source[pos:])
         return cls(tuple(literals), tuple(tags))
@@ -103,7 +106,7 @@ class _Part:
                     v = tag.raw
                     if tag.key not in missing:
                         missing.append(tag.key)
-            out.append(v)
+            out.append(safe_url_value(v) if tag.url else v)
             out.append(lit)
         return "".join(out)
 
@@ -191,4 +194,4 @@ def compile_template(subject: str, html: str, text: str | None = None) -> Compil
     subject = _neutralise(_no_surrogates(subject))
     html = _no_surrogates(html)
     text = html_to_text(html) if text is None else _no_surrogates(text)
-    return CompiledTemplate(_Part.parse(subject), _Part.parse(html), _Part.parse(text))
+    return CompiledTemplate(_Part.parse(subject), _Part.parse(html, markup=True), _Part.parse(text))

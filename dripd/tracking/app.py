@@ -21,6 +21,7 @@ from dripd.events import EventKind
 from dripd.model import EnrollmentStatus
 from dripd.store.api import Reports, SentRef, Signals, TrackedMessage
 from dripd.tracking import pages, scanners
+from dripd.tracking.dedupe import HitLimiter
 from dripd.tracking.tokens import Kind, Signer
 
 log = logging.getLogger("dripd.tracking")
@@ -52,6 +53,8 @@ class TrackingApp:
         self.store = store
         self.clock = clock
         self.signer = signer
+        settings = config.current.tracking
+        self.limiter = HitLimiter(settings.dedupe_seconds, settings.max_hits_per_message)
 
     # -- shared steps -----------------------------------------------------------------------------
 
@@ -75,7 +78,14 @@ class TrackingApp:
     async def _record(self, message: TrackedMessage, kind: EventKind, hit: scanners.Hit, flag: str | None,
                       url: str | None = None) -> None:
         # With count_flagged on, machine hits count like people's (the reason is still kept).
-        flagged = flag is not None and not self.config.current.tracking.count_flagged
+        settings = self.config.current.tracking
+        flagged = flag is not None and not settings.count_flagged
+        # A reload may change the limits; the memory of recent hits is kept.
+        self.limiter.window_seconds, self.limiter.per_message = settings.dedupe_seconds, settings.max_hits_per_message
+        if not self.limiter.admit(message.outbox_id, (kind, url, flag), self.clock.now()):
+            log.debug("tracking %s of outbox %d not stored (repeat within the window, or the message's cap)",
+                      kind.value, message.outbox_id)
+            return
         payload = events.Engagement(url=url, agent=hit.user_agent[:300], flagged=flagged, flag=flag)
         await self.store.record_signal(_ref(message), kind, self.clock.now(), payload)
 

@@ -26,6 +26,7 @@ def listener_config(bind: str) -> HypercornConfig:
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 2.0
     config.h11_max_incomplete_size = 16 * 1024
+    config.include_server_header = False  # the public side need not learn what serves it
     return config
 
 

@@ -4,10 +4,13 @@ folder there). The keys are the issue's contract."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dripd.config import ConfigPath
+from dripd.config_files import readable_file_problem
 
 
 class ServerConfig(BaseModel):
@@ -21,10 +24,11 @@ class ServerConfig(BaseModel):
     username: str | None = Field(
         default=None, description="Login name; without it no login is attempted.",
         json_schema_extra={"rule": "with `auth = \"password\"`, needs `password_file` or `password_env`"})
-    password_file: Path | None = Field(
+    password_file: ConfigPath | None = Field(
         default=None, description="File holding the password (e.g. `$CREDENTIALS_DIRECTORY/...`); never inline.",
-        json_schema_extra={"rule": "not together with `password_env`"})
-    password_env: str | None = Field(default=None, description="Environment variable holding the password.")
+        json_schema_extra={"rule": "a readable, non-empty file (checked at start); not together with `password_env`"})
+    password_env: str | None = Field(default=None, description="Environment variable holding the password.",
+                                     json_schema_extra={"rule": "set and non-empty at start"})
     auth: Literal["password", "xoauth2"] = Field(
         default="password", description="`password` (LOGIN/PLAIN) or `xoauth2` (an OAuth2 access token).",
         json_schema_extra={"rule": "`xoauth2` needs `username`, and `token_command` or `token_endpoint` + "
@@ -34,10 +38,10 @@ class ServerConfig(BaseModel):
     token_endpoint: str | None = Field(
         default=None, description="XOAUTH2: the provider's token endpoint for the refresh-token flow.")
     client_id: str | None = Field(default=None, description="XOAUTH2: the OAuth2 client id.")
-    client_secret_file: Path | None = Field(
+    client_secret_file: ConfigPath | None = Field(
         default=None, description="XOAUTH2: file holding the client secret, if the provider wants one.")
-    refresh_token_file: Path | None = Field(default=None, description="XOAUTH2: file holding the refresh token.")
-    ca_file: Path | None = Field(  # trust this CA (a private or test server) instead of the system's
+    refresh_token_file: ConfigPath | None = Field(default=None, description="XOAUTH2: file holding the refresh token.")
+    ca_file: ConfigPath | None = Field(  # trust this CA (a private or test server) instead of the system's
         default=None, description="Trust this CA (a private or test server) instead of the system's.")
     timeout_seconds: float = Field(default=30.0, gt=0, description="Network timeout of each server operation.")
 
@@ -55,6 +59,19 @@ class ServerConfig(BaseModel):
         elif self.username and self.password_file is None and self.password_env is None:
             raise ValueError("username needs password_file or password_env (passwords are never inline)")
         return self
+
+    def unusable_files(self) -> list[tuple[str, str]]:
+        """Secret and CA files that cannot be read, and a password variable that is not set:
+        found at --check-config and start, not at the first send (which would pause the mailbox)."""
+        out: list[tuple[str, str]] = []
+        for key in ("password_file", "client_secret_file", "refresh_token_file", "ca_file"):
+            path = getattr(self, key)
+            problem = readable_file_problem(path, secret=key != "ca_file") if path is not None else None
+            if problem:
+                out.append((key, problem))
+        if self.password_env is not None and not os.environ.get(self.password_env):
+            out.append(("password_env", f"the environment variable {self.password_env} is not set"))
+        return out
 
 
 # Servers drop an IDLE after 30 minutes (RFC 2177 asks clients to re-issue it within 29).

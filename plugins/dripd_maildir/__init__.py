@@ -15,6 +15,8 @@ import trio
 from pydantic import BaseModel, ConfigDict, Field
 
 from dripd.clock import offloaded
+from dripd.config import ConfigPath
+from dripd.config_files import directory_problem
 from dripd.hookspecs import MailboxSettings, OutgoingMessage, PluginContext, Registry, SendOutcome, SendResult, hookimpl
 
 NAME = "maildir"
@@ -25,7 +27,14 @@ class MaildirConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: Path = Field(description="The Maildir; `tmp/`, `new/` and `cur/` are created. Messages land in `new/`, one file each.")
+    path: ConfigPath = Field(
+        description="The Maildir; `tmp/`, `new/` and `cur/` are created. Messages land in `new/`, one file each.",
+        json_schema_extra={"rule": "a writable directory, or one that can be created"})
+
+    def unusable_files(self) -> list[tuple[str, str]]:
+        """A Maildir that cannot be written is found at --check-config and start, not at the first send."""
+        problem = directory_problem(self.path)
+        return [("path", problem)] if problem else []
 
 
 def file_name(message_id: str) -> str:

@@ -47,6 +47,8 @@ class DripdProcess:
         self.root = root
         self.state_dir = root / "var"
         self.socket = root / "run" / "dripd.sock"
+        # dripd refuses a socket in a missing directory (as RuntimeDirectory= makes /run/dripd).
+        self.socket.parent.mkdir(parents=True, exist_ok=True)
         self.config_path = root / "dripd.toml"
         self.log_path = root / "dripd.log"
         self.mailboxes = mailboxes if mailboxes is not None else [fast_mailbox(root)]

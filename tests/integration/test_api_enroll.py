@@ -3,6 +3,7 @@ real daemon over its real Unix socket."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Iterator
 
 import httpx
@@ -16,7 +17,7 @@ from tests.integration.daemon_process import DripdProcess, fast_mailbox, running
 def dripd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DripdProcess]:
     root = tmp_path_factory.mktemp("api-enroll")
     boxes = [fast_mailbox(root), fast_mailbox(root, "warm", daily_cap=50, hourly_cap=10, burst=1,
-                                               warmup=[[7, 10], [14, 25]], warmup_start="2020-01-01")]
+                                               warmup=[[7, 10], [14, 25]], warmup_start=dt.date(2020, 1, 1))]
     with running_dripd(root, mailboxes=boxes) as process:
         yield process
 

@@ -112,7 +112,7 @@ async def test_plugins_add_headers_and_observe_sends(tmp_path: Path, autojump_cl
 
 
 async def test_daily_cap_and_warmup_ramp(tmp_path: Path, autojump_clock: Any) -> None:
-    warm = mailbox(daily_cap=50, warmup=[[7, 3]], warmup_start="2026-12-07", timezone="UTC")
+    warm = mailbox(daily_cap=50, warmup=[[7, 3]], warmup_start=dt.date(2026, 12, 7), timezone="UTC")
     async with daemon_with(tmp_path, warm) as (daemon, plugin):
         seq = await sequence(daemon, TWO_STEPS[:1])
         await daemon.control.transition(seq.id, Action.START)

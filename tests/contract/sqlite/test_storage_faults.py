@@ -118,7 +118,8 @@ def test_read_only_database_refuses_to_start_then_carries_on(tmp_path: Path, dri
             started = False
             message = str(exc)
         assert not started
-        assert "database unavailable: cannot open the database file (is its directory writable?)" in message
+        # Found before the database is opened: the state_dir is unusable, a config error (78).
+        assert "dripd exited with 78" in message and f"daemon.state_dir: {state} is not writable" in message
         assert "Traceback" not in message
     finally:
         subprocess.run(["umount", str(state)], check=False)
