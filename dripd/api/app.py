@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from dripd import __version__
 from dripd.api import errors
 from dripd.api.routes_contacts import contacts, lists, suppressions
+from dripd.api.routes_doctor import router as doctor_router
 from dripd.api.routes_enroll import router as enroll_router
 from dripd.api.routes_sequences import router as sequences_router
 from dripd.api.routes_stats import metrics_router, stats
@@ -33,4 +34,5 @@ def create_app(services: "Services") -> FastAPI:
     for router in (status_router, sequences_router, stats, enroll_router, verify_router, contacts, lists, suppressions, mailboxes,
                    metrics_router):
         app.include_router(router)
+    app.include_router(doctor_router)
     return app
