@@ -66,11 +66,13 @@ def spf_check(facts: Facts, domain: str, sending_ips: list[str]) -> tuple[Check,
         return Check("spf", Status.WARN, f"the record is valid ({walk.lookups} lookups) but the sending host is "
                      "unknown, so it cannot be checked", record,
                      "use the SMTP transport or list the sending addresses in [doctor] sending_ips"), None
-    refused, unknown = [], []
+    refused, unknown, unevaluable = [], [], []
     for ip in sending_ips:
         result = spf.evaluate(facts, domain, ip)
-        if result.unresolved or result.result == "temperror":
+        if result.unresolved:
             unknown.append(ip)
+        elif result.result == "temperror":  # everything answered: a macro stood in the way
+            unevaluable.append(ip)
         elif result.result != "pass":
             refused.append(f"{ip} ({result.result})")
     if refused:
@@ -79,6 +81,9 @@ def spf_check(facts: Facts, domain: str, sending_ips: list[str]) -> tuple[Check,
     if unknown:
         return Check("spf", Status.UNKNOWN, f"{CANNOT_RESOLVE} everything the record names for "
                      f"{', '.join(unknown)}", record), None
+    if unevaluable:
+        return Check("spf", Status.WARN, f"cannot evaluate the record for {', '.join(unevaluable)}: "
+                     + "; ".join(walk.problems), record, "check it with your provider's SPF tool, or avoid macros"), None
     notes = [f"authorises {', '.join(sending_ips)}", f"{walk.lookups}/{spf.LOOKUP_LIMIT} lookups"]
     if walk.void_lookups > 2 or walk.problems or any(t.qualifier == "?" for t in alls) or not alls:
         extra = walk.problems + ([f"{walk.void_lookups} void lookups (limit 2)"] if walk.void_lookups > 2 else [])

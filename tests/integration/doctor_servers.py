@@ -5,7 +5,8 @@
 - ``starttls_server(cert, key)``: an aiosmtpd submission server offering STARTTLS with the given
   certificate (aiosmtpd cannot run inside the test's trio process, see servers.py).
 
-Run as a script, this module is the server process: ``dns ZONEFILE`` or ``smtp CERT KEY``.
+Run as a script, this module is the server process: ``dns ZONEFILE``, ``smtp CERT KEY`` or
+``smtps CERT KEY`` (implicit TLS).
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ def dns_server(zone_text: str) -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def starttls_server(cert: Path, key: Path) -> Iterator[Server]:
-    with _process("smtp", str(cert), str(key)) as server:
+def starttls_server(cert: Path, key: Path, *, implicit: bool = False) -> Iterator[Server]:
+    """STARTTLS on a plain port, or (``implicit``) TLS from the first byte as on port 465."""
+    with _process("smtps" if implicit else "smtp", str(cert), str(key)) as server:
         yield server
 
 
@@ -119,7 +121,7 @@ def _serve_dns(zone_path: str) -> None:
     sys.exit("no free port for UDP and TCP")
 
 
-def _serve_smtp(cert: str, key: str) -> None:
+def _serve_smtp(cert: str, key: str, implicit: bool) -> None:
     import asyncio
     import ssl
 
@@ -134,8 +136,10 @@ def _serve_smtp(cert: str, key: str) -> None:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: SMTP(Handler(), hostname="submission.test", tls_context=context,
-                                                       auth_require_tls=False), "127.0.0.1", 0)
+        server = await loop.create_server(
+            lambda: SMTP(Handler(), hostname="submission.test", tls_context=None if implicit else context,
+                         auth_require_tls=False),
+            "127.0.0.1", 0, ssl=context if implicit else None)
         print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
         async with server:
             await server.serve_forever()
@@ -146,7 +150,7 @@ def _serve_smtp(cert: str, key: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "dns":
         _serve_dns(sys.argv[2])
-    elif len(sys.argv) == 4 and sys.argv[1] == "smtp":
-        _serve_smtp(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] in ("smtp", "smtps"):
+        _serve_smtp(sys.argv[2], sys.argv[3], implicit=sys.argv[1] == "smtps")
     else:
-        sys.exit("usage: doctor_servers.py dns ZONEFILE | smtp CERT KEY")
+        sys.exit("usage: doctor_servers.py dns ZONEFILE | smtp CERT KEY | smtps CERT KEY")

@@ -141,6 +141,18 @@ async def test_spf_lookup_limit_missing_records_and_an_untrusted_certificate(dns
     assert checks["dnsbl"].status.value == "skip"  # 127.0.0.1 is nobody's business
 
 
+async def test_implicit_tls_is_probed_like_port_465(dns: Server, tls_files: tuple[Path, Path]) -> None:
+    with starttls_server(*tls_files, implicit=True) as smtps:
+        smtp = {"host": "127.0.0.1", "port": smtps.port, "security": "tls", "ca_file": str(tls_files[0])}
+        report = await diagnose(_mailbox("alice@good.test", transport="smtp", smtp=smtp), _settings(dns), [],
+                                NoTracking(), 0.0)
+        assert _by_name(report)["tls"].status.value == "pass", _by_name(report)["tls"]
+        wrong = {**smtp, "security": "starttls"}  # STARTTLS against a TLS port: no greeting in clear
+        report = await diagnose(_mailbox("alice@good.test", transport="smtp", smtp=wrong),
+                                _settings(dns, timeout_seconds=1), [], NoTracking(), 0.0)
+        assert _by_name(report)["tls"].status.value == "fail", _by_name(report)["tls"]
+
+
 async def test_offline_says_cannot_resolve_and_never_passes(submission: Server) -> None:
     dead = DoctorConfig(nameservers=[f"127.0.0.1:{free_port()}"], timeout_seconds=1, dnsbls=["bl.test"],
                         sending_ips=[SENDING_IP])

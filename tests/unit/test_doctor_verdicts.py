@@ -43,6 +43,19 @@ def test_an_unanswered_include_is_unknown_not_pass() -> None:
     assert check.status.value == "unknown" and ok is None and "cannot resolve" in check.summary
 
 
+def test_a_macro_is_reported_not_matched_and_not_called_unresolvable() -> None:
+    facts = _facts(a_test="v=spf1 exists:%{i}.spf.a.test -all")
+    check, ok = verdicts.spf_check(facts, "a.test", ["192.0.2.1"])
+    assert check.status.value == "warn" and "macros" in check.summary and ok is None
+
+
+def test_ptr_and_a_missing_all_warn() -> None:
+    facts = _facts(a_test="v=spf1 ip4:192.0.2.0/24 ptr")
+    check, ok = verdicts.spf_check(facts, "a.test", ["192.0.2.1"])
+    assert check.status.value == "warn" and ok is True
+    assert "ptr is deprecated" in check.summary and "without -all" in check.summary
+
+
 def _spki(bits: int) -> str:
     """A DER SubjectPublicKeyInfo around an RSA modulus of ``bits`` bits (for size reading only)."""
     def tlv(tag: int, body: bytes) -> bytes:
