@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Iterator
 
-from dripd_imap.classify.decode import _ADDR_RE, _clean_address, _unique
+from dripd_imap.classify.decode import _ADDR_RE, _addresses, _clean_address, _header, _unique
 from dripd_imap.classify.dsn_fields import _STATUS_RE, _class_of_status
 from dripd_imap.classify.result import Classification, Kind
 from dripd_imap.classify.view import _MessageView
@@ -53,6 +53,9 @@ class _Event:
 def _as_relay_json(view: _MessageView) -> Classification | None:
     """BOUNCE / COMPLAINT / DELIVERED from a relay's JSON notification; None when there is none."""
     events = [e for doc in _documents(view) for e in _events(doc)]
+    ours = set(_addresses(_header(view.msg, "To"))) | ({view.sender} if view.sender else set())
+    for event in events:  # the mailbox's own address (or the notifier's) is never the one that failed
+        event.recipients = [a for a in event.recipients if a not in ours]
     bounces = [e for e in events if any(_BOUNCE_WORDS.match(w) for w in e.words) and e.recipients]
     complaints = [e for e in events if any(_COMPLAINT_WORDS.match(w) for w in e.words) and e.recipients]
     ids = _unique(i for e in events for i in e.message_ids)

@@ -14,9 +14,9 @@ import re
 # Spanish, Italian, Portuguese, Dutch, Polish; list managers refusing a posting.
 FAILURE_RE = re.compile(
     r"配信(?:でき|不能|失敗|エラー|に失敗)|送信(?:でき|エラー|に失敗|失敗)|届(?:け|き)(?:られ|ることができ|ませ)"
-    r"|宛先(?:不明|が見つかりません|のユーザーが見つかりません)|存在しません|不達|返送"
+    r"|宛先(?:不明|が見つかりません|のユーザーが見つかりません)|存在しません|不達"
     r"|退信|无法投递|無法投遞|投递失败|投遞失敗|发送失败|發送失敗|用户不存在|用戶不存在|收件人.{0,6}不存在"
-    r"|전송\s*실패|전달되지\s*못|배달되지\s*않|반송|존재하지\s*않는"
+    r"|전송\s*실패|전달되지\s*못|배달되지\s*않|반송되었|존재하지\s*않는"
     r"|недоставлен|не\s+(?:может\s+быть\s+)?доставлен|не\s+удалось\s+доставить|не\s+существует"
     r"|nicht\s+zugestellt|nicht\s+zustellbar|unzustellbar|zustellung\s+fehlgeschlagen"
     r"|n'a\s+pas\s+pu\s+être\s+(?:remis|délivré|distribué)|non\s+remis|échec\s+de\s+(?:la\s+)?remise"
