@@ -30,9 +30,9 @@ def create_app(services: "Services") -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
+    app.include_router(doctor_router)  # GET /api/mailboxes/{id}/doctor (dripd.doctor)
     # verify before contacts: its fixed path must win over /api/contacts/{contact_id}.
     for router in (status_router, sequences_router, stats, enroll_router, verify_router, contacts, lists, suppressions, mailboxes,
                    metrics_router):
         app.include_router(router)
-    app.include_router(doctor_router)
     return app
