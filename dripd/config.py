@@ -16,6 +16,8 @@ from typing import Annotated, Any, Collection, Literal, Mapping
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from dripd.doctor.config import DoctorConfig
+
 EX_CONFIG = 78  # sysexits.h: configuration error
 
 
@@ -102,6 +104,7 @@ class MailboxConfig(BaseModel):
     address: str = Field(description="The From address.",
                          json_schema_extra={"rule": "a valid email address (stored normalized)"})
     name: str = Field(default="", description="The From display name.")
+    dkim_selector: str | None = Field(default=None, description="DKIM selector `dripctl doctor` checks; common ones when unset.")
     domain: str | None = Field(  # Message-ID domain; defaults to the address's domain
         default=None, description="Domain of generated Message-IDs; defaults to the address's domain.")
     timezone: str = Field(default="UTC", description="The daily cap's day starts at local midnight in this zone.",
@@ -318,6 +321,7 @@ class Config(_Strict):
     tracking: TrackingConfig = TrackingConfig()
     metrics: MetricsConfig = MetricsConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
+    doctor: DoctorConfig = DoctorConfig()
 
     @model_validator(mode="after")
     def _unique_ids(self) -> "Config":

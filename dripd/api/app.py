@@ -10,6 +10,7 @@ from dripd import __version__
 from dripd.api import errors
 from dripd.api.media import RequireMediaType
 from dripd.api.routes_contacts import contacts, lists, suppressions
+from dripd.api.routes_doctor import router as doctor_router
 from dripd.api.routes_enroll import router as enroll_router
 from dripd.api.routes_sequences import router as sequences_router
 from dripd.api.routes_stats import metrics_router, stats
@@ -33,6 +34,7 @@ def create_app(services: "Services") -> FastAPI:
     app.add_middleware(RequireMediaType)
     app.state.services = services
     errors.install(app)
+    app.include_router(doctor_router)  # GET /api/mailboxes/{id}/doctor (dripd.doctor)
     # verify before contacts: its fixed path must win over /api/contacts/{contact_id}.
     for router in (status_router, sequences_router, stats, enroll_router, verify_router, contacts, lists, suppressions, mailboxes,
                    metrics_router):

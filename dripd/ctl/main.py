@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from dripd import __version__
-from dripd.ctl import cmd_people, cmd_sequences, cmd_stats, cmd_status
+from dripd.ctl import cmd_doctor, cmd_people, cmd_sequences, cmd_stats, cmd_status
 from dripd.ctl.client import Client, CtlError
 from dripd.ctl.runner import FILE_COMMANDS, CtlParser, actions_of, finish_parser, in_flag_names, require_action, run_guarded
 
@@ -152,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write a sequence as TOML (the format apply reads)")
     export.add_argument("sequence", help=SEQ)
     export.add_argument("-o", "--output", type=Path, help="write to this file instead of standard output")
+    cmd_doctor.add_parser(sub)
     finish_parser(parser)  # last: --json on every subcommand
     return parser
 
@@ -160,6 +161,7 @@ _HANDLERS = {
     "status": cmd_status.status, "mailboxes": cmd_status.mailboxes, "preview": cmd_status.preview, "stats": cmd_stats.stats,
     "sequences": cmd_sequences.run, "seq": cmd_sequences.run, "steps": cmd_sequences.run,
     "apply": cmd_sequences.run, "export": cmd_sequences.run,
+    "doctor": cmd_doctor.doctor,
     "enroll": cmd_people.enroll, "contacts": cmd_people.contacts, "lists": cmd_people.lists,
 }
 

@@ -8,16 +8,17 @@ Order of the checks matters and follows the standards:
 
 1. complaints (RFC 5965 ARF, Microsoft JMRP, Apple Mail's one-click unsubscribe),
 2. RFC 3464 delivery-status reports (failed / delayed -> BOUNCE, delivered -> DELIVERED),
-3. non-standard bounces (MTA-specific plain-text shapes),
-4. RFC 3834 auto-replies,
-5. anything else is a MESSAGE (a candidate human reply).
+3. a relay's JSON notification (SES, SendGrid, Mailgun-style bounce / complaint / delivery events),
+4. non-standard bounces (MTA-specific plain-text shapes, any language, the original returned),
+5. RFC 3834 auto-replies,
+6. anything else is a MESSAGE (a candidate human reply).
 
 Complaints and DSNs come first because they also carry ``Auto-Submitted`` (RFC 3464 section 2
 and RFC 5965 section 3 ask for it), which alone would make them look like auto-replies.
 
 The package is split by concern: ``decode`` (parsing, headers, addresses, text of parts),
 ``view`` (the parts the rules look at, decoded once), ``complaint``, ``dsn_fields`` (RFC 3464
-fields, recipients and bounce classes), ``bounce_text`` (what an MTA's free text says),
+fields, recipients and bounce classes), ``relay_json`` (a relay's JSON notifications), ``bounce_text`` (what an MTA's free text says),
 ``bounces`` (the DSN and plain-text bounce verdicts), ``auto_reply`` (RFC 3834 and return dates)
 and ``result`` (the verdict). Underscored names are internal to the package; its public names
 are those in ``__all__``.
@@ -45,6 +46,7 @@ from dripd_imap.classify.auto_reply import _as_auto_reply
 from dripd_imap.classify.bounces import _as_dsn, _as_plain_bounce
 from dripd_imap.classify.complaint import _as_complaint
 from dripd_imap.classify.decode import _parse, _sender, _subject
+from dripd_imap.classify.relay_json import _as_relay_json
 from dripd_imap.classify.result import Classification, Kind
 from dripd_imap.classify.view import _MessageView
 
@@ -74,6 +76,7 @@ def _classify(raw: bytes) -> Classification:
     return (
         _as_complaint(view)
         or _as_dsn(view)
+        or _as_relay_json(view)
         or _as_plain_bounce(view)
         or _as_auto_reply(view)
         or view.verdict(Kind.MESSAGE, original_message_id=None)

@@ -25,6 +25,7 @@ from dripd_imap.classify.dsn_fields import (
     _recipient_failed,
 )
 from dripd_imap.classify.view import _MessageView
+from dripd_imap.classify.wording import FAILURE_RE, REPLY_PREFIX_RE
 
 _SYSTEM_LOCALPARTS = re.compile(
     r"^(?:mailer-daemon|mailer_daemon|mailerdaemon|postmaster|mail-daemon|maildaemon|double-bounce"
@@ -41,7 +42,7 @@ _BOUNCE_SUBJECT = re.compile(
     r"|could not (?:be )?deliver|delivery (?:delayed|warning)|delayed mail|mail failure|message not delivered"
     r"|nondeliverable|unzustellbar|non remis|non recapitabile|no se puede entregar"
     r"|bounce notification|mail (?:was )?not delivered|warning: message .* delayed|mail failed"
-    r"|returning to sender|rejected",
+    r"|returning to sender|rejected|mail delivery status",
     re.I,
 )
 _BOUNCE_BODY = re.compile(
@@ -67,19 +68,62 @@ def _looks_like_bounce(view: _MessageView) -> bool:
     """Header evidence (who sent it, what it is called) plus body evidence; never a person's reply."""
     if view.msg.get("X-Failed-Recipients"):
         return True
-    if _REPLY_PREFIX.match(view.subject) or _FORWARD_PREFIX.match(view.subject):
+    if _REPLY_PREFIX.match(view.subject) or _FORWARD_PREFIX.match(view.subject) or REPLY_PREFIX_RE.match(view.subject):
         return False  # a person answering or forwarding: even if it quotes a bounce
     from_header = _header(view.msg, "From")
     system_sender = bool(
         _SYSTEM_NAMES.search(from_header)
         or (view.sender and _SYSTEM_LOCALPARTS.match(view.sender.split("@")[0]))
         or ("@" not in from_header and re.search(r"mailer-daemon|postmaster", from_header, re.I))
+        or _null_sender(view)
     )
-    bounce_subject = bool(_BOUNCE_SUBJECT.search(view.subject))
-    if not (system_sender or bounce_subject):
+    bounce_subject = bool(_BOUNCE_SUBJECT.search(view.subject) or FAILURE_RE.search(view.subject))
+    returned = _returns_our_message(view)
+    if not (system_sender or bounce_subject or returned):
         return False
     section = _failure_section(view.body)
-    return bool(_BOUNCE_BODY.search(section) or (bounce_subject and system_sender))
+    failure_text = bool(_BOUNCE_BODY.search(section) or FAILURE_RE.search(section))
+    if returned and not (system_sender or bounce_subject):
+        # Our own message handed back with failure wording, by a system that says so in its
+        # envelope (null sender) or headers (Auto-Submitted): no person writes that way.
+        return failure_text and _machine_sent(view)
+    return failure_text or (bounce_subject and system_sender) or returned
+
+
+def _returns_our_message(view: _MessageView) -> bool:
+    """The notice carries (attached or quoted) a message whose From is the notice's recipient:
+    our message coming back, which is what a bounce in any language does."""
+    ours = set(_addresses(_header(view.msg, "To"))) | set(_addresses(_header(view.msg, "Delivered-To")))
+    if not ours:
+        return False
+    senders = {a for o in view.originals for a in _addresses(_header(o, "From"))}
+    senders.update(_text_addresses(_embedded_header(view.body, "From")))
+    senders.update(_addresses(_quoted_header(view.body, "From")))
+    return bool(ours & senders)
+
+
+def _quoted_header(body: str, name: str) -> str:
+    """A header line quoted with '>' or indented inside the notice (list managers quote that way)."""
+    found = re.findall(rf"^[ \t>]*{name}:[ \t]*(.*)$", body, re.I | re.M)
+    return " ".join(found[:3])
+
+
+def _null_sender(view: _MessageView) -> bool:
+    """Delivered with a null envelope sender (Return-Path: <>), as RFC 5321 4.5.5 asks of every
+    delivery notification (auto-replies use it too, so it is never enough on its own)."""
+    return view.msg.get("Return-Path") is not None and _header(view.msg, "Return-Path").strip() in ("<>", "")
+
+
+def _machine_sent(view: _MessageView) -> bool:
+    """Header evidence that software, not a person, sent this: a null envelope sender (RFC 5321
+    4.5.5), Auto-Submitted (RFC 3834), or a list manager's own administrative marks."""
+    if _null_sender(view):
+        return True
+    if _header(view.msg, "Auto-Submitted").lower().startswith("auto-"):
+        return True
+    if re.match(r"(?:bulk|junk|list)\b", _header(view.msg, "Precedence").lower()):
+        return True
+    return any(view.msg.get(name) is not None for name in ("X-List-Administrivia", "Mailing-List"))
 
 
 # Where the notice ends and the copy of the original begins (or a quoted reply, for safety).

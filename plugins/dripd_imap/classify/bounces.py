@@ -29,6 +29,7 @@ from dripd_imap.classify.dsn_fields import (
 )
 from dripd_imap.classify.result import Classification, Kind
 from dripd_imap.classify.view import _MessageView
+from dripd_imap.classify.wording import SOFT_RE
 
 
 def _as_dsn(view: _MessageView) -> Classification | None:
@@ -83,6 +84,8 @@ def _as_plain_bounce(view: _MessageView) -> Classification | None:
         bounce_class = "hard" if code[0] == "5" else "soft"
     else:
         bounce_class = _class_from_text(view.subject + "\n" + section) or "hard"
+        if SOFT_RE.search(view.subject + "\n" + section):
+            bounce_class = "soft"  # a full mailbox or a delay, worded in another language
     if _SOFT_TEXT_RE.search(view.subject) or re.search(
         r"not yet been delivered|warning message only|still being retried|delivery attempts will continue",
         section,

@@ -90,14 +90,35 @@ def _message_ids(value: str) -> list[str]:
     return _unique(f"<{m}>" for m in _MSGID_RE.findall(value) if "@" in m or "." in m)
 
 
+# Labels legacy mailers write that Python's codecs do not know, and the superset codecs real
+# Japanese and Chinese mail needs (vendor characters such as circled digits live only there).
+_CHARSET_ALIASES = {
+    "x-sjis": "cp932", "sjis": "cp932", "shift-jis": "cp932", "shift_jis": "cp932", "windows-31j": "cp932",
+    "iso-2022-jp": "iso2022_jp_ext", "csiso2022jp": "iso2022_jp_ext", "x-euc-jp": "euc_jp",
+    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "euc-cn": "gb18030", "big5": "big5hkscs",
+    "ks_c_5601-1987": "cp949", "euc-kr": "cp949", "x-windows-949": "cp949",
+}
+_ISO_2022_JP_ESCAPE = re.compile(rb"\x1b\$[@B]")
+
+
 def _decode_bytes(data: bytes, charset: str | None) -> str:
-    for name in (charset, "utf-8"):
-        if not name:
+    name = (charset or "").strip().lower()
+    if not name and _ISO_2022_JP_ESCAPE.search(data):
+        name = "iso-2022-jp"  # undeclared, but the escape sequences say what it is
+    name = _CHARSET_ALIASES.get(name, name)
+    for candidate in (name, "utf-8"):
+        if not candidate:
             continue
         try:
-            return data.decode(name)
+            return data.decode(candidate)
         except (LookupError, UnicodeDecodeError, ValueError):
             continue
+    if name:
+        try:
+            # A known charset with a few stray bytes: keep its text rather than fall to Latin-1.
+            return data.decode(name, "replace")
+        except (LookupError, ValueError):
+            pass
     # Latin-1 maps every byte, so this is the last word: text we can still search.
     return data.decode("latin-1")
 

@@ -32,6 +32,7 @@ class _MessageView:
     dsn_texts: list[str]  # message/delivery-status bodies
     feedback_texts: list[str]  # message/feedback-report bodies
     originals: list[email.message.Message]  # attached original message or its headers
+    json_texts: list[str]  # application/json parts, attachments included (a relay's notification)
 
     @classmethod
     def of(cls, msg: email.message.Message) -> _MessageView:
@@ -47,6 +48,7 @@ class _MessageView:
             dsn_texts=[],
             feedback_texts=[],
             originals=[],
+            json_texts=[],
         )
         for part in _leaf_parts(_recover_multipart(msg), depth=0):
             view._take(part)
@@ -64,6 +66,8 @@ class _MessageView:
             self.originals.append(email.message_from_string(_part_text(part), policy=email.policy.compat32))
         elif ctype in _DSN_TYPES:
             self.dsn_texts.append(_container_text(part))
+        elif ctype == "application/json" or ctype.endswith("+json"):
+            self.json_texts.append(_part_text(part))
         elif ctype == "message/feedback-report":
             self.feedback_texts.append(_container_text(part))
         elif part.get_content_maintype() == "text" and not _is_attachment(part):
