@@ -12,12 +12,13 @@ import re
 import tomllib
 import zoneinfo
 from pathlib import Path
-from typing import Any, Collection, Iterable, Literal, Mapping
+from typing import Annotated, Any, Collection, Iterable, Literal, Mapping
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dripd.errors import ConfigError
+from dripd.webhooks.settings import WebhookConfig, unique_names
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 
@@ -281,6 +282,8 @@ class Config(_Strict):
     tracking: TrackingConfig = TrackingConfig()
     metrics: MetricsConfig = MetricsConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
+    webhooks: Annotated[list[WebhookConfig], AfterValidator(unique_names)] = Field(
+        default=[], description="Outbound webhook endpoints (`[[webhooks]]`, see docs/webhooks.md).")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> "Config":

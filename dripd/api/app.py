@@ -14,6 +14,7 @@ from dripd.api.routes_sequences import router as sequences_router
 from dripd.api.routes_stats import metrics_router, stats
 from dripd.api.routes_status import mailboxes, status_router
 from dripd.api.routes_verify import router as verify_router
+from dripd.api.routes_webhooks import router as webhooks_router
 
 if TYPE_CHECKING:
     from dripd.root import Services
@@ -33,4 +34,5 @@ def create_app(services: "Services") -> FastAPI:
     for router in (status_router, sequences_router, stats, enroll_router, verify_router, contacts, lists, suppressions, mailboxes,
                    metrics_router):
         app.include_router(router)
+    app.include_router(webhooks_router)
     return app
