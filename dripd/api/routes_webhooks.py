@@ -86,7 +86,7 @@ async def create_webhook(body: WebhookBody, services: ServicesDep) -> dict[str, 
     created = await services.store.webhook_create(spec, services.clock.now())
     if created is None:
         raise Conflict(f"a webhook endpoint named {body.name!r} exists", details={"field": "name"})
-    services.webhooks.wake()
+    services.webhooks.refresh()
     return {**created.public(), "secret": secret}
 
 
@@ -136,6 +136,7 @@ async def delete_webhook(webhook_id: WebhookId, services: ServicesDep) -> Respon
     if endpoint.source == "config":
         raise ReadOnly(f"webhook {endpoint.name!r} is defined in the config file: remove it there and reload")
     await services.store.webhook_delete(webhook_id)
+    services.webhooks.refresh()
     return Response(status_code=204)
 
 
@@ -143,7 +144,7 @@ async def delete_webhook(webhook_id: WebhookId, services: ServicesDep) -> Respon
 async def enable_webhook(webhook_id: WebhookId, services: ServicesDep) -> dict[str, Any]:
     await _endpoint(services, webhook_id)
     await services.store.webhook_set_enabled(webhook_id, True, None, services.clock.now())
-    services.webhooks.wake()
+    services.webhooks.refresh()
     return (await _endpoint(services, webhook_id)).public()
 
 

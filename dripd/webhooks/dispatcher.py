@@ -23,12 +23,15 @@ import trio
 
 from dripd.clock import Clock, offloaded
 from dripd.config import LiveConfig
+from dripd.events import Event
 from dripd.webhooks import payloads, retry, signing
 from dripd.webhooks.records import Delivery, DeliveryStatus, Endpoint, EndpointSpec, EventFacts
 
 log = logging.getLogger("dripd.webhooks")
 
 CONFIG_CHECK_SECONDS = 5.0  # how soon a reloaded [[webhooks]] list is put in force
+ROUND_SECONDS = 0.02  # the shortest time between two rounds of starting due deliveries
+IDLE_SECONDS = 3600.0  # a round with nothing due: the next one comes on a wake-up, or after this
 ERROR_TEXT_LIMIT = 300
 
 
@@ -37,7 +40,7 @@ class WebhookStore(Protocol):
     async def webhook_endpoints(self) -> list[Endpoint]: ...
     async def webhook_set_enabled(self, endpoint_id: int, enabled: bool, reason: str | None, now: float) -> bool: ...
     async def webhook_due(self, endpoint_id: int, now: float, limit: int, skip: Sequence[int]) -> list[Delivery]: ...
-    async def webhook_next_due(self) -> float | None: ...
+    async def webhook_next_due(self, exclude: Sequence[int]) -> float | None: ...
     async def webhook_event(self, event_id: int) -> EventFacts | None: ...
     async def webhook_record(self, delivery_id: int, status: DeliveryStatus, at: float, http_status: int | None,
                              error: str | None, next_attempt_at: float | None) -> None: ...
@@ -74,7 +77,7 @@ async def post(client: httpx.AsyncClient, endpoint: Endpoint, msg_id: str, times
                 response = await client.post(endpoint.url, content=body,
                                              headers=signing.headers(key, msg_id, timestamp, body),
                                              timeout=endpoint.timeout_seconds)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:  # ValueError: a bad IDN host
             return AttemptResult(None, (f"{type(exc).__name__}: {exc}" or type(exc).__name__)[:ERROR_TEXT_LIMIT])
     if scope.cancelled_caught:
         return AttemptResult(None, f"no answer within {endpoint.timeout_seconds:g}s")
@@ -94,11 +97,21 @@ class Dispatcher:
         self._wake = trio.Event()
         self._states: dict[int, _EndpointState] = {}
         self._synced: object = None  # the config whose [[webhooks]] is in the store
+        self._endpoints: list[Endpoint] | None = None  # None: read them on the next round
+        self._wanted: frozenset[str] | None = frozenset()  # kinds some enabled endpoint wants; None: all
         self.attempts = 0
         self.delivered = 0
 
-    def on_event(self, _event: object) -> None:
-        """An EventStream listener: a committed event may have queued deliveries. O(1)."""
+    def on_event(self, event: Event) -> None:
+        """An EventStream listener: a committed event of a kind some endpoint wants has queued
+        deliveries. O(1); events nobody wants (every event when there are no endpoints) cost a
+        set lookup."""
+        if self._wanted is None or event.kind.value in self._wanted:
+            self._wake.set()
+
+    def refresh(self) -> None:
+        """The endpoints changed (API, reload, a 410): read them again on the next round."""
+        self._endpoints = None
         self._wake.set()
 
     def wake(self) -> None:
@@ -110,7 +123,7 @@ class Dispatcher:
             return
         await self._store.webhook_sync_config([endpoint.spec() for endpoint in config.webhooks], self._clock.now())
         self._synced = config
-        self._wake.set()
+        self.refresh()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Deliver until cancelled. Starts after the config's endpoints are in the store."""
@@ -125,29 +138,39 @@ class Dispatcher:
                     except ValueError as exc:  # a secret file gone unreadable since start-up
                         log.error("webhooks: keeping the previous endpoints: %s", exc)
                         self._synced = self._live.current
-                    wait = await self._start_due(client, nursery)
-                    with trio.move_on_after(min(wait, CONFIG_CHECK_SECONDS)):
-                        await self._wake.wait()
+                    deadline = trio.current_time() + await self._start_due(client, nursery)
+                    while not self._wake.is_set() and trio.current_time() < deadline \
+                            and self._live.current is self._synced:
+                        with trio.move_on_at(min(deadline, trio.current_time() + CONFIG_CHECK_SECONDS)):
+                            await self._wake.wait()
+                    # Rounds at most every ROUND_SECONDS: a busy send path wakes this on every
+                    # event, and one round serves them all.
+                    await trio.sleep(ROUND_SECONDS)
 
     async def _start_due(self, client: httpx.AsyncClient, nursery: trio.Nursery) -> float:
         """Start every due delivery there is room for; seconds until something may be due."""
+        if self._endpoints is None:
+            self._endpoints = await self._store.webhook_endpoints()
+            enabled = [e for e in self._endpoints if e.enabled]
+            self._wanted = None if any(e.kinds is None for e in enabled) else \
+                frozenset(kind for e in enabled for kind in e.kinds or ())
         now = self._clock.now()
-        wait = CONFIG_CHECK_SECONDS
-        for endpoint in await self._store.webhook_endpoints():
+        wait = IDLE_SECONDS
+        waiting: list[int] = []  # endpoints that cannot start more now: their due rows are not "next"
+        for endpoint in self._endpoints:
             if not endpoint.enabled:
                 continue
             state = self._states.setdefault(endpoint.id, _EndpointState())
             room = endpoint.concurrency - len(state.in_flight)
             paused = state.paused_until - trio.current_time()
-            if paused > 0:
-                wait = min(wait, paused)
-                continue
-            if room <= 0:
+            if paused > 0 or room <= 0:  # a completion wakes the loop; a pause ends by itself
+                waiting.append(endpoint.id)
+                wait = min(wait, paused) if paused > 0 else wait
                 continue
             for delivery in await self._store.webhook_due(endpoint.id, now, room, sorted(state.in_flight)):
                 state.in_flight.add(delivery.id)
                 nursery.start_soon(self._deliver, client, endpoint, delivery, state)
-        next_due = await self._store.webhook_next_due()
+        next_due = await self._store.webhook_next_due(waiting)
         if next_due is not None:
             wait = min(wait, max(0.0, next_due - self._clock.now()))
         return wait
@@ -191,6 +214,7 @@ class Dispatcher:
             await self._store.webhook_record(delivery.id, DeliveryStatus.FAILED, done, result.status, result.error,
                                              None)
             await self._store.webhook_set_enabled(endpoint.id, False, reason, done)
+            self.refresh()
             return
         at = retry.next_attempt(done, delivery.attempts + 1, delivery.retry_from, endpoint.retry_hours, self._rng,
                                 endpoint.retry_first_seconds)

@@ -89,9 +89,14 @@ class WebhookConfig(BaseModel):
 
 def url_problem(url: str) -> str | None:
     """Why ``url`` cannot be an endpoint, or None (the API checks the same rule)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
-        return "must be an http:// or https:// URL with a host"
+    rule = "must be an http:// or https:// URL with a host"
+    try:
+        parts = urlsplit(url)
+        host, _port = parts.hostname, parts.port  # .port raises on a bad one
+    except (ValueError, UnicodeError):
+        return rule
+    if parts.scheme not in ("http", "https") or not host or any(c.isspace() or ord(c) < 32 for c in url):
+        return rule
     return None
 
 

@@ -111,11 +111,13 @@ class WebhookOps:
         return [_delivery(r) for r in rows]
 
     @control_operation
-    def webhook_next_due(self, db: Conn) -> float | None:
-        """When the earliest pending delivery of an enabled endpoint is due."""
+    def webhook_next_due(self, db: Conn, exclude: Sequence[int] = ()) -> float | None:
+        """When the earliest pending delivery of an enabled endpoint (not in ``exclude``) is due."""
+        excluded = tuple(exclude)
+        not_in = f" AND w.id NOT IN ({','.join('?' * len(excluded))})" if excluded else ""
         row = fetch_one(db, "SELECT MIN(d.next_attempt_at) FROM webhook_endpoints w"
                             " JOIN webhook_deliveries d ON d.endpoint_id = w.id AND d.status = 'pending'"
-                            " WHERE w.enabled = 1")
+                            f" WHERE w.enabled = 1{not_in}", excluded)
         return None if row is None or row[0] is None else float(row[0])
 
     @control_operation
