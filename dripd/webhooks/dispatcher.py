@@ -159,6 +159,7 @@ class Dispatcher:
         waiting: list[int] = []  # endpoints that cannot start more now: their due rows are not "next"
         for endpoint in self._endpoints:
             if not endpoint.enabled:
+                waiting.append(endpoint.id)
                 continue
             state = self._states.setdefault(endpoint.id, _EndpointState())
             room = endpoint.concurrency - len(state.in_flight)
@@ -170,6 +171,8 @@ class Dispatcher:
             for delivery in await self._store.webhook_due(endpoint.id, now, room, sorted(state.in_flight)):
                 state.in_flight.add(delivery.id)
                 nursery.start_soon(self._deliver, client, endpoint, delivery, state)
+        if len(waiting) == len(self._endpoints):
+            return wait  # every endpoint paused, full or disabled (or none): no store work until that changes
         next_due = await self._store.webhook_next_due(waiting)
         if next_due is not None:
             wait = min(wait, max(0.0, next_due - self._clock.now()))
