@@ -65,10 +65,14 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
                 await nursery.start(daemon.run)
                 while plugin.count() < 1:
                     await trio.sleep(0.001)
-                started, at_first = time.perf_counter(), plugin.count()
+                started, cpu, at_first = time.perf_counter(), time.process_time(), plugin.count()
                 while plugin.count() < n:
                     await trio.sleep(0.01)
-                result["rate"] = (plugin.count() - at_first) / (time.perf_counter() - started)
+                sent = plugin.count() - at_first
+                result["rate"] = sent / (time.perf_counter() - started)
+                # CPU time (every thread of the process) per send: far steadier than the rate on a
+                # shared machine, and what a webhook receiver could take from the sends.
+                result["cpu_us"] = (time.process_time() - cpu) / sent * 1e6
                 daemon.stop()
 
     trio.run(main)
@@ -94,6 +98,7 @@ def main() -> None:
     from tests.integration.webhook_receiver import webhook_receiver
 
     rates: dict[str, list[float]] = {"none": [], "500": [], "hang": [], "200": []}
+    cpu: dict[str, list[float]] = {name: [] for name in rates}
     outboxes: dict[str, dict[str, int]] = {}
     with c.workdir(args, "dripd-bench-webhooks-") as root, \
             webhook_receiver(root / "r500", then=500) as erring, \
@@ -104,6 +109,7 @@ def main() -> None:
             for name, url in urls.items():
                 got = c.run_child(SCRIPT, {"root": str(root / f"{name}-{index}"), "n": n, "url": url})
                 rates[name].append(got["rate"])
+                cpu[name].append(got["cpu_us"])
                 outboxes[name] = got["outbox"]
     median = {name: statistics.median(values) for name, values in rates.items()}
     ref = median["none"]
@@ -119,6 +125,12 @@ def main() -> None:
                   c.ratio(median[name], ref),
                   f"{target}change {change:+.1f} %; median of {rounds}: "
                   f"{', '.join(c.fnum(r) for r in rates[name])}; outbox when the last send was made: {outbox}")
+    cpu_median = {name: statistics.median(values) for name, values in cpu.items()}
+    for name, what in (("500", "receiver answers 500"), ("hang", "receiver hangs"), ("200", "receiver answers 200")):
+        change = (cpu_median[name] - cpu_median["none"]) / cpu_median["none"] * 100
+        table.row(f"daemon CPU per send, {what}: us", c.fnum(cpu_median[name]),
+                  f"{c.fnum(cpu_median['none'])} (no webhooks)", c.ratio(cpu_median[name], cpu_median["none"]),
+                  f"change {change:+.1f} %; median of {rounds}: {', '.join(c.fnum(v) for v in cpu[name])}")
     table.notes.append("every event kind is wanted: each send queues 'sent' and 'completed' deliveries in the "
                        "event's own commit (a trigger on events); the dispatcher runs beside the lanes")
     table.print()
