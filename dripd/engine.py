@@ -24,6 +24,7 @@ from dripd.metrics import Metrics
 from dripd.model import EnrollmentStatus, SequenceStatus, Step
 from dripd.safeguards import Safeguards
 from dripd.scheduler import Gate, RunResult, RunStatus, Scheduler
+from dripd.steps import step_label
 from dripd.store.api import Claim, OutboxRow, RunContext, RunStore
 from dripd.window import SendWindow
 
@@ -95,12 +96,33 @@ class Engine:
                     return RunResult(RunStatus.DROPPED)
             self.scheduler.schedule(mailbox.id, enrollment_id, plan.at, followup)
             return RunResult(RunStatus.DONE)
+        unsendable = self.recipient_problem(ctx)
+        if unsendable is not None:
+            # Before the gate: a message that cannot be addressed takes no token, so the day's
+            # count holds only sends that were made (data stored before the API refused it).
+            log.error("enrollment %d %s: failed: %s", enrollment_id, step_label(ctx.steps, plan.step.id), unsendable)
+            self._completed(await self.store.finish(enrollment_id, EnrollmentStatus.FAILED, unsendable, now))
+            self.counters.failed += 1
+            return RunResult(RunStatus.DONE)
         due_at = enrollment.due_at if enrollment.due_at is not None else now
         if not gate(followup, due_at):
             return RunResult(RunStatus.THROTTLED, followup, due_at)
         self.metrics.observe_lateness(mailbox.id, max(0.0, now - due_at))
         await self._send(ctx, mailbox, plan.step, now)
         return RunResult(RunStatus.DONE)
+
+    @staticmethod
+    def recipient_problem(ctx: RunContext) -> str | None:
+        """Why no message can be addressed to this contact (render's rules for the To line), or None."""
+        contact = ctx.contact
+        problem = render.address_problem(contact.email)
+        if problem is not None:
+            return f"the contact's email {problem}"
+        for name in (contact.first_name, contact.last_name):
+            problem = render.header_text_problem(name)
+            if problem is not None:
+                return f"the contact's name {problem}"
+        return None
 
     def window(self, ctx: RunContext) -> SendWindow:
         """The sequence's window, in the contact's own zone when the sequence says so."""
@@ -202,7 +224,8 @@ class Engine:
         claim = await self.store.claim_send(enrollment.id, step.id, mailbox.id, candidate, subject, now)
         if claim is None:
             # The ledger already holds this step (sent, in flight or uncertain): never twice.
-            log.warning("enrollment %d step %d: already in the ledger; not sending again", enrollment.id, step.id)
+            log.warning("enrollment %d %s: already in the ledger; not sending again", enrollment.id,
+                        step_label(ctx.steps, step.id))
             await self._advance_past(ctx, step, now)
             return
         try:
@@ -252,8 +275,8 @@ class Engine:
             await self.store.record_retry(claim, enrollment.id, step.id, decision.at, decision.detail, now)
             self.counters.retried += 1
             self.metrics.retried(mailbox.id, ctx.sequence.id, step.id)
-            log.info("enrollment %d step %d: transient failure (%s); retry %d in %.0fs",
-                     enrollment.id, step.id, decision.detail, claim.attempts, decision.at - now)
+            log.info("enrollment %d %s: transient failure (%s); retry %d in %.0fs",
+                     enrollment.id, step_label(ctx.steps, step.id), decision.detail, claim.attempts, decision.at - now)
             self.scheduler.schedule(mailbox.id, enrollment.id, decision.at, enrollment.sent_count > 0)
         elif isinstance(decision, policy.SenderRefused):
             # Refused before delivery: the step waits, with its Message-ID, for the mailbox's resume.
@@ -264,7 +287,8 @@ class Engine:
             completed = await self.store.record_uncertain(
                 claim.outbox_id, enrollment.id, step.id, cursor_ord, anchor, due, decision.detail, now)
             self.counters.uncertain += 1
-            log.warning("enrollment %d step %d: delivery uncertain (%s); not resent", enrollment.id, step.id,
+            log.warning("enrollment %d %s: delivery uncertain (%s); not resent", enrollment.id,
+                        step_label(ctx.steps, step.id),
                         decision.detail)
             if due is not None:
                 self.scheduler.schedule(mailbox.id, enrollment.id, due, True)
@@ -272,7 +296,8 @@ class Engine:
         elif isinstance(decision, policy.Bounced):
             completed = await self.store.record_bounced(claim, enrollment.id, step.id, decision, ctx.contact.email, now)
             self.counters.bounced += 1
-            log.info("enrollment %d step %d: %s bounce: %s", enrollment.id, step.id, decision.bounce_class,
+            log.info("enrollment %d %s: %s bounce: %s", enrollment.id, step_label(ctx.steps, step.id),
+                     decision.bounce_class,
                      decision.detail)
             self._completed(completed)
             if decision.suppresses:
@@ -281,7 +306,7 @@ class Engine:
             completed = await self.store.record_unbuildable(claim, enrollment.id, step.id, decision.reason, now)
             self.counters.failed += 1
             self.metrics.sent(mailbox.id, ctx.sequence.id, step.id, "failed")
-            log.error("enrollment %d step %d: failed: %s", enrollment.id, step.id, decision.reason)
+            log.error("enrollment %d %s: failed: %s", enrollment.id, step_label(ctx.steps, step.id), decision.reason)
             self._completed(completed)
         else:
             assert_never(decision)

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from dripd.calendars import check_blackout_dates, check_calendars
 from dripd.errors import InvalidTransition, ValidationError
+from dripd.render import address_problem
 from dripd.window import SendWindow, load_zone, zone_is_known
 
 WINDOW_ZONES = ("sequence", "contact")
@@ -71,13 +72,18 @@ _TRANSITIONS: dict[tuple[SequenceStatus, Action], SequenceStatus] = {
 }
 
 
+def allowed_actions(status: SequenceStatus) -> list[Action]:
+    """What may be done to a sequence in ``status`` (the console offers only these)."""
+    return [action for (source, action) in _TRANSITIONS if source is status]
+
+
 def transition(status: SequenceStatus, action: Action) -> SequenceStatus:
     """The status after ``action``, or InvalidTransition naming both."""
     try:
         return _TRANSITIONS[(status, action)]
     except KeyError:
         raise InvalidTransition(
-            f"cannot {action.value} a {status.value} sequence",
+            f"cannot {action.value} {'an' if status.value[0] in 'aeiou' else 'a'} {status.value} sequence",
             details={"status": status.value, "action": action.value},
         ) from None
 
@@ -173,6 +179,9 @@ class Step:
     body: str = ""  # HTML
     text: str | None = None  # plain-text fallback; generated from the HTML when absent
     wait_seconds: float = 0.0
+    # The API key the wait was given in (waitDays, ...), so it is answered in it; "" (steps stored
+    # before it was kept): the largest whole unit. Presentation only, so not part of equality.
+    wait_unit: str = field(default="", compare=False)
     condition: Condition | None = None
     thread: bool = True  # follow-ups go into the first email's thread unless off
 
@@ -220,6 +229,11 @@ def normalize_email(value: object, *, field_name: str = "email") -> str:
     """Lower-cased address if it is well-formed, else ValidationError naming ``field_name``."""
     if not isinstance(value, str) or len(value) > 254 or not _EMAIL_RE.match(value.strip()):
         raise ValidationError(field_name, "must be a valid email address")
+    # Well-formed is not enough: refused here when no message could be addressed to it (render's
+    # rule), rather than enrolled and failed at its first send.
+    problem = address_problem(value.strip())
+    if problem is not None:
+        raise ValidationError(field_name, problem)
     return value.strip().lower()
 
 

@@ -280,11 +280,16 @@ def colleague_domain(sender: str | None, stop_on_domain_reply: bool, stopped: bo
     return None if is_freemail(domain) else domain
 
 
+MAX_AUTO_REPLY_AHEAD_DAYS = 366
+
+
 def auto_reply_resume_at(return_date: dt.date | None, timezone: str, now: float, delay_days: float) -> float:
     """Out of office is a pause: resume the day after the stated return date (local midnight in
     the sequence's zone; the first day back goes to the backlog, not to our follow-up) when that
-    is still ahead, else after ``delay_days``."""
-    if return_date is not None:
+    is still ahead, else after ``delay_days``. A return more than a year ahead is not believed
+    (a typo, or "back 31.12.9999", whose next day no clock can hold): the delay applies."""
+    latest = dt.datetime.fromtimestamp(now, dt.timezone.utc).date() + dt.timedelta(days=MAX_AUTO_REPLY_AHEAD_DAYS)
+    if return_date is not None and return_date <= latest:
         local = dt.datetime.combine(return_date + dt.timedelta(days=1), dt.time(0, 0), zoneinfo.ZoneInfo(timezone))
         if local.timestamp() > now:
             return local.timestamp()

@@ -15,6 +15,7 @@ from dripd.events import EventKind, MailEvent
 from dripd.model import EnrollmentStatus
 from dripd.safeguards import Safeguards
 from dripd.scheduler import Scheduler
+from dripd.steps import step_label
 from dripd.store.api import Catalog, RunStore, SentRef, Signals
 
 log = logging.getLogger("dripd.reactions")
@@ -59,12 +60,12 @@ class Reactions:
     async def _reply(self, event: MailEvent) -> None:
         now = self.clock.now()
         for ref in await self._refs(event, active_only=True):
-            sequence, _ = await self.catalog.get_sequence(ref.sequence_id)
+            sequence, steps = await self.catalog.get_sequence(ref.sequence_id)
             stop = sequence.settings.auto_pause_on_reply
             await self.store.record_signal(
                 ref, EventKind.REPLIED, now, events.Reply(sender=event.sender or "", source=event.source),
                 end_as=EnrollmentStatus.REPLIED if stop else None)
-            log.info("reply to enrollment %d (step %d)%s", ref.enrollment_id, ref.step_id,
+            log.info("reply to enrollment %d (%s)%s", ref.enrollment_id, step_label(steps, ref.step_id),
                      ": contact stopped" if stop else "")
             domain = policy.colleague_domain(event.sender, sequence.settings.stop_on_domain_reply, stop)
             if domain is not None:

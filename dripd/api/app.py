@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from dripd import __version__
 from dripd.api import errors
+from dripd.api.media import RequireMediaType
 from dripd.api.routes_contacts import contacts, lists, suppressions
 from dripd.api.routes_enroll import router as enroll_router
 from dripd.api.routes_sequences import router as sequences_router
@@ -26,13 +27,18 @@ def create_app(services: "Services") -> FastAPI:
         description="Sequences, steps, enrollments, contacts, lists and mailboxes of one dripd. "
                     "Served on the Unix socket (trusted by its file mode) and, when configured, on TCP "
                     "behind Bearer tokens. Errors are {\"error\": {\"code\", \"message\", \"details\"}}.",
-        openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None,
+        # No /api/docs page: FastAPI's loads its assets from a public CDN (blank offline, and a
+        # browser cannot send the Bearer token over TCP); the OpenAPI document is the reference.
+        openapi_url="/api/openapi.json", docs_url=None, redoc_url=None,
     )
+    app.add_middleware(RequireMediaType)
     app.state.services = services
     errors.install(app)
     # verify before contacts: its fixed path must win over /api/contacts/{contact_id}.
     for router in (status_router, sequences_router, stats, enroll_router, verify_router, contacts, lists, suppressions, mailboxes,
                    metrics_router):
         app.include_router(router)
+    from dripd.console import create_console  # the console is a client of these routes
+    app.mount("/app", create_console(services, app))
     app.include_router(webhooks_router)
     return app

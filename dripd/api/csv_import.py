@@ -11,10 +11,10 @@ break or another control character in a quoted field) makes its row invalid, by
 from __future__ import annotations
 
 import codecs
-import csv
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
+from dripd.api.csv_fields import split_record
 from dripd.errors import ValidationError
 from dripd.model import contact_fields, normalize_email
 from dripd.render import header_text_problem
@@ -84,7 +84,10 @@ class CsvRows:
     _seen: dict[str, int] = field(default_factory=dict)
 
     def header(self, line: int, record: str) -> None:
-        names = next(csv.reader([record]), [])
+        try:
+            names = split_record(record)
+        except ValidationError as exc:
+            raise ValidationError("csv", f"line {line}: the header row: {exc.rule}") from None
         self.columns = [name.strip() for name in names]
         keys = [self._key(n) for n in self.columns]
         if "email" not in keys:
@@ -97,7 +100,12 @@ class CsvRows:
         return _CONTACT_COLUMNS.get(name.lower().replace("_", "").replace("-", "").replace(" ", ""), name)
 
     def row(self, line: int, record: str) -> None:
-        values = next(csv.reader([record]), [])
+        try:
+            values = split_record(record)
+        except ValidationError as exc:
+            self.total += 1
+            self._bad(line, "row", exc.rule)
+            return
         if not any(v.strip() for v in values):
             return  # blank lines are not rows
         self.total += 1

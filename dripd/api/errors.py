@@ -154,6 +154,14 @@ async def _dripd_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    unreadable = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+    if unreadable is not None:
+        # Not a rule broken by a value but a body that cannot be read: 400, as docs/api.md says.
+        loc = unreadable.get("loc", ())
+        where = f" at character {loc[-1] + 1}" if loc and isinstance(loc[-1], int) else ""
+        reason = str((unreadable.get("ctx") or {}).get("error", "JSON decode error"))
+        return error_response(BadRequest(f"the body is not valid JSON: {reason}{where}",
+                                         details={"field": "body", "rule": "is not valid JSON"}))
     errors = [{"field": field_path(e.get("loc", ())), "rule": _rule(e)} for e in exc.errors()]
     first = errors[0] if errors else {"field": "body", "rule": "is invalid"}
     error = core.ValidationError(first["field"], first["rule"])

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query
 
+from dripd.api.advice import name_warnings, steps_warnings, with_warnings
 from dripd.api.deps import ServicesDep, SequenceId, StepIndex
 from dripd.api.schemas import CloneBody, SequenceBody, SettingsPatch, StepBody, StepPatch, sequence_json, step_json
 from dripd.errors import NotFound
@@ -38,7 +39,8 @@ async def create_sequence(body: SequenceBody, services: ServicesDep) -> dict[str
     steps = [step_from_fields(s.fields(), where=f"steps[{i}]") for i, s in enumerate(body.steps)]
     check_step_list(steps)
     sequence = await services.control.create_sequence(body.settings(), steps)
-    return await _full(services, sequence.id)
+    warnings = await name_warnings(services, sequence.id, sequence.settings.name) + steps_warnings(steps)
+    return with_warnings(await _full(services, sequence.id), sequence.id, warnings)
 
 
 @router.get("/{sequence_id}", summary="A sequence with its steps and contact rollup")
@@ -49,13 +51,14 @@ async def get_sequence(sequence_id: SequenceId, services: ServicesDep) -> dict[s
 @router.patch("/{sequence_id}", summary="Update sequence metadata (name, send window, flags)")
 async def update_sequence(sequence_id: SequenceId, body: SettingsPatch, services: ServicesDep) -> dict[str, Any]:
     await services.control.update_sequence(sequence_id, body.changes())
-    return await _full(services, sequence_id)
+    warnings = await name_warnings(services, sequence_id, body.name) if body.name is not None else []
+    return with_warnings(await _full(services, sequence_id), sequence_id, warnings)
 
 
 @router.post("/{sequence_id}/steps", status_code=201, summary="Append a step")
 async def add_step(sequence_id: SequenceId, body: StepBody, services: ServicesDep) -> dict[str, Any]:
     steps = await services.control.add_step(sequence_id, step_from_fields(body.fields()))
-    return step_json(len(steps) - 1, steps[-1])
+    return with_warnings(step_json(len(steps) - 1, steps[-1]), sequence_id, steps_warnings(steps))
 
 
 @router.patch("/{sequence_id}/steps/{index}", summary="Update a step in place (future runs only): a body with type replaces the step, without type it merges")
@@ -66,7 +69,7 @@ async def edit_step(sequence_id: SequenceId, index: StepIndex, body: StepPatch, 
                        details={"sequenceId": sequence_id, "stepIndex": index})
     merged = _merge(steps[index], body.fields())
     steps = await services.control.replace_step(sequence_id, index, step_from_fields(merged))
-    return step_json(index, steps[index])
+    return with_warnings(step_json(index, steps[index]), sequence_id, steps_warnings(steps))
 
 
 def _merge(current: Step, changes: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +88,8 @@ def _merge(current: Step, changes: dict[str, Any]) -> dict[str, Any]:
 @router.delete("/{sequence_id}/steps/{index}", summary="Remove a step (later steps re-index)")
 async def delete_step(sequence_id: SequenceId, index: StepIndex, services: ServicesDep) -> dict[str, Any]:
     steps = await services.control.delete_step(sequence_id, index)
-    return {"steps": [step_json(i, s) for i, s in enumerate(steps)]}
+    return with_warnings({"steps": [step_json(i, s) for i, s in enumerate(steps)]}, sequence_id,
+                         steps_warnings(steps))
 
 
 async def _transition(services: "Services", sequence_id: int, action: Action) -> dict[str, Any]:
@@ -116,4 +120,5 @@ async def complete(sequence_id: SequenceId, services: ServicesDep) -> dict[str, 
 @router.post("/{sequence_id}/clone", status_code=201, summary="Copy settings and steps into a new draft")
 async def clone(sequence_id: SequenceId, services: ServicesDep, body: CloneBody | None = None) -> dict[str, Any]:
     sequence = await services.control.clone_sequence(sequence_id, body.name if body else None)
-    return await _full(services, sequence.id)
+    warnings = await name_warnings(services, sequence.id, sequence.settings.name)
+    return with_warnings(await _full(services, sequence.id), sequence.id, warnings)

@@ -12,6 +12,7 @@ window.py and name the field there. In every body, a field given as ``null`` cou
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -22,7 +23,7 @@ from dripd.clock import iso
 from dripd.errors import ValidationError
 from dripd.model import Contact, EnrollmentStatus, Sequence, SequenceSettings, Step
 from dripd.render import header_text_problem
-from dripd.steps import step_to_fields
+from dripd.steps import MAX_WAIT_DAYS, step_to_fields
 from dripd.store import ContactProgress
 
 DbId = Annotated[int, Field(ge=1, le=2**63 - 1)]  # a SQLite INTEGER row id
@@ -43,16 +44,27 @@ def _header_text(value: str) -> str:
     return value
 
 
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _no_controls(value: str) -> str:
+    # A name is shown in tables, logs and the stats page: a NUL or a line break there breaks them.
+    found = _CONTROLS.search(value)
+    if found is not None:
+        raise ValueError(f"must not contain control characters (found U+{ord(found.group()):04X} "
+                         f"at character {found.start() + 1})")
+    return value
+
+
 Text = Annotated[str, AfterValidator(_valid_unicode)]
+# The name of a sequence or a list: one line of printable text.
+Name = Annotated[str, AfterValidator(_valid_unicode), AfterValidator(_no_controls), Field(min_length=1)]
 # A contact's names form the To header's display name: refused here when they cannot stand in a
 # header, rather than failing the send after its ledger claim.
 HeaderText = Annotated[str, AfterValidator(_header_text)]
 # The merge fields that name a new contact (enrollment by contactEmail).
 NAME_MERGE_FIELDS = ("firstName", "lastName")
 _HEADER_RULE = "no CR, LF or other control characters (the names form the To header's display name)"
-
-# Ten years in each unit: a longer wait is a mistake, and an unbounded one overflows the clock.
-MAX_WAIT_DAYS = 3650.0
 
 
 class _Body(BaseModel):
@@ -84,12 +96,19 @@ SETTINGS_NAMES = {
 
 
 class StepBody(_Body):
-    """One step: ``email`` (subject, body or html, text?), ``wait`` (one duration) or ``conditional``."""
+    """One step: ``email`` (subject, body or html, text?), ``wait`` (one duration) or ``conditional``.
 
-    type: Text
-    subject: Text | None = None
-    body: Text | None = None
-    html: Text | None = None
+    The seed's names are accepted and answered in this API's: type ``send_email`` comes back as
+    ``email``, ``delay`` as ``wait``, and ``html`` as ``body``. A wait comes back in the unit it
+    was given in. A field that does not apply to the step's type (``waitDays`` on an email) is
+    refused by name."""
+
+    type: Text = Field(description="email (the seed's send_email), wait (or delay) or conditional; "
+                       "answered as email, wait or conditional")
+    subject: Text | None = Field(None, description="email: at most 998 characters; empty in a threaded "
+                                 "follow-up means \"Re: <first subject>\"")
+    body: Text | None = Field(None, description="email: the HTML body")
+    html: Text | None = Field(None, description="email: the seed's name for body (answered as body)")
     text: Text | None = None
     thread: bool | None = None
     wait_days: float | None = Field(None, le=MAX_WAIT_DAYS)
@@ -113,7 +132,7 @@ class StepPatch(StepBody):
 class SettingsPatch(_Body):
     """Sequence metadata; every field optional (PATCH): one left out or null is kept."""
 
-    name: Text | None = Field(None, min_length=1)
+    name: Name | None = None
     mailbox_id: Text | None = None
     timezone: Text | None = None
     weekdays_only: bool | None = None
@@ -147,7 +166,7 @@ class SettingsPatch(_Body):
 class SequenceBody(SettingsPatch):
     """A new sequence: name and mailboxId (or mailboxIds) are required; steps may come along."""
 
-    name: Text = Field(min_length=1)
+    name: Name
     steps: list[StepBody] = []
 
     def settings(self) -> SequenceSettings:
@@ -158,7 +177,7 @@ class SequenceBody(SettingsPatch):
 
 
 class CloneBody(_Body):
-    name: Text | None = Field(None, min_length=1)
+    name: Name | None = None
 
 
 class EnrollBody(_Body):
@@ -206,7 +225,7 @@ class ContactPatch(_Body):
 
 
 class ListBody(_Body):
-    name: Text = Field(min_length=1)
+    name: Name
     contact_ids: list[DbId] = []
     emails: list[Text] = []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -62,6 +63,10 @@ class Client:
             if error:
                 raise CtlError(f"{error.get('message')} [{error.get('code')}]", 1)
             raise CtlError(f"dripd answered HTTP {response.status_code}", 1)
+        for warning in data.get("warnings", []) if isinstance(data, dict) else []:
+            # Saved, but probably a mistake (a duplicate name, a trailing conditional): on stderr,
+            # so --json output stays one document.
+            print(f"warning: {warning.get('field')}: {warning.get('message')}", file=sys.stderr)
         return data
 
     def get(self, path: str, **params: Any) -> Any:

@@ -13,10 +13,12 @@ and Message-ID suffixes.
 
 The modules, by concern (each private; everything public is re-exported here):
 
-- ``_template``: merge tags, ``compile_template``, ``CompiledTemplate``, ``Rendered``;
+- ``_template``: merge tags, ``compile_template``, ``CompiledTemplate``, ``Rendered``, and
+  ``template_problem`` (an unclosed ``{{``), the check made when a step is saved;
 - ``_html_text``: ``html_to_text``, the plain part generated from the HTML;
 - ``_headers``: header encoding (encoded-words, folding, display names) and
-  ``header_text_problem``, the one rule for what text can stand in a header;
+  ``header_text_problem``, the one rule for what text can stand in a header, and
+  ``address_problem``, the one rule for what address a message can go to;
 - ``_identity``: ``make_message_id``, the Date line, ``unique_hex``;
 - ``_mime``: ``Envelope`` and ``build_message``, the message as bytes;
 - ``_spintax``: ``spin`` (``{Hi|Hello}``, one option per contact and step) and
@@ -29,18 +31,19 @@ that fails after its ledger claim by catching exactly that family.
 
 from __future__ import annotations
 
-from dripd.render._headers import CRLF, header_text_problem
+from dripd.render._headers import CRLF, address_problem, header_text_problem
 from dripd.render._html_text import html_to_text
 from dripd.render._identity import make_message_id, unique_hex
 from dripd.render._mime import Envelope, build_message
 from dripd.render._spintax import has_spintax, spin, spintax_problem
-from dripd.render._template import CompiledTemplate, Rendered, compile_template
+from dripd.render._template import CompiledTemplate, Rendered, compile_template, template_problem
 
 __all__ = [
     "CRLF",
     "CompiledTemplate",
     "Envelope",
     "Rendered",
+    "address_problem",
     "build_message",
     "compile_template",
     "header_text_problem",
@@ -49,5 +52,6 @@ __all__ = [
     "make_message_id",
     "spin",
     "spintax_problem",
+    "template_problem",
     "unique_hex",
 ]

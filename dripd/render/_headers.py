@@ -134,11 +134,26 @@ _HEADER_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # controls other than 
 _ADDRESS = re.compile(r"[^\s<>()\[\],;:\"\\@]+@[^\s<>()\[\],;:\"\\@]+")
 
 
-def _check_address(field: str, addr: str) -> str:
+def address_problem(addr: str) -> str | None:
+    """Why a message cannot be addressed to ``addr``, or None if it can. The one rule: the API
+    and the CSV import refuse such addresses at their edge with these words, so a contact that
+    cannot be sent to is never enrolled (and never claims a send it cannot make)."""
     if "\r" in addr or "\n" in addr:
-        raise ValidationError(field, "must not contain CR or LF")
-    if not addr.isascii() or len(addr) > 254 or not _ADDRESS.fullmatch(addr) or not addr.isprintable():
-        raise ValidationError(field, "not a valid email address")
+        return "must not contain CR or LF"
+    if not addr.isprintable():
+        return "must not contain control characters"
+    if not addr.isascii():
+        return ("must be ASCII: an internationalised address needs SMTPUTF8, "
+                "which the transports do not use")
+    if len(addr) > 254 or not _ADDRESS.fullmatch(addr):
+        return "not a valid email address (no backslash, quote, space or bracket; one @)"
+    return None
+
+
+def _check_address(field: str, addr: str) -> str:
+    problem = address_problem(addr)
+    if problem is not None:
+        raise ValidationError(field, problem)
     return addr
 
 

@@ -48,6 +48,19 @@ def _neutralise(s: str) -> str:
     return s if s.isprintable() else _CONTROL_RUN.sub(" ", s)
 
 
+def template_problem(source: str) -> str | None:
+    """Why a template part is almost certainly mistyped, or None: a ``{{`` that no ``}}``
+    follows. Checked when a step is saved, so "Hi {{firstName" is refused there rather than
+    sent literally to every contact."""
+    rest = _TAG.sub("", source)
+    start = rest.find("{{")
+    if start >= 0 and "}}" not in rest[start:]:
+        opened = source.find(rest[start:start + 20])
+        return (f"has an unclosed merge tag at character {max(opened, 0) + 1}: {rest[start:start + 20]!r} "
+                "(write {{key}} or {{key|fallback}})")
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class _Tag:
     key: str

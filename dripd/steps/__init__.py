@@ -33,9 +33,11 @@ from dripd.model import Step, StepType
 from dripd.steps import _conditional, _email, _wait
 from dripd.steps._kind import Advance, Engagement, Hold, Outcome, Send, StepKind, Walk, Window
 from dripd.steps._registry import Registry, UnknownStepKind
+from dripd.steps._wait import MAX_WAIT_DAYS
 
 __all__ = [
     "KINDS",
+    "MAX_WAIT_DAYS",
     "Advance",
     "Engagement",
     "Hold",
@@ -48,6 +50,7 @@ __all__ = [
     "Window",
     "check_step_list",
     "kind_of",
+    "step_list_warnings",
     "step_from_fields",
     "step_to_fields",
 ]
@@ -88,3 +91,22 @@ def check_step_list(steps: Sequence[Step]) -> None:
     """Rules on the whole list: the first step must be an email (both seeds), and each kind's
     own (only a threaded follow-up may leave its subject empty)."""
     KINDS.check_step_list(steps)
+
+
+def step_list_warnings(steps: Sequence[Step]) -> list[tuple[str, str]]:
+    """(field, message) of what is allowed but almost certainly a mistake in the list, for the
+    API to answer alongside a saved sequence (a trailing conditional)."""
+    found = []
+    for index in range(len(steps)):
+        message = _conditional.lint(steps, index)
+        if message is not None:
+            found.append((f"steps[{index}]", message))
+    return found
+
+
+def step_label(steps: Sequence[Step], step_id: int) -> str:
+    """A step as the API names it, for logs: "step 2" by its index in ``steps`` (the sequence's
+    live steps); the id is internal and means nothing to the user. A step since deleted is
+    named by its id, as nothing else is left to name it by."""
+    index = next((i for i, s in enumerate(steps) if s.id == step_id), None)
+    return f"step {index}" if index is not None else f"a deleted step (id {step_id})"

@@ -33,6 +33,14 @@ def check(steps: Sequence[Step], index: int) -> None:
         raise ValidationError(f"steps[{index}].condition", _RULE)
 
 
+def lint(steps: Sequence[Step], index: int) -> str | None:
+    """A warning, not a refusal: a conditional as the last step passes over nothing. Steps are
+    added one at a time, so the step it is meant to guard may simply not be there yet."""
+    if steps[index].type is StepType.CONDITIONAL and index == len(steps) - 1:
+        return "is the last step: a conditional passes over the step after it, and there is none (it does nothing)"
+    return None
+
+
 def plan(step: Step, walk: Walk) -> Outcome:
     """Evaluated at the moment the walk reaches it in time, so signals that arrive before then
     count; a match passes over the next step."""
@@ -43,4 +51,4 @@ def plan(step: Step, walk: Walk) -> Outcome:
     return Advance(walk.at, skip=1 if walk.signals.matches(step.condition) else 0)
 
 
-KIND = StepKind(StepType.CONDITIONAL, (), parse, serialise, check, plan)
+KIND = StepKind(StepType.CONDITIONAL, (), parse, serialise, check, plan, fields=frozenset({"condition"}))

@@ -8,7 +8,11 @@ from typing import Any
 
 from dripd.errors import ValidationError
 from dripd.model import Step, StepType
-from dripd.render import spintax_problem
+from dripd.render import spintax_problem, template_problem
+
+# RFC 5322's line limit: a subject longer than a header line is never what an author meant, and
+# an unbounded one (100,000 characters were accepted) would be folded into a wall of lines.
+MAX_SUBJECT_CHARS = 998
 from dripd.steps._kind import Hold, Outcome, Send, StepKind, Walk
 
 
@@ -20,6 +24,9 @@ def parse(data: Mapping[str, Any], prefix: str) -> Step:
         raise ValidationError(f"{prefix}subject", "must be a string")
     if "\r" in subject or "\n" in subject:
         raise ValidationError(f"{prefix}subject", "must not contain line breaks")
+    if len(subject) > MAX_SUBJECT_CHARS:
+        raise ValidationError(f"{prefix}subject", f"must be at most {MAX_SUBJECT_CHARS} characters "
+                                                  f"(got {len(subject)})")
     if not isinstance(body, str) or not body.strip():
         raise ValidationError(f"{prefix}body", "an email step needs a non-empty HTML body")
     text = data.get("text")
@@ -29,7 +36,7 @@ def parse(data: Mapping[str, Any], prefix: str) -> Step:
     if not isinstance(thread, bool):
         raise ValidationError(f"{prefix}thread", "must be true or false")
     for name, part in (("subject", subject), ("body", body), ("text", text)):
-        problem = spintax_problem(part) if part else None
+        problem = (template_problem(part) or spintax_problem(part)) if part else None
         if problem is not None:
             raise ValidationError(f"{prefix}{name}", problem)
     return Step(StepType.EMAIL, subject=subject, body=body, text=text, thread=thread)
@@ -67,4 +74,6 @@ def plan(step: Step, walk: Walk) -> Outcome:
     return Send(walk.at)
 
 
-KIND = StepKind(StepType.EMAIL, ("send_email",), parse, serialise, check, plan)
+# html is the seed's name for body (echoed as body); send_email is the seed's name for email.
+KIND = StepKind(StepType.EMAIL, ("send_email",), parse, serialise, check, plan,
+                fields=frozenset({"subject", "body", "html", "text", "thread"}))

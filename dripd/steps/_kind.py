@@ -80,3 +80,6 @@ class StepKind:
     serialise: Callable[[Step], dict[str, Any]]
     check: Callable[[Sequence[Step], int], None]
     plan: Callable[[Step, Walk], Outcome]
+    # The API keys (besides ``type``) a step of the kind takes: any other is refused by name
+    # rather than dropped (a waitDays on an email step would otherwise vanish). None: unchecked.
+    fields: frozenset[str] | None = None

@@ -61,6 +61,12 @@ class Registry:
             if isinstance(raw_type, str) and aliases:
                 rule += f" (or {aliases})"
             raise ValidationError(f"{prefix}type", rule)
+        if kind.fields is not None:
+            for key, value in data.items():
+                if key != "type" and key not in kind.fields and value is not None:
+                    article = "an" if str(kind.type)[0] in "aeiou" else "a"
+                    raise ValidationError(f"{prefix}{key}", f"does not apply to {article} {kind.type} step "
+                                                            f"(it takes {', '.join(sorted(kind.fields))})")
         return kind.parse(data, prefix)
 
     def step_to_fields(self, step: Step) -> dict[str, Any]:

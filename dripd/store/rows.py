@@ -47,6 +47,7 @@ def step_data(step: Step) -> str:
         "body": step.body,
         "text": step.text,
         "wait_seconds": step.wait_seconds,
+        "wait_unit": step.wait_unit,
         "condition": step.condition.value if step.condition else None,
         "thread": step.thread,
     }
@@ -63,6 +64,7 @@ def step_from_row(row: Row) -> Step:
         body=data.get("body", ""),
         text=data.get("text"),
         wait_seconds=data.get("wait_seconds", 0.0),
+        wait_unit=data.get("wait_unit", ""),  # absent in steps stored before it was kept
         condition=Condition(data["condition"]) if data.get("condition") else None,
         thread=data.get("thread", True),
     )

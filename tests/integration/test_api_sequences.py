@@ -81,9 +81,9 @@ def test_bad_bodies_name_the_field(api: httpx.Client, body: dict[str, Any], fiel
     assert error["details"]["rule"]
 
 
-def test_malformed_json_is_422(api: httpx.Client) -> None:
+def test_malformed_json_is_400_as_documented(api: httpx.Client) -> None:
     response = api.post("/api/sequences", content=b"{nope", headers={"content-type": "application/json"})
-    error_of(response, 422, "validation_error")
+    error_of(response, 400, "bad_request")
 
 
 def test_step_errors(api: httpx.Client) -> None:

@@ -28,7 +28,7 @@ START = dt.datetime(2026, 12, 7, 9, 0, tzinfo=dt.timezone.utc)  # a Monday
 EMAIL = {"type": "email", "subject": "Hello {{firstName|there}}", "body": "<p>Hi {{firstName|there}}</p>"}
 
 
-async def test_a_message_that_cannot_be_built_after_its_claim_ends_failed_with_its_reason(
+async def test_a_contact_no_message_can_be_addressed_to_ends_failed_with_its_reason_before_any_claim(
     tmp_path: Path, autojump_clock: Any,
 ) -> None:
     config, plugins = make_config(tmp_path, [maildir_mailbox(tmp_path, "m", timezone="UTC", hourly_cap=60, burst=5)])
@@ -47,16 +47,17 @@ async def test_a_message_that_cannot_be_built_after_its_claim_ends_failed_with_i
         history = await daemon.store.contact_history(sequence.id, bad.id)
         sending = await daemon.store.outbox_in_state("sending")
         counters = daemon.engine.counters
+        sends_today = daemon.scheduler.lanes["m"].limiter.sends_today(daemon.clock.now())
     outbox = sorted((tmp_path / "outbox" / "m" / "new").iterdir())
 
     assert progress["sam@example.org"].status == "failed"
     assert progress["kim@example.org"].status == "active"  # one bad contact stops nobody else
     assert sending == []  # nothing left 'sending' until a restart
-    [message] = history["messages"]
-    assert message["status"] == "failed"
-    assert "could not be built" in message["detail"] and "must not contain control characters" in message["detail"]
+    # Checked before the limiter's gate: no ledger claim, no send taken from the day's count.
+    assert history["messages"] == []
+    assert sends_today == 1
     [enrollment] = history["enrollments"]
-    assert enrollment["status"] == "failed" and "could not be built" in enrollment["end_reason"]
+    assert enrollment["status"] == "failed" and "must not contain control characters" in enrollment["end_reason"]
     assert enrollment["sent_count"] == 0
     kinds = [e["kind"] for e in history["events"]]
     assert kinds[0] == "enrolled" and kinds.count("failed") == 1 and "sent" not in kinds

@@ -27,6 +27,7 @@ from dripd.steps import (
     check_step_list,
     kind_of,
     step_from_fields,
+    step_list_warnings,
     step_to_fields,
 )
 from dripd.window import SendWindow
@@ -103,9 +104,47 @@ def test_wait_round_trip_in_the_largest_whole_unit(fields: dict[str, Any], secon
     assert step_from_fields(step_to_fields(step)) == step
 
 
-def test_wait_moves_to_a_larger_unit_when_whole() -> None:
-    assert step_to_fields(step_from_fields({"type": "delay", "waitHours": 48})) == {"type": "wait", "waitDays": 2}
-    assert step_to_fields(step_from_fields({"type": "wait", "waitDays": 0.25})) == {"type": "wait", "waitHours": 6}
+def test_wait_is_answered_in_the_unit_it_was_given_in() -> None:
+    assert step_to_fields(step_from_fields({"type": "delay", "waitHours": 48})) == {"type": "wait", "waitHours": 48}
+    assert step_to_fields(step_from_fields({"type": "wait", "waitDays": 0.25})) == {"type": "wait", "waitDays": 0.25}
+    # 0.0007 days is 60.47999999999999 s in binary: the echo must still read what was typed.
+    assert step_to_fields(step_from_fields({"type": "wait", "waitDays": 0.0007})) == {"type": "wait", "waitDays": 0.0007}
+    assert step_to_fields(step_from_fields({"type": "wait", "waitMinutes": 0.1})) == {"type": "wait", "waitMinutes": 0.1}
+
+
+def test_wait_stored_without_its_unit_takes_the_largest_whole_one() -> None:
+    assert step_to_fields(Step(StepType.WAIT, wait_seconds=48 * 3600.0)) == {"type": "wait", "waitDays": 2}
+    assert step_to_fields(Step(StepType.WAIT, wait_seconds=0.0007 * DAY)) == {"type": "wait", "delayMs": 60480}
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"type": "email", "subject": "Hi", "body": "<p>x</p>", "waitDays": 2}, "waitDays"),
+    ({"type": "wait", "waitDays": 2, "subject": "Hi"}, "subject"),
+    ({"type": "conditional", "condition": "if_opened", "delayMs": 5}, "delayMs"),
+])
+def test_a_field_of_another_kind_is_refused_by_name(fields: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        step_from_fields(fields, where="steps[1]")
+    assert caught.value.field == f"steps[1].{field}"
+    assert "does not apply to a" in caught.value.rule
+
+
+@pytest.mark.parametrize(("subject", "body", "field", "words"), [
+    ("Hi {{firstName", "<p>x</p>", "subject", "unclosed merge tag"),
+    ("Hi", "<p>Hello {{firstName|there</p>", "body", "unclosed merge tag"),
+    ("x" * 100_000, "<p>x</p>", "subject", "at most 998 characters"),
+])
+def test_email_text_that_cannot_be_meant_is_refused(subject: str, body: str, field: str, words: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        step_from_fields({"type": "email", "subject": subject, "body": body})
+    assert caught.value.field == field and words in caught.value.rule
+
+
+def test_a_trailing_conditional_is_warned_about_not_refused() -> None:
+    steps = [step_from_fields(EMAIL), step_from_fields({"type": "conditional", "condition": "if_replied"})]
+    check_step_list(steps)
+    assert [field for field, _ in step_list_warnings(steps)] == ["steps[1]"]
+    assert step_list_warnings(steps + [step_from_fields(EMAIL)]) == []
 
 
 @pytest.mark.parametrize(
