@@ -14,9 +14,10 @@ import zoneinfo
 from pathlib import Path
 from typing import Annotated, Any, Collection, Literal, Mapping
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from dripd.doctor.config import DoctorConfig
+from dripd.webhooks.settings import WebhookConfig, unique_names
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 
@@ -322,6 +323,8 @@ class Config(_Strict):
     metrics: MetricsConfig = MetricsConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
     doctor: DoctorConfig = DoctorConfig()
+    webhooks: Annotated[list[WebhookConfig], AfterValidator(unique_names)] = Field(
+        default=[], description="Outbound webhook endpoints (`[[webhooks]]`, see docs/webhooks.md).")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> "Config":

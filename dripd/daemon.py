@@ -136,6 +136,7 @@ class Daemon:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(consume, plugin_events, self._notify_plugins, "plugins")
+                await nursery.start(services.webhooks.run)
                 await self._start_detectors(nursery)
                 for mailbox in services.config.mailboxes:
                     await self.start_lane(mailbox)

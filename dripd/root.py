@@ -27,6 +27,7 @@ from dripd.reactions import Reactions
 from dripd.safeguards import Safeguards
 from dripd.scheduler import Scheduler
 from dripd.store import Store
+from dripd.webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger("dripd")
 
@@ -89,6 +90,7 @@ class Services:
     health: MailboxHealth
     plugins: Plugins
     state: RunState
+    webhooks: Dispatcher
 
     @property
     def config(self) -> Config:
@@ -129,11 +131,13 @@ def build(config: Config, plugins: Plugins, store: Store, events: EventStream, c
     engine = Engine(live, store, transports, scheduler, clock, metrics=metrics, engagement=engagement,
                     safeguards=safeguards, extra_headers=plugins.message_headers, rng=rng)
     health = MailboxHealth(live, store, clock)
+    webhooks = Dispatcher(live, store, clock)
+    events.listen(webhooks.on_event)  # wakes the dispatcher; the deliveries are in the store already
     return Services(
         live=live, clock=clock, store=store, events=events, metrics=metrics,
         scrape=Scrape(metrics, scheduler, store, health, clock), scheduler=scheduler, transports=transports,
         safeguards=safeguards, engagement=engagement, engine=engine,
         reactions=Reactions(store, store, store, scheduler, clock, safeguards),
         control=Control(live, store, scheduler, clock), health=health, plugins=plugins,
-        state=RunState(started_at=clock.now()),
+        state=RunState(started_at=clock.now()), webhooks=webhooks,
     )

@@ -16,6 +16,7 @@ from dripd.api.routes_sequences import router as sequences_router
 from dripd.api.routes_stats import metrics_router, stats
 from dripd.api.routes_status import mailboxes, status_router
 from dripd.api.routes_verify import router as verify_router
+from dripd.api.routes_webhooks import router as webhooks_router
 
 if TYPE_CHECKING:
     from dripd.root import Services
@@ -41,4 +42,5 @@ def create_app(services: "Services") -> FastAPI:
         app.include_router(router)
     from dripd.console import create_console  # the console is a client of these routes
     app.mount("/app", create_console(services, app))
+    app.include_router(webhooks_router)
     return app

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from dripd import __version__
-from dripd.ctl import cmd_doctor, cmd_people, cmd_sequences, cmd_stats, cmd_status
+from dripd.ctl import cmd_doctor, cmd_people, cmd_sequences, cmd_stats, cmd_status, cmd_webhooks
 from dripd.ctl.client import Client, CtlError
 from dripd.ctl.runner import FILE_COMMANDS, CtlParser, actions_of, finish_parser, in_flag_names, require_action, run_guarded
 
@@ -153,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("sequence", help=SEQ)
     export.add_argument("-o", "--output", type=Path, help="write to this file instead of standard output")
     cmd_doctor.add_parser(sub)
+    cmd_webhooks.add_parser(sub)
     finish_parser(parser)  # last: --json on every subcommand
     return parser
 
@@ -163,6 +164,7 @@ _HANDLERS = {
     "apply": cmd_sequences.run, "export": cmd_sequences.run,
     "doctor": cmd_doctor.doctor,
     "enroll": cmd_people.enroll, "contacts": cmd_people.contacts, "lists": cmd_people.lists,
+    "webhooks": cmd_webhooks.run,
 }
 
 

@@ -24,9 +24,10 @@ from dripd.store.sqlite.reports import ReportOps
 from dripd.store.sqlite.runs import RunOps
 from dripd.store.sqlite.sequences import SequenceOps
 from dripd.store.sqlite.signals import SignalOps
+from dripd.store.sqlite.webhooks import WebhookOps
 
 
-class Store(SequenceOps, ContactOps, EnrollmentOps, RunOps, SignalOps, ReportOps, SqliteConnection):
+class Store(SequenceOps, ContactOps, EnrollmentOps, RunOps, SignalOps, ReportOps, WebhookOps, SqliteConnection):
     """SQLite store: one connection, one writer; every method runs over the trio-asyncio bridge."""
 
 

@@ -85,8 +85,13 @@ def _mailbox_resumed_at(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE mailbox_state ADD COLUMN resumed_at REAL")
 
 
+def _webhooks(db: sqlite3.Connection) -> None:
+    """5: webhook endpoints, and the outbox a trigger fills in the same commit as each event."""
+    run_script(db, resources.files(__package__).joinpath("0005_webhooks.sql").read_text())
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_initial, _one_vocabulary, _bounce_column,
-                                                          _mailbox_resumed_at]
+                                                          _mailbox_resumed_at, _webhooks]
 LATEST = len(MIGRATIONS)
 
 
