@@ -21,6 +21,7 @@ from dripd.engine import Engine
 from dripd.events import EventStream
 from dripd.health import MailboxHealth
 from dripd.hookspecs import PluginContext, Transport
+from dripd.inbox.service import Inbox
 from dripd.metrics import Metrics, Scrape
 from dripd.plugins import Plugins
 from dripd.reactions import Reactions
@@ -89,6 +90,7 @@ class Services:
     health: MailboxHealth
     plugins: Plugins
     state: RunState
+    inbox: Inbox
 
     @property
     def config(self) -> Config:
@@ -129,11 +131,12 @@ def build(config: Config, plugins: Plugins, store: Store, events: EventStream, c
     engine = Engine(live, store, transports, scheduler, clock, metrics=metrics, engagement=engagement,
                     safeguards=safeguards, extra_headers=plugins.message_headers, rng=rng)
     health = MailboxHealth(live, store, clock)
+    inbox = Inbox(store, clock, live, transports)
     return Services(
         live=live, clock=clock, store=store, events=events, metrics=metrics,
         scrape=Scrape(metrics, scheduler, store, health, clock), scheduler=scheduler, transports=transports,
         safeguards=safeguards, engagement=engagement, engine=engine,
-        reactions=Reactions(store, store, store, scheduler, clock, safeguards),
+        reactions=Reactions(store, store, store, scheduler, clock, safeguards, inbox),
         control=Control(live, store, scheduler, clock), health=health, plugins=plugins,
-        state=RunState(started_at=clock.now()),
+        state=RunState(started_at=clock.now()), inbox=inbox,
     )

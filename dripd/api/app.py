@@ -10,6 +10,7 @@ from dripd import __version__
 from dripd.api import errors
 from dripd.api.routes_contacts import contacts, lists, suppressions
 from dripd.api.routes_enroll import router as enroll_router
+from dripd.api.routes_inbox import router as inbox_router
 from dripd.api.routes_sequences import router as sequences_router
 from dripd.api.routes_stats import metrics_router, stats
 from dripd.api.routes_status import mailboxes, status_router
@@ -33,4 +34,5 @@ def create_app(services: "Services") -> FastAPI:
     for router in (status_router, sequences_router, stats, enroll_router, verify_router, contacts, lists, suppressions, mailboxes,
                    metrics_router):
         app.include_router(router)
+    app.include_router(inbox_router)
     return app

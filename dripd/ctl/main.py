@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from dripd import __version__
-from dripd.ctl import cmd_people, cmd_sequences, cmd_stats, cmd_status
+from dripd.ctl import cmd_inbox, cmd_people, cmd_sequences, cmd_stats, cmd_status
 from dripd.ctl.client import Client, CtlError
 
 DEFAULT_SOCKET = "/run/dripd/dripd.sock"
@@ -136,6 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write a sequence as TOML (the format apply reads)")
     export.add_argument("sequence")
     export.add_argument("-o", "--output", type=Path)
+    cmd_inbox.register(sub)
     return parser
 
 
@@ -144,6 +145,7 @@ _HANDLERS = {
     "sequences": cmd_sequences.run, "seq": cmd_sequences.run, "steps": cmd_sequences.run,
     "apply": cmd_sequences.run, "export": cmd_sequences.run,
     "enroll": cmd_people.enroll, "contacts": cmd_people.contacts, "lists": cmd_people.lists,
+    "inbox": cmd_inbox.run,
 }
 
 

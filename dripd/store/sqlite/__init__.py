@@ -20,13 +20,14 @@ from dripd.store.sqlite.connection import (
 )
 from dripd.store.sqlite.contacts import ContactOps
 from dripd.store.sqlite.enrollment import EnrollmentOps
+from dripd.store.sqlite.replies import ReplyOps
 from dripd.store.sqlite.reports import ReportOps
 from dripd.store.sqlite.runs import RunOps
 from dripd.store.sqlite.sequences import SequenceOps
 from dripd.store.sqlite.signals import SignalOps
 
 
-class Store(SequenceOps, ContactOps, EnrollmentOps, RunOps, SignalOps, ReportOps, SqliteConnection):
+class Store(SequenceOps, ContactOps, EnrollmentOps, RunOps, SignalOps, ReportOps, ReplyOps, SqliteConnection):
     """SQLite store: one connection, one writer; every method runs over the trio-asyncio bridge."""
 
 
