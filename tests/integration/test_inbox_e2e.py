@@ -71,6 +71,10 @@ def test_a_reply_through_dovecot_shows_in_the_api_and_dripctl(tmp_path: Path, dr
             assert reply["unread"] is True
             assert not any("\\Seen" in flags for flags in imap_server.flags(user))  # the user's mailbox is untouched
             assert client.get("/api/replies", params={"category": "not_interested"}).json()["total"] == 0
+            assert client.get("/api/replies", params={"since": "2999-01-01T00:00:00"}).json()["total"] == 0
+            paged = client.get("/api/replies", params={"since": "2020-01-01T00:00:00+01:00", "limit": 1}).json()
+            assert (paged["total"], paged["nextOffset"], paged["limit"]) == (1, None, 1)
+            assert client.get("/api/replies", params={"offset": 1}).json()["replies"] == []
             bad = client.get("/api/replies", params={"category": "spam"})
             assert bad.status_code == 422 and "category" in bad.text
 
@@ -86,6 +90,10 @@ def test_a_reply_through_dovecot_shows_in_the_api_and_dripctl(tmp_path: Path, dr
             assert json.loads(labelled.stdout)["relabels"][0]["previous"] == "interested"
             suppressed = client.get("/api/suppressions").json()
             assert "juergen@kunde.example" in json.dumps(suppressed)
+            unread = client.patch(f"/api/replies/{reply['id']}", json={"read": False})
+            assert unread.status_code == 200 and unread.json()["unread"] is True
+            assert client.patch(f"/api/replies/{reply['id']}", json={"category": 3}).status_code == 422
+            assert client.patch("/api/replies/999999", json={"read": True}).status_code == 404
             refused = process.dripctl("inbox", "label", str(reply["id"]), "spam")
             assert refused.returncode != 0 and "invalid choice" in refused.stderr
 
