@@ -52,10 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"dripd: config error: {exc.message}", file=sys.stderr)
         return EX_CONFIG
+    warnings = plugins.check_parallelism(config)
     if args.check_config:
+        for warning in warnings:
+            print(f"dripd: warning: {warning}", file=sys.stderr)
         print(f"dripd: {args.config}: ok ({len(config.mailboxes)} mailbox(es))")
         return 0
     logs.setup(config.daemon.log_level)
+    for warning in warnings:
+        log.warning("%s", warning)
     status = 0
     try:
         trio.run(_serve, config, plugins, args.config)

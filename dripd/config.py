@@ -105,8 +105,10 @@ class MailboxConfig(BaseModel):
         default=None, description="First day of the warm-up (a TOML date); leave it out for no warm-up.")
     transport: str = Field(default="maildir", description="The transport plugin that delivers this mailbox's mail.",
                            json_schema_extra={"rule": "a registered transport (`maildir`, `smtp`, or a plugin's)"})
-    concurrency: int = Field(default=1, gt=0,  # sends in flight at once for this mailbox
-                             description="Sends in flight at once for this mailbox.")
+    concurrency: int | None = Field(  # None: follow the transport (dripd.parallelism)
+        default=None, gt=0,
+        description="Sends in flight at once for this mailbox; by default as many as its transport carries "
+                    "(SMTP: `connections`; others: 1). A value above or below the connections is warned about.")
     bounce_pause_threshold: float = Field(
         default=0.02, gt=0, le=1,
         description="Pause the mailbox when its hard bounces over the trailing `bounce_window_days` reach "

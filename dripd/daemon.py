@@ -209,7 +209,7 @@ class Daemon:
         lane = Lane(
             mailbox.id, MailboxLimiter(limits_of(mailbox), history=history), self.clock, services.store,
             services.engine.run, horizon=daemon_settings.horizon_seconds, limit=daemon_settings.queue_limit,
-            concurrency=mailbox.concurrency,
+            concurrency=self.plugins.lane_parallelism(mailbox, f"mailbox {mailbox.id}").concurrency,
         )
         paused = await services.store.mailbox_paused(mailbox.id)
         if paused:
@@ -272,6 +272,8 @@ class Daemon:
         self.notifier.notify("RELOADING=1", f"MONOTONIC_USEC={int(trio.current_time() * 1e6)}")
         try:
             new = load_config(self.config_path, self.plugins.config_sections(), self.plugins.transports)
+            for warning in self.plugins.check_parallelism(new):
+                log.warning("reload: %s", warning)
         except ConfigError as exc:
             log.error("reload refused, keeping the running config: config error: %s", exc.message)
             self.notifier.notify("READY=1", f"STATUS=reload failed: {exc.message}")

@@ -71,6 +71,11 @@ _TRANSITIONS: dict[tuple[SequenceStatus, Action], SequenceStatus] = {
 }
 
 
+def allowed_actions(status: SequenceStatus) -> list[Action]:
+    """What may be done to a sequence in ``status`` (the console offers only these)."""
+    return [action for (source, action) in _TRANSITIONS if source is status]
+
+
 def transition(status: SequenceStatus, action: Action) -> SequenceStatus:
     """The status after ``action``, or InvalidTransition naming both."""
     try:

@@ -17,9 +17,10 @@ import pluggy
 from pydantic import BaseModel
 
 from dripd import hookspecs
-from dripd.config import MailboxConfig
+from dripd.config import Config, MailboxConfig
 from dripd.errors import DripdError, PluginError, TransportError
 from dripd.events import Event
+from dripd.parallelism import LaneParallelism, SendsInParallel, lane_parallelism
 from dripd.hookspecs import (
     AddressVerifier,
     Detector,
@@ -199,6 +200,22 @@ class Plugins:
         if entry is None or entry.config is None:
             return None
         return entry.config.model_validate(raw or {})
+
+    def lane_parallelism(self, mailbox: MailboxConfig, where: str) -> LaneParallelism:
+        """The mailbox's sends in flight: its ``concurrency``, or what its transport carries."""
+        section = self.section(mailbox.transport, mailbox.plugin_section(mailbox.transport))
+        parallel = section.parallel_sends if isinstance(section, SendsInParallel) else None
+        return lane_parallelism(where, mailbox.concurrency, parallel, f"{mailbox.transport}.connections")
+
+    def check_parallelism(self, config: Config) -> list[str]:
+        """Every mailbox's sends in flight checked against its transport: a warning for each setting
+        that cannot fully take effect."""
+        warnings: list[str] = []
+        for index, mailbox in enumerate(config.mailboxes):
+            warning = self.lane_parallelism(mailbox, f"mailboxes[{index}]").warning
+            if warning is not None:
+                warnings.append(warning)
+        return warnings
 
     # -- building what a mailbox uses -----------------------------------------------------------
 

@@ -96,8 +96,9 @@ async def apply_config(
         lane.limiter.update(limits_of(mailbox))
         lane.horizon = new.daemon.horizon_seconds
         lane.limit = new.daemon.queue_limit
-        if lane.concurrency != mailbox.concurrency:
-            lane.set_concurrency(mailbox.concurrency)
+        concurrency = services.plugins.lane_parallelism(mailbox, f"mailbox {mailbox.id}").concurrency
+        if lane.concurrency != concurrency:
+            lane.set_concurrency(concurrency)
         if lane.paused_reason == REMOVED:
             lane.paused_reason = None
         lane.invalidate()

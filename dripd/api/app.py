@@ -35,4 +35,6 @@ def create_app(services: "Services") -> FastAPI:
                    metrics_router):
         app.include_router(router)
     app.include_router(inbox_router)
+    from dripd.console import create_console  # the console is a client of these routes
+    app.mount("/app", create_console(services, app))
     return app

@@ -72,6 +72,11 @@ def accepted(header: bytes | None, digests: list[str]) -> bool:
     return ok
 
 
+def is_console(path: str) -> bool:
+    """``/app`` and below: the web console, which has its own login (dripd.console)."""
+    return path == "/app" or path.startswith("/app/")
+
+
 class BearerAuth:
     """ASGI middleware: HTTP requests without an accepted token get 401 and never reach the app."""
 
@@ -80,6 +85,9 @@ class BearerAuth:
         self.tokens = tokens
 
     async def __call__(self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        if scope["type"] == "http" and is_console(scope.get("path", "")):
+            await self.app(scope, receive, send)  # the console checks its own session cookie
+            return
         if scope["type"] == "http" or scope["type"] == "websocket":
             header = dict(scope.get("headers") or []).get(b"authorization")
             if not accepted(header, self.tokens.digests()):

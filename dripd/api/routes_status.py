@@ -63,6 +63,7 @@ def mailbox_json(services: "Services", mailbox: MailboxConfig) -> dict[str, Any]
     lane = services.scheduler.lanes.get(mailbox.id)
     if lane is None:
         return out
+    out["concurrency"] = lane.concurrency  # in force: the setting, or what the transport carries
     limiter = lane.limiter
     out.update({
         "dailyCapToday": limiter.daily_cap_on(now), "sendsToday": limiter.sends_today(now),

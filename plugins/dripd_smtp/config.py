@@ -18,6 +18,12 @@ class SmtpConfig(ServerConfig):
     security: Literal["starttls", "tls", "none"] = Field(
         default="starttls", description="`starttls` upgrades the connection, `tls` is TLS from the start, `none` is plain.")
     connections: int = Field(default=1, gt=0, le=100,  # kept open and reused between sends
-                             description="Connections kept open and reused between sends.")
+                             description="Connections kept open and reused between sends; also the mailbox's sends in "
+                                         "flight unless its `concurrency` says fewer.")
     local_hostname: str | None = Field(  # the EHLO name; the machine's FQDN by default
         default=None, description="The EHLO name; the machine's FQDN by default.")
+
+    @property
+    def parallel_sends(self) -> int:
+        """One send per open connection: the mailbox's default sends in flight (dripd.parallelism)."""
+        return self.connections
