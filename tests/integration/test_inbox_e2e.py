@@ -107,5 +107,9 @@ def test_a_reply_through_dovecot_shows_in_the_api_and_dripctl(tmp_path: Path, dr
             assert str(sent["Message-ID"]) in str(answer["References"])
             assert (str(answer["Subject"]), str(answer["To"])) == ("AW: Kurze Frage", "juergen@kunde.example")
             assert client.post("/api/replies/999999/answer", json={"text": "x"}).status_code == 404
+            by_ctl = process.dripctl("inbox", "answer", str(reply["id"]), "--file", "-", input="Noch eine Frage?\n".encode())
+            assert by_ctl.returncode == 0 and "answered" in by_ctl.stdout, by_ctl.stderr
+            last = process.wait_for_messages(3)[-1].get_body(("plain",))
+            assert last is not None and "Noch eine Frage?" in last.get_content()
     finally:
         assert process.stop() == 0
