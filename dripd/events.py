@@ -43,6 +43,7 @@ class EventKind(enum.StrEnum):
     SEQUENCE_COMPLETED = "sequence_completed"
     MAILBOX_PAUSED = "mailbox_paused"
     MAILBOX_RESUMED = "mailbox_resumed"
+    ANSWERED = "answered"  # a person answered a reply from the reply inbox (not a sequence step)
 
 
 # -- typed payloads: what each kind carries besides its place (mailbox, sequence, contact, step) --
@@ -82,6 +83,7 @@ class Reply:
     source: str = ""  # where the detector saw it (folder/uid)
     return_date: str | None = None  # ISO date an auto-reply says its writer is back
     resume_at: str | None = None  # ISO time the contact's next step waits for (onAutoReply "delay")
+    category: str | None = None  # the reply inbox's category (dripd.inbox.categories), for webhooks
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,17 @@ class Engagement:
     flag: str | None = None  # why the hit looks like a machine's (kept even when counted)
 
 
-Payload = NoData | Reason | Detail | Bounce | Reply | Engagement
+@dataclass(frozen=True)
+class Answer:
+    """A person's answer to a reply, sent from the reply inbox through the contact's mailbox."""
+
+    reply_id: int
+    message_id: str
+    outcome: str  # the transport's SendOutcome ("accepted", "transient", "permanent", ...)
+    detail: str | None = None
+
+
+Payload = NoData | Reason | Detail | Bounce | Reply | Engagement | Answer
 
 PAYLOAD_OF: Mapping[EventKind, type[Payload]] = {
     EventKind.ENROLLED: NoData,
@@ -116,6 +128,7 @@ PAYLOAD_OF: Mapping[EventKind, type[Payload]] = {
     EventKind.SEQUENCE_COMPLETED: Reason,
     EventKind.MAILBOX_PAUSED: Reason,
     EventKind.MAILBOX_RESUMED: NoData,
+    EventKind.ANSWERED: Answer,
 }
 
 
@@ -164,6 +177,18 @@ class Event:
 
 # -- what a detector saw: messages and addresses only, no enrollments --------------------------
 
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """What the reply inbox keeps of a reply: its headers as written and its text (quotes and
+    all; the inbox strips them), with no reference to the mailbox it came from."""
+
+    from_header: str = ""
+    subject: str = ""
+    date: str = ""  # the Date header as written
+    message_id: str = ""
+    text: str = ""  # the message's own text (text/plain, or its HTML as text)
+
 DETECTED_KINDS = frozenset({
     EventKind.REPLIED, EventKind.AUTO_REPLIED, EventKind.BOUNCED, EventKind.COMPLAINED, EventKind.DELIVERED,
 })
@@ -183,7 +208,8 @@ class MailEvent:
     status: str | None = None
     detail: str | None = None
     return_date: dt.date | None = None
-    source: str = ""  # where it was seen (folder/uid), for logs
+    source: str = ""  # where it was seen (folder/uidvalidity/uid): logs, and the inbox's link to it
+    message: ReceivedMessage | None = None  # replies and auto-replies: what the reply inbox keeps
 
     def __post_init__(self) -> None:
         if self.kind not in DETECTED_KINDS:

@@ -12,6 +12,8 @@ import logging
 from dripd import events, policy
 from dripd.clock import Clock, iso
 from dripd.events import EventKind, MailEvent
+from dripd.inbox.categories import Verdict
+from dripd.inbox.service import Inbox, verdict_of
 from dripd.model import EnrollmentStatus
 from dripd.safeguards import Safeguards
 from dripd.scheduler import Scheduler
@@ -23,8 +25,9 @@ log = logging.getLogger("dripd.reactions")
 
 class Reactions:
     def __init__(self, catalog: Catalog, signals: Signals, runs: RunStore, scheduler: Scheduler, clock: Clock,
-                 safeguards: Safeguards) -> None:
+                 safeguards: Safeguards, inbox: Inbox | None = None) -> None:
         self.catalog = catalog
+        self.inbox = inbox
         self.store = signals
         self.runs = runs
         self.scheduler = scheduler
@@ -57,13 +60,22 @@ class Reactions:
                 unique.append(ref)
         return unique
 
+    async def _keep(self, event: MailEvent, refs: list[SentRef], verdict: Verdict) -> None:
+        """The reply inbox keeps it, against an ended enrollment too (a second reply is still mail)."""
+        if self.inbox is not None:
+            await self.inbox.keep(event, refs or await self._refs(event, active_only=False), verdict)
+
     async def _reply(self, event: MailEvent) -> None:
         now = self.clock.now()
-        for ref in await self._refs(event, active_only=True):
+        verdict = verdict_of(event)
+        category = verdict.category.value
+        refs = await self._refs(event, active_only=True)
+        for ref in refs:
             sequence, steps = await self.catalog.get_sequence(ref.sequence_id)
             stop = sequence.settings.auto_pause_on_reply
             await self.store.record_signal(
-                ref, EventKind.REPLIED, now, events.Reply(sender=event.sender or "", source=event.source),
+                ref, EventKind.REPLIED, now, events.Reply(sender=event.sender or "", source=event.source,
+                                                          category=category),
                 end_as=EnrollmentStatus.REPLIED if stop else None)
             log.info("reply to enrollment %d (%s)%s", ref.enrollment_id, step_label(steps, ref.step_id),
                      ": contact stopped" if stop else "")
@@ -72,10 +84,14 @@ class Reactions:
                 for enrollment_id in await self.store.active_in_sequence_at_domain(ref.sequence_id, domain):
                     await self.runs.finish(enrollment_id, EnrollmentStatus.REPLIED, f"a colleague at {domain} replied",
                                            now)
+        await self._keep(event, refs, verdict)  # after the reply's own effects: its category may add an opt-out
 
     async def _auto_reply(self, event: MailEvent) -> None:
         now = self.clock.now()
-        for ref in await self._refs(event, active_only=True):
+        verdict = verdict_of(event)
+        category = verdict.category.value
+        refs = await self._refs(event, active_only=True)
+        for ref in refs:
             sequence, _ = await self.catalog.get_sequence(ref.sequence_id)
             delays = sequence.settings.on_auto_reply == "delay"
             until = policy.auto_reply_resume_at(event.return_date, sequence.settings.timezone, now,
@@ -83,13 +99,14 @@ class Reactions:
             await self.store.record_signal(ref, EventKind.AUTO_REPLIED, now, events.Reply(
                 sender=event.sender or "", source=event.source,
                 return_date=event.return_date.isoformat() if event.return_date else None,
-                resume_at=iso(until) if until is not None else None))
+                resume_at=iso(until) if until is not None else None, category=category))
             if until is None:
                 continue
             if await self.store.delay_enrollment(ref.enrollment_id, until, now):
                 self.scheduler.invalidate(event.mailbox_id)
                 log.info("enrollment %d: out of office, next step not before %s", ref.enrollment_id,
                          dt.datetime.fromtimestamp(until, dt.timezone.utc).isoformat())
+        await self._keep(event, refs, verdict)
 
     async def _bounce(self, event: MailEvent) -> None:
         now = self.clock.now()

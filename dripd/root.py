@@ -21,6 +21,7 @@ from dripd.engine import Engine
 from dripd.events import EventStream
 from dripd.health import MailboxHealth
 from dripd.hookspecs import PluginContext, Transport
+from dripd.inbox.service import Inbox
 from dripd.metrics import Metrics, Scrape
 from dripd.plugins import Plugins
 from dripd.reactions import Reactions
@@ -91,6 +92,7 @@ class Services:
     plugins: Plugins
     state: RunState
     webhooks: Dispatcher
+    inbox: Inbox
 
     @property
     def config(self) -> Config:
@@ -133,11 +135,12 @@ def build(config: Config, plugins: Plugins, store: Store, events: EventStream, c
     health = MailboxHealth(live, store, clock)
     webhooks = Dispatcher(live, store, clock)
     events.listen(webhooks.on_event)  # wakes the dispatcher; the deliveries are in the store already
+    inbox = Inbox(store, clock, live, transports)
     return Services(
         live=live, clock=clock, store=store, events=events, metrics=metrics,
         scrape=Scrape(metrics, scheduler, store, health, clock), scheduler=scheduler, transports=transports,
         safeguards=safeguards, engagement=engagement, engine=engine,
-        reactions=Reactions(store, store, store, scheduler, clock, safeguards),
+        reactions=Reactions(store, store, store, scheduler, clock, safeguards, inbox),
         control=Control(live, store, scheduler, clock), health=health, plugins=plugins,
-        state=RunState(started_at=clock.now()), webhooks=webhooks,
+        state=RunState(started_at=clock.now()), webhooks=webhooks, inbox=inbox,
     )

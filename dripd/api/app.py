@@ -12,6 +12,7 @@ from dripd.api.media import RequireMediaType
 from dripd.api.routes_contacts import contacts, lists, suppressions
 from dripd.api.routes_doctor import router as doctor_router
 from dripd.api.routes_enroll import router as enroll_router
+from dripd.api.routes_inbox import router as inbox_router
 from dripd.api.routes_sequences import router as sequences_router
 from dripd.api.routes_stats import metrics_router, stats
 from dripd.api.routes_status import mailboxes, status_router
@@ -40,6 +41,7 @@ def create_app(services: "Services") -> FastAPI:
     for router in (status_router, sequences_router, stats, enroll_router, verify_router, contacts, lists, suppressions, mailboxes,
                    metrics_router):
         app.include_router(router)
+    app.include_router(inbox_router)
     from dripd.console import create_console  # the console is a client of these routes
     app.mount("/app", create_console(services, app))
     app.include_router(webhooks_router)

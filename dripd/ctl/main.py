@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from dripd import __version__
-from dripd.ctl import cmd_doctor, cmd_people, cmd_sequences, cmd_stats, cmd_status, cmd_webhooks
+from dripd.ctl import cmd_doctor, cmd_inbox, cmd_people, cmd_sequences, cmd_stats, cmd_status, cmd_webhooks
 from dripd.ctl.client import Client, CtlError
 from dripd.ctl.runner import FILE_COMMANDS, CtlParser, actions_of, finish_parser, in_flag_names, require_action, run_guarded
 
@@ -154,6 +154,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", type=Path, help="write to this file instead of standard output")
     cmd_doctor.add_parser(sub)
     cmd_webhooks.add_parser(sub)
+    cmd_inbox.register(sub)
     finish_parser(parser)  # last: --json on every subcommand
     return parser
 
@@ -165,6 +166,7 @@ _HANDLERS = {
     "doctor": cmd_doctor.doctor,
     "enroll": cmd_people.enroll, "contacts": cmd_people.contacts, "lists": cmd_people.lists,
     "webhooks": cmd_webhooks.run,
+    "inbox": cmd_inbox.run,
 }
 
 

@@ -18,11 +18,11 @@ from dripd import events
 from dripd.clock import Clock
 from dripd.config import LiveConfig
 from dripd.events import EventKind
-from dripd.model import EnrollmentStatus
 from dripd.store.api import Reports, SentRef, Signals, TrackedMessage
 from dripd.tracking import pages, scanners
 from dripd.tracking.dedupe import HitLimiter
 from dripd.tracking.tokens import Kind, Signer
+from dripd.unsubscribe import honour_unsubscribe
 
 log = logging.getLogger("dripd.tracking")
 
@@ -135,15 +135,7 @@ class TrackingApp:
     async def unsubscribe_message(self, message: TrackedMessage, method: str, user_agent: str) -> None:
         """Global: this enrollment ends as unsubscribed, the address joins the suppression list,
         and every other active enrollment of it ends too. Repeats change nothing."""
-        store = self.store
-        if await store.suppression_reason(message.contact_email) in ("unsubscribed", "complaint"):
-            return
-        now = self.clock.now()
-        await store.record_signal(_ref(message), EventKind.UNSUBSCRIBED, now, events.Reason(f"{method} unsubscribe"),
-                                  end_as=EnrollmentStatus.UNSUBSCRIBED)
-        await store.suppress(message.contact_email, "unsubscribed", f"{method} unsubscribe", now)
-        # No address in the log: the enrollment id is enough to find it through the API.
-        log.info("enrollment %d unsubscribed (%s, step %d)", message.enrollment_id, method, message.step_id)
+        await honour_unsubscribe(self.store, _ref(message), method, self.clock.now())
 
     async def health(self, request: Request) -> Response:
         return PlainTextResponse("ok", headers=_NO_STORE)

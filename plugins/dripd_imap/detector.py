@@ -9,6 +9,7 @@ the one message in flight at a crash is seen again, and reactions to it are idem
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 
@@ -18,6 +19,7 @@ from dripd.hookspecs import Emit, EventKind, MailboxSettings, MailEvent, PluginC
 from dripd_imap.classify import Classification, Kind, classify
 from dripd_imap.config import ImapConfig
 from dripd_mailconn.credentials import Credentials
+from dripd_imap.reply_message import received_message
 from dripd_mailconn.session import NETWORK_FAULTS, ImapLoginRefused, ImapSession
 
 log = logging.getLogger("dripd.imap")
@@ -134,6 +136,8 @@ class ImapDetector:
         if result.kind is Kind.MESSAGE and (result.sender or "").lower() == self.address:
             return  # our own message (a copy in a watched folder), not a reply
         event = event_of(result, self.mailbox_id, self.context.now(), source)
+        if event is not None and event.kind in (EventKind.REPLIED, EventKind.AUTO_REPLIED):
+            event = dataclasses.replace(event, message=received_message(raw))  # for the reply inbox
         if event is not None:
             log.info("mailbox %s: %s from %s (%s)", self.mailbox_id, event.kind.value, event.sender or "?", source)
             await emit(event)

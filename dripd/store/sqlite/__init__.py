@@ -20,6 +20,7 @@ from dripd.store.sqlite.connection import (
 )
 from dripd.store.sqlite.contacts import ContactOps
 from dripd.store.sqlite.enrollment import EnrollmentOps
+from dripd.store.sqlite.replies import ReplyOps
 from dripd.store.sqlite.reports import ReportOps
 from dripd.store.sqlite.runs import RunOps
 from dripd.store.sqlite.sequences import SequenceOps
@@ -27,7 +28,7 @@ from dripd.store.sqlite.signals import SignalOps
 from dripd.store.sqlite.webhooks import WebhookOps
 
 
-class Store(SequenceOps, ContactOps, EnrollmentOps, RunOps, SignalOps, ReportOps, WebhookOps, SqliteConnection):
+class Store(SequenceOps, ContactOps, EnrollmentOps, RunOps, SignalOps, ReportOps, WebhookOps, ReplyOps, SqliteConnection):
     """SQLite store: one connection, one writer; every method runs over the trio-asyncio bridge."""
 
 

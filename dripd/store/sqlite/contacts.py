@@ -11,6 +11,7 @@ from dripd.store.api import ContactInput
 from dripd.store.rows import contact_from_row
 from dripd.store.sqlite.connection import Conn, control_operation, fetch_all, fetch_one
 from dripd.store.sqlite.journal import end_now
+from dripd.store.sqlite.replies import delete_replies_of
 
 
 def upsert_contact(db: Conn, contact: ContactInput, now: float) -> int:
@@ -89,6 +90,7 @@ class ContactOps:
         for r in fetch_all(db, "SELECT id FROM enrollments WHERE contact_id = ? AND status = 'active'", (contact_id,)):
             end_now(db, r["id"], EnrollmentStatus.CANCELLED, "contact deleted", now)
         db.execute("DELETE FROM list_members WHERE contact_id = ?", (contact_id,))
+        delete_replies_of(db, contact_id)  # what the contact wrote goes with the contact
         used = fetch_one(db, "SELECT 1 FROM enrollments WHERE contact_id = ? LIMIT 1", (contact_id,))
         if used:
             db.execute(

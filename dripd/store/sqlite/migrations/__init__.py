@@ -90,8 +90,61 @@ def _webhooks(db: sqlite3.Connection) -> None:
     run_script(db, resources.files(__package__).joinpath("0005_webhooks.sql").read_text())
 
 
+def _reply_inbox(db: sqlite3.Connection) -> None:
+    """6: the reply inbox: every reply and auto-reply kept once per raw message (folder, UIDVALIDITY,
+    UID), with its category, every relabel a person made, and the answers sent from the inbox."""
+    run_script(db, """
+CREATE TABLE replies (
+    id INTEGER PRIMARY KEY,
+    mailbox_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    contact_email TEXT NOT NULL,
+    sequence_id INTEGER NOT NULL,
+    enrollment_id INTEGER NOT NULL,
+    step_id INTEGER NOT NULL,
+    outbox_id INTEGER NOT NULL,
+    from_header TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    date_header TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    folder TEXT,
+    uidvalidity INTEGER,
+    uid INTEGER,
+    category TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    labelled_by TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    read_at REAL
+);
+CREATE INDEX replies_by_time ON replies (received_at, id);
+CREATE INDEX replies_by_source ON replies (mailbox_id, folder, uid);
+CREATE INDEX replies_by_enrollment ON replies (enrollment_id);
+CREATE TABLE reply_labels (
+    id INTEGER PRIMARY KEY,
+    reply_id INTEGER NOT NULL REFERENCES replies (id),
+    category TEXT NOT NULL,
+    previous TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX reply_labels_by_reply ON reply_labels (reply_id);
+CREATE TABLE reply_answers (
+    id INTEGER PRIMARY KEY,
+    reply_id INTEGER NOT NULL REFERENCES replies (id),
+    message_id TEXT NOT NULL UNIQUE,
+    subject TEXT NOT NULL,
+    text TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT,
+    created_at REAL NOT NULL,
+    resolved_at REAL
+);
+CREATE INDEX reply_answers_by_reply ON reply_answers (reply_id);
+""")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_initial, _one_vocabulary, _bounce_column,
-                                                          _mailbox_resumed_at, _webhooks]
+                                                          _mailbox_resumed_at, _webhooks, _reply_inbox]
 LATEST = len(MIGRATIONS)
 
 
