@@ -15,7 +15,7 @@ from typing import Callable, MutableMapping, assert_never
 
 import trio
 
-from dripd import cadence, policy, render
+from dripd import cadence, policy, render, variants
 from dripd.clock import Clock
 from dripd.config import LiveConfig, MailboxConfig
 from dripd.engagement import Engagement, MessageRef
@@ -24,6 +24,7 @@ from dripd.metrics import Metrics
 from dripd.model import EnrollmentStatus, SequenceStatus, Step
 from dripd.safeguards import Safeguards
 from dripd.scheduler import Gate, RunResult, RunStatus, Scheduler
+from dripd.steps import with_variant
 from dripd.store.api import Claim, OutboxRow, RunContext, RunStore
 from dripd.window import SendWindow
 
@@ -63,6 +64,7 @@ class Engine:
         self._rng = rng or random.Random()
         self._templates: dict[tuple[int, str, str, str | None], render.CompiledTemplate] = {}
         self._windows: dict[tuple[object, ...], SendWindow] = {}
+        self._tallies: dict[int, tuple[float, dict[str, variants.Tally]]] = {}
 
     # -- one due enrollment ------------------------------------------------------------------
 
@@ -116,6 +118,26 @@ class Engine:
         return window
 
     # -- sending -----------------------------------------------------------------------------
+
+    async def variant_for(self, ctx: RunContext, step: Step) -> str | None:
+        """The A/B variant this contact gets of ``step`` (None without variants): the one pinned
+        on its ledger row, else the auto-winner, else its weighted pick."""
+        if not step.variants:
+            return None
+        tallies = await self._variant_tallies(step.id) if step.auto_winner is not None else None
+        return variants.choose(step.variants, variants.seed_of(ctx.contact.email, step.id),
+                               pinned=ctx.variants.get(step.id), tallies=tallies, rule=step.auto_winner)
+
+    async def _variant_tallies(self, step_id: int) -> dict[str, variants.Tally]:
+        # Re-read at most once a simulated minute: counting a step's sends per variant on every
+        # send would cost a scan per message, and a minute's late winner costs nothing.
+        now = self.clock.now()
+        cached = self._tallies.get(step_id)
+        if cached is None or now - cached[0] >= 60.0:
+            if len(self._tallies) > 1024:
+                self._tallies.clear()
+            cached = self._tallies[step_id] = (now, await self.store.variant_tallies(step_id))
+        return cached[1]
 
     def template(self, step: Step, ctx: RunContext) -> render.CompiledTemplate:
         """The step's compiled template for this contact: spintax is resolved per contact and
@@ -197,16 +219,18 @@ class Engine:
 
     async def _send(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, now: float) -> None:
         enrollment = ctx.enrollment
-        subject = self.render_subject(ctx, step)
+        variant = await self.variant_for(ctx, step)
+        subject = self.render_subject(ctx, with_variant(step, variant))
         candidate = render.make_message_id(mailbox.message_id_domain, f"{enrollment.id}.{step.id}.{render.unique_hex(8)}")
-        claim = await self.store.claim_send(enrollment.id, step.id, mailbox.id, candidate, subject, now)
+        claim = await self.store.claim_send(enrollment.id, step.id, mailbox.id, candidate, subject, now, variant)
         if claim is None:
             # The ledger already holds this step (sent, in flight or uncertain): never twice.
             log.warning("enrollment %d step %d: already in the ledger; not sending again", enrollment.id, step.id)
             await self._advance_past(ctx, step, now)
             return
         try:
-            envelope, rendered = self.compose(ctx, mailbox, step, claim.message_id, now)
+            # The ledger row's variant wins: a retry sends what its first attempt chose.
+            envelope, rendered = self.compose(ctx, mailbox, with_variant(step, claim.variant), claim.message_id, now)
             data = render.build_message(envelope, rendered)
         except Exception as exc:
             # The claim is committed: the row must be resolved with the reason, never left
@@ -219,6 +243,8 @@ class Engine:
         started = self.clock.now()
         result = await self._transport_send(mailbox.id, message)
         self.metrics.observe_send_latency(mailbox.id, max(0.0, self.clock.now() - started))
+        # What went out, kept on the row: stats and the contact's log outlive later edits.
+        await self.store.record_content(claim.outbox_id, rendered.subject, rendered.html, rendered.text)
         self.metrics.sent(mailbox.id, ctx.sequence.id, step.id, result.outcome.value)
         settings = self.config.current.daemon
         rules = policy.RetryRules(settings.retry_max_attempts, settings.retry_max_age_hours * 3600,

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from dripd.calendars import check_blackout_dates, check_calendars
 from dripd.errors import InvalidTransition, ValidationError
+from dripd.variants import AutoWinner, Variant
 from dripd.window import SendWindow, load_zone, zone_is_known
 
 WINDOW_ZONES = ("sequence", "contact")
@@ -175,6 +176,8 @@ class Step:
     wait_seconds: float = 0.0
     condition: Condition | None = None
     thread: bool = True  # follow-ups go into the first email's thread unless off
+    variants: tuple[Variant, ...] = ()  # A/B variants of an email step (dripd/variants.py)
+    auto_winner: AutoWinner | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dripd.ctl.client import Client
+from dripd.ctl.cmd_variants import variant_lines
 from dripd.ctl.output import as_json
 
 STAGES = ("sent", "delivered", "opened", "clicked", "replied", "bounced", "unsubscribed")
@@ -64,6 +65,7 @@ def render_terminal(data: dict[str, Any]) -> str:
     if len(mailboxes) > 1:  # a rotating sequence: where its sends went
         out.append("by mailbox: " + ", ".join(f'{m["mailboxId"]} sent {m["sent"]} replied {m["replied"]} '
                                               f'bounced {m["bounced"]}' for m in mailboxes))
+    out += variant_lines(steps)
     if total["flaggedOpens"] or total["flaggedClicks"]:
         out.append(f"not counted: {total['flaggedOpens']} machine-only opens, {total['flaggedClicks']} scanner-only clicks")
     out.append("bar: █ replied  ▓ clicked  ▒ opened  ░ delivered  · sent  x bounced"

@@ -56,6 +56,8 @@ def preview(client: Client, args: argparse.Namespace) -> int:
         body["contactId"] = int(args.contact)
     else:
         body["contactEmail"] = args.contact
+    if args.variant:
+        body["variant"] = args.variant
     data = client.post(f"/api/sequences/{sequence_id}/preview", body)
     if args.json:
         as_json(data)
@@ -64,6 +66,8 @@ def preview(client: Client, args: argparse.Namespace) -> int:
         print(f"{name}: {value}")
     print()
     print(data["html"] if args.html else data["text"])
+    if data.get("variant"):
+        print(f"-- variant {data['variant']} of {', '.join(data['variants'])}")
     if data["missing"]:
         print(f"-- merge fields left unfilled: {', '.join(data['missing'])}")
     return 0

@@ -63,7 +63,8 @@ class Plan:
 
 def describe(step: dict[str, Any]) -> str:
     if step.get("type") in ("email", "send_email"):
-        return f"email {step.get('subject', '')!r}"
+        variants = step.get("variants") or []
+        return f"email {step.get('subject', '')!r}" + (f" with {len(variants)} variants" if variants else "")
     if step.get("type") in ("wait", "delay"):
         unit = next((k for k in ("waitDays", "waitHours", "waitMinutes", "delayMs") if k in step), "?")
         return f"wait {step.get(unit)} {unit[4:].lower() if unit.startswith('wait') else 'ms'}"
@@ -111,6 +112,12 @@ def _normal(step: dict[str, Any]) -> dict[str, Any]:
     out["type"] = {"send_email": "email", "delay": "wait"}.get(out.get("type", ""), out.get("type"))
     if out.get("thread") is True:
         del out["thread"]
+    if "variants" in out:  # the API fills in the names (A, B, ...) and weights (1) a file may leave out
+        out["variants"] = [{"name": chr(ord("A") + i), "weight": 1, **v} for i, v in enumerate(out["variants"] or [])]
+        if not out["variants"]:
+            del out["variants"]
+    if isinstance(out.get("autoWinner"), dict):
+        out["autoWinner"] = {"metric": "replied", **out["autoWinner"]}
     seconds = sum(float(out.pop(k)) * unit for k, unit in _UNITS.items() if k in out)
     if out["type"] == "wait":
         out["seconds"] = seconds

@@ -23,13 +23,14 @@ keep talking to these Protocols unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Protocol, Sequence as Seq
 
 from dripd.cadence import Signals as SignalFlags
 from dripd.events import EventKind, Payload
 from dripd.model import Action, Contact, Enrollment, EnrollmentStatus, Sequence, SequenceSettings, Step
 from dripd.policy import Bounced
+from dripd.variants import Tally
 
 # -- values ----------------------------------------------------------------------------------
 
@@ -52,6 +53,7 @@ class RunContext:
     thread: list[tuple[str, str]]  # (Message-ID, subject) of emails already sent, in order
     signals: SignalFlags
     suppressed: str | None  # the suppression reason when the address may not be mailed
+    variants: Mapping[int, str] = field(default_factory=dict)  # step id -> A/B variant pinned on the ledger
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Claim:
     message_id: str
     attempts: int
     first_attempt_at: float
+    variant: str | None = None  # the A/B variant pinned on the row (a retry keeps the first choice)
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ class MessageFacts:
     kinds: frozenset[str]  # unflagged event kinds
     flagged: frozenset[str]  # kinds seen only as flagged hits
     mailbox_id: str = ""  # the mailbox it went out from (rotation spreads a sequence over several)
+    variant: str | None = None  # the A/B variant it was sent as
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,9 @@ class RunStore(Protocol):
     async def finish(self, enrollment_id: int, status: EnrollmentStatus, reason: str | None, now: float
                      ) -> int | None: ...
     async def claim_send(self, enrollment_id: int, step_id: int, mailbox_id: str, message_id: str, subject: str,
-                         now: float) -> Claim | None: ...
+                         now: float, variant: str | None = None) -> Claim | None: ...
+    async def record_content(self, outbox_id: int, subject: str, html: str, text: str) -> None: ...
+    async def variant_tallies(self, step_id: int) -> dict[str, Tally]: ...
     async def record_sent(self, claim: Claim, enrollment_id: int, step_id: int, cursor_ord: int, anchor_at: float,
                           due_at: float | None, now: float) -> int | None: ...
     async def record_retry(self, claim: Claim, enrollment_id: int, step_id: int, due_at: float, detail: str,
