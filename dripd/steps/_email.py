@@ -36,6 +36,8 @@ def parse(data: Mapping[str, Any], prefix: str) -> Step:
     _check_parts(prefix, subject, body, text)
     variants = _parse_variants(data.get("variants"), f"{prefix}variants")
     auto_winner = _parse_auto_winner(data.get("autoWinner"), f"{prefix}autoWinner")
+    if data.get("variants") == []:
+        auto_winner = None  # "variants: []" removes them, and a step edit merges the old rule in
     if auto_winner is not None and not variants:
         raise ValidationError(f"{prefix}autoWinner", "needs variants to choose between")
     return Step(StepType.EMAIL, subject=subject, body=body, text=text, thread=thread, variants=variants,

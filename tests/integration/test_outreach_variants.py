@@ -1,0 +1,92 @@
+"""A/B variants through the daemon in simulated time (the in-process daemon on the real engine,
+store and scheduler; the scripted transport records what went out): each contact gets the
+variant its preview shows, a retry after an edit keeps it, the ledger keeps what was sent, the
+stats count per variant, and the auto-winner takes the remaining traffic."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+from pathlib import Path
+from typing import Any
+
+from dripd.api.preview import preview
+from dripd.events import EventKind, MailEvent
+from dripd.hookspecs import SendOutcome
+from dripd.model import Action
+from dripd.steps import step_from_fields
+from tests.integration.simulated import START, daemon_with, people, sequence, sleep_until
+
+AB = [{"type": "email", "subject": "Hello {{firstName|there}}", "body": "<p>Version A</p>",
+       "variants": [{"name": "A"}, {"name": "B", "subject": "Quick question, {{firstName|there}}",
+                                    "body": "<p>Version B</p>"}]}]
+
+
+def _subject(data: bytes) -> str:
+    return str(email.message_from_bytes(data, policy=email.policy.default)["Subject"])
+
+
+async def test_each_contact_gets_its_previewed_variant_and_the_ledger_keeps_it(
+    tmp_path: Path, autojump_clock: Any,
+) -> None:
+    async with daemon_with(tmp_path, retry_base_seconds=60) as (daemon, plugin):
+        transport = plugin.transports["m"]
+        seq = await sequence(daemon, AB)
+        await daemon.control.enroll(seq.id, people(20))
+        contacts = [await daemon.store.get_contact(i) for i in range(1, 21)]
+        previews = {c.email: await preview(daemon.services, seq.id, 0, c) for c in contacts}
+        retried = next(address for address, p in previews.items() if p["variant"] == "B")
+        transport.script[retried] = [SendOutcome.TRANSIENT, SendOutcome.ACCEPTED]
+        await daemon.control.transition(seq.id, Action.START)
+        await sleep_until(daemon, START + dt.timedelta(seconds=30))
+        # Before the retry: B is switched off and reworded. The contact pinned to B keeps B (its
+        # first attempt chose it), with the step as it stands now.
+        edited = {**AB[0], "variants": [{"name": "A"}, {"name": "B", "weight": 0, "subject": "Reworded B",
+                                                         "body": "<p>Version B2</p>"}]}
+        await daemon.control.replace_step(seq.id, 0, step_from_fields(edited))
+        await sleep_until(daemon, START + dt.timedelta(hours=1))
+        sent = {m.to_address: m for _, m in transport.delivered}
+        history = await daemon.store.contact_history(seq.id, contacts.index(
+            next(c for c in contacts if c.email == retried)) + 1)
+        facts = await daemon.store.sequence_message_facts(seq.id)
+    assert len(sent) == 20
+    for address, message in sent.items():
+        if address != retried:
+            assert _subject(message.data) == previews[address]["subject"]
+    assert {p["variant"] for p in previews.values()} == {"A", "B"}  # 20 contacts see both
+    assert _subject(sent[retried].data) == "Reworded B"  # its pinned variant, as edited
+    [row] = history["messages"]
+    assert (row["variant"], row["subject"], row["attempts"]) == ("B", "Reworded B", 2)
+    assert "Version B2" in row["body"] and "Version B2" in row["text_body"]
+    by_variant = {f.variant for f in facts}
+    assert by_variant == {"A", "B"}
+
+
+async def test_the_auto_winner_takes_the_remaining_traffic(tmp_path: Path, autojump_clock: Any) -> None:
+    steps = [{**AB[0], "autoWinner": {"after": 4, "metric": "replied"}}]
+    async with daemon_with(tmp_path) as (daemon, plugin):
+        transport = plugin.transports["m"]
+        seq = await sequence(daemon, steps, auto_complete=False)
+        await daemon.control.enroll(seq.id, people(16))
+        await daemon.control.transition(seq.id, Action.START)
+        await sleep_until(daemon, START + dt.timedelta(minutes=5))
+        first = [m for _, m in transport.delivered]
+        rows = {f.outbox_id: f.variant for f in await daemon.store.sequence_message_facts(seq.id)}
+        counts = {name: sum(1 for v in rows.values() if v == name) for name in ("A", "B")}
+        assert min(counts.values()) >= 4, counts  # 16 contacts: each variant has its sample
+        # Every B recipient replies, no A recipient does.
+        for message in first:
+            if "Quick question" in _subject(message.data):
+                await daemon.reactions.apply(MailEvent(EventKind.REPLIED, "m", daemon.clock.now(),
+                                                       sender=message.to_address, references=(message.message_id,)))
+        await sleep_until(daemon, START + dt.timedelta(minutes=10))  # past the minute the tallies are kept
+        await daemon.control.enroll(seq.id, people(12, prefix="late"))
+        late = await daemon.store.get_contact(17)
+        previewed = await preview(daemon.services, seq.id, 0, late)
+        await sleep_until(daemon, START + dt.timedelta(minutes=20))
+        later = [m for _, m in transport.delivered][len(first):]
+        stats = await daemon.services.store.sequence_message_facts(seq.id)
+    assert previewed["variant"] == "B"
+    assert len(later) == 12 and all("Quick question" in _subject(m.data) for m in later)
+    assert sum(1 for f in stats if f.variant == "B") == counts["B"] + 12
