@@ -92,6 +92,9 @@ class MailboxConfig(BaseModel):
                           json_schema_extra={"rule": "an IANA time zone name such as `Europe/Berlin`"})
     daily_cap: int = Field(default=50, gt=0, description="Sends per mailbox-local calendar day (after warm-up).")
     hourly_cap: int = Field(default=10, gt=0, description="Hard limit: at most this many sends in any rolling 60 minutes.")
+    daily_new_cap: int | None = Field(
+        default=None, gt=0, description="First emails to new contacts per mailbox-local day; follow-ups keep "
+                                        "flowing under `daily_cap` (left out: only `daily_cap` limits them).")
     burst: int = Field(default=1, gt=0,
                        description="Token bucket capacity: 1 spaces sends evenly (every 6 minutes at 10 an hour).")
     jitter_seconds: float = Field(default=0.0, ge=0, description="Random extra spacing between sends, 0..N seconds.")

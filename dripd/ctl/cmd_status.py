@@ -32,6 +32,9 @@ def mailboxes(client: Client, args: argparse.Namespace) -> int:
                 m.get("pausedReason") or ("paused" if m.get("paused") else ""),
                 (m.get("health") or {}).get("status", "unknown")) for m in data["mailboxes"]],
               ("id", "address", "today", "hourly", "tokens", "warm-up", "next send", "paused", "health"))
+        for m in data["mailboxes"]:  # the new-contact cap, where one is set
+            if m.get("dailyNewCap"):
+                print(f"mailbox {m['id']}: {m.get('newToday', 0)}/{m['dailyNewCap']} first emails to new contacts today")
         for m in data["mailboxes"]:  # the warning banner: before the provider notices
             for warning in (m.get("health") or {}).get("warnings", []):
                 print(f"WARNING: mailbox {m['id']}: {warning}")

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from dripd.api.preview import preview
+from dripd.api.routes_status import mailbox_json
 from dripd.events import EventKind, MailEvent
 from dripd.hookspecs import SendOutcome
 from dripd.model import Action
 from dripd.steps import step_from_fields
-from tests.integration.simulated import START, daemon_with, people, sequence, sleep_until
+from tests.integration.simulated import START, daemon_with, mailbox, minutes, people, sequence, sleep_until
 
 AB = [{"type": "email", "subject": "Hello {{firstName|there}}", "body": "<p>Version A</p>",
        "variants": [{"name": "A"}, {"name": "B", "subject": "Quick question, {{firstName|there}}",
@@ -90,3 +91,28 @@ async def test_the_auto_winner_takes_the_remaining_traffic(tmp_path: Path, autoj
     assert previewed["variant"] == "B"
     assert len(later) == 12 and all("Quick question" in _subject(m.data) for m in later)
     assert sum(1 for f in stats if f.variant == "B") == counts["B"] + 12
+
+
+async def test_the_new_contact_cap_holds_first_emails_while_follow_ups_flow(
+    tmp_path: Path, autojump_clock: Any,
+) -> None:
+    steps = [{"type": "email", "subject": "One", "body": "<p>one</p>"}, {"type": "wait", "waitHours": 1},
+             {"type": "email", "subject": "", "body": "<p>two</p>"}]
+    async with daemon_with(tmp_path, mailbox(daily_new_cap=3)) as (daemon, plugin):
+        seq = await sequence(daemon, steps)
+        await daemon.control.enroll(seq.id, people(7))
+        await daemon.control.transition(seq.id, Action.START)  # Monday 09:00 UTC
+        await sleep_until(daemon, START + dt.timedelta(hours=6))
+        box = daemon.services.config.mailbox("m")
+        assert box is not None
+        status = mailbox_json(daemon.services, box)
+        await sleep_until(daemon, START + dt.timedelta(days=3))
+    sent = [(t, _subject(m.data), m.to_address) for t, m in plugin.transports["m"].delivered]
+    firsts = [(t, to) for t, subject, to in sent if subject == "One"]
+    follow_ups = [t for t, subject, _ in sent if subject.startswith("Re:")]
+    days = [dt.datetime.fromtimestamp(t, dt.timezone.utc).date().isoformat() for t, _ in firsts]
+    assert days == ["2026-12-07"] * 3 + ["2026-12-08"] * 3 + ["2026-12-09"]
+    # Day one's three follow-ups went out an hour later, with four first emails still waiting.
+    assert minutes(follow_ups[:3]) == [60.0, 60.0, 60.0]
+    assert len(follow_ups) == 7
+    assert (status["dailyNewCap"], status["newToday"], status["sendsToday"]) == (3, 3, 6)

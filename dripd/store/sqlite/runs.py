@@ -142,7 +142,8 @@ class RunOps(SequenceCache):
                           existing["created_at"], existing["variant"])
         else:
             return None
-        db.execute("INSERT INTO send_log (mailbox_id, at) VALUES (?, ?)", (mailbox_id, now))
+        db.execute("INSERT INTO send_log (mailbox_id, at, first_email) VALUES (?, ?,"
+                   " (SELECT sent_count = 0 FROM enrollments WHERE id = ?))", (mailbox_id, now, enrollment_id))
         return claim
 
     @thread_operation
@@ -291,6 +292,13 @@ class RunOps(SequenceCache):
         rows = fetch_all(
             db, "SELECT at FROM send_log WHERE mailbox_id = ? AND at >= ? ORDER BY at", (mailbox_id, since)
         )
+        return [r["at"] for r in rows]
+
+    @thread_operation
+    def first_email_history(self, db: Conn, mailbox_id: str, since: float) -> list[float]:
+        """When the mailbox sent first emails to new contacts since ``since`` (the new-contact cap)."""
+        rows = fetch_all(db, "SELECT at FROM send_log WHERE mailbox_id = ? AND at >= ? AND first_email = 1 ORDER BY at",
+                         (mailbox_id, since))
         return [r["at"] for r in rows]
 
     @thread_operation
