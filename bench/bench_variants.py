@@ -86,7 +86,7 @@ def main() -> None:
             table.row(f"N={c.fnum(n)}, concurrency {conc}: steps/s, 3 variants + auto-winner",
                       c.fnum(ab["rate"]), f"{c.fnum(plain['rate'])} (same step, no variants)",
                       c.ratio(ab["rate"], plain["rate"]), f"sent per variant (weights 1:1:2): {split}")
-    table.notes.append("both columns write the sent subject, HTML and text on each ledger row (record_content)")
+    table.notes.append("both columns keep the sent subject, HTML and text on each ledger row, written with the result")
     table.print()
 
 

@@ -8,6 +8,7 @@ means is decided by ``policy``; the engine applies it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from dataclasses import dataclass
@@ -243,8 +244,8 @@ class Engine:
         started = self.clock.now()
         result = await self._transport_send(mailbox.id, message)
         self.metrics.observe_send_latency(mailbox.id, max(0.0, self.clock.now() - started))
-        # What went out, kept on the row: stats and the contact's log outlive later edits.
-        await self.store.record_content(claim.outbox_id, rendered.subject, rendered.html, rendered.text)
+        # What went out, kept on the row with the result: the contact's log outlives later edits.
+        claim = dataclasses.replace(claim, content=(rendered.subject, rendered.html, rendered.text))
         self.metrics.sent(mailbox.id, ctx.sequence.id, step.id, result.outcome.value)
         settings = self.config.current.daemon
         rules = policy.RetryRules(settings.retry_max_attempts, settings.retry_max_age_hours * 3600,
@@ -288,7 +289,7 @@ class Engine:
         elif isinstance(decision, policy.Uncertain):
             cursor_ord, anchor, due = self.next_after(ctx, step, now)
             completed = await self.store.record_uncertain(
-                claim.outbox_id, enrollment.id, step.id, cursor_ord, anchor, due, decision.detail, now)
+                claim.outbox_id, enrollment.id, step.id, cursor_ord, anchor, due, decision.detail, now, claim.content)
             self.counters.uncertain += 1
             log.warning("enrollment %d step %d: delivery uncertain (%s); not resent", enrollment.id, step.id,
                         decision.detail)

@@ -7,6 +7,7 @@ A variant is named by any of its flags, in the order first named: ``--variant B:
 from __future__ import annotations
 
 import argparse
+import html
 from typing import Any
 
 from dripd.ctl.client import CtlError
@@ -85,3 +86,27 @@ def variant_lines(steps: list[dict[str, Any]]) -> list[str]:
                        f" {metric} {_pct(v['rates'][metric])} (95 % CI {shown})")
         out += [f"  {c['summary']}" for c in ab["comparisons"][metric]]
     return out
+
+
+def variant_html(step: dict[str, Any]) -> str:
+    """A step's A/B block for ``dripctl stats --html``: one row per variant and the comparisons
+    on the step's metric (every value escaped)."""
+    ab = step.get("abTest")
+    if not ab:
+        return ""
+    e = html.escape
+    metric = ab["metric"]
+    rows = []
+    for v in ab["variants"]:
+        interval = v["intervals"][metric]
+        shown = "" if interval is None else f"{interval[0]:.1%} to {interval[1]:.1%}"
+        cells = [e(v["name"]) + (" (deleted)" if v["deleted"] else ""),
+                 *(str(v[k]) for k in ("sent", "opened", "clicked", "replied", "bounced")),
+                 e(_pct(v["rates"][metric])), e(shown)]
+        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    head = "".join(f"<th>{e(h)}</th>" for h in ("variant", "sent", "opened", "clicked", "replied", "bounced",
+                                                  f"{metric} rate", "95 % CI"))
+    notes = "".join(f'<p class="note">{e(c["summary"])}</p>' for c in ab["comparisons"][metric])
+    if ab["winner"]:
+        notes += f'<p class="note">auto-winner: {e(ab["winner"])}</p>'
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>{notes}"

@@ -27,7 +27,8 @@ STEP = {"type": "email", "subject": "Hello {{firstName|there}}", "body": "<p>Ver
         "autoWinner": {"after": 50, "metric": "opened"}}
 
 
-def test_variants_through_the_api_are_sent_as_previewed_and_counted(dripd: DripdProcess, api: httpx.Client) -> None:
+def test_variants_through_the_api_are_sent_as_previewed_and_counted(dripd: DripdProcess, api: httpx.Client,
+                                                                    tmp_path: Path) -> None:
     bad = {**STEP, "variants": [{"name": "A"}, {"name": "B", "body": "<p>{Hi|Hey</p>"}]}
     refused = api.post("/api/sequences", json={"name": "bad", "mailboxId": "sales", "steps": [bad]})
     assert error_of(refused, 422, "validation_error")["details"]["field"] == "steps[0].variants[1].body"
@@ -91,6 +92,10 @@ def test_variants_through_the_api_are_sent_as_previewed_and_counted(dripd: Dripd
     assert out.returncode == 0, out.stderr
     assert "step 0 A/B on opened (auto-winner after 50 sends per variant: no winner yet)" in out.stdout
     assert "B (deleted): sent" in out.stdout and "95 % CI" in out.stdout
+    page = tmp_path / "stats.html"
+    assert dripd.dripctl("stats", str(seq["id"]), "--html", str(page)).returncode == 0
+    assert "<th>replied rate</th>" in page.read_text() or "<th>opened rate</th>" in page.read_text()
+    assert "B (deleted)" in page.read_text()
 
 
 def test_variants_through_dripctl_and_a_sequence_file(dripd: DripdProcess, tmp_path: Path) -> None:

@@ -146,11 +146,13 @@ class RunOps(SequenceCache):
                    " (SELECT sent_count = 0 FROM enrollments WHERE id = ?))", (mailbox_id, now, enrollment_id))
         return claim
 
-    @thread_operation
-    def record_content(self, db: Conn, outbox_id: int, subject: str, html: str, text: str) -> None:
-        """What is handed to the transport for a claimed row: the rendered subject, HTML and text."""
-        db.execute("UPDATE outbox SET subject = ?, body = ?, text_body = ? WHERE id = ?",
-                   (subject, html, text, outbox_id))
+    @staticmethod
+    def _write_content(db: Conn, claim: Claim) -> None:
+        """What was handed to the transport for a claimed row: its subject, HTML and text (in the
+        same operation as the attempt's result, not one more round trip per send)."""
+        if claim.content is not None:
+            db.execute("UPDATE outbox SET subject = ?, body = ?, text_body = ? WHERE id = ?",
+                       (*claim.content, claim.outbox_id))
 
     @thread_operation
     def variant_tallies(self, db: Conn, step_id: int) -> dict[str, Tally]:
@@ -177,6 +179,7 @@ class RunOps(SequenceCache):
             "UPDATE outbox SET status = 'sent', resolved_at = ?, detail = NULL WHERE id = ?",
             (now, claim.outbox_id),
         )
+        self._write_content(db, claim)
         enrollment_event(db, EventKind.SENT, now, enrollment_id, NoData(), step_id=step_id, outbox_id=claim.outbox_id)
         return self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now)
 
@@ -206,6 +209,7 @@ class RunOps(SequenceCache):
     ) -> None:
         """A transient failure: the row waits as 'retry' (same Message-ID), the contact is due again."""
         db.execute("UPDATE outbox SET status = 'retry', detail = ? WHERE id = ?", (detail, claim.outbox_id))
+        self._write_content(db, claim)
         self._due_again(db, enrollment_id, due_at, now)
         enrollment_event(db, EventKind.RETRY, now, enrollment_id, Detail(detail=detail, attempt=claim.attempts),
                          step_id=step_id, outbox_id=claim.outbox_id)
@@ -219,6 +223,7 @@ class RunOps(SequenceCache):
         bounce_class = payload.bounce_class if isinstance(payload, Bounce) else None
         db.execute("UPDATE outbox SET status = 'failed', resolved_at = ?, detail = ?, bounce_class = ? WHERE id = ?",
                    (now, reason, bounce_class, claim.outbox_id))
+        self._write_content(db, claim)
         event = enrollment_event(db, kind, now, enrollment_id, payload, step_id=step_id, outbox_id=claim.outbox_id)
         if not close_enrollment(db, enrollment_id, status, reason, now) or event is None:
             return None
@@ -255,8 +260,11 @@ class RunOps(SequenceCache):
     def record_uncertain(
         self, db: Conn, outbox_id: int, enrollment_id: int, step_id: int, cursor_ord: int,
         anchor_at: float, due_at: float | None, detail: str, now: float,
+        content: tuple[str, str, str] | None = None,
     ) -> int | None:
         """The send may or may not have happened: never resent by default; the contact moves on."""
+        if content is not None:
+            db.execute("UPDATE outbox SET subject = ?, body = ?, text_body = ? WHERE id = ?", (*content, outbox_id))
         db.execute(
             "UPDATE outbox SET status = 'uncertain', resolved_at = ?, detail = ? WHERE id = ?",
             (now, detail, outbox_id),
