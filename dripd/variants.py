@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 METRICS = ("replied", "opened", "clicked")
-NAME_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+NAME_PATTERN = r"[A-Za-z0-9_-]{1,32}"  # the whole name (re.fullmatch)
 MAX_VARIANTS = 10
 MAX_WEIGHT = 1000
 

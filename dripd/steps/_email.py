@@ -75,7 +75,7 @@ def _parse_variants(raw: Any, where: str) -> tuple[Variant, ...]:
         if unknown:
             raise ValidationError(f"{prefix}{unknown[0]}", "is not a variant field (name, weight, subject, body, text)")
         name = item.get("name", chr(ord("A") + i))  # A, B, C... when not named
-        if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
+        if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
             raise ValidationError(f"{prefix}name", "must be 1-32 letters, digits, '-' or '_'")
         if any(v.name == name for v in out):
             raise ValidationError(f"{prefix}name", f"{name!r} names two variants")

@@ -107,6 +107,7 @@ def test_variants_parse_serialise_and_fall_back_to_the_step() -> None:
     ({"variants": "A,B"}, "variants", "list"),
     ({"variants": [{"name": "A"}, {"name": "A"}]}, "variants[1].name", "names two"),
     ({"variants": [{"name": "a b"}, {}]}, "variants[0].name", "letters"),
+    ({"variants": [{"name": "A\n"}, {}]}, "variants[0].name", "letters"),
     ({"variants": [{"weight": -1}, {}]}, "variants[0].weight", "0 to 1000"),
     ({"variants": [{"weight": True}, {}]}, "variants[0].weight", "whole number"),
     ({"variants": [{"weight": 0}, {"weight": 0}]}, "variants", "above 0"),
