@@ -109,13 +109,19 @@ class Engine:
         """The sequence's window, in the contact's own zone when the sequence says so."""
         s = ctx.sequence.settings
         contact_zone = self.merge_fields(ctx).get("timezone") if s.window_zone == "contact" else None
+        mailbox = self.config.current.mailbox(ctx.enrollment.mailbox_id)
+        days_off = (tuple(mailbox.holidays), tuple(mailbox.blackout_dates)) if mailbox else ((), ())
         key = (s.timezone, s.weekdays_only, s.start_hour, s.end_hour, s.holidays, s.blackout_dates,
-               s.window_zone, contact_zone)
+               s.window_zone, contact_zone, days_off)
         window = self._windows.get(key)
         if window is None:  # built (and its zone checked) once per distinct window, not per step
             if len(self._windows) > 1024:
                 self._windows.clear()
-            window = self._windows[key] = s.window(contact_zone)
+            window = s.window(contact_zone)
+            if days_off != ((), ()):  # the sending mailbox's own days off count in every sequence
+                window = dataclasses.replace(window, holidays=tuple(dict.fromkeys(window.holidays + days_off[0])),
+                                             blackout=window.blackout | frozenset(days_off[1]))
+            self._windows[key] = window
         return window
 
     # -- sending -----------------------------------------------------------------------------

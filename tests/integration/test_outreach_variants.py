@@ -10,6 +10,7 @@ import email
 import email.policy
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from dripd.api.preview import preview
 from dripd.api.routes_status import mailbox_json
@@ -116,3 +117,17 @@ async def test_the_new_contact_cap_holds_first_emails_while_follow_ups_flow(
     assert minutes(follow_ups[:3]) == [60.0, 60.0, 60.0]
     assert len(follow_ups) == 7
     assert (status["dailyNewCap"], status["newToday"], status["sendsToday"]) == (3, 3, 6)
+
+
+async def test_the_mailbox_days_off_hold_in_every_sequence(tmp_path: Path, autojump_clock: Any) -> None:
+    christmas_eve = dt.datetime(2026, 12, 24, 8, 0, tzinfo=dt.timezone.utc)  # a Thursday
+    box = mailbox(holidays=["DE"], blackout_dates=[dt.date(2026, 12, 24)])
+    async with daemon_with(tmp_path, box, start=christmas_eve) as (daemon, plugin):
+        seq = await sequence(daemon, [{"type": "email", "subject": "Hi", "body": "<p>x</p>"}],
+                             timezone="Europe/Berlin", start_hour=9, end_hour=17, weekdays_only=True)
+        await daemon.control.enroll(seq.id, people(1))
+        await daemon.control.transition(seq.id, Action.START)
+        await sleep_until(daemon, christmas_eve + dt.timedelta(days=10))
+    [(t, _)] = plugin.transports["m"].delivered
+    # The mailbox's blackout (24th) and German holidays (25th, 26th), then Sunday: Monday the 28th.
+    assert dt.datetime.fromtimestamp(t, ZoneInfo("Europe/Berlin")).replace(tzinfo=None) == dt.datetime(2026, 12, 28, 9)

@@ -78,3 +78,26 @@ def test_first_emails_never_exceed_the_cap_and_follow_ups_are_never_held_by_it(
             day = int((at - DAY0) // 86400)
             new_per_day[day] = new_per_day.get(day, 0) + 1
     assert all(count <= cap for count in new_per_day.values())
+
+
+def test_mailbox_caps_and_days_off_in_the_config_name_the_key() -> None:
+    from dripd.config import parse_config
+    from dripd.errors import ConfigError
+    from dripd.plugins import Plugins
+
+    plugins = Plugins()
+
+    def error_of(**overrides: object) -> str:
+        box = {"id": "sales", "address": "alice@example.com", "maildir": {"path": "var/outbox"}, **overrides}
+        with pytest.raises(ConfigError) as info:
+            parse_config({"mailboxes": [box]}, plugins.config_sections(), plugins.transports)
+        return info.value.message
+
+    assert "mailboxes[0].daily_new_cap" in error_of(daily_new_cap=0)
+    assert "mailboxes[0].holidays" in error_of(holidays=["US", "Atlantis"])
+    assert "holidays[1]" in error_of(holidays=["US", "Atlantis"])
+    assert "mailboxes[0].blackout_dates" in error_of(blackout_dates=["24.12.2026"])
+    box = {"id": "sales", "address": "alice@example.com", "maildir": {"path": "var/outbox"}, "holidays": ["de-by"],
+           "blackout_dates": [dt.date(2026, 12, 24)], "daily_new_cap": 20}
+    [mailbox] = parse_config({"mailboxes": [box]}, plugins.config_sections(), plugins.transports).mailboxes
+    assert (mailbox.holidays, mailbox.daily_new_cap) == (["DE-BY"], 20)
