@@ -87,6 +87,17 @@ def funnels_by_mailbox(messages: Iterable[MessageFacts], now: float, bounce_wind
     return out
 
 
+def funnels_by_variant(messages: Iterable[MessageFacts], now: float, bounce_window: float
+                       ) -> dict[int, dict[str, Funnel]]:
+    """Per step, the same funnel per A/B variant the messages were sent as (what the ledger row
+    recorded, so an edited or deleted variant keeps its numbers)."""
+    out: dict[int, dict[str, Funnel]] = {}
+    for message in messages:
+        if message.variant is not None and message.status not in ("sending", "retry"):
+            out.setdefault(message.step_id, {}).setdefault(message.variant, Funnel()).add(message, now, bounce_window)
+    return out
+
+
 def total(funnels: Iterable[Funnel]) -> Funnel:
     out = Funnel()
     for f in funnels:

@@ -112,6 +112,15 @@ class MailboxConfig(BaseModel):
                           json_schema_extra={"rule": "an IANA time zone name such as `Europe/Berlin`"})
     daily_cap: int = Field(default=50, gt=0, description="Sends per mailbox-local calendar day (after warm-up).")
     hourly_cap: int = Field(default=10, gt=0, description="Hard limit: at most this many sends in any rolling 60 minutes.")
+    daily_new_cap: int | None = Field(
+        default=None, gt=0, description="First emails to new contacts per mailbox-local day; follow-ups keep "
+                                        "flowing under `daily_cap` (left out: only `daily_cap` limits them).")
+    holidays: list[str] = Field(
+        default=[], description="Holiday calendars (`US`, `DE-BY`: the `holidays` package) on which this mailbox sends "
+                                "nothing, in every sequence; judged on the local date of each sequence's window.",
+        json_schema_extra={"rule": "a country code or country-subdivision the `holidays` package knows"})
+    blackout_dates: list[dt.date] = Field(
+        default=[], description="Single days (TOML dates) on which this mailbox sends nothing, in every sequence.")
     burst: int = Field(default=1, gt=0,
                        description="Token bucket capacity: 1 spaces sends evenly (every 6 minutes at 10 an hour).")
     jitter_seconds: float = Field(default=0.0, ge=0, description="Random extra spacing between sends, 0..N seconds.")
@@ -142,6 +151,17 @@ class MailboxConfig(BaseModel):
                                        "again for this many days.")
 
     _check_zone = field_validator("timezone")(classmethod(lambda cls, v: _zone(v)))
+
+    @field_validator("holidays")
+    @classmethod
+    def _holidays(cls, value: list[str]) -> list[str]:
+        from dripd.calendars import check_calendars
+        from dripd.errors import ValidationError
+
+        try:
+            return list(check_calendars(value))
+        except ValidationError as exc:
+            raise ValueError(f"{exc.details['field']}: {exc.details['rule']}") from None
 
     @field_validator("address")
     @classmethod

@@ -52,6 +52,7 @@ def limits_of(mailbox: MailboxConfig) -> Limits:
         warmup=tuple((int(days), int(cap)) for days, cap in mailbox.warmup),
         warmup_start=mailbox.warmup_start,
         timezone=mailbox.timezone,
+        daily_new_cap=mailbox.daily_new_cap,
     )
 
 
@@ -208,9 +209,10 @@ class Daemon:
         assert self._nursery is not None
         now = self.clock.now()
         history = await services.store.send_history(mailbox.id, now - HISTORY_SECONDS)
+        first_emails = await services.store.first_email_history(mailbox.id, now - HISTORY_SECONDS)
         daemon_settings = services.config.daemon
         lane = Lane(
-            mailbox.id, MailboxLimiter(limits_of(mailbox), history=history), self.clock, services.store,
+            mailbox.id, MailboxLimiter(limits_of(mailbox), history=history, new_history=first_emails), self.clock, services.store,
             services.engine.run, horizon=daemon_settings.horizon_seconds, limit=daemon_settings.queue_limit,
             concurrency=self.plugins.lane_parallelism(mailbox, f"mailbox {mailbox.id}").concurrency,
         )

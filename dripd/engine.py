@@ -8,6 +8,7 @@ means is decided by ``policy``; the engine applies it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Callable, MutableMapping, assert_never
 
 import trio
 
-from dripd import cadence, policy, render
+from dripd import cadence, policy, render, variants
 from dripd.clock import Clock
 from dripd.config import LiveConfig, MailboxConfig
 from dripd.engagement import Engagement, MessageRef
@@ -24,7 +25,7 @@ from dripd.metrics import Metrics
 from dripd.model import EnrollmentStatus, SequenceStatus, Step
 from dripd.safeguards import Safeguards
 from dripd.scheduler import Gate, RunResult, RunStatus, Scheduler
-from dripd.steps import step_label
+from dripd.steps import step_label, with_variant
 from dripd.store.api import Claim, OutboxRow, RunContext, RunStore
 from dripd.window import SendWindow
 
@@ -64,6 +65,7 @@ class Engine:
         self._rng = rng or random.Random()
         self._templates: dict[tuple[int, str, str, str | None], render.CompiledTemplate] = {}
         self._windows: dict[tuple[object, ...], SendWindow] = {}
+        self._tallies: dict[int, tuple[float, dict[str, variants.Tally]]] = {}
 
     # -- one due enrollment ------------------------------------------------------------------
 
@@ -128,16 +130,42 @@ class Engine:
         """The sequence's window, in the contact's own zone when the sequence says so."""
         s = ctx.sequence.settings
         contact_zone = self.merge_fields(ctx).get("timezone") if s.window_zone == "contact" else None
+        mailbox = self.config.current.mailbox(ctx.enrollment.mailbox_id)
+        days_off = (tuple(mailbox.holidays), tuple(mailbox.blackout_dates)) if mailbox else ((), ())
         key = (s.timezone, s.weekdays_only, s.start_hour, s.end_hour, s.holidays, s.blackout_dates,
-               s.window_zone, contact_zone)
+               s.window_zone, contact_zone, days_off)
         window = self._windows.get(key)
         if window is None:  # built (and its zone checked) once per distinct window, not per step
             if len(self._windows) > 1024:
                 self._windows.clear()
-            window = self._windows[key] = s.window(contact_zone)
+            window = s.window(contact_zone)
+            if days_off != ((), ()):  # the sending mailbox's own days off count in every sequence
+                window = dataclasses.replace(window, holidays=tuple(dict.fromkeys(window.holidays + days_off[0])),
+                                             blackout=window.blackout | frozenset(days_off[1]))
+            self._windows[key] = window
         return window
 
     # -- sending -----------------------------------------------------------------------------
+
+    async def variant_for(self, ctx: RunContext, step: Step) -> str | None:
+        """The A/B variant this contact gets of ``step`` (None without variants): the one pinned
+        on its ledger row, else the auto-winner, else its weighted pick."""
+        if not step.variants:
+            return None
+        tallies = await self._variant_tallies(step.id) if step.auto_winner is not None else None
+        return variants.choose(step.variants, variants.seed_of(ctx.contact.email, step.id),
+                               pinned=ctx.variants.get(step.id), tallies=tallies, rule=step.auto_winner)
+
+    async def _variant_tallies(self, step_id: int) -> dict[str, variants.Tally]:
+        # Re-read at most once a simulated minute: counting a step's sends per variant on every
+        # send would cost a scan per message, and a minute's late winner costs nothing.
+        now = self.clock.now()
+        cached = self._tallies.get(step_id)
+        if cached is None or now - cached[0] >= 60.0:
+            if len(self._tallies) > 1024:
+                self._tallies.clear()
+            cached = self._tallies[step_id] = (now, await self.store.variant_tallies(step_id))
+        return cached[1]
 
     def template(self, step: Step, ctx: RunContext) -> render.CompiledTemplate:
         """The step's compiled template for this contact: spintax is resolved per contact and
@@ -220,9 +248,10 @@ class Engine:
 
     async def _send(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, now: float) -> None:
         enrollment = ctx.enrollment
-        subject = self.render_subject(ctx, step)
+        variant = await self.variant_for(ctx, step)
+        subject = self.render_subject(ctx, with_variant(step, variant))
         candidate = render.make_message_id(mailbox.message_id_domain, f"{enrollment.id}.{step.id}.{render.unique_hex(8)}")
-        claim = await self.store.claim_send(enrollment.id, step.id, mailbox.id, candidate, subject, now)
+        claim = await self.store.claim_send(enrollment.id, step.id, mailbox.id, candidate, subject, now, variant)
         if claim is None:
             # The ledger already holds this step (sent, in flight or uncertain): never twice.
             log.warning("enrollment %d %s: already in the ledger; not sending again", enrollment.id,
@@ -230,7 +259,8 @@ class Engine:
             await self._advance_past(ctx, step, now)
             return
         try:
-            envelope, rendered = self.compose(ctx, mailbox, step, claim.message_id, now)
+            # The ledger row's variant wins: a retry sends what its first attempt chose.
+            envelope, rendered = self.compose(ctx, mailbox, with_variant(step, claim.variant), claim.message_id, now)
             data = render.build_message(envelope, rendered)
         except Exception as exc:
             # The claim is committed: the row must be resolved with the reason, never left
@@ -245,6 +275,8 @@ class Engine:
         log.debug("enrollment %d step %d: mailbox %s transport answered %s (%s)", enrollment.id, step.id,
                   mailbox.id, result.outcome.value, result.detail)
         self.metrics.observe_send_latency(mailbox.id, max(0.0, self.clock.now() - started))
+        # What went out, kept on the row with the result: the contact's log outlives later edits.
+        claim = dataclasses.replace(claim, content=(rendered.subject, rendered.html, rendered.text))
         self.metrics.sent(mailbox.id, ctx.sequence.id, step.id, result.outcome.value)
         settings = self.config.current.daemon
         rules = policy.RetryRules(settings.retry_max_attempts, settings.retry_max_age_hours * 3600,
@@ -288,7 +320,7 @@ class Engine:
         elif isinstance(decision, policy.Uncertain):
             cursor_ord, anchor, due = self.next_after(ctx, step, now)
             completed = await self.store.record_uncertain(
-                claim.outbox_id, enrollment.id, step.id, cursor_ord, anchor, due, decision.detail, now)
+                claim.outbox_id, enrollment.id, step.id, cursor_ord, anchor, due, decision.detail, now, claim.content)
             self.counters.uncertain += 1
             log.warning("enrollment %d %s: delivery uncertain (%s); not resent", enrollment.id,
                         step_label(ctx.steps, step.id),

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 from dripd.calendars import check_blackout_dates, check_calendars
 from dripd.errors import InvalidTransition, ValidationError
 from dripd.render import address_problem
+from dripd.variants import AutoWinner, Variant
 from dripd.window import SendWindow, load_zone, zone_is_known
 
 WINDOW_ZONES = ("sequence", "contact")
@@ -186,6 +187,8 @@ class Step:
     wait_unit: str = field(default="", compare=False)
     condition: Condition | None = None
     thread: bool = True  # follow-ups go into the first email's thread unless off
+    variants: tuple[Variant, ...] = ()  # A/B variants of an email step (dripd/variants.py)
+    auto_winner: AutoWinner | None = None
 
 
 @dataclass(frozen=True)

@@ -146,12 +146,16 @@ class Lane:
         now = self._clock.now()
         if self.paused_reason is not None or self.stopping:
             return False
-        if self.limiter.next_allowed(now) > now:
+        if self._allowed_at(not followup, now) > now:
             return False
         if self._ready and self._ready[0][:2] < (0 if followup else 1, due_at):
             return False  # an older or higher-class send is waiting: it goes first
-        self.limiter.record(now)
+        self.limiter.record(now, new=not followup)
         return True
+
+    def _allowed_at(self, new: bool, now: float) -> float:
+        # A first email also waits for the daily new-contact cap; a follow-up does not.
+        return self.limiter.next_allowed_new(now) if new else self.limiter.next_allowed(now)
 
     def set_concurrency(self, concurrency: int) -> None:
         """Change how many sends run at once: extra workers start now, surplus ones stop after
@@ -194,7 +198,7 @@ class Lane:
     def _next_ready(self, now: float) -> int | None:
         if not self._ready or self.paused_reason is not None or now < self._backoff_until:
             return None
-        if self.limiter.next_allowed(now) > now:
+        if self._allowed_at(self._ready[0][0] == 1, now) > now:
             return None
         _, _, enrollment_id = heapq.heappop(self._ready)
         self._ready_ids.discard(enrollment_id)
@@ -219,7 +223,7 @@ class Lane:
             if self._due:
                 deadline = min(deadline, max(self._due[0][0], self._backoff_until))
             if self._ready:
-                deadline = min(deadline, max(self.limiter.next_allowed(now), self._backoff_until))
+                deadline = min(deadline, max(self._allowed_at(self._ready[0][0] == 1, now), self._backoff_until))
         if deadline <= now:
             await trio.sleep(0)
             return

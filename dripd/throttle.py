@@ -37,6 +37,7 @@ class Limits:
     warmup: tuple[tuple[int, int], ...] = ()
     warmup_start: dt.date | None = None
     timezone: str = "UTC"
+    daily_new_cap: int | None = None  # first emails to new contacts per local day (None: no own cap)
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -45,6 +46,8 @@ class Limits:
             raise ValidationError("dailyCap", "must be a positive integer")
         if not _positive_int(self.hourly_cap):
             raise ValidationError("hourlyCap", "must be a positive integer")
+        if self.daily_new_cap is not None and not _positive_int(self.daily_new_cap):
+            raise ValidationError("dailyNewCap", "must be a positive integer")
         if not _positive_int(self.burst):
             raise ValidationError("burst", "must be an integer >= 1")
         jitter = self.jitter_seconds
@@ -95,6 +98,7 @@ class MailboxLimiter:
         *,
         rng: random.Random | None = None,
         history: Iterable[float] = (),
+        new_history: Iterable[float] = (),
     ) -> None:
         self._limits = limits
         self._rng = rng if rng is not None else random.Random()
@@ -108,6 +112,10 @@ class MailboxLimiter:
         self._last: float | None = None
         self._jitter = 0.0
         self._day_span: tuple[float, float, dt.date] | None = None  # see _local_date
+        # First emails to new contacts per local date (the daily_new_cap), kept like _per_day.
+        self._new_per_day: dict[dt.date, int] = {}
+        for t in new_history:
+            self._count_new(t)
         times = sorted(history)
         for t in times:
             self._apply(t)
@@ -138,6 +146,22 @@ class MailboxLimiter:
     def sends_today(self, now: float) -> int:
         return self._per_day.get(self._local_date(now), 0)
 
+    def new_sends_today(self, now: float) -> int:
+        """First emails to new contacts on the mailbox-local day of ``now``."""
+        return self._new_per_day.get(self._local_date(now), 0)
+
+    def next_allowed_new(self, now: float) -> float:
+        """Earliest time >= ``now`` for a first email to a new contact: every limit of
+        ``next_allowed`` and the daily new-contact cap (follow-ups are not held by it)."""
+        s = self.next_allowed(now)
+        cap = self._limits.daily_new_cap
+        for _ in range(4):
+            day = self._local_date(s)
+            if cap is None or self._new_per_day.get(day, 0) < cap:
+                return s
+            s = self.next_allowed(local_hour_start(day + _ONE_DAY, 0, self._limits.zone))
+        raise RuntimeError("daily new-contact cap did not reset at local midnight")
+
     def tokens(self, now: float) -> float:
         """Token bucket level at ``now`` (negative only if sends outran the limiter)."""
         if self._level_at is None:
@@ -151,9 +175,12 @@ class MailboxLimiter:
 
     # -- changes -------------------------------------------------------------------------
 
-    def record(self, t: float) -> None:
-        """A send happened at ``t`` (not before the previous one)."""
+    def record(self, t: float, new: bool = False) -> None:
+        """A send happened at ``t`` (not before the previous one); ``new``: a first email to
+        a new contact, counted against the daily new-contact cap too."""
         self._apply(t)
+        if new:
+            self._count_new(t)
         self._jitter = self._draw_jitter()
 
     def update(self, limits: Limits) -> None:
@@ -184,6 +211,12 @@ class MailboxLimiter:
         for old in [d for d in self._per_day if d < day - _ONE_DAY]:
             del self._per_day[old]
         self._last = t
+
+    def _count_new(self, t: float) -> None:
+        day = self._local_date(t)
+        self._new_per_day[day] = self._new_per_day.get(day, 0) + 1
+        for old in [d for d in self._new_per_day if d < day - _ONE_DAY]:
+            del self._new_per_day[old]
 
     def _draw_jitter(self) -> float:
         jitter = self._limits.jitter_seconds

@@ -123,4 +123,4 @@ async def preview_step(sequence_id: SequenceId, body: PreviewBody, services: Ser
         if found is None:
             raise NotFound(f"no contact with email {email}", details={"email": email})
         contact = found
-    return await preview(services, sequence_id, body.step_index, contact)
+    return await preview(services, sequence_id, body.step_index, contact, body.variant)

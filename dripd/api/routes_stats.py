@@ -13,6 +13,7 @@ from dripd.api.deps import ContactId, ServicesDep, SequenceId
 from dripd.clock import iso
 from dripd.errors import NotFound
 from dripd.metrics import CONTENT_TYPE
+from dripd.variant_stats import variant_report
 
 stats = APIRouter(prefix="/api", tags=["analytics"])
 metrics_router = APIRouter(tags=["metrics"])
@@ -27,6 +28,7 @@ async def sequence_stats(sequence_id: SequenceId, services: ServicesDep) -> dict
     facts = await services.store.sequence_message_facts(sequence_id)
     funnels = analytics.funnels_by_step(facts, now, window)
     by_mailbox = analytics.funnels_by_mailbox(facts, now, window)
+    by_variant = analytics.funnels_by_variant(facts, now, window)
     index_of = {step.id: i for i, step in enumerate(live)}
     rows = []
     for step in await services.store.all_steps(sequence_id):
@@ -35,6 +37,8 @@ async def sequence_stats(sequence_id: SequenceId, services: ServicesDep) -> dict
         funnel = funnels.get(step["id"], analytics.Funnel())
         rows.append({"stepIndex": index_of.get(step["id"]), "stepId": step["id"], "subject": step["subject"],
                      "deleted": step["deleted"], **funnel.as_json()})
+        if step["variants"] or step["id"] in by_variant:
+            rows[-1]["abTest"] = variant_report(step["variants"], step["auto_winner"], by_variant.get(step["id"], {}))
     return {"sequenceId": sequence_id, "name": sequence.settings.name, "status": sequence.status.value,
             "trackOpens": sequence.settings.track_opens, "trackClicks": sequence.settings.track_clicks,
             "bounceWindowHours": services.config.analytics.bounce_window_hours, "generatedAt": iso(now),
@@ -55,7 +59,8 @@ async def contact_log(sequence_id: SequenceId, contact_id: ContactId, services: 
     index_of = {step.id: i for i, step in enumerate(live)}
     by_outbox = {m["id"]: m for m in history["messages"]}
     messages = [{"messageId": m["message_id"], "stepIndex": index_of.get(m["step_id"]), "stepId": m["step_id"],
-                 "subject": m["subject"], "status": m["status"], "attempts": m["attempts"],
+                 "subject": m["subject"], "variant": m["variant"], "html": m["body"], "text": m["text_body"],
+                 "status": m["status"], "attempts": m["attempts"],
                  "sentAt": iso(m["resolved_at"] or m["attempted_at"]), "detail": m["detail"]}
                 for m in history["messages"]]
     events = []

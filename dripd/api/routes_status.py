@@ -71,6 +71,7 @@ def mailbox_json(services: "Services", mailbox: MailboxConfig) -> dict[str, Any]
         "nextSendAt": iso(limiter.next_allowed(now)), "warmup": _warmup(limiter.limits, now),
         "paused": lane.paused_reason is not None, "pausedReason": lane.paused_reason,
         "queueDepth": lane.queue_depth(),
+        "dailyNewCap": limiter.limits.daily_new_cap, "newToday": limiter.new_sends_today(now),
     })
     out["health"] = services.health.json_of(mailbox.id)
     return out

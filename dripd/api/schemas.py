@@ -95,6 +95,23 @@ SETTINGS_NAMES = {
 }
 
 
+class VariantBody(_Body):
+    """One A/B variant of an email step; a field left out uses the step's own."""
+
+    name: Text | None = Field(None, description="1-32 letters, digits, '-' or '_' (A, B, C... when left out)")
+    weight: int | None = Field(None, ge=0, le=1000, description="share of the traffic (1 when left out)")
+    subject: Text | None = None
+    body: Text | None = None
+    text: Text | None = None
+
+
+class AutoWinnerBody(_Body):
+    """After ``after`` sends per variant, the best on ``metric`` takes the remaining traffic."""
+
+    after: int = Field(ge=1, le=1_000_000)
+    metric: Literal["replied", "opened", "clicked"] = "replied"
+
+
 class StepBody(_Body):
     """One step: ``email`` (subject, body or html, text?), ``wait`` (one duration) or ``conditional``.
 
@@ -116,6 +133,8 @@ class StepBody(_Body):
     wait_minutes: float | None = Field(None, le=MAX_WAIT_DAYS * 24 * 60, description="at most 3650 days")
     delay_ms: float | None = Field(None, le=MAX_WAIT_DAYS * 86400 * 1000, description="at most 3650 days")
     condition: Text | None = None
+    variants: list[VariantBody] | None = Field(None, description="A/B variants of an email step (2 to 10)")
+    auto_winner: AutoWinnerBody | None = None
 
     def fields(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True)
@@ -203,6 +222,7 @@ class PreviewBody(_Body):
     step_index: int = Field(ge=0, le=2**63 - 1)
     contact_id: DbId | None = None
     contact_email: Text | None = None
+    variant: Text | None = Field(None, description="render this A/B variant (default: the contact's own)")
 
 
 class ContactBody(_Body):

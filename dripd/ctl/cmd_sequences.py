@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dripd.ctl import cmd_progress, seqfile
+from dripd.ctl import cmd_progress, cmd_variants, seqfile
 from dripd.ctl.client import Client, CtlError
 from dripd.ctl.output import as_json, block, table
 
@@ -90,6 +90,7 @@ def add_step_flags(parser: argparse.ArgumentParser, *, require_type: bool) -> No
     parser.add_argument("--ms", type=float, help="wait step: how many milliseconds")
     parser.add_argument("--condition", choices=("if_replied", "if_opened", "if_clicked"),
                         help="conditional step: the steps after it run only if the contact did this")
+    cmd_variants.add_variant_flags(parser)
 
 
 def step_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -115,6 +116,7 @@ def step_body(args: argparse.Namespace) -> dict[str, Any]:
             body[key] = int(value) if value == int(value) else value
     if args.condition:
         body["condition"] = args.condition
+    body.update(cmd_variants.variant_fields(args))
     return body
 
 

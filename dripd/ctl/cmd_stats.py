@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from dripd.ctl.client import Client
+from dripd.ctl.cmd_variants import variant_html, variant_lines
 from dripd.ctl.output import as_json
 
 STAGES = ("sent", "delivered", "opened", "clicked", "replied", "bounced", "unsubscribed")
@@ -74,6 +75,7 @@ def render_terminal(data: dict[str, Any]) -> str:
     if len(mailboxes) > 1:  # a rotating sequence: where its sends went
         out.append("by mailbox: " + ", ".join(f'{m["mailboxId"]} sent {m["sent"]} replied {m["replied"]} '
                                               f'bounced {m["bounced"]}' for m in mailboxes))
+    out += variant_lines(steps)
     if total["flaggedOpens"] or total["flaggedClicks"]:
         out.append(f"not counted: {total['flaggedOpens']} machine-only opens, {total['flaggedClicks']} scanner-only clicks")
     out.append("bar: █ replied  ▓ clicked  ▒ opened  ░ delivered  · sent  x bounced"
@@ -107,7 +109,7 @@ def render_html(data: dict[str, Any]) -> str:
                  f'{subject_of(step, data["steps"])}')
         flagged = (f'<p class="note">not counted: {step["flaggedOpens"]} machine-only opens, '
                    f'{step["flaggedClicks"]} scanner-only clicks</p>') if step["flaggedOpens"] or step["flaggedClicks"] else ""
-        sections.append(f"<h2>{e(title)}</h2><table>{''.join(rows)}</table>{flagged}")
+        sections.append(f"<h2>{e(title)}</h2><table>{''.join(rows)}</table>{flagged}{variant_html(step)}")
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{e(data["name"])}: funnel</title>'
             f"<style>{_CSS}</style></head><body><h1>{e(data['name'])} <small>(sequence {data['sequenceId']}, "
             f"{e(data['status'])})</small></h1><p class=\"note\">Generated {e(str(data['generatedAt']))}. Rates are "

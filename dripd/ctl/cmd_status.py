@@ -51,6 +51,9 @@ def mailboxes(client: Client, args: argparse.Namespace) -> int:
                 m.get("pausedReason") or ("paused" if m.get("paused") else ""),
                 (m.get("health") or {}).get("status", "unknown")) for m in data["mailboxes"]],
               ("id", "address", "today", "this hour", "ready now", "warm-up", "next send", "paused", "health"))
+        for m in data["mailboxes"]:  # the new-contact cap, where one is set
+            if m.get("dailyNewCap"):
+                print(f"mailbox {m['id']}: {m.get('newToday', 0)}/{m['dailyNewCap']} first emails to new contacts today")
         for m in data["mailboxes"]:  # the warning banner: before the provider notices
             for warning in (m.get("health") or {}).get("warnings", []):
                 print(f"WARNING: mailbox {m['id']}: {warning}")
@@ -91,6 +94,8 @@ def preview(client: Client, args: argparse.Namespace) -> int:
         body["contactId"] = int(args.contact)
     else:
         body["contactEmail"] = args.contact
+    if args.variant:
+        body["variant"] = args.variant
     data = client.post(f"/api/sequences/{sequence_id}/preview", body)
     if args.json:
         as_json(data)
@@ -99,6 +104,8 @@ def preview(client: Client, args: argparse.Namespace) -> int:
         print(f"{name}: {value}")
     print()
     print(data["html"] if args.html else data["text"])
+    if data.get("variant"):
+        print(f"-- variant {data['variant']} of {', '.join(data['variants'])}")
     if data["missing"]:
         print(f"-- merge fields left unfilled: {', '.join(data['missing'])}")
     return 0

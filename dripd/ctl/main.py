@@ -141,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--step", type=int, required=True, help="the email step's index, from 0")
     preview.add_argument("--contact", required=True, help="email or id")
     preview.add_argument("--html", action="store_true", help="print the HTML part instead of the text part")
+    preview.add_argument("--variant", help="render this A/B variant (default: the contact's own)")
 
     stats = sub.add_parser("stats", help="the funnel per step as a bar chart (or --html page)")
     stats.add_argument("sequence", help=SEQ)

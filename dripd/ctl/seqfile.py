@@ -74,9 +74,11 @@ def describe(step: dict[str, Any], first: str | None = None) -> str:
     follow-up with an empty subject is sent under as "Re: <first>"."""
     if step.get("type") in ("email", "send_email"):
         subject = step.get("subject", "")
+        variants = step.get("variants") or []
+        with_variants = f" with {len(variants)} variants" if variants else ""
         if not subject and step.get("thread", True) is not False:
-            return f"email {'Re: ' + first if first else 'Re: <first subject>'!r} (threaded reply)"
-        return f"email {subject!r}"
+            return f"email {'Re: ' + first if first else 'Re: <first subject>'!r} (threaded reply)" + with_variants
+        return f"email {subject!r}" + with_variants
     if step.get("type") in ("wait", "delay"):
         key, unit = next(((k, u) for k, u in _WAIT_UNITS if k in step), ("?", "?"))
         value = step.get(key)
@@ -127,6 +129,12 @@ def _normal(step: dict[str, Any]) -> dict[str, Any]:
     out["type"] = {"send_email": "email", "delay": "wait"}.get(out.get("type", ""), out.get("type"))
     if out.get("thread") is True:
         del out["thread"]
+    if "variants" in out:  # the API fills in the names (A, B, ...) and weights (1) a file may leave out
+        out["variants"] = [{"name": chr(ord("A") + i), "weight": 1, **v} for i, v in enumerate(out["variants"] or [])]
+        if not out["variants"]:
+            del out["variants"]
+    if isinstance(out.get("autoWinner"), dict):
+        out["autoWinner"] = {"metric": "replied", **out["autoWinner"]}
     seconds = sum(float(out.pop(k)) * unit for k, unit in _UNITS.items() if k in out)
     if out["type"] == "wait":
         out["seconds"] = seconds

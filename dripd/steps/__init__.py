@@ -32,6 +32,7 @@ from typing import Any, assert_never
 from dripd.model import Step, StepType
 from dripd.steps import _conditional, _email, _wait
 from dripd.steps._kind import Advance, Engagement, Hold, Outcome, Send, StepKind, Walk, Window
+from dripd.steps._email import with_variant
 from dripd.steps._registry import Registry, UnknownStepKind
 from dripd.steps._wait import MAX_WAIT_DAYS
 
@@ -53,6 +54,7 @@ __all__ = [
     "step_list_warnings",
     "step_from_fields",
     "step_to_fields",
+    "with_variant",
 ]
 
 

@@ -23,13 +23,14 @@ keep talking to these Protocols unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Protocol, Sequence as Seq
 
 from dripd.cadence import Signals as SignalFlags
 from dripd.events import EventKind, Payload
 from dripd.model import Action, Contact, Enrollment, EnrollmentStatus, Sequence, SequenceSettings, Step
 from dripd.policy import Bounced
+from dripd.variants import Tally
 
 # -- values ----------------------------------------------------------------------------------
 
@@ -52,6 +53,7 @@ class RunContext:
     thread: list[tuple[str, str]]  # (Message-ID, subject) of emails already sent, in order
     signals: SignalFlags
     suppressed: str | None  # the suppression reason when the address may not be mailed
+    variants: Mapping[int, str] = field(default_factory=dict)  # step id -> A/B variant pinned on the ledger
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class Claim:
     message_id: str
     attempts: int
     first_attempt_at: float
+    variant: str | None = None  # the A/B variant pinned on the row (a retry keeps the first choice)
+    # (subject, HTML, text) handed to the transport: written on the row with the attempt's result
+    content: tuple[str, str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,7 @@ class MessageFacts:
     kinds: frozenset[str]  # unflagged event kinds
     flagged: frozenset[str]  # kinds seen only as flagged hits
     mailbox_id: str = ""  # the mailbox it went out from (rotation spreads a sequence over several)
+    variant: str | None = None  # the A/B variant it was sent as
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,7 @@ class DueSource(Protocol):
     async def due_for_mailbox(self, mailbox_id: str, after: tuple[float, int], until: float, limit: int
                               ) -> list[DueRow]: ...
     async def send_history(self, mailbox_id: str, since: float) -> list[float]: ...
+    async def first_email_history(self, mailbox_id: str, since: float) -> list[float]: ...
     async def prune_send_log(self, before: float) -> None: ...
     async def mailbox_paused(self, mailbox_id: str) -> str | None: ...
 
@@ -184,7 +191,8 @@ class RunStore(Protocol):
     async def finish(self, enrollment_id: int, status: EnrollmentStatus, reason: str | None, now: float
                      ) -> int | None: ...
     async def claim_send(self, enrollment_id: int, step_id: int, mailbox_id: str, message_id: str, subject: str,
-                         now: float) -> Claim | None: ...
+                         now: float, variant: str | None = None) -> Claim | None: ...
+    async def variant_tallies(self, step_id: int) -> dict[str, Tally]: ...
     async def record_sent(self, claim: Claim, enrollment_id: int, step_id: int, cursor_ord: int, anchor_at: float,
                           due_at: float | None, now: float) -> int | None: ...
     async def record_retry(self, claim: Claim, enrollment_id: int, step_id: int, due_at: float, detail: str,
@@ -194,7 +202,8 @@ class RunStore(Protocol):
     async def record_unbuildable(self, claim: Claim, enrollment_id: int, step_id: int, reason: str, now: float
                                  ) -> int | None: ...
     async def record_uncertain(self, outbox_id: int, enrollment_id: int, step_id: int, cursor_ord: int,
-                               anchor_at: float, due_at: float | None, detail: str, now: float) -> int | None: ...
+                               anchor_at: float, due_at: float | None, detail: str, now: float,
+                               content: tuple[str, str, str] | None = None) -> int | None: ...
     async def release_claim(self, outbox_id: int, enrollment_id: int, due_at: float, now: float, detail: str
                             ) -> None: ...
     async def resolve_outbox(self, outbox_id: int, status: str, detail: str, now: float) -> None: ...

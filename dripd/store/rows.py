@@ -18,6 +18,7 @@ from dripd.model import (
     Step,
     StepType,
 )
+from dripd.variants import AutoWinner, Variant
 
 
 class Row(Protocol):
@@ -51,6 +52,10 @@ def step_data(step: Step) -> str:
         "condition": step.condition.value if step.condition else None,
         "thread": step.thread,
     }
+    if step.variants:  # only then, so a step without variants stores what it always did
+        data["variants"] = [dataclasses.asdict(v) for v in step.variants]
+    if step.auto_winner is not None:
+        data["auto_winner"] = dataclasses.asdict(step.auto_winner)
     return json.dumps(data, sort_keys=True)
 
 
@@ -67,6 +72,8 @@ def step_from_row(row: Row) -> Step:
         wait_unit=data.get("wait_unit", ""),  # absent in steps stored before it was kept
         condition=Condition(data["condition"]) if data.get("condition") else None,
         thread=data.get("thread", True),
+        variants=tuple(Variant(**v) for v in data.get("variants", ())),
+        auto_winner=AutoWinner(**data["auto_winner"]) if data.get("auto_winner") else None,
     )
 
 

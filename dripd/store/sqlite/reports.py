@@ -14,7 +14,8 @@ _BOUND_PARAMETERS = 900  # below SQLite's oldest limit on bound parameters per s
 
 def _facts(db: Conn, where: str, params: tuple[Any, ...]) -> list[MessageFacts]:
     rows = fetch_all(
-        db, "SELECT o.id, o.step_id, o.status, COALESCE(o.resolved_at, o.attempted_at) AS sent_at, o.mailbox_id"
+        db, "SELECT o.id, o.step_id, o.status, COALESCE(o.resolved_at, o.attempted_at) AS sent_at, o.mailbox_id,"
+            " o.variant"
             " FROM outbox o"
             f" JOIN enrollments e ON e.id = o.enrollment_id WHERE {where} ORDER BY o.id", params)
     if not rows:
@@ -28,7 +29,7 @@ def _facts(db: Conn, where: str, params: tuple[Any, ...]) -> list[MessageFacts]:
                                " GROUP BY outbox_id, kind", tuple(chunk)):
             (flagged if r[2] else kinds).setdefault(r[0], set()).add(r[1])
     return [MessageFacts(r[0], r[1], r[2], r[3], frozenset(kinds.get(r[0], ())), frozenset(flagged.get(r[0], ())),
-                         r[4]) for r in rows]
+                         r[4], r[5]) for r in rows]
 
 
 class ReportOps:
@@ -48,8 +49,13 @@ class ReportOps:
         """Every step ever in the sequence (deleted ones too: sent messages keep their step)."""
         rows = fetch_all(db, "SELECT id, ord, type, data, deleted FROM steps WHERE sequence_id = ? ORDER BY ord",
                          (sequence_id,))
-        return [{"id": r[0], "ord": r[1], "type": r[2], "subject": json.loads(r[3]).get("subject", ""),
-                 "deleted": bool(r[4])} for r in rows]
+        out = []
+        for r in rows:
+            data = json.loads(r[3])
+            out.append({"id": r[0], "ord": r[1], "type": r[2], "subject": data.get("subject", ""),
+                        "deleted": bool(r[4]), "variants": data.get("variants", []),
+                        "auto_winner": data.get("auto_winner")})
+        return out
 
     @control_operation
     def contact_history(self, db: Conn, sequence_id: int, contact_id: int) -> dict[str, list[dict[str, Any]]]:
@@ -63,7 +69,7 @@ class ReportOps:
         marks = ",".join("?" * len(ids))
         messages = [dict(r) for r in fetch_all(
             db, "SELECT id, enrollment_id, step_id, message_id, subject, status, attempts, attempted_at, resolved_at,"
-                f" detail FROM outbox WHERE enrollment_id IN ({marks}) ORDER BY id", ids)]
+                f" detail, variant, body, text_body FROM outbox WHERE enrollment_id IN ({marks}) ORDER BY id", ids)]
         events = [dict(r) for r in fetch_all(
             db, "SELECT id, at, kind, enrollment_id, step_id, outbox_id, flagged, data FROM events"
                 f" WHERE enrollment_id IN ({marks}) ORDER BY at, id", ids)]

@@ -19,6 +19,7 @@ from dripd.store.sqlite.connection import (
 )
 from dripd.store.sqlite.sequences import SequenceCache
 from dripd.store.sqlite.journal import autocomplete, close_enrollment, end_now, enrollment_event, write_event
+from dripd.variants import Tally
 
 _SIGNAL_KINDS = (EventKind.REPLIED.value, EventKind.OPENED.value, EventKind.CLICKED.value)
 # A ledger row that counts as a send for the bounce guards: handed to the transport, whatever
@@ -71,14 +72,14 @@ class RunOps(SequenceCache):
             last_name=row["contact_last_name"], company=row["contact_company"],
             fields=json.loads(row["contact_fields"]),
         )
-        thread = [
-            (r[0], r[1])
-            for r in db.execute(
-                "SELECT message_id, subject FROM outbox WHERE enrollment_id = ?"
-                " AND status IN ('sent', 'uncertain') ORDER BY id",
-                (enrollment_id,),
-            )
-        ]
+        thread: list[tuple[str, str]] = []
+        pinned: dict[int, str] = {}
+        for r in db.execute("SELECT message_id, subject, status, step_id, variant FROM outbox WHERE enrollment_id = ?"
+                            " ORDER BY id", (enrollment_id,)):
+            if r[2] in ("sent", "uncertain"):
+                thread.append((r[0], r[1]))
+            if r[4] is not None:
+                pinned[r[3]] = r[4]
         kinds = set((row["signal_kinds"] or "").split(","))
         return RunContext(
             enrollment=enrollment,
@@ -88,6 +89,7 @@ class RunOps(SequenceCache):
             thread=thread,
             signals=Signals(EventKind.REPLIED in kinds, EventKind.OPENED in kinds, EventKind.CLICKED in kinds),
             suppressed=row["suppressed"],
+            variants=pinned,
         )
 
     @thread_operation
@@ -114,20 +116,21 @@ class RunOps(SequenceCache):
     @claim_operation
     def claim_send(
         self, db: Conn, enrollment_id: int, step_id: int, mailbox_id: str, message_id: str,
-        subject: str, now: float,
+        subject: str, now: float, variant: str | None = None,
     ) -> Claim | None:
         """Commit (durably) the ledger row before the transport is called. None means the step
-        was already sent, is in flight or is uncertain: the ledger refuses a second send."""
+        was already sent, is in flight or is uncertain: the ledger refuses a second send. The row
+        pins ``variant``; a retry keeps the variant of the first attempt (``Claim.variant``)."""
         existing = fetch_one(
             db, "SELECT * FROM outbox WHERE enrollment_id = ? AND step_id = ?", (enrollment_id, step_id)
         )
         if existing is None:
             cursor = db.execute(
                 "INSERT INTO outbox (enrollment_id, step_id, mailbox_id, message_id, subject, status,"
-                " attempts, created_at, attempted_at) VALUES (?,?,?,?,?, 'sending', 1, ?, ?)",
-                (enrollment_id, step_id, mailbox_id, message_id, subject, now, now),
+                " attempts, created_at, attempted_at, variant) VALUES (?,?,?,?,?, 'sending', 1, ?, ?, ?)",
+                (enrollment_id, step_id, mailbox_id, message_id, subject, now, now, variant),
             )
-            claim = Claim(cursor.lastrowid or 0, message_id, 1, now)
+            claim = Claim(cursor.lastrowid or 0, message_id, 1, now, variant)
         elif existing["status"] == "retry":
             # A retry keeps its Message-ID: the recipient's server sees one message.
             db.execute(
@@ -136,11 +139,34 @@ class RunOps(SequenceCache):
                 (now, subject, existing["id"]),
             )
             claim = Claim(existing["id"], existing["message_id"], existing["attempts"] + 1,
-                          existing["created_at"])
+                          existing["created_at"], existing["variant"])
         else:
             return None
-        db.execute("INSERT INTO send_log (mailbox_id, at) VALUES (?, ?)", (mailbox_id, now))
+        db.execute("INSERT INTO send_log (mailbox_id, at, first_email) VALUES (?, ?,"
+                   " (SELECT sent_count = 0 FROM enrollments WHERE id = ?))", (mailbox_id, now, enrollment_id))
         return claim
+
+    @staticmethod
+    def _write_content(db: Conn, claim: Claim) -> None:
+        """What was handed to the transport for a claimed row: its subject, HTML and text (in the
+        same operation as the attempt's result, not one more round trip per send)."""
+        if claim.content is not None:
+            db.execute("UPDATE outbox SET subject = ?, body = ?, text_body = ? WHERE id = ?",
+                       (*claim.content, claim.outbox_id))
+
+    @thread_operation
+    def variant_tallies(self, db: Conn, step_id: int) -> dict[str, Tally]:
+        """Per variant of a step: messages sent, and how many were opened, clicked, replied to
+        (unflagged events only, as the funnels count them)."""
+        rows = fetch_all(
+            db,
+            "SELECT o.variant, COUNT(*),"
+            " SUM(EXISTS (SELECT 1 FROM events v WHERE v.outbox_id = o.id AND v.kind = 'opened' AND v.flagged = 0)),"
+            " SUM(EXISTS (SELECT 1 FROM events v WHERE v.outbox_id = o.id AND v.kind = 'clicked' AND v.flagged = 0)),"
+            " SUM(EXISTS (SELECT 1 FROM events v WHERE v.outbox_id = o.id AND v.kind = 'replied' AND v.flagged = 0))"
+            " FROM outbox o WHERE o.step_id = ? AND o.variant IS NOT NULL AND o.status = 'sent' GROUP BY o.variant",
+            (step_id,))
+        return {r[0]: Tally(int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
 
     @thread_operation
     def record_sent(
@@ -153,6 +179,7 @@ class RunOps(SequenceCache):
             "UPDATE outbox SET status = 'sent', resolved_at = ?, detail = NULL WHERE id = ?",
             (now, claim.outbox_id),
         )
+        self._write_content(db, claim)
         enrollment_event(db, EventKind.SENT, now, enrollment_id, NoData(), step_id=step_id, outbox_id=claim.outbox_id)
         return self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now)
 
@@ -182,6 +209,7 @@ class RunOps(SequenceCache):
     ) -> None:
         """A transient failure: the row waits as 'retry' (same Message-ID), the contact is due again."""
         db.execute("UPDATE outbox SET status = 'retry', detail = ? WHERE id = ?", (detail, claim.outbox_id))
+        self._write_content(db, claim)
         self._due_again(db, enrollment_id, due_at, now)
         enrollment_event(db, EventKind.RETRY, now, enrollment_id, Detail(detail=detail, attempt=claim.attempts),
                          step_id=step_id, outbox_id=claim.outbox_id)
@@ -195,6 +223,7 @@ class RunOps(SequenceCache):
         bounce_class = payload.bounce_class if isinstance(payload, Bounce) else None
         db.execute("UPDATE outbox SET status = 'failed', resolved_at = ?, detail = ?, bounce_class = ? WHERE id = ?",
                    (now, reason, bounce_class, claim.outbox_id))
+        self._write_content(db, claim)
         event = enrollment_event(db, kind, now, enrollment_id, payload, step_id=step_id, outbox_id=claim.outbox_id)
         if not close_enrollment(db, enrollment_id, status, reason, now) or event is None:
             return None
@@ -231,8 +260,11 @@ class RunOps(SequenceCache):
     def record_uncertain(
         self, db: Conn, outbox_id: int, enrollment_id: int, step_id: int, cursor_ord: int,
         anchor_at: float, due_at: float | None, detail: str, now: float,
+        content: tuple[str, str, str] | None = None,
     ) -> int | None:
         """The send may or may not have happened: never resent by default; the contact moves on."""
+        if content is not None:
+            db.execute("UPDATE outbox SET subject = ?, body = ?, text_body = ? WHERE id = ?", (*content, outbox_id))
         db.execute(
             "UPDATE outbox SET status = 'uncertain', resolved_at = ?, detail = ? WHERE id = ?",
             (now, detail, outbox_id),
@@ -268,6 +300,13 @@ class RunOps(SequenceCache):
         rows = fetch_all(
             db, "SELECT at FROM send_log WHERE mailbox_id = ? AND at >= ? ORDER BY at", (mailbox_id, since)
         )
+        return [r["at"] for r in rows]
+
+    @thread_operation
+    def first_email_history(self, db: Conn, mailbox_id: str, since: float) -> list[float]:
+        """When the mailbox sent first emails to new contacts since ``since`` (the new-contact cap)."""
+        rows = fetch_all(db, "SELECT at FROM send_log WHERE mailbox_id = ? AND at >= ? AND first_email = 1 ORDER BY at",
+                         (mailbox_id, since))
         return [r["at"] for r in rows]
 
     @thread_operation

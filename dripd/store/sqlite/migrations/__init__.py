@@ -143,8 +143,20 @@ CREATE INDEX reply_answers_by_reply ON reply_answers (reply_id);
 """)
 
 
+def _variants(db: sqlite3.Connection) -> None:
+    """7 (reserved for issue 15's A/B variants): each ledger row keeps the variant it was sent as
+    and the subject, HTML and text actually sent, so stats and the contact's log outlive edits;
+    an index counts a step's sends per variant for the auto-winner. The send log marks first
+    emails to new contacts, so the daily new-contact cap is rebuilt after a restart."""
+    db.execute("ALTER TABLE outbox ADD COLUMN variant TEXT")
+    db.execute("ALTER TABLE outbox ADD COLUMN body TEXT")
+    db.execute("ALTER TABLE outbox ADD COLUMN text_body TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS outbox_by_step_variant ON outbox (step_id, variant)")
+    db.execute("ALTER TABLE send_log ADD COLUMN first_email INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_initial, _one_vocabulary, _bounce_column,
-                                                          _mailbox_resumed_at, _webhooks, _reply_inbox]
+                                                          _mailbox_resumed_at, _webhooks, _reply_inbox, _variants]
 LATEST = len(MIGRATIONS)
 
 
