@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
 from dripd.api.admission import RequestLimit
 from dripd.api.app import create_app
 from dripd.api.auth import BearerAuth, TokenSource
+from dripd.api.listener import serve
 from dripd.errors import DripdError
 from dripd.systemd import listen_fds
 
