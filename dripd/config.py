@@ -17,6 +17,7 @@ from typing import Any, Collection, Iterable, Literal, Mapping
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dripd.api.limits import ApiLimits
 from dripd.errors import ConfigError
 
 EX_CONFIG = 78  # sysexits.h: configuration error
@@ -173,6 +174,7 @@ class ApiConfig(_Strict):
         default=2, gt=0, le=1024,
         description="The same limit while any mailbox has a send in progress: the API and the sends share "
                     "one event loop, and the sends go first. Applies on reload.")
+    limits: ApiLimits = Field(default=ApiLimits(), description="Request body sizes and times (`[api.limits]`).")
 
     @field_validator("tokens")
     @classmethod

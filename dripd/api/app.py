@@ -10,6 +10,7 @@ from dripd import __version__
 from dripd.api import errors
 from dripd.api.routes_contacts import contacts, lists, suppressions
 from dripd.api.routes_enroll import router as enroll_router
+from dripd.api.routes_imports import router as imports_router
 from dripd.api.routes_sequences import router as sequences_router
 from dripd.api.routes_stats import metrics_router, stats
 from dripd.api.routes_status import mailboxes, status_router
@@ -30,7 +31,7 @@ def create_app(services: "Services") -> FastAPI:
     app.state.services = services
     errors.install(app)
     # verify before contacts: its fixed path must win over /api/contacts/{contact_id}.
-    for router in (status_router, sequences_router, stats, enroll_router, verify_router, contacts, lists, suppressions, mailboxes,
+    for router in (status_router, sequences_router, stats, enroll_router, imports_router, verify_router, contacts, lists, suppressions, mailboxes,
                    metrics_router):
         app.include_router(router)
     return app
