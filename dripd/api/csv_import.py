@@ -214,6 +214,10 @@ class CsvPass:
     def __init__(self, rows: CsvRows) -> None:
         self.rows = rows
         self._splitter = RecordSplitter(max_record_chars=16 * rows.max_chars)
+        # The csv module refuses fields over its own limit (131,072) with a bare csv.Error; a
+        # record is bounded above, so lift it to that bound and let our rule name the field.
+        if csv.field_size_limit() < 16 * rows.max_chars:
+            csv.field_size_limit(16 * rows.max_chars)
         self._early: list[tuple[int, str]] = []
         self._started = False
 

@@ -138,9 +138,9 @@ async def _enroll(services: "Services", job: ImportJob, spool: Any, limits: ApiL
     reader = CsvPass(rows)
     skipped: list[dict[str, Any]] = []
 
-    async def flush() -> None:
-        batch, lines = rows.valid, rows.lines
-        rows.valid, rows.lines = [], {}
+    async def flush(count: int) -> None:
+        batch, rows.valid = rows.valid[:count], rows.valid[count:]
+        lines = {pos: rows.lines.pop(pos) for pos, _, _ in batch}
         try:
             result = await services.control.bulk_enroll(job.sequence_id, batch, strict=not skip_invalid)
         except DripdError as exc:
@@ -158,7 +158,9 @@ async def _enroll(services: "Services", job: ImportJob, spool: Any, limits: ApiL
     while True:
         chunk = spool.read(SPOOL_READ_BYTES)
         reader.feed(chunk, final=not chunk)
-        if len(rows.valid) >= limits.import_batch_rows or (not chunk and rows.valid):
-            await flush()
+        while len(rows.valid) >= limits.import_batch_rows:
+            await flush(limits.import_batch_rows)
         if not chunk:
+            if rows.valid:
+                await flush(len(rows.valid))
             return skipped
