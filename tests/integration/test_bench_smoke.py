@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ["bench_render", "bench_send", "bench_scale", "bench_dispatch", "bench_lateness", "bench_reply", "bench_api"]
+SCRIPTS = ["bench_render", "bench_send", "bench_scale", "bench_dispatch", "bench_lateness", "bench_reply", "bench_api",
+           "bench_import"]
 
 
 def _start(name: str) -> subprocess.Popen[str]:
