@@ -8,15 +8,15 @@ outside admission, with an idle and a total deadline (408 ``request_timeout``) a
 only then does the request take an admission slot, with its body replayed to the app.
 
 The CSV import is the one streaming endpoint: its body is never held in memory. It takes one of
-``concurrent_imports`` slots of its own (not the admission slots), and its stream is guarded by
-the same idle deadline and its own size cap while the route reads it.
+``concurrent_imports`` slots of its own (not the admission slots), and the route reads its stream
+through ``limited``: the same idle deadline and its own size cap.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Iterable
+from typing import Any, AsyncIterator, Callable, Iterable
 
 import trio
 from hypercorn.typing import ASGIFramework, ASGIReceiveCallable, ASGIReceiveEvent, ASGISendCallable, Scope
@@ -56,13 +56,30 @@ def idle_timeout(seconds: float) -> RequestTimeout:
     return RequestTimeout(f"no part of the request body arrived for {seconds:g} s", details={"seconds": seconds})
 
 
-async def answer(send: ASGISendCallable, error: DripdError) -> None:
+async def answer(send: ASGISendCallable, error: DripdError, receive: ASGIReceiveCallable) -> None:
     """Answer without the app and close: the rest of the body is not worth reading."""
     body = error_body(error)
     await send({"type": "http.response.start", "status": status_of(type(error)), "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         (b"connection", b"close")], "trailers": False})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send_draining(send, {"type": "http.response.body", "body": body, "more_body": False}, receive)
+
+
+async def send_draining(send: ASGISendCallable, message: Any, receive: ASGIReceiveCallable) -> None:
+    """The last message of an answer given before the request body was all read, while what is
+    left of the body is read and dropped. hypercorn (0.18) queues at most ``max_app_queue_size``
+    body chunks for the app and, once the answer is complete, puts ``http.disconnect`` on that
+    queue before it closes the connection: with the queue full and nobody reading it, that put
+    waited for ever, and the refused client hung with the connection open."""
+
+    async def drop() -> None:
+        while (await receive())["type"] == "http.request":
+            pass
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(drop)
+        await send(message)
+        nursery.cancel_scope.cancel()
 
 
 async def read_body(receive: ASGIReceiveCallable, limit: int, limits: ApiLimits) -> bytes | None:
@@ -126,25 +143,52 @@ class _Replay:
         return {"type": "http.request", "body": body, "more_body": False}
 
 
-class _GuardedStream:
-    """A streaming body's receive: the idle deadline and the size cap on every chunk."""
+class _Watched:
+    """A streaming body's receive, watched (not changed): whether the body has been read to its end."""
 
-    def __init__(self, receive: ASGIReceiveCallable, limit: int, idle_seconds: float) -> None:
+    def __init__(self, receive: ASGIReceiveCallable) -> None:
         self._receive = receive
-        self._limit = limit
-        self._idle = idle_seconds
-        self.size = 0
+        self.complete = False
 
     async def __call__(self) -> ASGIReceiveEvent:
-        with trio.move_on_after(self._idle) as idle:
-            message = await self._receive()
-        if idle.cancelled_caught:
-            raise idle_timeout(self._idle)
-        if message["type"] == "http.request":
-            self.size += len(_chunk(message))
-            if self.size > self._limit:
-                raise too_large(self._limit)
+        message = await self._receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            self.complete = True
         return message
+
+    def closing(self, send: ASGISendCallable) -> ASGISendCallable:
+        """``send``, adding ``Connection: close`` to an answer given before the body was all read
+        (a refusal): the client may still be sending, and nothing would read the rest."""
+
+        async def wrapped(message: Any) -> None:
+            if message["type"] == "http.response.start" and not self.complete:
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            if message["type"] == "http.response.body" and not message.get("more_body") and not self.complete:
+                await send_draining(send, message, self._receive)
+                return
+            await send(message)
+
+        return wrapped
+
+
+async def limited(stream: AsyncIterator[bytes], limit: int, idle_seconds: float) -> AsyncIterator[bytes]:
+    """A streamed body (the CSV import's) under the idle deadline and the size cap. The route
+    iterates this, so a refusal is raised in the route, between two chunks: raised from inside
+    the ASGI ``receive`` instead, hypercorn never closed the connection after the answer."""
+    size = 0
+    chunks = stream.__aiter__()
+    while True:
+        with trio.move_on_after(idle_seconds) as idle:
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+        if idle.cancelled_caught:
+            raise idle_timeout(idle_seconds)
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        yield chunk
 
 
 class BodyGate:
@@ -166,24 +210,25 @@ class BodyGate:
         limit = limits.csv_body_bytes if streaming else limits.json_body_bytes
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
-            await answer(send, too_large(limit))
+            await answer(send, too_large(limit), receive)
             return
         if streaming:
             if self._imports.total_tokens != limits.concurrent_imports:
                 self._imports.total_tokens = limits.concurrent_imports
+            watched = _Watched(receive)
             async with self._imports:
-                await self.direct(*to_starlette(scope, _GuardedStream(receive, limit, limits.body_idle_seconds), send))
+                await self.direct(*to_starlette(scope, watched, watched.closing(send)))
             return
         try:
             body = await read_body(receive, limit, limits)
         except (TooLarge, RequestTimeout) as error:
-            await answer(send, error)
+            await answer(send, error, receive)
             return
         if body is None:
             return  # the client left before sending its body: nobody to answer
         if len(body) > limits.string_chars:  # a shorter body cannot hold a longer string
             problem = long_string(body, limits.string_chars)
             if problem is not None:
-                await answer(send, problem)
+                await answer(send, problem, receive)
                 return
         await self.admitted(scope, _Replay(body, receive), send)

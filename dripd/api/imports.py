@@ -1,12 +1,12 @@
-"""CSV imports as jobs a client can watch, run in two passes over a spooled copy of the upload.
+"""CSV imports as jobs a client can watch, run in two passes: check everything, then enroll.
 
-Pass one reads the upload as it streams in: each chunk is appended to a temporary file in the
-state directory (unlinked at once, so nothing is left behind) and checked row by row, keeping
-only counts, the first invalid rows and a digest per address. Nothing is enrolled unless the
-whole file is valid (or ``skipInvalid``). Pass two reads the file back and enrolls its rows in
-transactions of ``[api.limits] import_batch_rows``: the store is never held for the whole
-file, so the lanes' sends interleave with the import. Memory stays bounded by the batch size
-and the per-address digests, whatever the file's size.
+Pass one reads the upload as it streams in and checks it row by row; the checked rows go, in
+batches of ``[api.limits] import_batch_rows``, to a temporary file in the state directory
+(unlinked at once, so nothing is left behind). Nothing is enrolled unless the whole file is
+valid (or ``skipInvalid``). Pass two reads the batches back and enrolls each in its own
+transaction: the store is never held for the whole file, so the lanes' sends interleave with the
+import. Memory stays bounded by the batch size, the first invalid rows and a digest per
+address, whatever the file's size.
 
 What a failed import leaves: a file refused in pass one (a bad row, too large, too slow, the
 client gone) enrolls nobody. A refusal by the store in pass two (``skipInvalid`` false and, say,
@@ -19,10 +19,11 @@ runs, so ``dripctl enroll --csv`` shows the server's progress, not only the uplo
 
 from __future__ import annotations
 
+import pickle
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import IO, TYPE_CHECKING, Any, AsyncIterator, Callable
 
 import trio
 
@@ -121,30 +122,31 @@ async def run_import(services: "Services", job: ImportJob, stream: AsyncIterator
     clock = services.clock
     try:
         with tempfile.TemporaryFile(dir=services.config.daemon.state_dir, prefix="import-") as spool:
-            check = CsvRows(keep=False, max_chars=limits.string_chars)
-            reader = CsvPass(check)
+            rows = CsvRows(keep=True, max_chars=limits.string_chars)
+            reader = CsvPass(rows)
             scheduler = services.scheduler
             pacer = Pacer(scheduler.sending)
             job.state = "receiving"
             async for chunk in stream:
-                spool.write(chunk)
                 job.bytes_received += len(chunk)
                 for start in range(0, len(chunk), SLICE_BYTES):
                     reader.feed(chunk[start:start + SLICE_BYTES])
-                    job.rows, job.invalid = check.total, check.invalid_count
+                    _spool_batches(rows, spool, limits.import_batch_rows)
+                    job.rows, job.invalid = rows.total, rows.invalid_count
                     await pacer.pause()
             reader.feed(b"", final=True)
-            job.rows, job.invalid = check.total, check.invalid_count
-            if check.invalid_count and not skip_invalid:
-                bad = check.invalid[0]
-                more = f" (and {check.invalid_count - 1} more)" if check.invalid_count > 1 else ""
+            _spool_batches(rows, spool, limits.import_batch_rows, final=True)
+            job.rows, job.invalid = rows.total, rows.invalid_count
+            if rows.invalid_count and not skip_invalid:
+                bad = rows.invalid[0]
+                more = f" (and {rows.invalid_count - 1} more)" if rows.invalid_count > 1 else ""
                 error = ValidationError("csv", f"line {bad['line']}: {bad['field']}: {bad['rule']}{more}; "
                                                "nothing was enrolled")
-                error.details.update(line=bad["line"], invalid=check.invalid, invalidCount=check.invalid_count)
+                error.details.update(line=bad["line"], invalid=rows.invalid, invalidCount=rows.invalid_count)
                 raise error
             job.state = "enrolling"
             spool.seek(0)
-            skipped = await _enroll(services, job, spool, limits, skip_invalid, pacer)
+            skipped = await _enroll(services, job, spool, skip_invalid, pacer)
     except DripdError as exc:
         _finish(job, "failed", clock.now(), exc.message)
         exc.details.setdefault("importId", job.id)
@@ -153,19 +155,28 @@ async def run_import(services: "Services", job: ImportJob, stream: AsyncIterator
         _finish(job, "failed", clock.now(), "the import was interrupted")
         raise
     _finish(job, "done", clock.now())
-    return {"importId": job.id, "rows": check.total, "enrolled": job.enrolled, "skipped": skipped,
-            "skippedCount": job.skipped, "invalid": check.invalid, "invalidCount": check.invalid_count}
+    return {"importId": job.id, "rows": rows.total, "enrolled": job.enrolled, "skipped": skipped,
+            "skippedCount": job.skipped, "invalid": rows.invalid, "invalidCount": rows.invalid_count}
 
 
-async def _enroll(services: "Services", job: ImportJob, spool: Any, limits: ApiLimits,
-                  skip_invalid: bool, pacer: Pacer) -> list[dict[str, Any]]:
-    rows = CsvRows(keep=True, max_chars=limits.string_chars)
-    reader = CsvPass(rows)
-    skipped: list[dict[str, Any]] = []
-
-    async def flush(count: int) -> None:
-        batch, rows.valid = rows.valid[:count], rows.valid[count:]
+def _spool_batches(rows: CsvRows, spool: IO[bytes], size: int, *, final: bool = False) -> None:
+    """Move the checked rows to the spool in batches of ``size`` (at the end, the rest): pass
+    two enrolls them as they are, without parsing or checking them again."""
+    while len(rows.valid) >= size or (final and rows.valid):
+        batch, rows.valid = rows.valid[:size], rows.valid[size:]
         lines = {pos: rows.lines.pop(pos) for pos, _, _ in batch}
+        # Our own rows, in a private unlinked file: pickle is safe here and the cheapest to read back.
+        pickle.dump((batch, lines), spool, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+async def _enroll(services: "Services", job: ImportJob, spool: IO[bytes], skip_invalid: bool,
+                  pacer: Pacer) -> list[dict[str, Any]]:
+    skipped: list[dict[str, Any]] = []
+    while True:
+        try:
+            batch, lines = pickle.load(spool)
+        except EOFError:
+            return skipped
         try:
             result = await services.control.bulk_enroll(job.sequence_id, batch, strict=not skip_invalid)
         except DripdError as exc:
@@ -179,14 +190,3 @@ async def _enroll(services: "Services", job: ImportJob, spool: Any, limits: ApiL
         skipped.extend({"line": lines.get(s["pos"]), "email": s["email"], "reason": s["reason"],
                         "message": s["message"]} for s in result.skipped[:max(0, room)])
         await pacer.pause()  # the lanes run between batches
-
-    while True:
-        chunk = spool.read(SLICE_BYTES)
-        reader.feed(chunk, final=not chunk)
-        await pacer.pause()
-        while len(rows.valid) >= limits.import_batch_rows:
-            await flush(limits.import_batch_rows)
-        if not chunk:
-            if rows.valid:
-                await flush(len(rows.valid))
-            return skipped

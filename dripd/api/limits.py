@@ -42,6 +42,6 @@ class ApiLimits(BaseModel):
         description="CSV imports handled at once; more wait their turn. Imports do not take the slots of "
                     "`max_concurrent_requests`, so a slow upload never holds up other requests.")
     import_batch_rows: int = Field(
-        default=500, gt=0, le=100_000,
+        default=2000, gt=0, le=100_000,
         description="A CSV import enrolls its rows in transactions of this many, so sends interleave with "
                     "a large import.")

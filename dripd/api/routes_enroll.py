@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
+from dripd.api.body import limited
 from dripd.api.deps import MAX_ID, ContactId, ServicesDep, SequenceId
 from dripd.api.imports import run_import
 from dripd.api.preview import preview
@@ -55,8 +56,9 @@ async def enroll_csv(sequence_id: SequenceId, request: Request, services: Servic
     await services.store.get_sequence(sequence_id)  # 404 before reading a large body
     job = jobs.create(sequence_id, import_id, services.clock.now())
     try:
-        answer = await run_import(services, job, request.stream(), services.config.api.limits,
-                                  skip_invalid=skip_invalid)
+        limits = services.config.api.limits
+        answer = await run_import(services, job, limited(request.stream(), limits.csv_body_bytes,
+                                                         limits.body_idle_seconds), limits, skip_invalid=skip_invalid)
     except ClientDisconnect:
         return Response(status_code=400)  # nobody is left to read it; the job says "failed"
     return JSONResponse(answer, status_code=201)
