@@ -42,6 +42,12 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
+def _is_form(scope: Scope) -> bool:
+    headers: Iterable[tuple[bytes, bytes]] = scope.get("headers") or []  # type: ignore[assignment]
+    return any(name.lower() == b"content-type" and value.lower().startswith(b"multipart/form-data")
+               for name, value in headers)
+
+
 def _chunk(message: ASGIReceiveEvent) -> bytes:
     body = message.get("body", b"")
     return body if isinstance(body, bytes) else b""
@@ -207,7 +213,8 @@ class BodyGate:
             return
         limits = self._limits()
         streaming = scope["method"] == "POST" and CSV_IMPORT_PATH.match(scope["path"]) is not None
-        limit = limits.csv_body_bytes if streaming else limits.json_body_bytes
+        # A form upload (a file sent from a web page) is a file like the CSV import, not a JSON document.
+        limit = limits.csv_body_bytes if streaming or _is_form(scope) else limits.json_body_bytes
         declared = _declared_length(scope)
         if declared is not None and declared > limit:
             await answer(send, too_large(limit), receive)

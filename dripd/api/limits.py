@@ -19,12 +19,13 @@ class ApiLimits(BaseModel):
 
     json_body_bytes: int = Field(
         default=1 * MIB, gt=0, le=1024 * MIB,
-        description="Largest request body of every endpoint but the CSV import; a larger one gets 413 "
+        description="Largest request body of every endpoint but the CSV import and form uploads; a larger one gets 413 "
                     "(`too_large`) from its Content-Length, before it is read, or as soon as it grows past.")
     csv_body_bytes: int = Field(
         default=64 * MIB, gt=0, le=16 * 1024 * MIB,
-        description="Largest CSV file `POST /api/sequences/{id}/enroll/csv` accepts (413 `too_large` beyond). "
-                    "It is streamed: memory does not grow with the file.")
+        description="Largest CSV file `POST /api/sequences/{id}/enroll/csv` accepts (413 `too_large` beyond); "
+                    "it is streamed, so memory does not grow with the file. Also the limit of a "
+                    "`multipart/form-data` upload (read whole).")
     string_chars: int = Field(
         default=100_000, gt=0, le=1024 * MIB,
         description="Longest string value anywhere in a JSON body and longest CSV field, in characters "

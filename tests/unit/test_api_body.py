@@ -127,3 +127,12 @@ def test_long_strings_are_named_by_their_path() -> None:
     assert key is not None and "key longer than 10" in key.rule
     assert long_string(b'{"a": "0123456789"}', 10) is None
     assert long_string(b"not json" * 10, 10) is None
+
+
+async def test_a_form_upload_has_the_file_limit() -> None:
+    app = App()
+    client = Client("/app/sequences/1/enroll", length=500)
+    client.scope["headers"].append((b"content-type", b"multipart/form-data; boundary=x"))
+    await client.send_chunk.send({"type": "http.request", "body": b"z" * 500, "more_body": False})
+    await gate(app)(client.scope, client.receive, client.send)  # type: ignore[arg-type]
+    assert client.status == 200 and len(app.seen[0][1]) == 500
