@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 
 KEEP_FINISHED = 50  # finished jobs kept for clients that poll late
 SLICE_BYTES = 16 * 1024  # parsed between two pauses: a few milliseconds of work
-# While the lanes have work, an import may use this share of the event loop; the rest is left
-# to the sends (bench/bench_import.py: without it the audit's 27.8/s fell to a fifth).
+# While a lane has a send in flight, an import may use this share of the event loop; the rest
+# is left to the sends (bench/bench_import.py measures sends/s with and without an import).
 IMPORT_SHARE = 0.25
 
 
@@ -64,7 +64,7 @@ class ImportJob:
     id: str
     sequence_id: int
     started_at: float
-    state: str = "waiting"  # waiting -> receiving -> enrolling -> done | failed
+    state: str = "receiving"  # receiving -> enrolling -> done | failed
     bytes_received: int = 0
     rows: int = 0
     invalid: int = 0
