@@ -16,6 +16,7 @@ from typing import Annotated, Any, Collection, Literal, Mapping
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from dripd.api.limits import ApiLimits
 from dripd.doctor.config import DoctorConfig
 from dripd.webhooks.settings import WebhookConfig, unique_names
 
@@ -225,6 +226,7 @@ class ApiConfig(_Strict):
         default=2, gt=0, le=1024,
         description="The same limit while any mailbox has a send in progress: the API and the sends share "
                     "one event loop, and the sends go first. Applies on reload.")
+    limits: ApiLimits = Field(default=ApiLimits(), description="Request body sizes and times (`[api.limits]`).")
 
     @field_validator("tokens")
     @classmethod

@@ -26,6 +26,9 @@ def config_tables() -> list[tuple[str, type[BaseModel]]]:
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             tables.append((f"[{name}]", annotation))
+            # Nested tables of a table (e.g. [api.limits]) follow it.
+            tables += [(f"[{name}.{sub}]", inner.annotation) for sub, inner in annotation.model_fields.items()
+                       if isinstance(inner.annotation, type) and issubclass(inner.annotation, BaseModel)]
         elif typing.get_origin(annotation) is list:
             (item,) = typing.get_args(annotation)
             tables.append((f"[[{name}]]", item))

@@ -13,6 +13,7 @@ from dripd.api.routes_contacts import contacts, lists, suppressions
 from dripd.api.routes_doctor import router as doctor_router
 from dripd.api.routes_enroll import router as enroll_router
 from dripd.api.routes_inbox import router as inbox_router
+from dripd.api.routes_imports import router as imports_router
 from dripd.api.routes_sequences import router as sequences_router
 from dripd.api.routes_stats import metrics_router, stats
 from dripd.api.routes_status import mailboxes, status_router
@@ -38,7 +39,7 @@ def create_app(services: "Services") -> FastAPI:
     errors.install(app)
     app.include_router(doctor_router)  # GET /api/mailboxes/{id}/doctor (dripd.doctor)
     # verify before contacts: its fixed path must win over /api/contacts/{contact_id}.
-    for router in (status_router, sequences_router, stats, enroll_router, verify_router, contacts, lists, suppressions, mailboxes,
+    for router in (status_router, sequences_router, stats, enroll_router, imports_router, verify_router, contacts, lists, suppressions, mailboxes,
                    metrics_router):
         app.include_router(router)
     app.include_router(inbox_router)

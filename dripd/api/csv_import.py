@@ -11,10 +11,11 @@ break or another control character in a quoted field) makes its row invalid, by
 from __future__ import annotations
 
 import codecs
+import csv
+import hashlib
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
-from dripd.api.csv_fields import split_record
 from dripd.errors import ValidationError
 from dripd.model import contact_fields, normalize_email
 from dripd.render import header_text_problem
@@ -26,6 +27,8 @@ _CONTACT_COLUMNS = {"email": "email", "emailaddress": "email", "contactemail": "
                     "timezone": "timezone", "tz": "timezone"}
 _MERGE_NAME = {"first_name": "firstName", "last_name": "lastName", "company": "company", "timezone": "timezone"}
 MAX_INVALID_REPORTED = 100
+DELIMITERS = ",;\t"
+SNIFF_RECORDS = 20  # the header and up to 19 rows are the sniffer's sample
 
 
 class RecordSplitter:
@@ -35,7 +38,8 @@ class RecordSplitter:
     counts two), so quoted fields may hold newlines and chunk borders may fall anywhere.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_record_chars: int = 16 * 100_000) -> None:
+        self._max_record = max_record_chars
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
         self._pending = ""
         self._quotes = 0
@@ -57,6 +61,7 @@ class RecordSplitter:
             self._pending += piece
             self._quotes += piece.count('"')
             self._lines_in_pending += 1
+            self._bound()
             if self._quotes % 2 == 0:
                 yield self._line, self._pending
                 self._line += self._lines_in_pending
@@ -64,6 +69,7 @@ class RecordSplitter:
         rest = text[start:]
         self._pending += rest
         self._quotes += rest.count('"')
+        self._bound()
         if final and self._pending.strip():
             if self._quotes % 2:
                 raise ValidationError("csv", f"line {self._line}: a quoted field is never closed")
@@ -71,40 +77,79 @@ class RecordSplitter:
             self._pending = ""
 
 
+    def _bound(self) -> None:
+        # An unclosed quote or a file without newlines would otherwise grow one record without end.
+        if len(self._pending) > self._max_record:
+            raise ValidationError("csv", f"line {self._line}: a record is longer than {self._max_record} characters")
+
+
+def sniff_delimiter(sample: str) -> str:
+    """The delimiter of a CSV sample: ``,``, ``;`` (spreadsheets in much of Europe) or tab.
+
+    ``csv.Sniffer`` decides; when it cannot, or its choice leaves the header without an email
+    column, the first of the three that gives the header an email column wins (else ``,``).
+    """
+    header = sample.split("\n", 1)[0]
+    candidates = list(DELIMITERS)
+    try:
+        candidates.insert(0, csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter)
+    except csv.Error:
+        pass
+    for delimiter in candidates:
+        names = next(csv.reader([header], delimiter=delimiter), [])
+        if any(CsvRows.key(name.strip()) == "email" for name in names):
+            return delimiter
+    return ","
+
+
 @dataclass
 class CsvRows:
-    """What the file holds: valid rows by position, and the invalid ones with their line."""
+    """What the file holds: valid rows by position, and the invalid ones with their line.
 
+    With ``keep`` false the valid rows are only counted (a checking pass over a large file).
+    """
+
+    keep: bool = True
+    max_chars: int = 100_000
+    delimiter: str = ","
+    valid_count: int = 0
     columns: list[str] = field(default_factory=list)
     valid: list[tuple[int, ContactInput, Mapping[str, str]]] = field(default_factory=list)
     lines: dict[int, int] = field(default_factory=dict)  # position -> line
     invalid: list[dict[str, object]] = field(default_factory=list)
     invalid_count: int = 0
     total: int = 0
-    _seen: dict[str, int] = field(default_factory=dict)
+    # A 64-bit digest of each address, not the address: a few dozen bytes a row. Two addresses
+    # sharing a digest (odds ~1e-8 at a million rows) would be reported as a duplicate.
+    _seen: dict[int, int] = field(default_factory=dict)
+    position: int = 0
 
-    def header(self, line: int, record: str) -> None:
-        try:
-            names = split_record(record)
-        except ValidationError as exc:
-            raise ValidationError("csv", f"line {line}: the header row: {exc.rule}") from None
+    def header(self, line: int, record: str, sample: str | None = None) -> None:
+        self.delimiter = sniff_delimiter(sample if sample is not None else record)
+        names = self._split(record)
         self.columns = [name.strip() for name in names]
-        keys = [self._key(n) for n in self.columns]
+        keys = [self.key(n) for n in self.columns]
         if "email" not in keys:
             raise ValidationError("csv", f"line {line}: the header row needs an email column")
         if len(set(self.columns)) != len(self.columns):
             raise ValidationError("csv", f"line {line}: the header row names a column twice")
 
+    def _split(self, record: str) -> list[str]:
+        try:
+            return next(csv.reader([record], delimiter=self.delimiter), [])
+        except csv.Error as exc:  # e.g. a field over the csv module's own size limit
+            raise _RowError(str(exc)) from None
+
     @staticmethod
-    def _key(name: str) -> str:
+    def key(name: str) -> str:
         return _CONTACT_COLUMNS.get(name.lower().replace("_", "").replace("-", "").replace(" ", ""), name)
 
     def row(self, line: int, record: str) -> None:
         try:
-            values = split_record(record)
-        except ValidationError as exc:
+            values = self._split(record)
+        except _RowError as exc:
             self.total += 1
-            self._bad(line, "row", exc.rule)
+            self._bad(line, "row", str(exc))
             return
         if not any(v.strip() for v in values):
             return  # blank lines are not rows
@@ -115,7 +160,10 @@ class CsvRows:
         contact: dict[str, str] = {}
         merge: dict[str, str] = {}
         for name, value in zip(self.columns, values):
-            key = self._key(name)
+            key = self.key(name)
+            if len(value) > self.max_chars:
+                self._bad(line, name, f"is longer than {self.max_chars} characters")
+                return
             problem = header_text_problem(value) if key in ("first_name", "last_name") else None
             if problem is not None:
                 self._bad(line, name, problem)
@@ -135,11 +183,16 @@ class CsvRows:
         except ValidationError as exc:
             self._bad(line, exc.field, f"{exc.rule} (got {contact['email']!r})")
             return
-        if email in self._seen:
-            self._bad(line, "email", f"{email} is also on line {self._seen[email]}")
+        digest = int.from_bytes(hashlib.blake2b(email.encode(), digest_size=8).digest(), "big")
+        if digest in self._seen:
+            self._bad(line, "email", f"{email} is also on line {self._seen[digest]}")
             return
-        self._seen[email] = line
-        position = len(self.valid)
+        self._seen[digest] = line
+        self.valid_count += 1
+        position = self.position
+        self.position += 1
+        if not self.keep:
+            return
         self.lines[position] = line
         self.valid.append((position, ContactInput(email, contact.get("first_name", ""), contact.get("last_name", ""),
                                                   contact.get("company", "")), merge))
@@ -150,18 +203,51 @@ class CsvRows:
             self.invalid.append({"line": line, "field": field_name, "rule": rule})
 
 
+class _RowError(Exception):
+    pass
+
+
+class CsvPass:
+    """One pass over a CSV byte stream into ``rows``: the first records are held back until the
+    delimiter is sniffed from them, then every record goes to ``rows`` as it completes."""
+
+    def __init__(self, rows: CsvRows) -> None:
+        self.rows = rows
+        self._splitter = RecordSplitter(max_record_chars=16 * rows.max_chars)
+        # The csv module refuses fields over its own limit (131,072) with a bare csv.Error; a
+        # record is bounded above, so lift it to that bound and let our rule name the field.
+        if csv.field_size_limit() < 16 * rows.max_chars:
+            csv.field_size_limit(16 * rows.max_chars)
+        self._early: list[tuple[int, str]] = []
+        self._started = False
+
+    def feed(self, chunk: bytes, final: bool = False) -> None:
+        for line, record in self._splitter.feed(chunk, final):
+            if self._started:
+                self.rows.row(line, record)
+                continue
+            self._early.append((line, record))
+            if len(self._early) >= SNIFF_RECORDS:
+                self._start()
+        if final and not self._started:
+            if not self._early:
+                raise ValidationError("csv", "the file is empty (a header row is required)")
+            self._start()
+
+    def _start(self) -> None:
+        self._started = True
+        (line, header), rest = self._early[0], self._early[1:]
+        self.rows.header(line, header, sample="".join(record for _, record in self._early))
+        for line, record in rest:
+            self.rows.row(line, record)
+        self._early = []
+
+
 def parse_all(chunks: list[bytes]) -> CsvRows:
     """Parse a whole file given as chunks (tests and small uploads)."""
     rows = CsvRows()
-    splitter = RecordSplitter()
-    first = True
-    for index, chunk in enumerate(chunks + [b""]):
-        for line, record in splitter.feed(chunk, final=index == len(chunks)):
-            if first:
-                rows.header(line, record)
-                first = False
-            else:
-                rows.row(line, record)
-    if first:
-        raise ValidationError("csv", "the file is empty (a header row is required)")
+    reader = CsvPass(rows)
+    for chunk in chunks:
+        reader.feed(chunk)
+    reader.feed(b"", final=True)
     return rows

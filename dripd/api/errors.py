@@ -46,6 +46,12 @@ class TooLarge(DripdError):
     code = "too_large"
 
 
+class RequestTimeout(DripdError):
+    """The request body did not arrive in time (`[api.limits]`)."""
+
+    code = "request_timeout"
+
+
 class UnsupportedMediaType(DripdError):
     """Wrong Content-Type (JSON, or `text/csv` for CSV enrollment)."""
 
@@ -64,6 +70,7 @@ STATUSES: dict[type[DripdError], int] = {
     Unauthorized: 401,
     core.NotFound: 404,  # also an unknown route
     MethodNotAllowed: 405,
+    RequestTimeout: 408,
     core.Conflict: 409,
     TooLarge: 413,
     UnsupportedMediaType: 415,

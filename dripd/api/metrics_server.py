@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
+from dripd.api.listener import serve
 from dripd.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:

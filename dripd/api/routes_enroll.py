@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
-from dripd.api.csv_import import CsvRows, RecordSplitter
+from dripd.api.body import limited
 from dripd.api.deps import MAX_ID, ContactId, ServicesDep, SequenceId
+from dripd.api.imports import run_import
 from dripd.api.preview import preview
 from dripd.api.progress import progress_rows
+from dripd.api.routes_imports import IMPORT_ID_PATTERN, ImportJobsDep
 from dripd.api.schemas import EnrollBody, PreviewBody
 from dripd.clock import iso
-from dripd.errors import DripdError, NotFound, ValidationError
+from dripd.errors import NotFound, ValidationError
 from dripd.model import EnrollmentStatus, normalize_email
 from dripd.store import ContactInput
 
 router = APIRouter(prefix="/api/sequences", tags=["enrollment"])
-
-MAX_CSV_BYTES = 256 * 1024 * 1024
-
 
 @router.post("/{sequence_id}/enroll", status_code=201,
              summary="Enroll contacts: {listId}, {contactIds} or {contactEmail, mergeFields}")
@@ -48,49 +48,22 @@ async def enroll(sequence_id: SequenceId, body: EnrollBody, services: ServicesDe
 
 
 @router.post("/{sequence_id}/enroll/csv", status_code=201,
-             summary="Bulk enrollment from CSV; all-or-nothing unless skipInvalid",
+             summary="Bulk enrollment from CSV (`,`, `;` or tab, sniffed); all-or-nothing unless skipInvalid",
              openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})
-async def enroll_csv(sequence_id: SequenceId, request: Request, services: ServicesDep,
-                     skip_invalid: bool = Query(False, alias="skipInvalid")) -> Any:
+async def enroll_csv(sequence_id: SequenceId, request: Request, services: ServicesDep, jobs: ImportJobsDep,
+                     skip_invalid: bool = Query(False, alias="skipInvalid"),
+                     import_id: str | None = Query(None, alias="importId", pattern=IMPORT_ID_PATTERN,
+                                                   description="a name for the import job, to watch it at "
+                                                               "/api/imports/{importId} while it runs")) -> Any:
     await services.store.get_sequence(sequence_id)  # 404 before reading a large body
-    rows = CsvRows()
-    splitter = RecordSplitter()
-    size = 0
-    first = True
-
-    def take(records: Iterator[tuple[int, str]]) -> None:
-        nonlocal first
-        for line, record in records:
-            if first:
-                rows.header(line, record)
-                first = False
-            else:
-                rows.row(line, record)
-
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_CSV_BYTES:
-            raise ValidationError("csv", f"is larger than {MAX_CSV_BYTES // (1024 * 1024)} MiB; split the file")
-        take(splitter.feed(chunk))
-    take(splitter.feed(b"", final=True))
-    if first:
-        raise ValidationError("csv", "the file is empty (a header row is required)")
-    if rows.invalid_count and not skip_invalid:
-        bad = rows.invalid[0]
-        more = f" (and {rows.invalid_count - 1} more)" if rows.invalid_count > 1 else ""
-        error = ValidationError("csv", f"line {bad['line']}: {bad['field']}: {bad['rule']}{more}; nothing was enrolled")
-        error.details.update(line=bad["line"], invalid=rows.invalid, invalidCount=rows.invalid_count)
-        raise error
+    job = jobs.create(sequence_id, import_id, services.clock.now())
     try:
-        result = await services.control.bulk_enroll(sequence_id, rows.valid, strict=not skip_invalid)
-    except DripdError as exc:
-        for refused in exc.details.get("refused", []):
-            refused["line"] = rows.lines.get(refused.pop("pos"))
-        raise
-    skipped = [{"line": rows.lines.get(s["pos"]), "email": s["email"], "reason": s["reason"], "message": s["message"]}
-               for s in result.skipped]
-    return JSONResponse({"rows": rows.total, "enrolled": result.enrolled, "skipped": skipped,
-                         "invalid": rows.invalid, "invalidCount": rows.invalid_count}, status_code=201)
+        limits = services.config.api.limits
+        answer = await run_import(services, job, limited(request.stream(), limits.csv_body_bytes,
+                                                         limits.body_idle_seconds), limits, skip_invalid=skip_invalid)
+    except ClientDisconnect:
+        return Response(status_code=400)  # nobody is left to read it; the job says "failed"
+    return JSONResponse(answer, status_code=201)
 
 
 @router.get("/{sequence_id}/contacts", summary="Enrolled contacts: step, last event, the real next run and what holds it (window, caps, warm-up, paused mailbox); stuck ones as state stuck")

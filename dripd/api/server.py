@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
 from dripd.api.admission import RequestLimit
 from dripd.api.app import create_app
 from dripd.api.auth import BearerAuth, TokenSource
+from dripd.api.body import BodyGate
+from dripd.api.listener import serve
 from dripd.errors import DripdError
 from dripd.systemd import listen_fds
 
@@ -67,7 +68,9 @@ async def serve_control_api(services: "Services", *, task_status: trio.TaskStatu
         api = services.config.api
         return api.max_concurrent_requests_while_sending if services.scheduler.sending() else api.max_concurrent_requests
 
-    app = RequestLimit(create_app(services), admitted)
+    api_app = create_app(services)
+    # Bodies are read (bounded) before admission; CSV imports stream beside it (body.py).
+    app = BodyGate(RequestLimit(api_app, admitted), api_app, lambda: services.config.api.limits)
     # The API begins its graceful shutdown when the daemon's does, before the nursery ends.
     stop = services.stop_requested
     fds = listen_fds()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from dripd.ctl.client import Client, CtlError
+from dripd.ctl.import_progress import ServerProgress, describe, new_import_id
 from dripd.ctl.output import Progress, as_json, block, table
 
 CHUNK = 256 * 1024
@@ -37,14 +38,20 @@ def enroll(client: Client, args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CtlError(f"cannot read {args.csv}: {exc.strerror}") from None
         progress = Progress(size, f"uploading {args.csv.name}", enabled=None if not args.progress else True)
-        result = client.request("POST", f"/api/sequences/{sequence_id}/enroll/csv",
-                                params={"skipInvalid": "true" if args.skip_invalid else "false"},
-                                content=_upload(args.csv, progress), content_type="text/csv")
+        import_id = new_import_id()
+        with ServerProgress(client, import_id, progress.out, progress.enabled):
+            result = client.request("POST", f"/api/sequences/{sequence_id}/enroll/csv",
+                                    params={"skipInvalid": "true" if args.skip_invalid else "false",
+                                            "importId": import_id},
+                                    content=_upload(args.csv, progress), content_type="text/csv")
         progress.finish(f"{result['enrolled']} enrolled")
+        if progress.enabled:
+            print(describe({"state": "done", "rows": result["rows"], "invalid": result["invalidCount"],
+                            "enrolled": result["enrolled"]}), file=progress.out, flush=True)
         if args.json:
             as_json(result)
             return 0
-        print(f"{result['rows']} row(s): {result['enrolled']} enrolled, {len(result['skipped'])} skipped, "
+        print(f"{result['rows']} row(s): {result['enrolled']} enrolled, {result.get('skippedCount', len(result['skipped']))} skipped, "
               f"{result['invalidCount']} invalid")
         for bad in result["invalid"]:
             print(f"  line {bad['line']}: {bad['field']}: {bad['rule']}")

@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     how.add_argument("--csv", type=Path, help="header row: email, firstName, lastName, company, other merge fields")
     enroll.add_argument("--field", action="append", metavar="KEY=VALUE", help="merge field (repeatable)")
     enroll.add_argument("--skip-invalid", action="store_true", help="enroll the valid rows, report the others")
-    enroll.add_argument("--progress", action="store_true", help="show the upload bar even when not on a terminal")
+    enroll.add_argument("--progress", action="store_true", help="show the upload bar and the server's progress even when not on a terminal")
 
     contacts = sub.add_parser("contacts", help="list, show, add, update, rm contacts")
     c_sub = actions_of(contacts)

@@ -8,9 +8,9 @@ from typing import Callable, cast
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 from hypercorn.typing import ASGIFramework
 
+from dripd.api.listener import serve
 from dripd.engagement import Engagement
 from dripd.errors import ConfigError
 from dripd.tracking.app import TrackingApp, create_tracking_app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dripd.api.csv_import import RecordSplitter, parse_all
+from dripd.api.csv_import import CsvPass, CsvRows, RecordSplitter, parse_all, sniff_delimiter
 from dripd.errors import ValidationError
 
 TEXT = 'email,First Name,company,market\r\na@x.org,Ann,"Acme, Inc.","two\nlines"\r\n\r\nb@x.org,Bo,"say ""hi""",EU'
@@ -57,3 +57,36 @@ def test_splitter_keeps_an_unterminated_last_record() -> None:
     splitter = RecordSplitter()
     assert list(splitter.feed(b"a,b\nc,d")) == [(1, "a,b\n")]
     assert list(splitter.feed(b"", final=True)) == [(2, "c,d")]
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_the_delimiter_is_sniffed(delimiter: str) -> None:
+    text = (f"Email{delimiter}First Name{delimiter}note\n"
+            f"a@x.org{delimiter}Ann{delimiter}\"one, two; three\"\n"
+            f"b@x.org{delimiter}Bo{delimiter}plain\n")
+    rows = parse_all([text.encode()])
+    assert rows.delimiter == delimiter and rows.invalid == []
+    assert [(c.email, c.first_name, merge["note"]) for _, c, merge in rows.valid] == [
+        ("a@x.org", "Ann", "one, two; three"), ("b@x.org", "Bo", "plain")]
+
+
+def test_a_single_column_file_and_an_undecidable_sample_fall_back_to_the_header() -> None:
+    assert parse_all([b"email\na@x.org\n"]).delimiter == ","
+    assert sniff_delimiter("name;email\n") == ";"
+
+
+def test_fields_and_records_are_bounded() -> None:
+    rows = CsvRows(max_chars=8)
+    rows.header(1, "email,note\n")
+    rows.row(2, "a@x.org,123456789\n")
+    assert rows.invalid == [{"line": 2, "field": "note", "rule": "is longer than 8 characters"}]
+    splitter = RecordSplitter(max_record_chars=10)
+    with pytest.raises(ValidationError, match="longer than 10 characters"):
+        list(splitter.feed(b'email\n"never closed, and long'))
+
+
+def test_a_checking_pass_keeps_counts_not_rows() -> None:
+    rows = CsvRows(keep=False)
+    reader = CsvPass(rows)
+    reader.feed(b"email\n" + b"".join(f"u{n}@x.org\n".encode() for n in range(50)) + b"u1@x.org\n", final=True)
+    assert (rows.total, rows.valid_count, rows.invalid_count, rows.valid) == (51, 50, 1, [])
