@@ -173,4 +173,4 @@ def plan(step: Step, walk: Walk) -> Outcome:
 
 # html is the seed's name for body (echoed as body); send_email is the seed's name for email.
 KIND = StepKind(StepType.EMAIL, ("send_email",), parse, serialise, check, plan,
-                fields=frozenset({"subject", "body", "html", "text", "thread"}))
+                fields=frozenset({"subject", "body", "html", "text", "thread", "variants", "autoWinner"}))
