@@ -31,7 +31,8 @@ def endpoint(tmp_path: Path, url: str, **overrides: Any) -> tuple[dict[str, Any]
 
 def send_to(client: httpx.Client, count: int, name: str = "hooks") -> int:
     """A started one-email sequence with ``count`` contacts: ``count`` sent events."""
-    created = client.post("/api/sequences", json={"name": name, "mailboxId": "sales", "steps": [
+    # autoComplete asked for: the sequence_completed event is one of the kinds delivered.
+    created = client.post("/api/sequences", json={"name": name, "mailboxId": "sales", "autoComplete": True, "steps": [
         {"type": "email", "subject": "Hello", "body": "<p>hi</p>"}]})
     assert created.status_code == 201, created.text
     sequence_id = int(created.json()["id"])
