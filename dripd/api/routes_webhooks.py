@@ -16,7 +16,7 @@ from dripd.errors import Conflict, NotFound, ReadOnly, ValidationError
 from dripd.webhooks import payloads
 from dripd.webhooks.dispatcher import message_id
 from dripd.webhooks.records import Delivery, DeliveryStatus, Endpoint, EndpointSpec
-from dripd.webhooks.settings import KIND_NAMES, url_problem
+from dripd.webhooks.settings import known_kinds, url_problem
 from dripd.webhooks.signing import new_secret, secret_problem
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
@@ -40,13 +40,7 @@ class WebhookBody(_Body):
     @field_validator("events")
     @classmethod
     def _kinds(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None:
-            if not value:
-                raise ValueError("must name at least one event kind (leave it out for every kind)")
-            unknown = [kind for kind in value if kind not in KIND_NAMES]
-            if unknown:
-                raise ValueError(f"unknown event kind {unknown[0]!r} (known: {', '.join(KIND_NAMES)})")
-        return value
+        return known_kinds(value)
 
 
 def _delivery_json(delivery: Delivery) -> dict[str, Any]:

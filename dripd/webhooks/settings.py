@@ -47,14 +47,7 @@ class WebhookConfig(BaseModel):
     @field_validator("events")
     @classmethod
     def _known_kinds(cls, value: list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        if not value:
-            raise ValueError("must name at least one event kind (leave it out for every kind)")
-        unknown = [kind for kind in value if kind not in KIND_NAMES]
-        if unknown:
-            raise ValueError(f"unknown event kind {unknown[0]!r} (known: {', '.join(KIND_NAMES)})")
-        return value
+        return known_kinds(value)
 
     @field_validator("secret_file")
     @classmethod
@@ -122,3 +115,16 @@ def unique_names(endpoints: list[WebhookConfig]) -> list[WebhookConfig]:
             raise ValueError(f"duplicate webhook name {endpoint.name!r}")
         seen.add(endpoint.name)
     return endpoints
+
+
+def known_kinds(value: list[str] | None) -> list[str] | None:
+    """The rule on an endpoint's ``events`` (config and API alike): none means every kind; a
+    list names at least one kind, each a kind of the event stream."""
+    if value is None:
+        return None
+    if not value:
+        raise ValueError("must name at least one event kind (leave it out for every kind)")
+    unknown = [kind for kind in value if kind not in KIND_NAMES]
+    if unknown:
+        raise ValueError(f"unknown event kind {unknown[0]!r} (known: {', '.join(KIND_NAMES)})")
+    return value
