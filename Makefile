@@ -24,7 +24,7 @@ check-config: $(STAMP)
 # Debian packages the integration tests need: real servers, not mocks.
 deps-debian:
 	@missing=""; \
-	for pkg in dovecot-imapd postfix systemd prometheus chromium chromium-driver spamassassin; do \
+	for pkg in dovecot-imapd postfix systemd prometheus chromium chromium-driver spamassassin postgresql; do \
 	  dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -6,7 +6,7 @@ import datetime as dt
 import math
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterator
 
 import pytest
 import trio
@@ -17,6 +17,7 @@ from dripd.clock import Clock, offloaded
 from dripd.config import Config, parse_config
 from dripd.daemon import Daemon
 from dripd.plugins import Plugins
+from tests.postgres_server import PostgresServer, postgres_server
 
 
 class SimulatedClock(trio.abc.Clock):
@@ -90,3 +91,10 @@ async def running_daemon(config: Config, plugins: Plugins, start: dt.datetime) -
                 yield daemon
             finally:
                 daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One temporary PostgreSQL cluster per test run; ``postgres.fresh_database()`` per test."""
+    with postgres_server() as server:
+        yield server
