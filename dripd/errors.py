@@ -95,6 +95,13 @@ class StoreError(DripdError):
     code = "store_unavailable"
 
 
+class FencedOut(StoreError):
+    """This node no longer holds the mailbox's lease (expired or taken over): the ledger refused
+    the write, so the step is not sent from here; the lease's new holder sends it."""
+
+    code = "lease_lost"
+
+
 class TransportError(DripdError):
     """A transport plugin failed in a way it could not classify."""
 

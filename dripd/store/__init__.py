@@ -18,6 +18,7 @@ from dripd.store.api import (
     DueSource,
     EnrollResult,
     FullStore,
+    LeaseFence,
     MessageFacts,
     OutboxRow,
     PluginState,
@@ -31,5 +32,5 @@ from dripd.store.api import (
 from dripd.store.sqlite import Store, open_store
 
 __all__ = ["BulkResult", "BulkRow", "Catalog", "Claim", "ContactInput", "ContactProgress", "DueRow", "DueSource",
-           "EnrollResult", "FullStore", "MessageFacts", "OutboxRow", "PluginState", "Reports", "RunContext", "RunStore",
+           "EnrollResult", "FullStore", "LeaseFence", "MessageFacts", "OutboxRow", "PluginState", "Reports", "RunContext", "RunStore",
            "SentRef", "Signals", "Store", "TrackedMessage", "open_store"]

@@ -35,6 +35,21 @@ from dripd.variants import Tally
 # -- values ----------------------------------------------------------------------------------
 
 
+class LeaseFence(Protocol):
+    """What a node holds: given to a shared-database backend when it is opened.
+
+    ``token(mailbox_id)`` is ``(node_id, generation)`` of the lease this node holds on the
+    mailbox, or None when it holds none. A backend given a fence checks that token against the
+    ``mailbox_leases`` row inside every ledger write for the mailbox (claim, result, resolution)
+    and raises ``dripd.errors.FencedOut`` when the row no longer matches or has expired by the
+    database's clock: a node cut off from the database cannot send past its lease. One node
+    (SQLite) has no fence.
+    """
+
+    def token(self, mailbox_id: str) -> tuple[str, int] | None: ...
+
+
+
 @dataclass(frozen=True)
 class DueRow:
     enrollment_id: int
