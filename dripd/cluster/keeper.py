@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Mapping, Protocol
+from typing import Awaitable, Callable, Protocol
 
 import trio
 
@@ -35,9 +35,9 @@ class LaneKeeper:
     """The mailboxes hosted on this node. ``hold`` starts one, ``drop`` stops it: no new send
     starts, sends in flight get ``grace`` seconds, then the lane and its detectors end."""
 
-    def __init__(self, host: HostMailbox, lanes: Mapping[str, StoppableLane]) -> None:
+    def __init__(self, host: HostMailbox, lane_of: Callable[[str], StoppableLane | None]) -> None:
         self._host = host
-        self._lanes = lanes
+        self._lane_of = lane_of  # the mailbox's running lane, if it has started
         self._hosted: dict[str, _Hosted] = {}
         self._nursery: trio.Nursery | None = None
 
@@ -79,7 +79,7 @@ class LaneKeeper:
         if hosted is None:
             return
         hosted.dropping, hosted.again = True, False
-        lane = self._lanes.get(mailbox_id)
+        lane = self._lane_of(mailbox_id)
         if lane is not None:
             lane.stopping = True  # the lane's gate refuses every send from now on
             lane.nudge()

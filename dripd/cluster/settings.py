@@ -31,9 +31,9 @@ class ClusterConfig(BaseModel):
                     "that cannot renew stops sending after two thirds of it, before the lease can "
                     "move; a dead node's mailboxes move to the others after it.")
     poll_seconds: float = Field(
-        default=30.0, gt=0, le=3600.0,
-        description="How often a node re-reads its mailboxes' due work in case a wake-up "
-                    "(PostgreSQL NOTIFY from another node) was missed.")
+        default=10.0, gt=0, le=3600.0,
+        description="How often a node re-reads its mailboxes' due work and pause state, in case a "
+                    "wake-up (PostgreSQL NOTIFY) was missed or another node paused a mailbox.")
 
     def node_name(self) -> str:
         """The configured id, or ``<hostname>-<pid>``."""

@@ -143,7 +143,7 @@ async def test_a_node_that_cannot_renew_stops_sending_before_its_lease_can_expir
         finally:
             ended[mailbox_id] = trio.current_time()
 
-    keeper = LaneKeeper(host, lanes)
+    keeper = LaneKeeper(host, lanes.get)
     # Never connected in this test: the heartbeat is fed by hand through ``absorb``.
     table = LeaseTable("postgresql:///unused", None, timeout=1.0)
     manager = LeaseManager(settings, keeper, table, table, address="", mailboxes=lambda: ["a", "b"],
