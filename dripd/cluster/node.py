@@ -68,7 +68,8 @@ class ClusterNode:
             out["error"] = f"the lease tables cannot be read: {str(exc).splitlines()[0] if str(exc) else 'no answer'}"
             return out
         out["nodes"] = [{"id": n.node_id, "address": n.address, "startedAt": iso(n.started_at),
-                         "lastHeartbeat": iso(n.heartbeat_at), "alive": n.alive} for n in state.nodes]
+                         "lastHeartbeat": iso(n.heartbeat_at), "heartbeatAgeSeconds": round(state.now - n.heartbeat_at, 1),
+                         "alive": n.alive} for n in state.nodes]
         out["leases"] = [{"mailboxId": lease.mailbox_id, "holder": lease.holder if lease.valid else None,
                           "generation": lease.generation, "expiresAt": iso(lease.expires_at) if lease.valid else None}
                          for lease in state.leases]
