@@ -80,6 +80,7 @@ class LaneKeeper:
             return
         hosted.dropping, hosted.again = True, False
         lane = self._lane_of(mailbox_id)
+        log.info("mailbox %s: stopping its lane on this node", mailbox_id)
         if lane is not None:
             lane.stopping = True  # the lane's gate refuses every send from now on
             lane.nudge()

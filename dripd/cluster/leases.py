@@ -75,7 +75,7 @@ class LeaseManager:
         with trio.move_on_after(self.settings.heartbeat_seconds):
             with offloaded:
                 return await trio.to_thread.run_sync(lambda: work(*args), abandon_on_cancel=True)
-        table.drop()
+        table.forget()
         raise LeaseUnavailable(f"no answer from the database within {self.settings.heartbeat_seconds:.1f}s")
 
     async def join(self) -> None:

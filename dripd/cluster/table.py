@@ -54,6 +54,13 @@ class ClusterState:
     leases: list[LeaseRow]
 
 
+def _close(conn: psycopg.Connection[Any]) -> None:
+    try:
+        conn.close()
+    except Exception:  # closing a broken connection may fail too; it is gone either way
+        pass
+
+
 class LeaseTable:
     """Blocking calls; ``dripd.cluster.leases`` runs each in a worker thread with a timeout."""
 
@@ -64,29 +71,41 @@ class LeaseTable:
         self._conn: psycopg.Connection[Any] | None = None
 
     def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(
+        conn = self._conn
+        if conn is None or conn.closed:
+            conn = self._conn = psycopg.connect(
                 self._url, password=self._password, autocommit=True, application_name="dripd-leases",
                 connect_timeout=max(1, int(self._timeout)),
-                # A statement stuck on a lock or a slow server must not outlive a heartbeat.
-                options=f"-c statement_timeout={int(self._timeout * 1000)}")
-        return self._conn
+                # TCP keepalives notice a silent network loss on an idle session (ignored on a
+                # Unix socket); a statement stuck on a slow server must not outlive a heartbeat.
+                keepalives=1, keepalives_idle=max(1, int(self._timeout)), keepalives_interval=1,
+                keepalives_count=3, options=f"-c statement_timeout={int(self._timeout * 1000)}")
+        return conn
+
+    def forget(self) -> None:
+        """A call timed out (its thread may still be blocked on the connection): the next call
+        opens a new connection; the blocked thread closes the old one when it returns. Never
+        closed from here: closing a connection in use could block the caller."""
+        self._conn = None
 
     def drop(self) -> None:
-        """Forget the connection (after an error or a timeout): the next call opens a new one."""
+        """Close the connection (on the worker thread, or when nothing uses it)."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # closing a broken connection may fail too; it is gone either way
-                pass
+            _close(conn)
 
     def _run(self, work: Any) -> Any:
+        conn = self._connection()
         try:
-            return work(self._connection())
+            return work(conn)
         except psycopg.Error:
-            self.drop()
+            if self._conn is conn:
+                self._conn = None
+            _close(conn)
             raise
+        finally:
+            if self._conn is not conn:
+                _close(conn)  # forgotten while this call hung: this thread owns it now
 
     def join(self, node_id: str, address: str) -> None:
         """Register this node (a restart with a configured id starts its row afresh)."""

@@ -190,7 +190,7 @@ def test_a_node_cut_off_from_the_database_stops_sending_before_its_mailboxes_mov
         frozen_at = time.time()
         wait_until(lambda: holders(survivor) == Counter({"survivor": 4}), timeout=30,
                    what=lambda: f"the survivor to hold every mailbox: {holders(survivor)}")
-        stopped = log_times(cut, r"mailbox (\S+) no longer runs on this node")
+        stopped = log_times(cut, r"mailbox (\S+): stopping its lane on this node")
         taken = log_times(survivor, r"holds mailbox (\S+) \(generation")
         for mailbox_id in cut_held:
             assert mailbox_id in stopped, f"the cut node never stopped {mailbox_id}:\n{cut.log()}"
