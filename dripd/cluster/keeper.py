@@ -12,6 +12,9 @@ import trio
 
 log = logging.getLogger("dripd.cluster")
 
+RETRY_FIRST_SECONDS = 1.0  # a lane that failed (its recovery hit a database error) starts again...
+RETRY_MAX_SECONDS = 60.0  # ...with backoff, for as long as this node holds the lease
+
 HostMailbox = Callable[[str], Awaitable[None]]
 """Runs one mailbox (crash recovery, detectors, lane) until cancelled (``Daemon.host_mailbox``)."""
 
@@ -62,10 +65,17 @@ class LaneKeeper:
     async def _run_one(self, mailbox_id: str, hosted: _Hosted) -> None:
         try:
             with hosted.scope:
-                await self._host(mailbox_id)
-        except Exception:
-            # One mailbox's failure must not stop the others; its lease is released or lapses.
-            log.exception("mailbox %s: its lane failed", mailbox_id)
+                delay = RETRY_FIRST_SECONDS
+                while True:
+                    try:
+                        await self._host(mailbox_id)
+                        return
+                    except Exception:
+                        # The lease is still this node's: a mailbox left without its lane would
+                        # send from nowhere. Start it again (the database may be back by then).
+                        log.exception("mailbox %s: its lane failed; starting it again in %.0fs", mailbox_id, delay)
+                    await trio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_SECONDS)
         finally:
             if self._hosted.get(mailbox_id) is hosted:
                 del self._hosted[mailbox_id]

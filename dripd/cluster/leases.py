@@ -70,13 +70,13 @@ class LeaseManager:
     # -- talking to the database -----------------------------------------------------------------
 
     async def _call(self, table: LeaseTable, work: Callable[..., T], *args: Any) -> T:
-        # A call that hangs (a cut network) is abandoned after a heartbeat interval; its
-        # connection is dropped so the next call starts clean.
-        with trio.move_on_after(self.settings.heartbeat_seconds):
+        # A call that hangs (a cut network) is abandoned once a renewal begun with it could no
+        # longer extend the tenure; its connection is forgotten so the next call starts clean.
+        with trio.move_on_after(self.settings.call_timeout_seconds):
             with offloaded:
                 return await trio.to_thread.run_sync(lambda: work(*args), abandon_on_cancel=True)
         table.forget()
-        raise LeaseUnavailable(f"no answer from the database within {self.settings.heartbeat_seconds:.1f}s")
+        raise LeaseUnavailable(f"no answer from the database within {self.settings.call_timeout_seconds:.1f}s")
 
     async def join(self) -> None:
         """Register this node; called before the daemon is ready (a failure stops the start)."""

@@ -34,7 +34,7 @@ class ClusterNode:
                  lane_of: Callable[[str], StoppableLane | None], release_grace: float) -> None:
         self.settings = settings
         self.keeper = LaneKeeper(host, lane_of)
-        timeout = settings.heartbeat_seconds
+        timeout = settings.call_timeout_seconds
         self.leases = LeaseManager(settings, self.keeper, LeaseTable(url, password, timeout=timeout),
                                    LeaseTable(url, password, timeout=timeout), address=address,
                                    mailboxes=mailboxes, release_grace=release_grace)

@@ -49,3 +49,9 @@ class ClusterConfig(BaseModel):
         """How long before the lease's end a node that could not renew stops its lanes: sends
         in flight finish in this time, before another node may take the mailbox over."""
         return self.lease_seconds / 3
+
+    @property
+    def call_timeout_seconds(self) -> float:
+        """How long one call on the lease tables may take: a renewal slower than this could not
+        extend the tenure any more (it ends lease - safety after the renewal began)."""
+        return self.lease_seconds - self.safety_seconds

@@ -23,6 +23,7 @@ LEASE_SECONDS = 2.0
 
 
 def password_file(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     path = root / "pg.password"
     path.write_text(PASSWORD + "\n")
     path.chmod(0o600)

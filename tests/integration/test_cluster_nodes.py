@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import random
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections import Counter
 from pathlib import Path
-from typing import Any
-
 import pytest
 
 from tests.integration.cluster_nodes import (
@@ -103,12 +102,16 @@ def test_kill_9_a_node_mid_send_ten_times_loses_nothing_sends_nothing_twice_keep
     rng = random.Random(20261203)
     url = postgres.fresh_database()
     uncapped = ["a", "b", "c", "d"]
-    # 5 sends a second per mailbox: the run lasts long enough for ten kills to land mid-send.
-    boxes = mailboxes(tmp_path, uncapped, hourly_cap=18000, burst=1)
+    # 2.5 sends a second per mailbox: the run lasts long enough for ten kills to land mid-send.
+    boxes = mailboxes(tmp_path, uncapped, hourly_cap=9000, burst=1)
     capped_cap = 25
-    boxes.append(mailboxes(tmp_path, ["capped"], hourly_cap=18000, burst=1, daily_cap=capped_cap)[0])
+    boxes.append(mailboxes(tmp_path, ["capped"], hourly_cap=3600, burst=1, daily_cap=capped_cap)[0])
     nodes = [make_node(tmp_path / f"n{k}", url, boxes) for k in (1, 2, 3)]  # ids: hostname-pid, new per start
-    contacts = 40
+    contacts = 80
+    expected_total = len(uncapped) * contacts * 2 + capped_cap
+    started = time.monotonic()
+    restarting: dict[int, Future[None]] = {}
+    pool = ThreadPoolExecutor(max_workers=3)  # a restart takes seconds: the rounds go on meanwhile
     try:
         for node in nodes:
             node.start()
@@ -117,16 +120,25 @@ def test_kill_9_a_node_mid_send_ten_times_loses_nothing_sends_nothing_twice_keep
         sequences = {m: create_sequence(nodes[0], m, [f"{m}-c{i:02d}@example.org" for i in range(contacts)])
                      for m in [*uncapped, "capped"]}
         total = lambda: sum(len(n) for n in (nodes[0].messages(m) for m in [*uncapped, "capped"]))  # noqa: E731
+
+        def running() -> list[int]:
+            for k, restart in list(restarting.items()):
+                if restart.done():
+                    restart.result()  # a failed restart fails the test here
+                    del restarting[k]
+            return [k for k in range(3) if k not in restarting]
+
         failovers: list[float] = []
         for round_ in range(10):
-            target = total() + rng.randint(8, 20)
+            target = min(total() + rng.randint(5, 12), expected_total - 1)
             wait_until(lambda: total() >= target, timeout=60, interval=0.01,
                        what=lambda: f"round {round_}: {total()} sent, want {target}")
-            victim = rng.choice(nodes)
-            survivor = next(n for n in nodes if n is not victim)
-            held_by_victim = {lease["mailboxId"] for lease in cluster_status(survivor)["leases"]
-                              if lease["holder"] is not None and lease["holder"] == cluster_status(victim)["node"]}
+            wait_until(lambda: len(running()) >= 2, timeout=60, what="a node to finish restarting")
+            k = rng.choice(running())
+            victim = nodes[k]
+            survivor = nodes[next(j for j in running() if j != k)]
             victim_id = cluster_status(victim)["node"]
+            held_by_victim = [lease for lease in cluster_status(survivor)["leases"] if lease["holder"] == victim_id]
             victim.kill()
             killed_at = time.monotonic()
 
@@ -137,7 +149,10 @@ def test_kill_9_a_node_mid_send_ten_times_loses_nothing_sends_nothing_twice_keep
             wait_until(moved, timeout=30, interval=0.05, what=lambda: f"the leases of {victim_id} to move")
             if held_by_victim:
                 failovers.append(time.monotonic() - killed_at)
-            victim.start()
+            print(f"round {round_}: {total()} sent, killed a node holding {len(held_by_victim)} mailbox(es), "
+                  f"moved after {time.monotonic() - killed_at:.2f}s, at {time.monotonic() - started:.1f}s")
+            restarting[k] = pool.submit(victim.start)
+        print(f"10 kills done after {time.monotonic() - started:.1f}s, {total()} of {expected_total} sent")
         assert len(failovers) >= 5, "most kills should hit a node holding mailboxes"
 
         def done() -> bool:
@@ -149,6 +164,7 @@ def test_kill_9_a_node_mid_send_ten_times_loses_nothing_sends_nothing_twice_keep
         wait_until(lambda: len(nodes[0].messages("capped")) >= capped_cap, timeout=30,
                    what="the capped mailbox to reach its cap")
     finally:
+        pool.shutdown(wait=True)
         stop_all(nodes)
 
     found = outcomes(url, list(sequences.values()))
