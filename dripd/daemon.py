@@ -33,7 +33,7 @@ from dripd.reactions import Reactions
 from dripd.reload import apply_config
 from dripd.root import Services, build, plugin_context
 from dripd.scheduler import Lane, Scheduler
-from dripd.store import Store, open_store
+from dripd.store.backend import Backend, open_backend
 from dripd.systemd import Notifier, watchdog_interval
 from dripd.throttle import Limits, MailboxLimiter
 
@@ -100,7 +100,7 @@ class Daemon:
         return self._clock
 
     @property
-    def store(self) -> Store:
+    def store(self) -> Backend:
         return self.services.store
 
     @property
@@ -134,8 +134,11 @@ class Daemon:
         if self._clock is None:
             self._clock = Clock()
         events = EventStream()
-        store = await open_store(self._initial_config.daemon.database, events=events)
-        cluster: ClusterNode | None = None
+        config = self._initial_config
+        # A PostgreSQL store is shared with other nodes: this node's leases fence its writes.
+        cluster = self._cluster_node(config.store.url, config.store.password()) if config.store.url else None
+        store = await open_backend(config, events, fence=cluster.fence if cluster else None,
+                                   node_id=cluster.node_id if cluster else None)
         try:
             self._services = services = build(self._initial_config, self.plugins, store, events, self.clock,
                                               cluster=cluster)

@@ -131,7 +131,8 @@ class RunOps:
         self, db: Conn, enrollment_id: int, step_id: int, mailbox_id: str, message_id: str,
         subject: str, now: float, variant: str | None = None,
     ) -> Claim | None:
-        """Commit (durably) the ledger row before the transport is called. None means the step
+        """Commit (durably: PostgreSQL's COMMIT with synchronous_commit on returns once the WAL
+        is flushed) the ledger row before the transport is called. None means the step
         was already sent, is in flight or is uncertain: the ledger refuses a second send. The row
         pins ``variant``; a retry keeps the variant of the first attempt (``Claim.variant``)."""
         check_fence(db, self.fence, mailbox_id)
@@ -353,8 +354,9 @@ class RunOps:
     @operation
     def set_mailbox_paused(self, db: Conn, mailbox_id: str, reason: str | None, now: float) -> None:
         """Pause (with the reason) or resume a mailbox; an actual change writes mailbox_paused
-        or mailbox_resumed."""
-        row = fetch_one(db, "SELECT paused_reason FROM mailbox_state WHERE mailbox_id = %s", (mailbox_id,))
+        or mailbox_resumed (once: the row is locked, so two nodes pausing it at once write one)."""
+        db.execute("INSERT INTO mailbox_state (mailbox_id) VALUES (%s) ON CONFLICT DO NOTHING", (mailbox_id,))
+        row = fetch_one(db, "SELECT paused_reason FROM mailbox_state WHERE mailbox_id = %s FOR UPDATE", (mailbox_id,))
         before = row["paused_reason"] if row else None
         resumed = reason is None and before is not None
         db.execute(
