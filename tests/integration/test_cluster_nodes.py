@@ -8,6 +8,8 @@ mailboxes move. Failover times are printed, not asserted tight.
 from __future__ import annotations
 
 import random
+import shutil
+import subprocess
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections import Counter
@@ -81,6 +83,12 @@ def test_two_then_three_nodes_share_the_mailboxes_and_any_node_serves_the_cluste
         mine = [lease["mailboxId"] for lease in status["leases"] if lease["holder"] == "node-3"]
         for mailbox_id in mine:
             assert f'dripd_mailbox_lease_generation{{mailbox="{mailbox_id}"}}' in metrics
+        assert "dripd_cluster_live_nodes 3.0" in metrics and "dripd_lease_renewal_failures 0.0" in metrics
+        promtool = shutil.which("promtool")
+        assert promtool is not None, "promtool missing: make deps-debian installs Debian's prometheus"
+        checked = subprocess.run([promtool, "check", "metrics"], input=metrics, capture_output=True, text=True,
+                                 timeout=30)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
 
         # Sequences made through node 1's API send from whichever node holds each mailbox.
         started = time.monotonic()
