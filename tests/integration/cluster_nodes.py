@@ -35,8 +35,8 @@ def mailboxes(shared: Path, ids: list[str], **overrides: Any) -> list[dict[str, 
 
 
 def make_node(root: Path, url: str, boxes: list[dict[str, Any]], *, lease_seconds: float = LEASE_SECONDS,
-              node_id: str | None = None) -> DripdProcess:
-    cluster: dict[str, Any] = {"lease_seconds": lease_seconds, "poll_seconds": 1.0}
+              node_id: str | None = None, poll_seconds: float = 1.0) -> DripdProcess:
+    cluster: dict[str, Any] = {"lease_seconds": lease_seconds, "poll_seconds": poll_seconds}
     if node_id is not None:
         cluster["node_id"] = node_id
     return DripdProcess(root, mailboxes=boxes, daemon={"shutdown_grace_seconds": 2},

@@ -169,3 +169,29 @@ async def test_a_node_that_cannot_renew_stops_sending_before_its_lease_can_expir
         assert ended == {"b": pytest.approx(11.0, abs=0.05), "a": 12.5}
         assert keeper.hosted() == set()
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(("cluster", "expected"), [
+    ({"lease_seconds": 0.5}, "cluster.lease_seconds: "),
+    ({"node_id": "has space"}, "cluster.node_id: "),
+    ({"node_id": ""}, "cluster.node_id: "),
+    ({"lease_seconds": "15"}, "cluster.lease_seconds: "),
+    ({"heartbeat": 5}, "cluster.heartbeat: unknown key"),
+])
+def test_a_bad_cluster_setting_names_its_key(cluster: dict[str, object], expected: str) -> None:
+    from dripd.config import parse_config
+    from dripd.errors import ConfigError
+    from dripd.plugins import Plugins
+
+    plugins = Plugins()
+    data = {"mailboxes": [{"id": "sales", "address": "a@example.com", "maildir": {"path": "x"}}], "cluster": cluster}
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, plugins.config_sections(), plugins.transports)
+    assert expected in info.value.message
+
+
+def test_cluster_timing_follows_the_lease() -> None:
+    settings = ClusterConfig(lease_seconds=15.0)
+    assert (settings.heartbeat_seconds, settings.safety_seconds, settings.call_timeout_seconds) == (5.0, 5.0, 10.0)
+    assert ClusterConfig(node_id="a").node_name() == "a"
+    assert ClusterConfig().node_name() != ClusterConfig(node_id="x").node_name()
