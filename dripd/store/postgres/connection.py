@@ -129,8 +129,15 @@ class PgConnection:
     def connect(self) -> Conn:
         """A new session (worker thread): autocommit, so each operation's ``transaction()`` is
         its whole transaction; synchronous_commit on, so every COMMIT is durable."""
-        kwargs: dict[str, Any] = {"autocommit": True, "row_factory": pg_rows, "connect_timeout": 10,
-                                  "application_name": f"dripd {self.node_id}" if self.node_id else "dripd"}
+        kwargs: dict[str, Any] = {
+            "autocommit": True, "row_factory": pg_rows, "connect_timeout": 10,
+            "application_name": f"dripd {self.node_id}" if self.node_id else "dripd",
+            # A silent network loss (a partition, a server's machine gone) fails the session's
+            # next statement within about half a minute instead of TCP's retransmission limit
+            # (~15 min); ignored on a Unix socket.
+            "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+            "tcp_user_timeout": 30_000,
+        }
         if self._password is not None:
             kwargs["password"] = self._password
         conn: Conn = psycopg.connect(self.url, **kwargs)
