@@ -49,6 +49,12 @@ class ClusterNode:
         """What the store checks on every ledger write (``dripd.store.api.LeaseFence``)."""
         return self.leases
 
+    def holder_of(self, mailbox_id: str) -> str | None:
+        """The node running the mailbox, as of this node's last heartbeat (None: nobody yet)."""
+        if mailbox_id in self.leases.held():
+            return self.node_id
+        return self.leases.holders.get(mailbox_id)
+
     async def join(self) -> None:
         await self.leases.join()
 
