@@ -216,6 +216,10 @@ def test_per_variant_metrics_and_a_reply_in_the_inbox(console: Console, replied:
     driver.execute_script("arguments[0].scrollIntoView()", driver.find_element(By.CSS_SELECTOR, ".abtest"))
     driver.save_screenshot(str(console.shots / "metrics-variants.png"))
 
+    driver.get(f"{base}/app/sequences/{sequence_id}/contacts/{reply['contactId']}")  # the drill-down names it too
+    wait_for(driver, "caption")
+    assert graces_variant in driver.find_element(By.CSS_SELECTOR, "table tbody tr").text.split()
+
     driver.get(f"{base}/app/inbox")
     wait_for(driver, "table.inbox")
     row = driver.find_element(By.CSS_SELECTOR, f"table.inbox tr[data-reply='{reply['id']}']")
