@@ -1,8 +1,9 @@
-"""The step form's variants part: which rows become variants, what an empty field means, and
-the round trip from a stored step to the form and back."""
+"""The step form's variants part (which rows become variants, what an empty field means, the
+round trip from a stored step to the form and back) and the inbox's filters and page links."""
 
 from __future__ import annotations
 
+from dripd.console.pages_inbox import _api_filters, _page_url
 from dripd.console.pages_sequence import step_body, step_summary
 from dripd.console.step_form import form_values, stored_values
 from dripd.variants import MAX_VARIANTS
@@ -54,3 +55,12 @@ def test_the_form_offers_rows_up_to_the_limit() -> None:
     assert len(form_values({})["variant_rows"]) == 2
     full = {f"variant-{i}-name": f"V{i}" for i in range(MAX_VARIANTS)}
     assert len(form_values(full)["variant_rows"]) == MAX_VARIANTS
+
+
+def test_inbox_filters_go_to_the_api_as_typed_and_pages_keep_them() -> None:
+    filters = {"mailbox": "sales", "sequence": "7", "category": "", "state": "unread"}
+    assert _api_filters(filters) == {"mailbox": "sales", "sequence": "7", "unread": "true"}
+    assert _api_filters({**filters, "state": "read", "sequence": "x"})["sequence"] == "x"  # the API names it
+    assert _page_url(filters, 2) == "/app/inbox?mailbox=sales&sequence=7&state=unread&page=2"
+    assert _page_url({k: "" for k in filters}, 1) == "/app/inbox"
+    assert _page_url({**filters, "mailbox": "a&b"}, 1).startswith("/app/inbox?mailbox=a%26b&")
