@@ -268,3 +268,17 @@ def test_inbox_forms_need_the_csrf_token_and_bad_filters_are_named(console: Cons
     bad = client.get("/app/inbox", params={"category": "spam"})
     assert bad.status_code == 422 and "category" in bad.text
     assert client.get("/app/inbox/999999").status_code == 404
+
+
+def test_a_mailbox_is_paused_and_resumed_from_its_page(console: Console) -> None:
+    driver = console.driver
+    driver.get(f"{console.base}/app/mailboxes")
+    wait_for(driver, "dl.facts")
+    submit_and_see(driver, "//button[normalize-space()='Pause sales']", "Mailbox sales paused.")
+    assert driver.find_element(By.CSS_SELECTOR, "section.card h2 .status-paused").text == "paused"
+    with api(console.process) as client:
+        assert client.get("/api/mailboxes/sales").json()["paused"] is True
+    submit_and_see(driver, "//button[normalize-space()='Resume sales']", "Mailbox sales resumed.")
+    assert not driver.find_elements(By.CSS_SELECTOR, "section.card h2 .status-paused")
+    with api(console.process) as client:
+        assert client.get("/api/mailboxes/sales").json()["paused"] is False
