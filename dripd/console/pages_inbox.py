@@ -119,5 +119,9 @@ async def answer(request: Request, reply_id: int = ReplyId) -> Response:
     except ApiProblem as problem:
         return await _reply_page(request, reply_id, 422, answer_text=text, answer_error=problem.message)
     last = (answered.get("answers") or [{}])[-1]
-    return redirect(f"/app/inbox/{reply_id}", session,
-                    f"Answer {last.get('status', 'accepted')}: it goes out from {answered.get('mailboxId')}.")
+    if last.get("status") == "accepted":
+        note = f"Answer accepted: it goes out from {answered.get('mailboxId')}."
+    else:  # an answer is tried once, never retried: say so, with the server's reason
+        note = (f"Answer {last.get('status')}: {last.get('detail') or 'no detail'}. It was tried once and is "
+                "kept below; check the mailbox's Sent folder before sending it again.")
+    return redirect(f"/app/inbox/{reply_id}", session, note)
