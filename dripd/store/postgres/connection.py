@@ -192,7 +192,8 @@ class PgConnection:
             with offloaded:
                 outcome = await trio.to_thread.run_sync(self._transact, conn, call, args, kwargs)
             session = outcome.conn
-            if isinstance(outcome.error, psycopg.OperationalError):
+            lost = session is None or session.closed or session.broken
+            if lost and isinstance(outcome.error, psycopg.OperationalError):
                 # The server went away (or restarted): the other idle sessions are as dead as
                 # this one; drop them rather than fail one caller per session.
                 idle, self._idle = self._idle, []
@@ -200,7 +201,7 @@ class PgConnection:
                     if dead is not None:
                         dead.close()
             elif session is not None:
-                if self._open and not session.closed:
+                if self._open and not lost:
                     self._idle.append(session)
                 else:
                     session.close()
