@@ -30,6 +30,16 @@ async def test_accepts_and_reuses_one_connection() -> None:
         assert b"\r\n.leading dot\r\n" in messages[0]  # dot-stuffing undone by the server
 
 
+@pytest.mark.parametrize("pipelining", [False, True])
+async def test_pipelining_is_used_where_the_server_offers_it(pipelining: bool) -> None:
+    with smtp_sink({"pipelining": pipelining}) as sink:
+        results, transport = await send_all(sink.smtp_table(), *(message(n=i) for i in range(3)))
+        assert [r.outcome for r in results] == [SendOutcome.ACCEPTED] * 3
+        assert transport.pipelined == (3 if pipelining else 0)
+        assert sink.count("connect") == 1 and len(sink.messages()) == 3
+        assert [e["to"] for e in sink.events() if e["event"] == "rcpt"] == ["bob@example.org"] * 3
+
+
 @pytest.mark.parametrize(("rule", "outcome", "status"), [
     ({"on": "rcpt", "reply": "550 5.1.1 <bob@example.org>: user unknown"}, SendOutcome.PERMANENT, "5.1.1"),
     ({"on": "rcpt", "reply": "553 5.1.3 bad address syntax"}, SendOutcome.PERMANENT, "5.1.3"),
@@ -47,10 +57,11 @@ async def test_accepts_and_reuses_one_connection() -> None:
     ({"on": "dot", "reply": "451 4.3.0 local error in processing"}, SendOutcome.TRANSIENT, "4.3.0"),
     ({"on": "dot", "reply": "552 5.2.2 mailbox full"}, SendOutcome.TRANSIENT, "5.2.2"),
 ])
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
 async def test_refusals_are_classified_and_the_connection_survives(rule: dict[str, Any], outcome: SendOutcome,
-                                                                   status: str | None) -> None:
+                                                                   status: str | None, pipelining: bool) -> None:
     rule = {**rule, "times": 1}
-    with smtp_sink({"rules": [rule]}) as sink:
+    with smtp_sink({"rules": [rule], "pipelining": pipelining}) as sink:
         results, transport = await send_all(sink.smtp_table(), message(n=1), message(n=2))
         assert results[0].outcome is outcome, results[0]
         assert results[0].status == status
