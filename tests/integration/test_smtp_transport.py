@@ -17,7 +17,8 @@ from dripd.hookspecs import SendOutcome
 from dripd_smtp.config import SmtpConfig
 from dripd_smtp.transport import SmtpTransport
 from tests.integration.plugin_harness import MAILBOX, context, message, send_all
-from tests.integration.servers import free_port, postfix_sink, smtp_sink, token_endpoint
+from tests.integration.doctor_servers import starttls_server
+from tests.integration.servers import _self_signed, free_port, postfix_sink, smtp_sink, token_endpoint
 
 async def test_accepts_and_reuses_one_connection() -> None:
     with smtp_sink() as sink:
@@ -38,6 +39,19 @@ async def test_pipelining_is_used_where_the_server_offers_it(pipelining: bool) -
         assert transport.pipelined == (3 if pipelining else 0)
         assert sink.count("connect") == 1 and len(sink.messages()) == 3
         assert [e["to"] for e in sink.events() if e["event"] == "rcpt"] == ["bob@example.org"] * 3
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+async def test_tls_connections_carry_several_messages(security: str, tmp_path: Any) -> None:
+    # The connection's protocol is swapped for the pipelining one after the greeting: STARTTLS
+    # must then wrap it, and implicit TLS must hand it over, with no byte lost either way.
+    cert, key = _self_signed(tmp_path)
+    with starttls_server(cert, key, implicit=security == "tls") as server:
+        table = {"host": "127.0.0.1", "port": server.port, "security": security, "ca_file": str(cert),
+                 "timeout_seconds": 5}
+        results, transport = await send_all(table, *(message(n=i) for i in range(3)))
+        assert [r.outcome for r in results] == [SendOutcome.ACCEPTED] * 3
+        assert transport.connects == 1
 
 
 @pytest.mark.parametrize(("rule", "outcome", "status"), [
