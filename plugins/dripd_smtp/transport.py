@@ -36,6 +36,7 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 _BARE_LINE_END = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")  # never inside a command's arguments
 
 
 def dot_stuffed(data: bytes) -> bytes:
@@ -332,6 +333,9 @@ async def _pipelined(protocol: PipeliningProtocol, envelope: tuple[tuple[Stage, 
     """One transaction with RFC 2920 pipelining: MAIL, RCPT and DATA in one write, their three
     replies read in order, then the content. Outcomes keep the stage of the command whose reply
     decided them, so a refusal means what it means without pipelining."""
+    if any(_CONTROL.search(arg) for _, args, _ in envelope for arg in args):
+        # What aiosmtplib's execute_command refuses too: a CR or LF would inject a command.
+        raise ValueError("Command arg contains a prohibited control character")
     protocol.open_pipeline()
     clean = False
     try:
@@ -351,8 +355,8 @@ async def _pipelined(protocol: PipeliningProtocol, envelope: tuple[tuple[Stage, 
             if failed is None and response.code not in expect:
                 failed = _Failed(classify_reply(stage, response.code, response.message), response.code != 421)
             elif failed is not None and response.code == 354:
-                # DATA accepted after a refused MAIL or RCPT (RFC 2920 3.1 forbids it): the server
-                # now waits for content with no valid recipient; drop the connection, send nothing.
+                # DATA accepted after a refused MAIL or RCPT (a server should refuse it, RFC 2920
+                # 3.1): it now waits for content with no valid recipient; drop the connection.
                 failed.keep = False
         if failed is not None:
             clean = True

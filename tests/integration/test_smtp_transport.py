@@ -41,6 +41,18 @@ async def test_pipelining_is_used_where_the_server_offers_it(pipelining: bool) -
         assert [e["to"] for e in sink.events() if e["event"] == "rcpt"] == ["bob@example.org"] * 3
 
 
+@pytest.mark.parametrize("pipelining", [False, True])
+async def test_a_line_break_in_an_address_injects_no_command(pipelining: bool) -> None:
+    # Pipelined commands are written by dripd, not by aiosmtplib's execute_command: the address
+    # must still never carry a second command onto the wire.
+    with smtp_sink({"pipelining": pipelining}) as sink:
+        try:
+            await send_all(sink.smtp_table(), message(to="bob@example.org>\r\nRCPT TO:<eve@example.org"))
+        except ValueError as exc:
+            assert "control character" in str(exc)
+        assert [e["to"] for e in sink.events() if e["event"] == "rcpt" and "eve@" in e["to"]] == []
+
+
 @pytest.mark.parametrize("security", ["starttls", "tls"])
 async def test_tls_connections_carry_several_messages(security: str, tmp_path: Any) -> None:
     # The connection's protocol is swapped for the pipelining one after the greeting: STARTTLS
