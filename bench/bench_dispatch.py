@@ -47,6 +47,7 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
         async with trio_asyncio.open_loop():
             daemon = Daemon(config, plugins, handle_signals=False)
             async with trio.open_nursery() as nursery:
+                t_start = time.perf_counter()
                 await nursery.start(daemon.run)
                 t_ready = time.perf_counter()
                 while plugin.count() < 1:
@@ -59,7 +60,12 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
                 t_last = time.perf_counter()
                 sent = plugin.count()
                 daemon.stop()
-        result.update(first_s=t_first - t_ready, seconds=t_last - t_first, sent=sent,
+        before_ready = at_first >= k
+        if before_ready:
+            # Every send landed before the daemon reported ready (many lanes, few steps): count
+            # them all from the start of daemon.run, start-up included, instead of printing 0.
+            at_first, t_first = 0, t_start
+        result.update(before_ready=before_ready, first_s=max(0.0, t_first - t_ready), seconds=t_last - t_first, sent=sent,
                       rate=(sent - at_first) / (t_last - t_first), rss_mb=c.rss_mb()[1])
 
     trio.run(main)
@@ -69,10 +75,12 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def reference(root: Path, k: int, group: int) -> float:
+def reference(root: Path, k: int, group: int, durable: bool = False) -> float:
     """The same per-step work without the engine: the reads of run_context, the ledger writes of
     claim_send and record_sent (+ end of a one-step enrollment), render + build of the message,
-    ``group`` steps per transaction pair (claims committed before the sends, results after). Steps/s."""
+    ``group`` steps per transaction pair (claims committed before the sends, results after).
+    ``durable``: the claims' commit is synchronous=FULL (the WAL fsynced), as dripd's must be
+    before a transport is called; the floor any design pays per group of claims. Steps/s."""
     from dripd import render
     from dripd.store.rows import contact_from_row, step_from_row
 
@@ -88,6 +96,8 @@ def reference(root: Path, k: int, group: int) -> float:
     started = time.perf_counter()
     for start in range(0, len(ids), group):
         # As the engine's contract: the claims commit before any send, the results after.
+        if durable:
+            db.execute("PRAGMA synchronous=FULL")  # set outside a transaction, as the store does
         db.execute("BEGIN IMMEDIATE")
         claimed = []
         for eid in ids[start:start + group]:
@@ -110,6 +120,8 @@ def reference(root: Path, k: int, group: int) -> float:
             db.execute("INSERT INTO send_log (mailbox_id, at) VALUES (?, ?)", (MAILBOX, now))
             claimed.append((eid, e, contact, step, rendered, message_id, cur.lastrowid))
         db.execute("COMMIT")
+        if durable:
+            db.execute("PRAGMA synchronous=NORMAL")
         for eid, e, contact, step, rendered, message_id, _ in claimed:
             envelope = render.Envelope(from_address="m@sender.example", from_name="M", to_address=contact.email,
                                        to_name=contact.first_name, message_id=message_id, date=now)
@@ -141,9 +153,11 @@ def main() -> None:
     shapes = [(1, 1), (1, 32), (50, 1)]
     table = c.Table("3. Dispatch rate (null transport)")
     with c.workdir(args, "dripd-bench-dispatch-") as root:
-        refs = {}
+        refs, durable_refs = {}, {}
         for group in sorted({boxes * conc for boxes, conc in shapes}):
             refs[group] = reference(root / f"ref{group}", min(k_max, 5000 if not args.smoke else 200), group)
+            durable_refs[group] = reference(root / f"dref{group}", min(k_max, 5000 if not args.smoke else 200), group,
+                                            durable=True)
         base: dict[tuple[int, int], float] = {}
         for n in sizes:
             for boxes, conc in shapes:
@@ -161,9 +175,13 @@ def main() -> None:
                 table.row(f"N={c.fnum(n)} due, {shape}: steps/s over {c.fnum(r['sent'])} sends",
                           c.fnum(r["rate"]), f"{c.fnum(refs[group])} (plain sqlite3 loop, {group}/commit)",
                           c.ratio(r["rate"], refs[group]),
+                          f"{c.ratio(r['rate'], durable_refs[group])} of the same loop with the claims' commit "
+                          f"durable ({c.fnum(durable_refs[group])}/s, synchronous=FULL as dripd's must be); "
                           f"vs N={c.fnum(sizes[0])}: {c.ratio(r['rate'], base[(boxes, conc)])}; target 5,000/s: "
                           f"{c.ratio(r['rate'], 5000)}; first send {r['first_s'] * 1000:.0f} ms after READY; "
-                          f"peak RSS {r['rss_mb']:.0f} MB; {ok}")
+                          f"peak RSS {r['rss_mb']:.0f} MB; {ok}"
+                          + ("; all sent before READY: timed from daemon.run, start-up included"
+                             if r.get("before_ready") else ""))
                 import shutil
                 shutil.rmtree(root / name, ignore_errors=True)
     table.notes.append("in-process daemon (dripd.daemon.Daemon, real clock) with a null transport plugin "

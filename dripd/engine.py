@@ -46,6 +46,16 @@ class Counters:
     failed: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A send made ready before its slot: what its ledger row will say and the built message."""
+
+    variant: str | None
+    subject: str
+    message_id: str
+    built: tuple[render.Rendered, bytes] | None
+
+
 class Engine:
     def __init__(
         self, config: LiveConfig, store: RunStore, transports: MutableMapping[str, Transport], scheduler: Scheduler,
@@ -107,10 +117,18 @@ class Engine:
             self.counters.failed += 1
             return RunResult(RunStatus.DONE)
         due_at = enrollment.due_at if enrollment.due_at is not None else now
-        if not gate(followup, due_at):
-            return RunResult(RunStatus.THROTTLED, followup, due_at)
-        self.metrics.observe_lateness(mailbox.id, max(0.0, now - due_at))
-        await self._send(ctx, mailbox, plan.step, now)
+        # The gate, the claim and the transport share one of the lane's send slots: a row is
+        # 'sending' only while its message is about to go or on the wire (no claimed-but-unsent
+        # rows for a crash to leave), a token is taken only when the send can go at once, and the
+        # result is recorded after the slot is freed, while the lane's next send is on the wire.
+        # The message is built before the slot, while other sends are on the wire.
+        prepared = await self._prepare(ctx, mailbox, plan.step, now)
+        async with gate.on_the_wire():
+            if not gate(followup, due_at):
+                return RunResult(RunStatus.THROTTLED, followup, due_at)
+            self.metrics.observe_lateness(mailbox.id, max(0.0, now - due_at))
+            claim, sent = await self._claim_and_send(ctx, mailbox, plan.step, now, prepared)
+        await self._after_send(ctx, mailbox, plan.step, now, claim, sent)
         return RunResult(RunStatus.DONE)
 
     @staticmethod
@@ -246,35 +264,49 @@ class Engine:
         )
         return envelope, rendered
 
-    async def _send(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, now: float) -> None:
+    async def _prepare(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, now: float) -> _Prepared:
+        """The variant, subject and Message-ID a new ledger row will get, and the message built
+        with them (None when building failed: it is built again after the claim, which then
+        records why)."""
         enrollment = ctx.enrollment
         variant = await self.variant_for(ctx, step)
         subject = self.render_subject(ctx, with_variant(step, variant))
         candidate = render.make_message_id(mailbox.message_id_domain, f"{enrollment.id}.{step.id}.{render.unique_hex(8)}")
-        claim = await self.store.claim_send(enrollment.id, step.id, mailbox.id, candidate, subject, now, variant)
+        try:
+            envelope, rendered = self.compose(ctx, mailbox, with_variant(step, variant), candidate, now)
+            built: tuple[render.Rendered, bytes] | None = (rendered, render.build_message(envelope, rendered))
+        except Exception:
+            built = None
+        return _Prepared(variant, subject, candidate, built)
+
+    async def _claim_and_send(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, now: float,
+                              prepared: _Prepared
+                              ) -> tuple[Claim | None, tuple[SendResult, render.Rendered] | policy.Failed | None]:
+        """Claim the step in the ledger (committed durably) and send it: the claim (None: the
+        ledger already holds the step) and the transport's answer with what was sent."""
+        claim = await self.store.claim_send(ctx.enrollment.id, step.id, mailbox.id, prepared.message_id,
+                                            prepared.subject, now, prepared.variant)
+        if claim is None:
+            return None, None
+        # A retry's row keeps its first Message-ID and variant: what was built for a new row is
+        # then not what goes out.
+        fits = (claim.message_id, claim.variant) == (prepared.message_id, prepared.variant)
+        return claim, await self._build_and_send(ctx, mailbox, step, claim, now, prepared.built if fits else None)
+
+    async def _after_send(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, now: float, claim: Claim | None,
+                          sent: tuple[SendResult, render.Rendered] | policy.Failed | None) -> None:
+        """Record what became of a send (its slot already freed)."""
         if claim is None:
             # The ledger already holds this step (sent, in flight or uncertain): never twice.
-            log.warning("enrollment %d %s: already in the ledger; not sending again", enrollment.id,
+            log.warning("enrollment %d %s: already in the ledger; not sending again", ctx.enrollment.id,
                         step_label(ctx.steps, step.id))
             await self._advance_past(ctx, step, now)
             return
-        try:
-            # The ledger row's variant wins: a retry sends what its first attempt chose.
-            envelope, rendered = self.compose(ctx, mailbox, with_variant(step, claim.variant), claim.message_id, now)
-            data = render.build_message(envelope, rendered)
-        except Exception as exc:
-            # The claim is committed: the row must be resolved with the reason, never left
-            # 'sending' and never skipped as if sent (a bug here is reported the same way).
-            reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            await self._record_decision(ctx, mailbox, step, claim, policy.Failed(
-                f"the message could not be built: {reason}"), now)
+        if isinstance(sent, policy.Failed):
+            await self._record_decision(ctx, mailbox, step, claim, sent, now)
             return
-        message = OutgoingMessage(mailbox.id, claim.message_id, mailbox.address, ctx.contact.email, data)
-        started = self.clock.now()
-        result = await self._transport_send(mailbox.id, message)
-        log.debug("enrollment %d step %d: mailbox %s transport answered %s (%s)", enrollment.id, step.id,
-                  mailbox.id, result.outcome.value, result.detail)
-        self.metrics.observe_send_latency(mailbox.id, max(0.0, self.clock.now() - started))
+        assert sent is not None
+        result, rendered = sent
         # What went out, kept on the row with the result: the contact's log outlives later edits.
         claim = dataclasses.replace(claim, content=(rendered.subject, rendered.html, rendered.text))
         self.metrics.sent(mailbox.id, ctx.sequence.id, step.id, result.outcome.value)
@@ -284,6 +316,32 @@ class Engine:
         decision = policy.send_decision(result, attempts=claim.attempts, first_attempt_at=claim.first_attempt_at,
                                         now=now, rules=rules, jitter=self._rng.random())
         await self._record_decision(ctx, mailbox, step, claim, decision, now)
+
+    async def _build_and_send(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, claim: Claim, now: float,
+                              built: tuple[render.Rendered, bytes] | None = None
+                              ) -> tuple[SendResult, render.Rendered] | policy.Failed:
+        """Build the claimed message (unless ``built`` already is it) and hand it to the transport:
+        its answer and what was sent, or Failed when it could not be built (the claim is then
+        resolved with the reason)."""
+        if built is not None:
+            rendered, data = built
+        else:
+            try:
+                # The ledger row's variant wins: a retry sends what its first attempt chose.
+                envelope, rendered = self.compose(ctx, mailbox, with_variant(step, claim.variant), claim.message_id, now)
+                data = render.build_message(envelope, rendered)
+            except Exception as exc:
+                # The claim is committed: the row must be resolved with the reason, never left
+                # 'sending' and never skipped as if sent (a bug here is reported the same way).
+                reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+                return policy.Failed(f"the message could not be built: {reason}")
+        message = OutgoingMessage(mailbox.id, claim.message_id, mailbox.address, ctx.contact.email, data)
+        started = self.clock.now()
+        result = await self._transport_send(mailbox.id, message)
+        log.debug("enrollment %d step %d: mailbox %s transport answered %s (%s)", ctx.enrollment.id, step.id,
+                  mailbox.id, result.outcome.value, result.detail)
+        self.metrics.observe_send_latency(mailbox.id, max(0.0, self.clock.now() - started))
+        return result, rendered
 
     async def _transport_send(self, mailbox_id: str, message: OutgoingMessage) -> SendResult:
         transport = self.transports[mailbox_id]

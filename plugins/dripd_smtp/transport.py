@@ -25,6 +25,7 @@ from dripd.hookspecs import MailboxSettings, OutgoingMessage, PluginContext, Sen
 from dripd_mailconn.credentials import Credentials, CredentialsError
 from dripd_smtp.config import SmtpConfig
 from dripd_smtp.outcome import Stage, classify_fault, classify_reply
+from dripd_smtp.pipelining import PipeliningProtocol, PipeliningSMTP
 
 if TYPE_CHECKING:
     from dripd_smtp.sent import SentFolder  # only with an IMAP table: the transport itself needs no IMAP
@@ -35,6 +36,7 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 _BARE_LINE_END = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+_CONTROL = re.compile(rb"[\x00-\x1f\x7f]")  # never inside a command's arguments
 
 
 def dot_stuffed(data: bytes) -> bytes:
@@ -92,6 +94,7 @@ class SmtpTransport:
         self._idle: list[_Connection] = []
         self._slots = trio.Semaphore(config.connections)
         self.connects = 0  # connections opened so far (tests and status)
+        self.pipelined = 0  # transactions sent with RFC 2920 pipelining (tests)
 
     # -- Transport protocol --------------------------------------------------------------------
 
@@ -194,7 +197,7 @@ class SmtpTransport:
                 tls_context.load_verify_locations(cafile=str(config.ca_file))
         # STARTTLS is driven here rather than by connect(), so that a server not offering it is
         # told apart by what it advertised, not by the words of aiosmtplib's exception.
-        smtp = aiosmtplib.SMTP(
+        smtp = PipeliningSMTP(
             hostname=config.host, port=config.port, timeout=config.timeout_seconds,
             use_tls=config.security == "tls", start_tls=False,
             tls_context=tls_context, local_hostname=config.local_hostname,
@@ -246,7 +249,17 @@ class SmtpTransport:
         return classify_fault(attempt.stage, f"no answer within {timeout:g}s"), False, attempt
 
     async def _aio_transaction(self, smtp: aiosmtplib.SMTP, message: OutgoingMessage, attempt: _Attempt) -> SendResult:
-        async def command(stage: Stage, *args: bytes, expect: tuple[int, ...] = (250,)) -> Any:
+        options = [b"SIZE=%d" % len(message.data)] if smtp.supports_extension("size") else []
+        if smtp.supports_extension("8bitmime"):
+            options.append(b"BODY=8BITMIME")
+        envelope = ((Stage.MAIL, (b"MAIL", b"FROM:" + _quoted(message.from_address), *options), (250,)),
+                    (Stage.RCPT, (b"RCPT", b"TO:" + quote_address(message.to_address).encode()), (250, 251)),
+                    (Stage.DATA, (b"DATA",), (354,)))
+        protocol = smtp.protocol
+        if isinstance(protocol, PipeliningProtocol) and smtp.supports_extension("pipelining"):
+            self.pipelined += 1
+            return await _pipelined(protocol, envelope, message, attempt)
+        for stage, args, expect in envelope:
             attempt.stage = stage
             # No asyncio timeout here: the trio side bounds the whole transaction
             # (move_on_after in _transaction), and wait_for's timer per command was a measurable
@@ -256,16 +269,7 @@ class SmtpTransport:
             if response.code not in expect:
                 keep = response.code != 421  # 421: the server is closing the channel
                 raise _Failed(classify_reply(stage, response.code, response.message), keep)
-            return response
-
-        options = [b"SIZE=%d" % len(message.data)] if smtp.supports_extension("size") else []
-        if smtp.supports_extension("8bitmime"):
-            options.append(b"BODY=8BITMIME")
-        await command(Stage.MAIL, b"MAIL", b"FROM:" + _quoted(message.from_address), *options)
-        await command(Stage.RCPT, b"RCPT", b"TO:" + quote_address(message.to_address).encode(), expect=(250, 251))
-        await command(Stage.DATA, b"DATA", expect=(354,))
         attempt.stage = Stage.CONTENT
-        protocol = smtp.protocol
         assert protocol is not None and protocol.transport is not None
         transport = protocol.transport
         # Report when the buffer holds any unsent byte (pause) and when it is empty (resume).
@@ -288,10 +292,7 @@ class SmtpTransport:
             if protocol.transport is not None:
                 protocol.transport.set_write_buffer_limits()  # type: ignore[attr-defined]
         attempt.replies += 1
-        if response.code != 250:
-            raise _Failed(classify_reply(Stage.DOT, response.code, response.message), response.code != 421)
-        return SendResult(SendOutcome.ACCEPTED, f"{response.code} {' '.join(response.message.split())}"[:300],
-                          response.code)
+        return _final(response)
 
     async def _reset(self, connection: _Connection) -> bool:
         """RSET after a refused transaction; False if the connection is no longer usable."""
@@ -317,6 +318,69 @@ class SmtpTransport:
         for smtp in holder:
             with trio.CancelScope(shield=True):
                 await trio_asyncio.aio_as_trio(_aio_close)(smtp)
+
+
+def _final(response: Any) -> SendResult:
+    """The reply to the final ".": accepted, or refused (the connection survives unless 421)."""
+    if response.code != 250:
+        raise _Failed(classify_reply(Stage.DOT, response.code, response.message), response.code != 421)
+    return SendResult(SendOutcome.ACCEPTED, f"{response.code} {' '.join(response.message.split())}"[:300],
+                      response.code)
+
+
+async def _pipelined(protocol: PipeliningProtocol, envelope: tuple[tuple[Stage, tuple[bytes, ...], tuple[int, ...]], ...],
+                     message: OutgoingMessage, attempt: _Attempt) -> SendResult:
+    """One transaction with RFC 2920 pipelining: MAIL, RCPT and DATA in one write, their three
+    replies read in order, then the content. Outcomes keep the stage of the command whose reply
+    decided them, so a refusal means what it means without pipelining."""
+    if any(_CONTROL.search(arg) for _, args, _ in envelope for arg in args):
+        # What aiosmtplib's execute_command refuses too: a CR or LF would inject a command.
+        raise ValueError("Command arg contains a prohibited control character")
+    protocol.open_pipeline()
+    clean = False
+    try:
+        protocol.write(b"".join(b" ".join(args) + b"\r\n" for _, args, _ in envelope))
+        failed: _Failed | None = None
+        for stage, _, expect in envelope:
+            if failed is None:
+                attempt.stage = stage
+            try:
+                response = await protocol.next_reply()
+            except aiosmtplib.SMTPServerDisconnected:
+                if failed is None:
+                    raise
+                failed.keep = False  # refused, then gone: the refusal is the outcome
+                raise failed from None
+            attempt.replies += 1
+            if failed is None and response.code not in expect:
+                failed = _Failed(classify_reply(stage, response.code, response.message), response.code != 421)
+            elif failed is not None and response.code == 354:
+                # DATA accepted after a refused MAIL or RCPT (a server should refuse it, RFC 2920
+                # 3.1): it now waits for content with no valid recipient; drop the connection.
+                failed.keep = False
+        if failed is not None:
+            clean = True
+            raise failed
+        attempt.stage = Stage.CONTENT
+        transport = protocol.transport
+        assert transport is not None
+        # Report when the buffer holds any unsent byte (pause) and when it is empty (resume).
+        transport.set_write_buffer_limits(high=0, low=0)  # type: ignore[attr-defined]
+        try:
+            protocol.write(dot_stuffed(message.data))
+            if await _flushed(protocol):
+                attempt.stage = Stage.DOT
+            response = await protocol.next_reply()
+        finally:
+            if protocol.transport is not None:
+                protocol.transport.set_write_buffer_limits()  # type: ignore[attr-defined]
+        attempt.replies += 1
+        clean = True
+        return _final(response)
+    finally:
+        if not protocol.close_pipeline() and clean and protocol.transport is not None:
+            # The server answered more than was asked: its state is unknown, so no reuse.
+            protocol.transport.close()
 
 
 @functools.lru_cache(maxsize=64)

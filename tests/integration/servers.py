@@ -337,6 +337,8 @@ def _run_sink(plan: dict[str, Any]) -> None:
             rule = rule_for("ehlo")
             if rule is not None:
                 return [await act(server, rule, "")]
+            if plan.get("pipelining"):  # aiosmtpd reads pipelined commands line by line; it only
+                responses.insert(-1, "250-PIPELINING")  # does not say so (RFC 2920)
             return responses
 
         async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:

@@ -17,7 +17,8 @@ from dripd.hookspecs import SendOutcome
 from dripd_smtp.config import SmtpConfig
 from dripd_smtp.transport import SmtpTransport
 from tests.integration.plugin_harness import MAILBOX, context, message, send_all
-from tests.integration.servers import free_port, postfix_sink, smtp_sink, token_endpoint
+from tests.integration.doctor_servers import starttls_server
+from tests.integration.servers import _self_signed, free_port, postfix_sink, smtp_sink, token_endpoint
 
 async def test_accepts_and_reuses_one_connection() -> None:
     with smtp_sink() as sink:
@@ -28,6 +29,41 @@ async def test_accepts_and_reuses_one_connection() -> None:
         messages = sink.messages()
         assert len(messages) == 3
         assert b"\r\n.leading dot\r\n" in messages[0]  # dot-stuffing undone by the server
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+async def test_pipelining_is_used_where_the_server_offers_it(pipelining: bool) -> None:
+    with smtp_sink({"pipelining": pipelining}) as sink:
+        results, transport = await send_all(sink.smtp_table(), *(message(n=i) for i in range(3)))
+        assert [r.outcome for r in results] == [SendOutcome.ACCEPTED] * 3
+        assert transport.pipelined == (3 if pipelining else 0)
+        assert sink.count("connect") == 1 and len(sink.messages()) == 3
+        assert [e["to"] for e in sink.events() if e["event"] == "rcpt"] == ["bob@example.org"] * 3
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+async def test_a_line_break_in_an_address_injects_no_command(pipelining: bool) -> None:
+    # Pipelined commands are written by dripd, not by aiosmtplib's execute_command: the address
+    # must still never carry a second command onto the wire.
+    with smtp_sink({"pipelining": pipelining}) as sink:
+        try:
+            await send_all(sink.smtp_table(), message(to="bob@example.org>\r\nRCPT TO:<eve@example.org"))
+        except ValueError as exc:
+            assert "control character" in str(exc)
+        assert [e["to"] for e in sink.events() if e["event"] == "rcpt" and "eve@" in e["to"]] == []
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+async def test_tls_connections_carry_several_messages(security: str, tmp_path: Any) -> None:
+    # The connection's protocol is swapped for the pipelining one after the greeting: STARTTLS
+    # must then wrap it, and implicit TLS must hand it over, with no byte lost either way.
+    cert, key = _self_signed(tmp_path)
+    with starttls_server(cert, key, implicit=security == "tls") as server:
+        table = {"host": "127.0.0.1", "port": server.port, "security": security, "ca_file": str(cert),
+                 "timeout_seconds": 5}
+        results, transport = await send_all(table, *(message(n=i) for i in range(3)))
+        assert [r.outcome for r in results] == [SendOutcome.ACCEPTED] * 3
+        assert transport.connects == 1
 
 
 @pytest.mark.parametrize(("rule", "outcome", "status"), [
@@ -47,10 +83,11 @@ async def test_accepts_and_reuses_one_connection() -> None:
     ({"on": "dot", "reply": "451 4.3.0 local error in processing"}, SendOutcome.TRANSIENT, "4.3.0"),
     ({"on": "dot", "reply": "552 5.2.2 mailbox full"}, SendOutcome.TRANSIENT, "5.2.2"),
 ])
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
 async def test_refusals_are_classified_and_the_connection_survives(rule: dict[str, Any], outcome: SendOutcome,
-                                                                   status: str | None) -> None:
+                                                                   status: str | None, pipelining: bool) -> None:
     rule = {**rule, "times": 1}
-    with smtp_sink({"rules": [rule]}) as sink:
+    with smtp_sink({"rules": [rule], "pipelining": pipelining}) as sink:
         results, transport = await send_all(sink.smtp_table(), message(n=1), message(n=2))
         assert results[0].outcome is outcome, results[0]
         assert results[0].status == status

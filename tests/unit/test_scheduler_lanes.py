@@ -107,16 +107,17 @@ class Engine:
         row = self.source.rows.get(enrollment_id)
         if row is None:
             return RunResult(RunStatus.DROPPED)
-        if not gate(row.followup, row.next_run_at):
-            return RunResult(RunStatus.THROTTLED, row.followup, row.next_run_at)
         now = self.clock.now()
-        self.sent.append((now, enrollment_id))
-        self.in_flight += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-        try:
-            await trio.sleep(self.send_seconds)
-        finally:
-            self.in_flight -= 1
+        async with gate.on_the_wire():  # as the engine: the gate and the send hold one of the lane's slots
+            if not gate(row.followup, row.next_run_at):
+                return RunResult(RunStatus.THROTTLED, row.followup, row.next_run_at)
+            self.sent.append((self.clock.now(), enrollment_id))
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                await trio.sleep(self.send_seconds)
+            finally:
+                self.in_flight -= 1
         del self.source.rows[enrollment_id]
         wait = self.next_step_after.pop(enrollment_id, None)
         if wait is not None:  # the cadence has a next step: a follow-up, due after the wait

@@ -244,6 +244,14 @@ class SqliteConnection:
         the connection thread as one transaction: one thread hop for the lot, and one commit.
         Callers get results only after the COMMIT, so "committed before the transport is
         called" still holds."""
+        # One scheduler pass first: operations other tasks issue in this same pass (a lane's
+        # record of one send and the claim of its next, which follow each other) join this group
+        # instead of waiting behind it for a commit of their own.
+        self._leading = True
+        try:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        finally:
+            self._leading = False
         urgent = [item for item in self._queue if item.urgent]
         control = [item for item in self._queue if not item.urgent][:CONTROL_OPERATIONS_PER_GROUP]
         group = urgent + control

@@ -1,0 +1,115 @@
+"""RFC 2920 PIPELINING on aiosmtplib: MAIL FROM, RCPT TO and DATA written together.
+
+aiosmtplib sends one command and waits for its reply; its protocol keeps one reply waiter and
+drops bytes that arrive while that reply is parsed but not yet picked up, so several commands
+cannot be written at once on it. ``PipeliningProtocol`` is its protocol with one more mode: while
+a pipeline is open, every complete reply is queued in order and handed out by ``next_reply``.
+Outside a pipeline it is aiosmtplib's protocol unchanged (EHLO, AUTH, STARTTLS, RSET, QUIT).
+``PipeliningSMTP`` is aiosmtplib's client on that protocol. A send then takes two round trips
+(MAIL+RCPT+DATA, then the content) instead of four, which halves the socket writes and the event
+loop's wake-ups per message (bench/bench_send.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any
+
+import aiosmtplib
+from aiosmtplib.protocol import MAX_RESPONSE_LENGTH, SMTPProtocol
+from aiosmtplib.response import SMTPResponse
+
+
+class PipeliningProtocol(SMTPProtocol):
+    """aiosmtplib's protocol, plus a pipeline mode in which replies queue instead of being dropped."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._replies: collections.deque[SMTPResponse] | None = None  # None: no pipeline open
+        self._reply_arrived: asyncio.Future[None] | None = None
+        self._pipeline_error: BaseException | None = None
+
+    def open_pipeline(self) -> None:
+        """From now until ``close_pipeline``, every reply is queued for ``next_reply``."""
+        self._replies = collections.deque()
+        self._pipeline_error = None
+        del self._buffer[:]
+
+    def close_pipeline(self) -> bool:
+        """Back to aiosmtplib's one-command mode. False when the server said more than it was
+        asked (a reply or a partial line left over): the connection's state is then unknown."""
+        clean = not self._replies and not self._buffer and self._pipeline_error is None
+        self._replies = None
+        self._reply_arrived = None
+        del self._buffer[:]
+        return clean
+
+    async def next_reply(self) -> SMTPResponse:
+        """The next reply of the open pipeline, in the order the commands were written. Raises
+        SMTPServerDisconnected (or the parse error) once the connection fails; no timeout here:
+        the caller bounds the whole transaction."""
+        assert self._replies is not None, "no pipeline open"
+        while not self._replies:
+            if self._pipeline_error is not None:
+                raise self._pipeline_error
+            self._reply_arrived = self._loop.create_future()
+            await self._reply_arrived
+        return self._replies.popleft()
+
+    def _wake(self) -> None:
+        if self._reply_arrived is not None and not self._reply_arrived.done():
+            self._reply_arrived.set_result(None)
+
+    def _fail_pipeline(self, exc: BaseException) -> None:
+        if self._pipeline_error is None:
+            self._pipeline_error = exc
+        self._wake()
+
+    def data_received(self, data: bytes) -> None:
+        if self._replies is None:
+            super().data_received(data)
+            return
+        self._buffer.extend(data)
+        try:
+            while (response := self._read_response_from_buffer()) is not None:
+                self._replies.append(response)
+        except Exception as exc:  # a malformed reply: the connection cannot be trusted
+            self._fail_pipeline(exc)
+            return
+        if len(self._buffer) > MAX_RESPONSE_LENGTH:
+            self._fail_pipeline(aiosmtplib.SMTPResponseException(500, "Response too long"))
+            return
+        self._wake()
+
+    def eof_received(self) -> bool:
+        if self._replies is not None:
+            self._fail_pipeline(aiosmtplib.SMTPServerDisconnected("Unexpected EOF received"))
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._replies is not None:
+            lost = aiosmtplib.SMTPServerDisconnected("Connection lost")
+            lost.__cause__ = exc
+            self._fail_pipeline(lost)
+        super().connection_lost(exc)
+
+
+class PipeliningSMTP(aiosmtplib.SMTP):
+    """aiosmtplib's client whose connection runs on ``PipeliningProtocol``.
+
+    aiosmtplib builds its protocol inside ``_create_connection``; the transport is handed to ours
+    right after the greeting (``set_protocol``, which every asyncio transport, TLS included,
+    supports), when nothing is in flight. STARTTLS later wraps the same protocol object."""
+
+    async def _create_connection(self, timeout: float | None) -> Any:
+        response = await super()._create_connection(timeout)
+        plain, transport = self.protocol, self.transport
+        if plain is None or transport is None:
+            return response
+        protocol = PipeliningProtocol(loop=self.loop, connection_lost_callback=self._on_connection_lost)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        protocol._response_pending = False  # the greeting is read: nothing is expected now
+        self.protocol = protocol
+        return response
