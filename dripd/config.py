@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from dripd.api.limits import ApiLimits
 from dripd.doctor.config import DoctorConfig
+from dripd.store.postgres.settings import StoreConfig
 from dripd.webhooks.settings import WebhookConfig, unique_names
 
 EX_CONFIG = 78  # sysexits.h: configuration error
@@ -347,6 +348,7 @@ class Config(_Strict):
     doctor: DoctorConfig = DoctorConfig()
     webhooks: Annotated[list[WebhookConfig], AfterValidator(unique_names)] = Field(
         default=[], description="Outbound webhook endpoints (`[[webhooks]]`, see docs/webhooks.md).")
+    store: StoreConfig = Field(default=StoreConfig(), description="The database: SQLite by default, or PostgreSQL.")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> "Config":

@@ -31,7 +31,7 @@ from dripd.reactions import Reactions
 from dripd.reload import apply_config
 from dripd.root import Services, build, plugin_context
 from dripd.scheduler import Lane, Scheduler
-from dripd.store import Store, open_store
+from dripd.store.backend import Backend, open_backend
 from dripd.systemd import Notifier, watchdog_interval
 from dripd.throttle import Limits, MailboxLimiter
 
@@ -93,7 +93,7 @@ class Daemon:
         return self._clock
 
     @property
-    def store(self) -> Store:
+    def store(self) -> Backend:
         return self.services.store
 
     @property
@@ -127,7 +127,7 @@ class Daemon:
         if self._clock is None:
             self._clock = Clock()
         events = EventStream()
-        store = await open_store(self._initial_config.daemon.database, events=events)
+        store = await open_backend(self._initial_config, events)
         try:
             self._services = services = build(self._initial_config, self.plugins, store, events, self.clock)
             # Subscribed before recovery, so the plugin hook also hears what recovery resolves.

@@ -42,6 +42,7 @@ def needs_restart(old: Config, new: Config, detectors: list[str]) -> list[str]:
     for label, before, after in (
         ("[daemon] socket", old.daemon.socket, new.daemon.socket),
         ("[daemon] database", old.daemon.database, new.daemon.database),
+        ("[store]", old.store, new.store),
         ("[api] listen", old.api.listen, new.api.listen),
         ("[tracking] listen", old.tracking.listen, new.tracking.listen),
         ("[tracking] base_url", old.tracking.base_url, new.tracking.base_url),

@@ -27,7 +27,7 @@ from dripd.plugins import Plugins
 from dripd.reactions import Reactions
 from dripd.safeguards import Safeguards
 from dripd.scheduler import Scheduler
-from dripd.store import Store
+from dripd.store.backend import Backend
 from dripd.webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger("dripd")
@@ -36,7 +36,7 @@ log = logging.getLogger("dripd")
 class StoreState:
     """PluginState backed by the store's plugin_state table, namespaced per plugin and mailbox."""
 
-    def __init__(self, store: Store, namespace: str) -> None:
+    def __init__(self, store: Backend, namespace: str) -> None:
         self._store = store
         self._namespace = namespace
 
@@ -47,7 +47,7 @@ class StoreState:
         await self._store.plugin_state_set(f"{self._namespace}:{key}", value)
 
 
-def plugin_context(store: Store, clock: Clock, plugin: str, mailbox_id: str) -> PluginContext:
+def plugin_context(store: Backend, clock: Clock, plugin: str, mailbox_id: str) -> PluginContext:
     return PluginContext(now=clock.now, state=StoreState(store, f"{plugin}:{mailbox_id}"))
 
 
@@ -77,7 +77,7 @@ class Services:
 
     live: LiveConfig
     clock: Clock
-    store: Store
+    store: Backend
     events: EventStream
     metrics: Metrics
     scrape: Scrape
@@ -117,7 +117,7 @@ class Services:
             mailbox, plugin_context(self.store, self.clock, mailbox.transport, mailbox.id))
 
 
-def build(config: Config, plugins: Plugins, store: Store, events: EventStream, clock: Clock, *,
+def build(config: Config, plugins: Plugins, store: Backend, events: EventStream, clock: Clock, *,
           rng: random.Random | None = None) -> Services:
     """Every service of one daemon over an opened ``store`` that publishes to ``events``."""
     live = LiveConfig(config)

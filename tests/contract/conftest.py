@@ -1,9 +1,9 @@
 """The backend contract suite: every test takes ``store`` (a backend opened on an empty database)
 and talks to it only through the Protocols of ``dripd.store.api``.
 
-The ``backend`` fixture names the backend; today only ``sqlite``. A PostgreSQL backend joins by
-adding its name to ``BACKENDS`` and a branch to ``open_backend`` (a fresh database per test);
-every test then runs against it too. Tests of one backend's own machinery (SQLite's group
+The ``backend`` fixture names the backend: ``sqlite``, and ``postgresql`` (a fresh database per
+test in the session's temporary cluster, its URL left under the test's ``tmp_path``); every
+test runs against both. Tests of one backend's own machinery (SQLite's group
 commit, PRAGMAs, migrations) live under ``tests/contract/<backend>/``.
 """
 
@@ -16,12 +16,16 @@ import pytest
 import trio_asyncio
 
 from dripd.store import FullStore
-from tests.contract.support import BACKENDS, RecordingSink, open_backend
+from tests.contract.support import BACKENDS, PG_URL_FILE, RecordingSink, open_backend
+from tests.postgres_server import PostgresServer
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     name: str = request.param
+    if name == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        (tmp_path / PG_URL_FILE).write_text(server.fresh_database())
     return name
 
 

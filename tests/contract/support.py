@@ -9,8 +9,11 @@ from typing import Iterable
 from dripd.events import Event, EventKind, EventSink
 from dripd.model import Action, Sequence, SequenceSettings, Step, StepType
 from dripd.store import ContactInput, FullStore, open_store
+from dripd.store.postgres import open_postgres_store
+from tests.postgres_server import PASSWORD
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
+PG_URL_FILE = "postgres.url"  # under a test's root: the URL of the database the test was given
 T0 = 1_800_000_000.0  # a fixed "now": the store is given every time, it never reads a clock
 
 
@@ -18,6 +21,10 @@ async def open_backend(backend: str, root: Path, sink: EventSink) -> FullStore:
     """A store of ``backend`` on an empty database under ``root``, publishing to ``sink``."""
     if backend == "sqlite":
         return await open_store(root / "contract.sqlite3", events=sink)
+    if backend == "postgresql":
+        # The ``backend`` fixture made a fresh database and left its URL under ``root`` (a child
+        # process of a test reopens the same database from it).
+        return await open_postgres_store((root / PG_URL_FILE).read_text(), password=PASSWORD, events=sink)
     raise AssertionError(f"unknown backend {backend!r}")
 
 

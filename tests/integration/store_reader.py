@@ -18,7 +18,7 @@ from typing import AsyncIterator, TypeVar
 import trio
 import trio_asyncio
 
-from dripd.store import Store, open_store
+from dripd.store import FullStore, Store, open_store
 
 T = TypeVar("T")
 
@@ -53,7 +53,7 @@ class SequenceOutcome:
     uncertain: set[tuple[str, str]]  # (contact email, subject) of each outbox row left uncertain
 
 
-async def sequence_outcome(store: Store, sequence_id: int) -> SequenceOutcome:
+async def sequence_outcome(store: FullStore, sequence_id: int) -> SequenceOutcome:
     contacts = await store.sequence_contacts(sequence_id)
     statuses = {c.email: c.status for c in contacts}
     by_enrollment = {c.enrollment_id: c for c in contacts}
