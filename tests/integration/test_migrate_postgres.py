@@ -1,0 +1,133 @@
+"""A real installation moves from SQLite to PostgreSQL with ``dripd migrate`` and carries on.
+
+The real daemon on SQLite sends first emails, a reply arrives through the real Dovecot and its
+IMAP detector, a contact is suppressed, a list and a webhook are made; one mailbox's hourly cap
+holds a second email back. ``dripd migrate`` copies the state while that daemon is still running
+(a snapshot read through WAL), the daemon stops, and a dripd on PostgreSQL starts on the copy:
+the API shows the same sequences, contacts, stats, replies, lists and suppressions; with the cap
+lifted it sends the held-back step and nothing that was already sent (the ledger moved)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.integration.daemon_process import MakeDripd, fast_mailbox
+from tests.integration.migrate_tool import password_file, pg_query, printed_counts, run_migrate, sqlite_counts
+from tests.integration.servers import Dovecot
+from tests.integration.test_inbox_e2e import outlook_reply
+from tests.integration.waiting import wait_until
+from tests.postgres_server import PostgresServer
+
+CONTACTS = ["ana@kunde.example", "juergen@kunde.example", "li@kunde.example"]
+
+
+def _views(client: httpx.Client, first: int) -> dict[str, Any]:
+    """What an operator sees of the state (sequences, their contacts and funnels, replies, lists,
+    suppressions); nothing that a live daemon computes from its own clock or memory."""
+    def get(path: str) -> Any:
+        answer = client.get(path)
+        assert answer.status_code == 200, (path, answer.text)
+        return answer.json()
+
+    listed = get("/api/sequences")
+    return {
+        "first.listed": [row for row in _rows(listed, "sequences") if row["id"] == first],
+        "first": get(f"/api/sequences/{first}"),
+        "first.contacts": _rows(get(f"/api/sequences/{first}/contacts"), "contacts"),  # not "now": the daemon's clock
+        "first.stats": {key: value for key, value in get(f"/api/sequences/{first}/stats").items()
+                        if key != "generatedAt"},  # when the answer was made
+        "replies": get("/api/replies"),
+        "lists": get("/api/lists"),
+        "suppressions": get("/api/suppressions"),
+        "contacts": get("/api/contacts"),
+    }
+
+
+def _rows(page: Any, key: str) -> list[dict[str, Any]]:
+    return list(page) if isinstance(page, list) else list(page[key])
+
+
+def test_a_running_installation_moves_and_carries_on(tmp_path: Path, dripd_process: MakeDripd, imap_server: Dovecot,
+                                                     postgres: PostgresServer) -> None:
+    user = imap_server.new_user("migrate")
+    mailboxes = [fast_mailbox(tmp_path, address=user, imap=imap_server.imap_table(user, idle_seconds=600)),
+                 fast_mailbox(tmp_path, "slow", hourly_cap=1, burst=1)]  # one send an hour: the 2nd step waits
+    (tmp_path / "sqlite").mkdir()
+    before = dripd_process(tmp_path / "sqlite", mailboxes=mailboxes)
+    before.start()
+    with before.client() as client:
+        first = client.post("/api/sequences", json={
+            "name": "Kurze Frage", "mailboxId": "sales",
+            "steps": [{"type": "email", "subject": "Kurze Frage", "body": "<p>Hallo {{firstName|there}}</p>"},
+                      {"type": "wait", "waitDays": 2},
+                      {"type": "email", "subject": "", "body": "<p>Nachfrage</p>"}]}).json()["id"]
+        for email in CONTACTS:
+            enrolled = client.post(f"/api/sequences/{first}/enroll", json={"contactEmail": email,
+                                                                           "mergeFields": {"firstName": email[:2]}})
+            assert enrolled.status_code == 201, enrolled.text
+        second = client.post("/api/sequences", json={
+            "name": "Two at once", "mailboxId": "slow", "autoComplete": True,
+            "steps": [{"type": "email", "subject": "One", "body": "<p>one</p>"},
+                      {"type": "email", "subject": "Two", "body": "<p>two</p>", "thread": False}]}).json()["id"]
+        assert client.post(f"/api/sequences/{second}/enroll", json={"contactEmail": "sam@user.example"}).status_code == 201
+        assert client.post("/api/lists", json={"name": "Kunden", "emails": CONTACTS[:2]}).status_code == 201
+        assert client.post("/api/suppressions", json={"email": "nobody@user.example"}).status_code == 201
+        hook = client.post("/api/webhooks", json={"name": "crm", "url": "http://127.0.0.1:9/hook"})
+        assert hook.status_code == 201, hook.text
+        assert client.post(f"/api/sequences/{first}/start").status_code == 200
+        assert client.post(f"/api/sequences/{second}/start").status_code == 200
+        sent = before.wait_for_messages(3, "sales")
+        before.wait_for_messages(1, "slow")
+
+        # Jürgen answers; the detector files the reply and stops his enrollment.
+        [to_juergen] = [m for m in sent if "juergen" in str(m["To"])]
+        imap_server.deliver(user, outlook_reply(user, "juergen@kunde.example", str(to_juergen["Message-ID"]),
+                                                "Kurze Frage"))
+        wait_until(lambda: client.get("/api/replies").json()["total"] == 1, timeout=60, what=before.log)
+
+        # What an operator sees now: the slow mailbox's second step is held by its cap, and
+        # nothing else is due for two days, so this is also what the copy below holds.
+        seen = _views(client, first)
+
+        # The copy is taken while this daemon is still running (its WAL open, its detector idling).
+        url = postgres.fresh_database()
+        database = before.state_dir / "dripd.sqlite3"
+        moved = run_migrate("--from", f"sqlite:{database}", "--to", url, "--password-file",
+                            str(password_file(tmp_path)))
+        assert moved.returncode == 0, moved.stderr + before.log()
+    assert before.stop() == 0
+
+    counts = sqlite_counts(database)
+    assert printed_counts(moved.stdout) == {name: (rows, rows) for name, rows in counts.items()}, moved.stdout
+    assert counts["outbox"] == 4 and counts["replies"] == 1 and counts["webhook_endpoints"] == 1
+    for name, rows in counts.items():
+        assert pg_query(url, f'SELECT count(*) FROM "{name}"') == [(rows,)], name
+
+    # The same installation on PostgreSQL: same configuration but the store, and the cap lifted.
+    (tmp_path / "pg").mkdir()
+    after = dripd_process(tmp_path / "pg", mailboxes=[mailboxes[0], {**mailboxes[1], "hourly_cap": 1000, "burst": 10}],
+                          extra={"store": {"url": url, "password_file": str(password_file(tmp_path))}})
+    after.start()
+    try:
+        with after.client() as client:
+            assert _views(client, first) == seen
+            # It carries on: the held-back second step goes out, the first is not sent again.
+            slow = after.wait_for_messages(2, "slow")
+            assert [str(m["Subject"]) for m in slow] == ["One", "Two"]
+
+            def second_completed() -> bool:
+                return bool(client.get(f"/api/sequences/{second}").json()["status"] == "completed")
+
+            wait_until(second_completed, timeout=60, what=after.log)
+            assert len(after.messages("slow")) == 2
+            # Nothing of the first sequence went out again; its contacts wait for their follow-up.
+            assert len(after.messages("sales")) == 3
+            assert _views(client, first) == seen
+            assert client.get("/api/replies").json()["total"] == 1
+        assert pg_query(url, "SELECT count(*) FROM outbox") == [(5,)]
+        assert pg_query(url, "SELECT count(*) FROM outbox GROUP BY enrollment_id, step_id HAVING count(*) > 1") == []
+    finally:
+        assert after.stop() == 0, after.log()
