@@ -90,6 +90,7 @@ async def test_contacts(store: FullStore, sink: RecordingSink) -> None:
     assert [c.id for c in await catalog.search_contacts("example", 10, 0)] == [ada.id, bob.id]
     assert [c.id for c in await catalog.search_contacts("_b", 10, 0)] == [bob.id]  # "_" is literal
     assert [c.id for c in await catalog.search_contacts("example", 1, 1)] == [bob.id]
+    assert [c.id for c in await catalog.search_contacts("EXAMPLE", 10, 0)] == [ada.id, bob.id]  # ASCII case aside
     changed = await catalog.update_contact(ada.id, {"first_name": "Augusta", "fields": {"lang": "en"}}, T0 + 1)
     assert (changed.first_name, changed.fields) == ("Augusta", {"city": "London", "lang": "en"})
     with pytest.raises(Conflict):

@@ -128,6 +128,7 @@ async def test_delay_and_domain_lookups(store: FullStore) -> None:
     bob = await enroll_one(store, sequence.id, "bob@acme.example")
     await enroll_one(store, sequence.id, "cy@other.example")
     assert await signals.active_in_sequence_at_domain(sequence.id, "acme.example") == [ada, bob]
+    assert await signals.active_in_sequence_at_domain(sequence.id, "ACME.Example") == [ada, bob]
     assert await signals.delay_enrollment(ada, T0 + 7 * 86400, T0 + 1)
     assert await signals.delay_enrollment(ada, T0 + 86400, T0 + 2)  # active, so accepted; an earlier date never pulls it in
     rows = {r.enrollment_id: r.next_run_at for r in await store.due_for_mailbox("sales", (0.0, 0), T0 + 30 * 86400, 10)}

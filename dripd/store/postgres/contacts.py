@@ -66,7 +66,8 @@ class ContactOps:
     @operation
     def search_contacts(self, db: Conn, email_part: str, limit: int, offset: int) -> list[Contact]:
         pattern = "%" + email_part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = fetch_all(db, "SELECT * FROM contacts WHERE email LIKE %s ESCAPE '\\' ORDER BY id LIMIT %s OFFSET %s",
+        # ILIKE: SQLite's LIKE ignores ASCII case, and both backends must find the same contacts.
+        rows = fetch_all(db, "SELECT * FROM contacts WHERE email ILIKE %s ESCAPE '\\' ORDER BY id LIMIT %s OFFSET %s",
                          (pattern, limit, offset))
         return [contact_from_row(r) for r in rows]
 

@@ -131,7 +131,8 @@ class RunOps:
         self, db: Conn, enrollment_id: int, step_id: int, mailbox_id: str, message_id: str,
         subject: str, now: float, variant: str | None = None,
     ) -> Claim | None:
-        """Commit (durably) the ledger row before the transport is called. None means the step
+        """Commit (durably: PostgreSQL's COMMIT with synchronous_commit on returns once the WAL
+        is flushed) the ledger row before the transport is called. None means the step
         was already sent, is in flight or is uncertain: the ledger refuses a second send. The row
         pins ``variant``; a retry keeps the variant of the first attempt (``Claim.variant``)."""
         check_fence(db, self.fence, mailbox_id)

@@ -149,6 +149,6 @@ class SignalOps:
     def active_in_sequence_at_domain(self, db: Conn, sequence_id: int, domain: str) -> list[int]:
         rows = fetch_all(
             db, "SELECT e.id FROM enrollments e JOIN contacts c ON c.id = e.contact_id"
-                " WHERE e.sequence_id = %s AND e.status = 'active' AND c.email LIKE %s ORDER BY e.id",
+                " WHERE e.sequence_id = %s AND e.status = 'active' AND c.email ILIKE %s ORDER BY e.id",  # as SQLite's LIKE: case aside
             (sequence_id, "%@" + domain))
         return [r[0] for r in rows]
