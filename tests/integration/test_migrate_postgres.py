@@ -131,3 +131,43 @@ def test_a_running_installation_moves_and_carries_on(tmp_path: Path, dripd_proce
         assert pg_query(url, "SELECT count(*) FROM outbox GROUP BY enrollment_id, step_id HAVING count(*) > 1") == []
     finally:
         assert after.stop() == 0, after.log()
+
+
+def test_the_copy_is_one_snapshot_while_the_daemon_keeps_sending(tmp_path: Path, dripd_process: MakeDripd,
+                                                                  postgres: PostgresServer) -> None:
+    """Copied in the middle of 400 sends: the tables agree with each other as of one moment (a
+    table-by-table read without one snapshot would find more ledger rows than the enrollments
+    it read earlier had advanced for), and the daemon's writes went on during the copy."""
+    process = dripd_process(tmp_path)
+    process.start()
+    with process.client() as client:
+        created = client.post("/api/sequences", json={
+            "name": "busy", "mailboxId": "sales", "autoComplete": True,
+            "steps": [{"type": "email", "subject": "One", "body": "<p>one</p>"},
+                      {"type": "email", "subject": "Two", "body": "<p>two</p>", "thread": False}]})
+        assert created.status_code == 201, created.text
+        sequence_id = created.json()["id"]
+        csv = "email\n" + "".join(f"c{i:03d}@example.org\n" for i in range(200))
+        enrolled = client.post(f"/api/sequences/{sequence_id}/enroll/csv", content=csv.encode(),
+                               headers={"content-type": "text/csv"})
+        assert enrolled.status_code == 201, enrolled.text
+        assert client.post(f"/api/sequences/{sequence_id}/start").status_code == 200
+        process.wait_for_messages(20)
+        url = postgres.fresh_database()
+        moved = run_migrate("--from", f"sqlite:{process.state_dir / 'dripd.sqlite3'}", "--to", url,
+                            "--password-file", str(password_file(tmp_path)))
+        assert moved.returncode == 0, moved.stderr
+        copied = printed_counts(moved.stdout)["outbox"][0]
+        copied_sent = pg_query(url, "SELECT count(*) FROM outbox WHERE status = 'sent'")[0][0]
+        wait_until(lambda: client.get(f"/api/sequences/{sequence_id}").json()["status"] == "completed",
+                   timeout=120, what=process.log)
+    assert process.stop() == 0
+    assert 20 <= copied < 400, moved.stdout
+    assert pg_query(url, "SELECT count(*) FROM outbox") == [(copied,)]
+    assert sqlite_counts(process.state_dir / "dripd.sqlite3")["outbox"] == 400
+    # One moment of the ledger: the store marks a row sent, writes its event and advances the
+    # enrollment in one transaction, and the copy (tables read one after another) agrees on all three.
+    assert pg_query(url, "SELECT count(*) FROM enrollments e WHERE e.sent_count <>"
+                         " (SELECT count(*) FROM outbox o WHERE o.enrollment_id = e.id AND o.status = 'sent')") == [(0,)]
+    assert pg_query(url, "SELECT (SELECT count(*) FROM events WHERE kind = 'sent'),"
+                         " (SELECT count(*) FROM outbox WHERE status = 'sent')") == [(copied_sent, copied_sent)]
