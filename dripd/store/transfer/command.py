@@ -19,6 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from dripd.store.postgres.migrations import LATEST as PG_LATEST
 from dripd.store.postgres.migrations import migrate as migrate_schema
+from dripd.store.postgres.settings import SCHEMES, read_password_file, url_problem
 from dripd.store.sqlite.migrations import LATEST as SQLITE_LATEST
 from dripd.errors import StoreError
 from dripd.store.transfer import EX_CANTCREAT, EX_CONFIG, EX_SOFTWARE, TransferFailure
@@ -78,16 +79,17 @@ def source_path(text: str) -> Path:
 
 
 def target_url(text: str) -> str:
-    """A libpq URL with no password in it (neither user:secret@ nor ?password=)."""
-    if not text.startswith(("postgresql://", "postgres://")):
-        raise TransferFailure(f"--to: {text!r} must be a postgresql:// URL", EX_CONFIG)
-    try:
-        params = conninfo_to_dict(text)
-    except psycopg.ProgrammingError as exc:
-        raise TransferFailure(f"--to: not a valid PostgreSQL URL: {exc}", EX_CONFIG) from None
-    if params.get("password"):
+    """A libpq URL with no password in it (the store's own rule, ``url_problem``), that libpq parses."""
+    if url_problem(text) is not None:
+        if not text.startswith(tuple(f"{scheme}://" for scheme in SCHEMES)):
+            raise TransferFailure(f"--to: {text!r} must be a postgresql:// URL", EX_CONFIG)
+        # Not the URL itself in the message: it holds a secret.
         raise TransferFailure("--to: the URL holds a password; put it in --password-file or PGPASSWORD instead "
                               "(a URL shows in shell history, ps and logs)", EX_CONFIG)
+    try:
+        conninfo_to_dict(text)
+    except psycopg.ProgrammingError as exc:
+        raise TransferFailure(f"--to: not a valid PostgreSQL URL: {exc}", EX_CONFIG) from None
     return text
 
 
@@ -95,12 +97,9 @@ def read_password(path: Path | None) -> str | None:
     if path is None:
         return None
     try:
-        secret = path.read_text().rstrip("\r\n")
-    except OSError as exc:
-        raise TransferFailure(f"--password-file: cannot read {path}: {exc.strerror or exc}", EX_CONFIG) from None
-    if not secret:
-        raise TransferFailure(f"--password-file: {path} is empty", EX_CONFIG)
-    return secret
+        return read_password_file(path)  # the daemon's rule for [store] password_file: its first line
+    except ValueError as exc:
+        raise TransferFailure(f"--password-file: {exc}", EX_CONFIG) from None
 
 
 def transfer(snapshot: SqliteSnapshot, url: str, password: str | None) -> list[Copied]:
