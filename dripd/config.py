@@ -17,6 +17,7 @@ from typing import Annotated, Any, Collection, Literal, Mapping
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from dripd.api.limits import ApiLimits
+from dripd.cluster.settings import ClusterConfig
 from dripd.doctor.config import DoctorConfig
 from dripd.store.postgres.settings import StoreConfig
 from dripd.webhooks.settings import WebhookConfig, unique_names
@@ -346,6 +347,7 @@ class Config(_Strict):
     metrics: MetricsConfig = MetricsConfig()
     analytics: AnalyticsConfig = AnalyticsConfig()
     doctor: DoctorConfig = DoctorConfig()
+    cluster: ClusterConfig = ClusterConfig()  # read only when the store is PostgreSQL (several nodes)
     webhooks: Annotated[list[WebhookConfig], AfterValidator(unique_names)] = Field(
         default=[], description="Outbound webhook endpoints (`[[webhooks]]`, see docs/webhooks.md).")
     store: StoreConfig = Field(default=StoreConfig(), description="The database: SQLite by default, or PostgreSQL.")

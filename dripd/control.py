@@ -171,22 +171,27 @@ class Control:
 
     async def pause_mailbox(self, mailbox_id: str, reason: str) -> None:
         lane = self._lane(mailbox_id)
-        lane.paused_reason = reason
+        if lane is not None:
+            lane.paused_reason = reason
         await self.store.set_mailbox_paused(mailbox_id, reason, self.clock.now())
-        lane.nudge()
+        if lane is not None:
+            lane.nudge()
 
     async def resume_mailbox(self, mailbox_id: str) -> None:
         """An operator's answer to an automatic pause (bounce rate, refused sender)."""
         lane = self._lane(mailbox_id)
-        lane.paused_reason = None
+        if lane is not None:
+            lane.paused_reason = None
         await self.store.set_mailbox_paused(mailbox_id, None, self.clock.now())
-        lane.invalidate()
+        if lane is not None:
+            lane.invalidate()
 
-    def _lane(self, mailbox_id: str) -> Lane:
-        lane = self.scheduler.lanes.get(mailbox_id)
-        if lane is None or self.config.current.mailbox(mailbox_id) is None:
+    def _lane(self, mailbox_id: str) -> Lane | None:
+        """The mailbox's lane on this node; None when another node of a cluster runs it (the
+        stored pause reaches that node's lane at its next poll)."""
+        if self.config.current.mailbox(mailbox_id) is None:
             raise NotFound(f"no mailbox {mailbox_id!r} in the configuration", details={"mailboxId": mailbox_id})
-        return lane
+        return self.scheduler.lanes.get(mailbox_id)
 
     # -- suppression list ----------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ import trio
 
 from dripd import logs
 from dripd.clock import Clock
+from dripd.cluster.node import ClusterCollector, ClusterNode
+from dripd.cluster.wake import keep_lanes_fresh
 from dripd.config import Config, MailboxConfig, load_config
 from dripd.control import Control
 from dripd.engine import Engine
@@ -54,6 +56,11 @@ def limits_of(mailbox: MailboxConfig) -> Limits:
         timezone=mailbox.timezone,
         daily_new_cap=mailbox.daily_new_cap,
     )
+
+
+async def _leased_later(mailbox: MailboxConfig) -> None:
+    """A cluster node starts a mailbox added by a reload when it takes its lease (the lease
+    manager reads the configuration in force at every heartbeat)."""
 
 
 def _context_for(services: Services, mailbox_id: str, plugin: str) -> PluginContext:
@@ -127,20 +134,31 @@ class Daemon:
         if self._clock is None:
             self._clock = Clock()
         events = EventStream()
-        store = await open_backend(self._initial_config, events)
+        config = self._initial_config
+        # A PostgreSQL store is shared with other nodes: this node's leases fence its writes.
+        cluster = self._cluster_node(config.store.url, config.store.password()) if config.store.url else None
+        store = await open_backend(config, events, fence=cluster.fence if cluster else None,
+                                   node_id=cluster.node_id if cluster else None)
         try:
-            self._services = services = build(self._initial_config, self.plugins, store, events, self.clock)
+            self._services = services = build(self._initial_config, self.plugins, store, events, self.clock,
+                                              cluster=cluster)
             # Subscribed before recovery, so the plugin hook also hears what recovery resolves.
             plugin_events = events.subscribe("plugins", PLUGIN_EVENT_BUFFER)
-            # Recovery happens before READY and before any lane runs: no step sent twice.
-            services.state.uncertain_at_start = await services.engine.recover()
+            if cluster is None:
+                # Recovery happens before READY and before any lane runs: no step sent twice.
+                services.state.uncertain_at_start = await services.engine.recover()
+            else:
+                await cluster.join()  # each mailbox is recovered when its lease is taken
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(consume, plugin_events, self._notify_plugins, "plugins")
                 await nursery.start(services.webhooks.run)
-                await self._start_detectors(nursery)
-                for mailbox in services.config.mailboxes:
-                    await self.start_lane(mailbox)
+                if cluster is None:
+                    await self._start_detectors(nursery, services.config.mailboxes)
+                    for mailbox in services.config.mailboxes:
+                        await self.start_lane(mailbox)
+                else:
+                    await self._start_cluster(nursery, cluster, store)
                 await self._start_listeners(nursery)
                 if self.handle_signals:
                     nursery.start_soon(self._signals)
@@ -170,12 +188,12 @@ class Daemon:
     async def _notify_plugins(self, event: Event) -> None:
         self.plugins.notify(event)
 
-    async def _start_detectors(self, nursery: trio.Nursery) -> None:
+    async def _start_detectors(self, nursery: trio.Nursery, mailboxes: list[MailboxConfig]) -> None:
         """Detectors first: a reply that arrived while dripd was stopped must be read before a
         follow-up to the same contact can go out (up to DETECTOR_CATCH_UP_SECONDS)."""
         services = self.services
         detectors = []
-        for mailbox in services.config.mailboxes:
+        for mailbox in mailboxes:
             context_for = partial(_context_for, services, mailbox.id)
             for detector in self.plugins.build_detectors(mailbox, context_for):
                 detectors.append(detector)
@@ -203,10 +221,12 @@ class Daemon:
             await trio.sleep(delay)
             delay = min(delay * 2, 300.0)
 
-    async def start_lane(self, mailbox: MailboxConfig) -> Lane:
-        """A new mailbox's lane, with its caps rebuilt from recent sends and its pause kept."""
+    async def start_lane(self, mailbox: MailboxConfig, nursery: trio.Nursery | None = None) -> Lane:
+        """A new mailbox's lane, with its caps rebuilt from recent sends and its pause kept; it
+        runs in ``nursery`` (a cluster node's per-mailbox one), else in the daemon's."""
         services = self.services
-        assert self._nursery is not None
+        nursery = nursery or self._nursery
+        assert nursery is not None
         now = self.clock.now()
         history = await services.store.send_history(mailbox.id, now - HISTORY_SECONDS)
         first_emails = await services.store.first_email_history(mailbox.id, now - HISTORY_SECONDS)
@@ -220,8 +240,53 @@ class Daemon:
         if paused:
             lane.paused_reason = paused
         services.scheduler.add(lane)
-        await self._nursery.start(lane.run)
+        await nursery.start(lane.run)
         return lane
+
+    # -- several nodes (PostgreSQL): a mailbox runs here only while this node holds its lease ----
+
+    async def _start_cluster(self, nursery: trio.Nursery, cluster: ClusterNode, store: Any) -> None:
+        services = self.services
+        services.metrics.registry.register(ClusterCollector(cluster))
+        await nursery.start(cluster.run)
+        await nursery.start(keep_lanes_fresh, services.scheduler, store, getattr(store, "listen_due", None),
+                            services.config.cluster.poll_seconds)
+
+    def _cluster_node(self, url: str, password: str | None) -> ClusterNode:
+        """Built before the store: the store checks its fence on every ledger write."""
+        config = self._initial_config
+        return ClusterNode(
+            config.cluster, url, password, address=config.cluster.address or config.api.listen or "",
+            mailboxes=lambda: [m.id for m in self.config.mailboxes], host=self.host_mailbox,
+            lane_of=lambda mailbox_id: self.services.scheduler.lanes.get(mailbox_id),
+            release_grace=config.daemon.shutdown_grace_seconds)
+
+    async def host_mailbox(self, mailbox_id: str) -> None:
+        """One mailbox on a cluster node, from taking its lease until cancelled (the lease went):
+        the rows a previous holder left 'sending' are resolved first, then its detectors and its
+        lane run; its transport's connections close when it leaves."""
+        services = self.services
+        mailbox = services.config.mailbox(mailbox_id)
+        if mailbox is None:
+            return  # removed from the configuration: the lease manager releases it
+        lane: Lane | None = None
+        try:
+            services.state.uncertain_at_start += await services.engine.recover(mailbox_id)
+            async with trio.open_nursery() as nursery:
+                await self._start_detectors(nursery, [mailbox])
+                lane = await self.start_lane(mailbox, nursery)
+                log.info("mailbox %s runs on this node", mailbox_id)
+        finally:
+            if lane is not None and services.scheduler.lanes.get(mailbox_id) is lane:
+                del services.scheduler.lanes[mailbox_id]
+            log.info("mailbox %s no longer runs on this node", mailbox_id)
+            transport = services.transports.get(mailbox_id)
+            if transport is not None:
+                with trio.CancelScope(shield=True):
+                    try:
+                        await transport.aclose()
+                    except Exception:
+                        log.exception("mailbox %s: closing its transport failed", mailbox_id)
 
     async def _start_listeners(self, nursery: trio.Nursery) -> None:
         """The control API always; tracking and /metrics when configured. Imported here: the
@@ -293,7 +358,8 @@ class Daemon:
         """Put ``new`` in force (see ``dripd.reload.apply_config`` for what changes live)."""
         logs.set_level(new.daemon.log_level)
         assert self._nursery is not None
-        await apply_config(self.services, new, self.start_lane, limits_of, self._nursery.start_soon)
+        start = self.start_lane if self.services.cluster is None else _leased_later
+        await apply_config(self.services, new, start, limits_of, self._nursery.start_soon)
 
     async def _maintenance(self) -> None:
         while True:

@@ -369,10 +369,13 @@ class Engine:
 
     # -- crash recovery ----------------------------------------------------------------------
 
-    async def recover(self) -> int:
-        """Resolve ledger rows a crash left 'sending'. Returns how many stayed uncertain."""
+    async def recover(self, mailbox_id: str | None = None) -> int:
+        """Resolve ledger rows a crash left 'sending' (only ``mailbox_id``'s: a node of a cluster
+        resolves a mailbox's rows when it takes its lease). Returns how many stayed uncertain."""
         uncertain = 0
         for row in await self.store.outbox_in_state("sending"):
+            if mailbox_id is not None and row.mailbox_id != mailbox_id:
+                continue
             delivered = await self._lookup(row)
             now = self.clock.now()
             if delivered is False or (delivered is None and self.config.current.daemon.resend_uncertain):

@@ -70,7 +70,7 @@ async def _close_when_idle(transport: Transport, lane: Lane | None) -> None:
 
 
 async def apply_config(
-    services: Services, new: Config, start_lane: Callable[[MailboxConfig], Awaitable[Lane]],
+    services: Services, new: Config, start_lane: Callable[[MailboxConfig], Awaitable[object]],
     limits_of: Callable[[MailboxConfig], Limits], spawn: Callable[..., None],
 ) -> None:
     """Swap in ``new`` and apply it to the running lanes and transports; ``spawn`` starts a
@@ -104,5 +104,7 @@ async def apply_config(
             lane.paused_reason = None
         lane.invalidate()
     for removed in set(before) - {m.id for m in new.mailboxes}:
+        if removed not in lanes:
+            continue  # run by another node of a cluster, or released: nothing to hold here
         lanes[removed].paused_reason = REMOVED
         log.info("reload: mailbox %s removed: its lane holds its contacts", removed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -29,6 +30,9 @@ from dripd.safeguards import Safeguards
 from dripd.scheduler import Scheduler
 from dripd.store.backend import Backend
 from dripd.webhooks.dispatcher import Dispatcher
+
+if TYPE_CHECKING:
+    from dripd.cluster.node import ClusterNode
 
 log = logging.getLogger("dripd")
 
@@ -93,6 +97,7 @@ class Services:
     state: RunState
     webhooks: Dispatcher
     inbox: Inbox
+    cluster: "ClusterNode | None" = None  # several nodes on PostgreSQL; None: one node holds every mailbox
 
     @property
     def config(self) -> Config:
@@ -118,7 +123,7 @@ class Services:
 
 
 def build(config: Config, plugins: Plugins, store: Backend, events: EventStream, clock: Clock, *,
-          rng: random.Random | None = None) -> Services:
+          rng: random.Random | None = None, cluster: "ClusterNode | None" = None) -> Services:
     """Every service of one daemon over an opened ``store`` that publishes to ``events``."""
     live = LiveConfig(config)
     metrics = Metrics()
@@ -142,5 +147,5 @@ def build(config: Config, plugins: Plugins, store: Backend, events: EventStream,
         safeguards=safeguards, engagement=engagement, engine=engine,
         reactions=Reactions(store, store, store, scheduler, clock, safeguards, inbox),
         control=Control(live, store, scheduler, clock), health=health, plugins=plugins,
-        state=RunState(started_at=clock.now()), webhooks=webhooks, inbox=inbox,
+        state=RunState(started_at=clock.now()), webhooks=webhooks, inbox=inbox, cluster=cluster,
     )

@@ -41,6 +41,8 @@ async def status(services: ServicesDep) -> dict[str, Any]:
         "sendsToday": sum(lane.limiter.sends_today(now) for lane in lanes),
         "counters": {"sent": counters.sent, "retried": counters.retried, "bounced": counters.bounced,
                      "uncertain": counters.uncertain},
+        # Several nodes: every node and each mailbox's lease holder. None: one node, no leases.
+        "cluster": await services.cluster.status() if services.cluster is not None else None,
     }
 
 

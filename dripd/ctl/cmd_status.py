@@ -19,7 +19,24 @@ def status(client: Client, args: argparse.Namespace) -> int:
            ("queue depth", data["queueDepth"]), ("sends today", data["sendsToday"]),
            ("uncertain sends", data["uncertainSends"]), ("mailboxes", data["mailboxes"]),
            ("paused mailboxes", ", ".join(data["pausedMailboxes"]) or "none")])
+    cluster = data.get("cluster")
+    if cluster:
+        _cluster(cluster)
     return 0
+
+
+def _cluster(cluster: dict[str, Any]) -> None:
+    """Several nodes: which answered this command, every node, and who holds each mailbox."""
+    print(f"\nnode {cluster['node']} (this one); leases last {cluster['leaseSeconds']:g}s")
+    if "error" in cluster:
+        print(f"cluster: {cluster['error']}")
+        return
+    table([(n["id"], n["address"] or "-", n["lastHeartbeat"], f"{n['heartbeatAgeSeconds']:.1f}s ago",
+            "yes" if n["alive"] else "no") for n in cluster["nodes"]],
+          ("node", "address", "last heartbeat", "age", "alive"))
+    print()
+    table([(lease["mailboxId"], lease["holder"] or "(free)", lease["generation"], lease["expiresAt"] or "-")
+           for lease in cluster["leases"]], ("mailbox", "held by", "generation", "expires"))
 
 
 def _ready(mailbox: dict[str, Any]) -> str:

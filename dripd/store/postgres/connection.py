@@ -30,7 +30,7 @@ import psycopg.errors
 import trio
 
 from dripd.clock import offloaded
-from dripd.errors import StoreError
+from dripd.errors import Conflict, DripdError, StoreError
 from dripd.events import Event, EventSink
 from dripd.store.api import LeaseFence
 from dripd.store.postgres import journal
@@ -43,10 +43,15 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def map_error(exc: psycopg.Error) -> StoreError:
+def map_error(exc: psycopg.Error) -> DripdError:
     """Driver errors become one StoreError at the edge, with the cause in words (never the
-    password: libpq's messages do not carry it, and the URL given has none)."""
+    password: libpq's messages do not carry it, and the URL given has none); a unique row
+    another session kept winning after the retries is a Conflict, not an outage."""
     text = str(exc).strip()
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        constraint = exc.diag.constraint_name or ""
+        return Conflict(f"the row exists already ({constraint or 'a unique key'})",
+                        details={"constraint": constraint})
     if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
         reason = "the database is read-only (a standby, or default_transaction_read_only)"
     elif isinstance(exc, psycopg.errors.DiskFull):
@@ -64,8 +69,11 @@ def map_error(exc: psycopg.Error) -> StoreError:
 
 
 # A transaction that lost a deadlock or a serialization check did nothing: it is run again, a
-# few times, before the caller is told.
-_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+# few times, before the caller is told. So does one that lost a race to insert a unique row
+# (two nodes creating one contact or list, enrolling one contact): run again, it reads the row
+# the other committed and answers as if it had come second (an existing contact, a Conflict).
+_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
+              psycopg.errors.UniqueViolation)
 _ATTEMPTS = 4
 
 Operation = Callable[Concatenate[Any, Conn, P], R]

@@ -169,8 +169,12 @@ def end_now(
 
 
 def autocomplete(db: Conn, sequence_id: int, now: float) -> int | None:
-    """Complete the sequence when policy says its last active contact finishing does."""
-    row = fetch_one(db, "SELECT status, settings, mailbox_id FROM sequences WHERE id = %s", (sequence_id,))
+    """Complete the sequence when policy says its last active contact finishing does.
+
+    The sequence row is locked first: two transactions ending its last two contacts at once
+    (two lanes, two nodes) would each still see the other's contact active and neither would
+    complete it. Under the lock the count below reads what the one before committed."""
+    row = fetch_one(db, "SELECT status, settings, mailbox_id FROM sequences WHERE id = %s FOR UPDATE", (sequence_id,))
     if row is None:
         return None
     # A row without the key reads as the model's default, like sequence_from_row reads it.

@@ -59,10 +59,13 @@ class ReplyOps:
     @operation
     def keep_reply(self, db: Conn, reply: NewReply) -> tuple[int, bool]:
         """Keep a reply once: the same raw message seen again (a detector restarting) returns
-        the row kept the first time. Returns (id, whether it is new)."""
+        the row kept the first time. Returns (id, whether it is new). Per mailbox one at a time
+        (an advisory lock): during a lease handover two nodes' detectors may read the same message."""
+        db.execute("SELECT pg_advisory_xact_lock(hashtext('dripd.reply:' || %s))", (reply.mailbox_id,))
         if reply.folder is not None and reply.uid is not None:
-            found = fetch_one(db, "SELECT id FROM replies WHERE mailbox_id = %s AND folder = %s AND uidvalidity IS NOT DISTINCT FROM %s"
-                                  " AND uid = %s", (reply.mailbox_id, reply.folder, reply.uidvalidity, reply.uid))
+            found = fetch_one(db, "SELECT id FROM replies WHERE mailbox_id = %s AND folder = %s"
+                                  " AND uidvalidity IS NOT DISTINCT FROM %s AND uid = %s",
+                              (reply.mailbox_id, reply.folder, reply.uidvalidity, reply.uid))
         else:
             found = fetch_one(db, "SELECT id FROM replies WHERE mailbox_id = %s AND message_id = %s AND message_id != ''",
                               (reply.mailbox_id, reply.message_id))
@@ -122,8 +125,10 @@ class ReplyOps:
     @operation
     def claim_answer(self, db: Conn, reply_id: int, message_id: str, subject: str, text: str, now: float) -> int:
         """The answer's row, committed before the transport is called (as the ledger's claim is),
-        so a crash mid-send leaves it visible as "sending", never silently lost or sent twice."""
+        so a crash mid-send leaves it visible as "sending", never silently lost or sent twice.
+        The reply's row is locked: two answers claimed at once from two nodes cannot both pass."""
         _load(db, reply_id)
+        db.execute("SELECT 1 FROM replies WHERE id = %s FOR UPDATE", (reply_id,))
         busy = fetch_one(db, "SELECT id FROM reply_answers WHERE reply_id = %s AND status = 'sending'", (reply_id,))
         if busy is not None:
             raise Conflict(f"an answer to reply {reply_id} is being sent", details={"replyId": reply_id})

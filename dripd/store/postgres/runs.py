@@ -354,8 +354,9 @@ class RunOps:
     @operation
     def set_mailbox_paused(self, db: Conn, mailbox_id: str, reason: str | None, now: float) -> None:
         """Pause (with the reason) or resume a mailbox; an actual change writes mailbox_paused
-        or mailbox_resumed."""
-        row = fetch_one(db, "SELECT paused_reason FROM mailbox_state WHERE mailbox_id = %s", (mailbox_id,))
+        or mailbox_resumed (once: the row is locked, so two nodes pausing it at once write one)."""
+        db.execute("INSERT INTO mailbox_state (mailbox_id) VALUES (%s) ON CONFLICT DO NOTHING", (mailbox_id,))
+        row = fetch_one(db, "SELECT paused_reason FROM mailbox_state WHERE mailbox_id = %s FOR UPDATE", (mailbox_id,))
         before = row["paused_reason"] if row else None
         resumed = reason is None and before is not None
         db.execute(

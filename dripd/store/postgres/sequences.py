@@ -13,8 +13,12 @@ from dripd.store.postgres.sql import Conn, fetch_all, fetch_one, notify_due, run
 from dripd.store.postgres.journal import end_now, write_event
 
 
-def load_sequence(db: Conn, sequence_id: int) -> Sequence:
-    row = fetch_one(db, "SELECT * FROM sequences WHERE id = %s", (sequence_id,))
+def load_sequence(db: Conn, sequence_id: int, *, for_update: bool = False) -> Sequence:
+    """The sequence; ``for_update`` locks its row until COMMIT, so edits of one sequence from
+    several sessions (API calls on two nodes, the send path auto-completing it) apply one after
+    the other, each seeing the last, as SQLite's single writer has them."""
+    row = fetch_one(db, "SELECT * FROM sequences WHERE id = %s" + (" FOR UPDATE" if for_update else ""),
+                    (sequence_id,))
     if row is None:
         raise NotFound(f"no sequence with id {sequence_id}", details={"sequenceId": sequence_id})
     return sequence_from_row(row)
@@ -103,7 +107,7 @@ class SequenceOps:
 
     @operation
     def update_sequence(self, db: Conn, sequence_id: int, settings: SequenceSettings, now: float) -> Sequence:
-        _editable(load_sequence(db, sequence_id))
+        _editable(load_sequence(db, sequence_id, for_update=True))
         db.execute(
             "UPDATE sequences SET name = %s, mailbox_id = %s, settings = %s, updated_at = %s WHERE id = %s",
             (settings.name, settings.mailbox_id, settings_to_json(settings), now, sequence_id),
@@ -124,7 +128,7 @@ class SequenceOps:
     ) -> Sequence:
         """Apply start/pause/resume/complete with the seeds' rules (InvalidTransition otherwise);
         a pause writes sequence_paused (with the reason), a completion sequence_completed."""
-        sequence = load_sequence(db, sequence_id)
+        sequence = load_sequence(db, sequence_id, for_update=True)
         new_status = transition(sequence.status, action)
         if action is Action.START and not live_steps(db, sequence_id):
             raise Conflict("a sequence needs at least one step to start", details={"sequenceId": sequence_id})
@@ -167,7 +171,7 @@ class SequenceOps:
 
     @operation
     def add_step(self, db: Conn, sequence_id: int, step: Step, now: float) -> list[Step]:
-        _editable(load_sequence(db, sequence_id))
+        _editable(load_sequence(db, sequence_id, for_update=True))
         steps = live_steps(db, sequence_id)
         check_step_list(steps + [step])
         row = fetch_one(db, "SELECT COALESCE(MAX(ord), -1) + 1 AS next FROM steps WHERE sequence_id = %s", (sequence_id,))
@@ -180,7 +184,7 @@ class SequenceOps:
     @operation
     def replace_step(self, db: Conn, sequence_id: int, index: int, step: Step, now: float) -> list[Step]:
         """Edit in place: same id and position; applies to future runs only."""
-        _editable(load_sequence(db, sequence_id))
+        _editable(load_sequence(db, sequence_id, for_update=True))
         steps = live_steps(db, sequence_id)
         target = _at(steps, sequence_id, index)
         check_step_list([step if s.id == target.id else s for s in steps])
@@ -191,7 +195,7 @@ class SequenceOps:
     @operation
     def delete_step(self, db: Conn, sequence_id: int, index: int, now: float) -> list[Step]:
         """Soft delete, so sent messages keep their step; later steps re-index."""
-        _editable(load_sequence(db, sequence_id))
+        _editable(load_sequence(db, sequence_id, for_update=True))
         steps = live_steps(db, sequence_id)
         target = _at(steps, sequence_id, index)
         check_step_list([s for s in steps if s.id != target.id])

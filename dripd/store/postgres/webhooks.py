@@ -23,6 +23,7 @@ _DELIVERY_COLUMNS = ("d.id, d.endpoint_id, d.event_id, d.status, d.attempts, d.c
 # node that claimed it is presumed gone and any node may attempt it again (deliveries are
 # at-least-once, each signed with the same webhook-id, so a receiver can drop a repeat).
 IN_FLIGHT_MARGIN = 60.0
+_SYNC_LOCK = 0x647269707768  # "dripwh": the config sync's advisory lock key
 
 
 def _kinds_column(kinds: tuple[str, ...] | None) -> str:
@@ -63,7 +64,9 @@ class WebhookOps:
     def webhook_sync_config(self, db: Conn, specs: Sequence[EndpointSpec], now: float) -> None:
         """Make the config-defined endpoints exactly ``specs`` (by name). A changed one keeps
         its id and its deliveries; a removed one goes with its outbox; an API endpoint of the
-        same name becomes the config's."""
+        same name becomes the config's. Nodes starting at once run this one after the other
+        (a transaction-level advisory lock), so each finds what the one before wrote."""
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (_SYNC_LOCK,))
         wanted = {spec.name for spec in specs}
         for row in fetch_all(db, "SELECT id, name FROM webhook_endpoints WHERE source = 'config'"):
             if row[1] not in wanted:

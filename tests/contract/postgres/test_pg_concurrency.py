@@ -1,11 +1,15 @@
 """Several nodes on one database: claims never hand one row out twice. The ledger's unique
 (enrollment, step) row refuses a second claim from another node; webhook deliveries are claimed
-with FOR UPDATE SKIP LOCKED (a row another session is claiming is skipped, not waited for)."""
+with FOR UPDATE SKIP LOCKED (a row another session is claiming is skipped, not waited for).
+What SQLite's single writer serialised by itself holds across sessions too: auto-completion,
+the webhook config sync of nodes starting together, a unique name created twice at once."""
 
 from __future__ import annotations
 
 import trio
 
+from dripd.errors import Conflict
+from dripd.model import EnrollmentStatus, SequenceStatus
 from dripd.store import ContactInput
 from dripd.store.postgres import PostgresStore
 from dripd.webhooks.records import EndpointSpec
@@ -75,3 +79,59 @@ async def test_dispatchers_on_two_nodes_never_take_one_delivery_twice(pg_url: st
         ids = sorted(r[0] for r in conn.execute("SELECT id FROM webhook_deliveries"))
     assert len(ids) == 30  # one per enrolled event
     assert sorted(every) == ids  # every delivery taken, none twice
+
+
+async def test_last_contacts_ending_on_two_nodes_at_once_complete_the_sequence(open_store: Opener) -> None:
+    """Each node ends one of a sequence's last two contacts at the same moment: the sequence
+    auto-completes (without the sequence row's lock each would still see the other active)."""
+    nodes = [await open_store(node_id="n1"), await open_store(node_id="n2")]
+    sequences = []
+    for round_ in range(8):
+        sequence, _ = await active_sequence(nodes[0], name=f"race{round_}")
+        result = await nodes[0].enroll(sequence.id, [ContactInput(f"r{round_}.{i}@example.org") for i in range(2)],
+                                       None, T0, strict=True)
+        sequences.append((sequence.id, result.enrolled))
+    completed: list[int] = []
+
+    async def end(node: PostgresStore, enrollment: int) -> None:
+        done = await node.finish(enrollment, EnrollmentStatus.COMPLETED, None, T0 + 1)
+        if done is not None:
+            completed.append(done)
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for _, (first, second) in sequences:
+                nursery.start_soon(end, nodes[0], first)
+                nursery.start_soon(end, nodes[1], second)
+    assert sorted(completed) == sorted(sequence_id for sequence_id, _ in sequences)  # each exactly once
+    for sequence_id, _ in sequences:
+        assert (await nodes[1].get_sequence(sequence_id))[0].status is SequenceStatus.COMPLETED
+
+
+async def test_nodes_starting_at_once_sync_the_configured_webhooks_once(open_store: Opener) -> None:
+    nodes = [await open_store(node_id=f"n{i}") for i in range(4)]
+    spec = EndpointSpec("crm", "http://127.0.0.1:9/", "whsec_dGVzdA==", None)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for node in nodes:
+                nursery.start_soon(node.webhook_sync_config, [spec], T0)
+    assert [e.name for e in await nodes[0].webhook_endpoints()] == ["crm"]
+
+
+async def test_one_list_name_created_on_two_nodes_at_once_is_one_list(open_store: Opener) -> None:
+    nodes = [await open_store(node_id="n1"), await open_store(node_id="n2")]
+    outcomes: list[object] = []
+
+    async def create(node: PostgresStore) -> None:
+        try:
+            outcomes.append(await node.create_list("vip", T0))
+        except Conflict as exc:
+            outcomes.append(exc)
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for node in nodes:
+                nursery.start_soon(create, node)
+    assert len([o for o in outcomes if isinstance(o, int)]) == 1
+    assert len([o for o in outcomes if isinstance(o, Conflict)]) == 1
+    assert [name for _, name, _ in await nodes[1].list_lists()] == ["vip"]
