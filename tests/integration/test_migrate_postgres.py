@@ -138,7 +138,9 @@ def test_the_copy_is_one_snapshot_while_the_daemon_keeps_sending(tmp_path: Path,
     """Copied in the middle of 400 sends: the tables agree with each other as of one moment (a
     table-by-table read without one snapshot would find more ledger rows than the enrollments
     it read earlier had advanced for), and the daemon's writes went on during the copy."""
-    process = dripd_process(tmp_path)
+    # 50 sends a second, evenly spaced: the 400 take ~8 s, so the copy (taken ~1-3 s after the
+    # 20th) lands mid-way however loaded the machine is, and the sending goes on after it.
+    process = dripd_process(tmp_path, mailboxes=[fast_mailbox(tmp_path, hourly_cap=180_000, burst=1)])
     process.start()
     with process.client() as client:
         created = client.post("/api/sequences", json={
@@ -162,6 +164,7 @@ def test_the_copy_is_one_snapshot_while_the_daemon_keeps_sending(tmp_path: Path,
         wait_until(lambda: client.get(f"/api/sequences/{sequence_id}").json()["status"] == "completed",
                    timeout=120, what=process.log)
     assert process.stop() == 0
+    print(f"copied {copied} of 400 ledger rows while the daemon sent")
     assert 20 <= copied < 400, moved.stdout
     assert pg_query(url, "SELECT count(*) FROM outbox") == [(copied,)]
     assert sqlite_counts(process.state_dir / "dripd.sqlite3")["outbox"] == 400
