@@ -154,7 +154,7 @@ def report(copied: list[Copied], path: Path, url: str, out: TextIO) -> None:
     print(f"dripd migrate: {path} (SQLite schema {SQLITE_LATEST}) -> {url} (PostgreSQL schema {PG_LATEST}),"
           " one transaction, committed", file=out)
     print(f"{'table':<{width}}  {'sqlite':>10}  {'postgresql':>10}", file=out)
-    for c in copied:
+    for c in sorted(copied, key=lambda c: c.table):  # copied parents first; listed by name
         print(f"{c.table:<{width}}  {c.source_rows:>10}  {c.target_rows:>10}", file=out)
     total_source = sum(c.source_rows for c in copied)
     total_target = sum(c.target_rows for c in copied)
