@@ -129,8 +129,15 @@ class PgConnection:
     def connect(self) -> Conn:
         """A new session (worker thread): autocommit, so each operation's ``transaction()`` is
         its whole transaction; synchronous_commit on, so every COMMIT is durable."""
-        kwargs: dict[str, Any] = {"autocommit": True, "row_factory": pg_rows, "connect_timeout": 10,
-                                  "application_name": f"dripd {self.node_id}" if self.node_id else "dripd"}
+        kwargs: dict[str, Any] = {
+            "autocommit": True, "row_factory": pg_rows, "connect_timeout": 10,
+            "application_name": f"dripd {self.node_id}" if self.node_id else "dripd",
+            # A silent network loss (a partition, a server's machine gone) fails the session's
+            # next statement within about half a minute instead of TCP's retransmission limit
+            # (~15 min); ignored on a Unix socket.
+            "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+            "tcp_user_timeout": 30_000,
+        }
         if self._password is not None:
             kwargs["password"] = self._password
         conn: Conn = psycopg.connect(self.url, **kwargs)
@@ -185,7 +192,8 @@ class PgConnection:
             with offloaded:
                 outcome = await trio.to_thread.run_sync(self._transact, conn, call, args, kwargs)
             session = outcome.conn
-            if isinstance(outcome.error, psycopg.OperationalError):
+            lost = session is None or session.closed or session.broken
+            if lost and isinstance(outcome.error, psycopg.OperationalError):
                 # The server went away (or restarted): the other idle sessions are as dead as
                 # this one; drop them rather than fail one caller per session.
                 idle, self._idle = self._idle, []
@@ -193,7 +201,7 @@ class PgConnection:
                     if dead is not None:
                         dead.close()
             elif session is not None:
-                if self._open and not session.closed:
+                if self._open and not lost:
                     self._idle.append(session)
                 else:
                     session.close()

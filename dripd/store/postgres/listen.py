@@ -38,7 +38,10 @@ def _listen_loop(connect: Callable[[], "psycopg.Connection[Any]"], on_due: Calla
             conn.execute(f"LISTEN {CHANNEL}")
             while not stop.is_set():
                 for notify in conn.notifies(timeout=_POLL_SECONDS):
-                    token.run_sync_soon(on_due, notify.payload)
+                    try:
+                        token.run_sync_soon(on_due, notify.payload)
+                    except trio.RunFinishedError:
+                        return  # the daemon is gone; this abandoned thread just ends
         except psycopg.Error as exc:
             if not stop.is_set():
                 log.warning("LISTEN %s: session lost (%s); reconnecting", CHANNEL, str(exc).splitlines()[0])

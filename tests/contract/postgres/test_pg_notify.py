@@ -44,15 +44,23 @@ async def test_enroll_start_and_a_move_notify_the_mailbox(pg_url: str, open_stor
 async def test_listen_due_reaches_the_trio_side(open_store: Opener) -> None:
     store = await open_store()
     woken: list[str] = []
+    arrived = trio.Event()
+
+    def on_due(mailbox_id: str) -> None:
+        woken.append(mailbox_id)
+        arrived.set()
+
     sequence, _ = await active_sequence(store, mailbox_id="sales")
     async with trio.open_nursery() as nursery:
-        await nursery.start(store.listen_due, woken.append)
+        await nursery.start(store.listen_due, on_due)
         with trio.fail_after(20):
-            # The LISTEN session may still be connecting: enroll until one notification lands.
+            # The LISTEN session may still be connecting when the first enrollment commits (its
+            # notification then goes to nobody): enroll again until one is heard.
             index = 0
-            while not woken:
+            while not arrived.is_set():
                 await store.enroll(sequence.id, [ContactInput(f"n{index}@example.org")], None, T0, strict=True)
                 index += 1
-                await trio.sleep(0.2)
+                with trio.move_on_after(1):
+                    await arrived.wait()
         nursery.cancel_scope.cancel()
     assert set(woken) == {"sales"}
