@@ -17,7 +17,7 @@ import trio
 
 from dripd import logs
 from dripd.clock import Clock
-from dripd.cluster.node import ClusterCollector, ClusterNode
+from dripd.cluster.node import ClusterCollector, ClusterNode, forget_mailbox_gauges
 from dripd.cluster.wake import keep_lanes_fresh
 from dripd.config import Config, MailboxConfig, load_config
 from dripd.control import Control
@@ -267,8 +267,8 @@ class Daemon:
         lane run; its transport's connections close when it leaves."""
         services = self.services
         mailbox = services.config.mailbox(mailbox_id)
-        if mailbox is None:
-            return  # removed from the configuration: the lease manager releases it
+        if mailbox is None or services.stop_requested.is_set():
+            return  # removed from the configuration (released at the next heartbeat), or stopping
         lane: Lane | None = None
         try:
             services.state.uncertain_at_start += await services.engine.recover(mailbox_id)
@@ -279,6 +279,7 @@ class Daemon:
         finally:
             if lane is not None and services.scheduler.lanes.get(mailbox_id) is lane:
                 del services.scheduler.lanes[mailbox_id]
+            forget_mailbox_gauges(services.metrics, mailbox_id)
             log.info("mailbox %s no longer runs on this node", mailbox_id)
             transport = services.transports.get(mailbox_id)
             if transport is not None:

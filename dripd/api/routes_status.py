@@ -62,6 +62,8 @@ def mailbox_json(services: "Services", mailbox: MailboxConfig) -> dict[str, Any]
                            "transport": mailbox.transport, "timezone": mailbox.timezone,
                            "dailyCap": mailbox.daily_cap, "hourlyCap": mailbox.hourly_cap, "burst": mailbox.burst,
                            "concurrency": mailbox.concurrency}
+    if services.cluster is not None:
+        out["node"] = services.cluster.holder_of(mailbox.id)  # the live numbers below come from that node
     lane = services.scheduler.lanes.get(mailbox.id)
     if lane is None:
         return out

@@ -50,6 +50,7 @@ class LeaseManager:
         self._held: dict[str, int] = {}  # mailbox id -> generation, while this node may send for it
         self._releasing: set[str] = set()
         self.live_nodes: tuple[str, ...] = ()
+        self.holders: dict[str, str | None] = {}  # mailbox id -> holder, as of the last heartbeat
         self.renewal_failures = 0
         self._changed = trio.Event()  # the tenure moved: the guard re-reads its deadline
         self._keeper = keeper
@@ -125,6 +126,7 @@ class LeaseManager:
                 return
             if generation_or_none is not None and self.tenure.valid(self._monotonic()):
                 self._held[mailbox_id] = generation_or_none
+                self.holders[mailbox_id] = self.node_id
                 log.info("cluster: node %s holds mailbox %s (generation %d)", self.node_id, mailbox_id,
                          generation_or_none)
                 keeper.hold(mailbox_id)
@@ -136,6 +138,7 @@ class LeaseManager:
         Returns the free leases this node should now take."""
         keeper = self._keeper
         self.live_nodes = result.live_nodes
+        self.holders = dict(result.holders)
         for mailbox_id, generation in list(self._held.items()):
             if result.renewed.get(mailbox_id) != generation:
                 # Expired in the database (renewals failed for too long) and maybe taken over.

@@ -22,6 +22,7 @@ from dripd.cluster.keeper import HostMailbox, LaneKeeper, StoppableLane
 from dripd.cluster.leases import LeaseManager, LeaseUnavailable
 from dripd.cluster.settings import ClusterConfig
 from dripd.cluster.table import LeaseTable
+from dripd.metrics import Metrics
 
 log = logging.getLogger("dripd.cluster")
 
@@ -47,6 +48,12 @@ class ClusterNode:
     def fence(self) -> LeaseManager:
         """What the store checks on every ledger write (``dripd.store.api.LeaseFence``)."""
         return self.leases
+
+    def holder_of(self, mailbox_id: str) -> str | None:
+        """The node running the mailbox, as of this node's last heartbeat (None: nobody yet)."""
+        if mailbox_id in self.leases.held():
+            return self.node_id
+        return self.leases.holders.get(mailbox_id)
 
     async def join(self) -> None:
         await self.leases.join()
@@ -96,3 +103,14 @@ class ClusterCollector(Collector):
         failures = GaugeMetricFamily("dripd_lease_renewal_failures", "Heartbeats failed in a row (0: renewing)")
         failures.add_metric([], leases.renewal_failures)
         return [info, held, live, failures]
+
+
+def forget_mailbox_gauges(metrics: Metrics, mailbox_id: str) -> None:
+    """A mailbox that moved to another node has no live gauges here: its last values would
+    otherwise be scraped from two nodes at once."""
+    for gauge in (metrics.queue_depth, metrics.heap_size, metrics.tokens, metrics.sends_today, metrics.daily_cap,
+                  metrics.paused):
+        try:
+            gauge.remove(mailbox_id)
+        except KeyError:
+            pass  # never scraped while it ran here

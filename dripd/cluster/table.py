@@ -18,6 +18,7 @@ import psycopg
 log = logging.getLogger("dripd.cluster")
 
 DB_NOW = "extract(epoch from clock_timestamp())::float8"
+FORGET_NODES_AFTER_SECONDS = 3600.0  # dripctl status shows a dead node this long, then drops it
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,11 @@ class LeaseTable:
                 renewed = conn.execute(
                     f"UPDATE mailbox_leases SET expires_at = {DB_NOW} + %s WHERE holder = %s AND expires_at > {DB_NOW} "
                     "RETURNING mailbox_id, generation", (lease_seconds, node_id)).fetchall()
+                # Nodes silent for an hour are forgotten (ids are new at every start by default);
+                # SKIP LOCKED: two nodes pruning at once never wait on (or deadlock over) a row.
+                conn.execute(f"DELETE FROM cluster_nodes WHERE node_id IN (SELECT node_id FROM cluster_nodes "
+                             f"WHERE heartbeat_at < {DB_NOW} - %s FOR UPDATE SKIP LOCKED)",
+                             (max(FORGET_NODES_AFTER_SECONDS, 10 * lease_seconds),))
                 live = conn.execute(f"SELECT node_id FROM cluster_nodes WHERE heartbeat_at > {DB_NOW} - %s",
                                     (lease_seconds,)).fetchall()
                 holders = conn.execute(

@@ -14,6 +14,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections import Counter
 from pathlib import Path
+from typing import Any
 import pytest
 
 from tests.integration.cluster_nodes import (
@@ -71,6 +72,16 @@ def test_two_then_three_nodes_share_the_mailboxes_and_any_node_serves_the_cluste
         assert status["node"] == "node-3"
         assert [(n["id"], n["alive"]) for n in status["nodes"]] == [("node-1", True), ("node-2", True), ("node-3", True)]
         assert all(lease["generation"] >= 1 for lease in status["leases"])
+        by_lease = {lease["mailboxId"]: lease["holder"] for lease in status["leases"]}
+
+        def listed() -> dict[str, Any] | None:
+            # The mailbox list names each one's node as of the answering node's last heartbeat.
+            with nodes[0].client() as client:
+                found = {m["id"]: m for m in client.get("/api/mailboxes").json()["mailboxes"]}
+            return found if {m: found[m]["node"] for m in ids} == by_lease else None
+
+        shown_boxes = wait_until(listed, timeout=10, what="the mailbox list to name each mailbox's node")
+        assert all(("sendsToday" in shown_boxes[m]) == (by_lease[m] == "node-1") for m in ids)
 
         shown = nodes[1].dripctl("status")
         assert shown.returncode == 0, shown.stderr
