@@ -245,12 +245,14 @@ class Daemon:
 
     # -- several nodes (PostgreSQL): a mailbox runs here only while this node holds its lease ----
 
-    async def _start_cluster(self, nursery: trio.Nursery, cluster: ClusterNode, store: Any) -> None:
+    async def _start_cluster(self, nursery: trio.Nursery, cluster: ClusterNode, store: Backend) -> None:
+        from dripd.store.postgres import PostgresStore  # a cluster's store is PostgreSQL
+
         services = self.services
         services.metrics.registry.register(ClusterCollector(cluster))
         await nursery.start(cluster.run)
-        await nursery.start(keep_lanes_fresh, services.scheduler, store, getattr(store, "listen_due", None),
-                            services.config.cluster.poll_seconds)
+        listen = store.listen_due if isinstance(store, PostgresStore) else None
+        await nursery.start(keep_lanes_fresh, services.scheduler, store, listen, services.config.cluster.poll_seconds)
 
     def _cluster_node(self, url: str, password: str | None) -> ClusterNode:
         """Built before the store: the store checks its fence on every ledger write."""

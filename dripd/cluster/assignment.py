@@ -4,9 +4,9 @@ same facts (the live nodes and the mailboxes, both read from the database).
 The spread is exact (each live node gets ``M // N`` or ``M // N + 1`` mailboxes) and stable:
 each (mailbox, node) pair has a rendezvous-hash score, and mailboxes go to their best-scoring
 node that still has room. A node joining or leaving moves about ``M / N`` mailboxes, not all.
-A node holds a lease until it renews and finds the mailbox is no longer its own: then it
-releases it, and the target node takes it when it is free. A node only ever takes free or
-expired leases, never one another live node holds.
+``plan`` turns that into moves by counts: a node over its share releases the surplus at a
+renewal, a node under it takes free or expired leases (never one another node holds), so the
+spread converges without moving mailboxes that are already evenly held.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def assign(nodes: Collection[str], mailboxes: Collection[str]) -> dict[str, str]
 
 @dataclass(frozen=True)
 class Plan:
-    """What one node does at a renewal: leases to take (free ones it should hold) and to
-    release (ones it holds but another node should, or that are no longer configured)."""
+    """What one node does at a renewal: leases to take (free ones, while it is under its fair
+    share) and to release (its surplus over the share, and mailboxes no longer configured)."""
 
     take: tuple[str, ...]
     release: tuple[str, ...]
@@ -62,12 +62,29 @@ class Plan:
 def plan(me: str, live_nodes: Collection[str], mailboxes: Collection[str],
          holders: Mapping[str, str | None]) -> Plan:
     """``holders``: mailbox id -> the node holding an unexpired lease, None when free or expired
-    (by the database's clock). This node counts as live whatever ``live_nodes`` says."""
-    target = assign(set(live_nodes) | {me}, mailboxes)
-    mine = {m for m, node in target.items() if node == me}
-    held = {m for m, holder in holders.items() if holder == me}
-    take = tuple(sorted(m for m in mine if holders.get(m) is None))
-    return Plan(take=take, release=tuple(sorted(held - mine)))
+    (by the database's clock). This node counts as live whatever ``live_nodes`` says.
+
+    Counts decide, the assignment only orders: a node keeps what it holds while it is within
+    its share (``assign``'s count for it), so a node that looks dead for one heartbeat and
+    comes back moves nothing. Over its share, it releases first what ``assign`` gives others;
+    under it, it takes free mailboxes ``assign`` gives it first, then any free ones."""
+    configured = set(mailboxes)
+    target = assign(set(live_nodes) | {me}, configured)
+    share = sum(1 for node in target.values() if node == me)
+    held = sorted(m for m, holder in holders.items() if holder == me)
+    gone = [m for m in held if m not in configured]
+    kept = [m for m in held if m in configured]
+    release: list[str] = list(gone)
+    if len(kept) > share:
+        # Others' mailboxes first, then the ones this node scores lowest on.
+        surplus = sorted(kept, key=lambda m: (target.get(m) == me, score(me, m)))
+        release += surplus[:len(kept) - share]
+    take: list[str] = []
+    if len(kept) < share:
+        free = [m for m in configured if holders.get(m) is None]
+        free.sort(key=lambda m: (target.get(m) != me, -score(me, m), m))
+        take = free[:share - len(kept)]
+    return Plan(take=tuple(take), release=tuple(sorted(release)))
 
 
 @dataclass

@@ -17,6 +17,7 @@ import psycopg
 import trio
 
 from dripd.clock import offloaded
+from dripd.errors import StoreError
 from dripd.cluster.assignment import Tenure, plan
 from dripd.cluster.keeper import LaneKeeper
 from dripd.cluster.settings import ClusterConfig
@@ -81,7 +82,11 @@ class LeaseManager:
 
     async def join(self) -> None:
         """Register this node; called before the daemon is ready (a failure stops the start)."""
-        await self._call(self._table, self._table.join, self.node_id, self.address)
+        try:
+            await self._call(self._table, self._table.join, self.node_id, self.address)
+        except (psycopg.Error, LeaseUnavailable) as exc:
+            raise StoreError(f"cannot join the cluster: {str(exc).splitlines()[0] if str(exc) else 'no answer'}",
+                             details={"node": self.node_id}) from exc
 
     async def state(self) -> ClusterState:
         return await self._call(self._reader, self._reader.state, self.settings.lease_seconds)

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from dripd.api.auth import digest
 from dripd.console.api_client import ApiProblem, InProcessApi
 from dripd.console.pages_admin import router as admin_router
+from dripd.console.pages_inbox import router as inbox_router
 from dripd.console.pages_lists import router as lists_router
 from dripd.console.pages_people import router as people_router
 from dripd.console.pages_sequence import router as sequence_router
@@ -123,7 +124,7 @@ def create_console(services: "Services", api_app: ASGIApp) -> FastAPI:
         response.delete_cookie(COOKIE, path="/app")
         return response
 
-    for router in (sequences_router, people_router, sequence_router, admin_router, lists_router):
+    for router in (sequences_router, people_router, sequence_router, admin_router, lists_router, inbox_router):
         app.include_router(router)
     return app
 

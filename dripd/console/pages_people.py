@@ -133,17 +133,23 @@ async def metrics(request: Request, sequence_id: int = SequenceId) -> Response:
 
 
 @router.get("/sequences/{sequence_id}/preview")
-async def preview(request: Request, sequence_id: int = SequenceId, contact: str = "", step: int = 0) -> Response:
+async def preview(request: Request, sequence_id: int = SequenceId, contact: str = "", step: int = 0,
+                  variant: str = "") -> Response:
+    """Any email step for any contact: the contact's own A/B variant, or the one asked for."""
     session_of(request)
     sequence = await _sequence(request, sequence_id)
     emails = [s for s in sequence["steps"] if s["type"] == "email"]
     rendered, error = None, None
     if contact.strip():
+        body: dict[str, Any] = {"contactEmail": contact.strip(), "stepIndex": step}
+        if variant:
+            body["variant"] = variant
         try:
-            rendered = await console_of(request).api.post(
-                f"/api/sequences/{sequence_id}/preview", {"contactEmail": contact.strip(), "stepIndex": step})
+            rendered = await console_of(request).api.post(f"/api/sequences/{sequence_id}/preview", body)
         except ApiProblem as problem:
             error = problem.message
+    chosen = sequence["steps"][step] if 0 <= step < len(sequence["steps"]) else {}
     return render(request, "preview.html", 422 if error else 200, title="Preview", sequence=sequence, tab="preview",
-                  contact=contact, step=step, rendered=rendered, error=error, emails=emails,
+                  contact=contact, step=step, variant=variant, rendered=rendered, error=error, emails=emails,
+                  variant_names=[str(v.get("name", "")) for v in chosen.get("variants") or []],
                   summaries=[step_summary(s) for s in sequence["steps"]])

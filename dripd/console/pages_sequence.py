@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from dripd.console.api_client import ApiProblem
+from dripd.console.step_form import email_extras, form_values, stored_values
 from dripd.console.web import checked_form, console_of, redirect, render, session_of
 
 router = APIRouter()
@@ -20,7 +21,9 @@ ACTIONS = {"start": "Started", "pause": "Paused", "resume": "Resumed"}
 def step_summary(step: Mapping[str, Any]) -> str:
     """How the steps table names a step: the subject, the wait, or the condition."""
     if step["type"] == "email":
-        return str(step.get("subject") or "") or "(threaded: Re: the first subject)"
+        subject = str(step.get("subject") or "") or "(threaded: Re: the first subject)"
+        names = [str(v.get("name", "")) for v in step.get("variants") or []]
+        return f"{subject} · A/B: {', '.join(names)}" if names else subject
     if step["type"] == "wait":
         for unit, key in WAIT_UNITS.items():
             if key in step:
@@ -43,13 +46,14 @@ def step_body(form: Mapping[str, Any]) -> dict[str, Any]:
         return {"type": "wait", WAIT_UNITS.get(unit, "waitDays"): amount}
     if kind == "conditional":
         return {"type": "conditional", "condition": str(form.get("condition") or "")}
-    return {"type": "email", "subject": str(form.get("subject") or ""), "body": str(form.get("body") or "")}
+    return {"type": "email", "subject": str(form.get("subject") or ""), "body": str(form.get("body") or ""),
+            **email_extras(form)}
 
 
 async def _page(request: Request, sequence_id: int, status: int = 200, **extra: Any) -> Response:
     api = console_of(request).api
     sequence = await api.get(f"/api/sequences/{sequence_id}")
-    values: dict[str, Any] = {"step_form": {}, "step_error": None, "settings_error": None}
+    values: dict[str, Any] = {"step_form": form_values({}), "step_error": None, "settings_error": None}
     values.update(extra)
     return render(request, "sequence.html", status, title=sequence["name"], sequence=sequence, tab="steps",
                   summaries=[step_summary(s) for s in sequence["steps"]], **values)
@@ -68,7 +72,7 @@ async def add_step(request: Request, sequence_id: int = SequenceId) -> Response:
     try:
         await console_of(request).api.post(f"/api/sequences/{sequence_id}/steps", step_body(form))
     except ApiProblem as problem:
-        return await _page(request, sequence_id, 422, step_form=dict(form), step_error=problem.message)
+        return await _page(request, sequence_id, 422, step_form=form_values(form), step_error=problem.message)
     return redirect(f"/app/sequences/{sequence_id}", session, "Step added.")
 
 
@@ -79,7 +83,7 @@ async def edit_step_form(request: Request, sequence_id: int = SequenceId, index:
     if index >= len(sequence["steps"]):
         return render(request, "error.html", 404, title="Not found", message=f"sequence {sequence_id} has no step {index}")
     step = sequence["steps"][index]
-    form = dict(step)
+    form = stored_values(step)
     for unit, key in WAIT_UNITS.items():
         if key in step:
             form.update(unit=unit, wait=f"{step[key]:g}")
@@ -97,7 +101,7 @@ async def edit_step(request: Request, sequence_id: int = SequenceId, index: int 
     except ApiProblem as problem:
         sequence = await api.get(f"/api/sequences/{sequence_id}")
         return render(request, "step.html", 422, title=f"Step {index + 1}", sequence=sequence, index=index,
-                      form=dict(form), error=problem.message)
+                      form=form_values(form), error=problem.message)
     return redirect(f"/app/sequences/{sequence_id}", session, f"Step {index + 1} saved.")
 
 

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from dripd.console.api_client import ApiProblem, InProcessApi
 from dripd.console.sessions import COOKIE, Session, SessionStore, same_secret
 from dripd.model import SequenceStatus, allowed_actions
+from dripd.variants import METRICS
 
 if TYPE_CHECKING:
     from dripd.root import Services
@@ -50,6 +51,11 @@ def when(value: str | None, now: float | None = None) -> str:
 
 _templates.filters["when"] = when
 # The lifecycle buttons a sequence shows come from the model's transition table, not the template.
+_templates.globals["variant_metrics"] = METRICS
+# An A/B block's comparisons (per metric in the API) as one list, the table's rows; a rate the
+# sequence does not track (opens, clicks) is 0 for every variant, and comparing it says nothing.
+_templates.globals["comparisons_of"] = lambda ab, tracked: [
+    c for m in METRICS if tracked.get(m, True) for c in (ab.get("comparisons") or {}).get(m, [])]
 _templates.globals["actions_for"] = lambda status: [a.value for a in allowed_actions(SequenceStatus(status))]
 
 
