@@ -22,7 +22,8 @@ log = logging.getLogger("dripd")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dripd", description="Run multi-step email cadences from real mailboxes.")
+    parser = argparse.ArgumentParser(prog="dripd", description="Run multi-step email cadences from real mailboxes.",
+                                     epilog="dripd migrate --help: move an installation from SQLite to PostgreSQL.")
     parser.add_argument("-c", "--config", type=Path, default=Path("/etc/dripd/dripd.toml"),
                         help="configuration file (default: /etc/dripd/dripd.toml)")
     parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit (0 or 78)")
@@ -43,6 +44,9 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["migrate"]:
+        from dripd.store.transfer.command import main as migrate  # PostgreSQL's driver loads only for it
+        return migrate((sys.argv[1:] if argv is None else argv)[1:])
     args = _parser().parse_args(argv)
     try:
         plugins = Plugins()
