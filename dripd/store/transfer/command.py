@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -113,13 +112,22 @@ def transfer(snapshot: SqliteSnapshot, url: str, password: str | None) -> list[C
             tables = target_tables(conn)
             # Refused before the schema is made too, so a foreign database is not given dripd's tables.
             refuse_non_empty(conn, tables, _BOOKKEEPING)
-            migrate_schema(conn, time.time())
+            migrate_schema(conn, _database_now(conn))
             tables = target_tables(conn)
             return _copy_all(conn, snapshot, tables)
         except psycopg.Error as exc:
             raise database_error(exc, "the copy failed and was rolled back") from None
         except StoreError as exc:  # the runner's refusal: a schema from a newer dripd
             raise TransferFailure(f"--to: {exc.message}", EX_CANTCREAT) from None
+
+
+def _database_now(conn: psycopg.Connection[Any]) -> float:
+    # This command runs outside the daemon and its one clock: the schema's applied-at comes from
+    # the database's clock, the one the cluster's leases are measured by.
+    row = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
+    if row is None:
+        raise TransferFailure("--to: the database did not tell its time", EX_SOFTWARE)
+    return float(row[0])
 
 
 def _copy_all(conn: psycopg.Connection[Any], snapshot: SqliteSnapshot, tables: dict[str, Any]) -> list[Copied]:
