@@ -8,6 +8,7 @@ measured in the same run, the ratio, and the exact command that reproduces it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -23,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Coroutine, Iterator, Sequence, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -40,6 +41,7 @@ from tests.integration.servers import free_port, stop_process, wait_for_port  # 
 BIN = Path(sys.executable).parent
 DRIPD = BIN / "dripd"
 SCHEMA = ROOT / "dripd" / "store" / "sqlite" / "migrations" / "0001_initial.sql"
+R = TypeVar("R")
 
 
 # -- arguments, tables ---------------------------------------------------------------------------
@@ -100,6 +102,15 @@ class Table:
         print(f"- reproduce: `{command()}`")
         print(f"- machine: {machine_line()}")
         sys.stdout.flush()
+
+
+def stock_asyncio_run(coro: Coroutine[Any, Any, R]) -> R:
+    """``asyncio.run`` on the standard library's own event loop. Importing dripd imports
+    trio-asyncio, whose policy turns every later ``asyncio.run`` into a trio-asyncio loop
+    (``SyncTrioEventLoop``, ~3x the CPU per callback here): a reference client or load generator
+    run that way is slowed, and so is every figure compared with it."""
+    with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+        return runner.run(coro)
 
 
 def ratio(a: float, b: float, fmt: str = "{:.2f}x") -> str:

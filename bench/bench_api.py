@@ -84,14 +84,14 @@ def main() -> None:
                           profile=args.profile / "api-daemon.txt" if args.profile else None)
         daemon.start()
         try:
-            ref_lat, ref_err, ref_s = asyncio.run(clients(daemon.socket, args.clients, seconds, "r"))
+            ref_lat, ref_err, ref_s = c.stock_asyncio_run(clients(daemon.socket, args.clients, seconds, "r"))
             with daemon.client() as client:
                 response = client.post("/api/sequences/1/resume")
                 assert response.status_code == 200, response.text
             time.sleep(min(1.0, seconds))
             rate_a, _ = sent_rate(db_path, seconds)
             before_b, t_b = c.outbox_count(db_path), time.monotonic()
-            lat, err, load_s = asyncio.run(clients(daemon.socket, args.clients, seconds, "b"))
+            lat, err, load_s = c.stock_asyncio_run(clients(daemon.socket, args.clients, seconds, "b"))
             rate_b = (c.outbox_count(db_path) - before_b) / (time.monotonic() - t_b)
             left = m // 2 - c.outbox_count(db_path)
         finally:
@@ -106,7 +106,7 @@ def main() -> None:
     table.row("sends/s to smtp-sink while the API is loaded", c.fnum(rate_b), f"{c.fnum(rate_a)} (no API load)",
               c.ratio(rate_b, rate_a), "below 1.0x = sends fell behind; "
               + (f"{c.fnum(max(left, 0))} of the first batch still unsent at the end" if left > 0 else "backlog kept"))
-    table.notes.append(f"phases of {seconds:g} s each; the clients are asyncio + httpx (uds) in the benchmark process, "
+    table.notes.append(f"phases of {seconds:g} s each; the clients are asyncio (the stock loop) + httpx (uds) in the benchmark process, "
                        "on the same 2 cores as the daemon and the sink; new enrollments go to a draft sequence so "
                        "the API work is the same in both phases")
     table.print()

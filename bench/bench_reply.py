@@ -41,7 +41,7 @@ class RawIdle:
         self.pushes: list[float] = []
         self.ready = threading.Event()
         self._stop = False
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self.thread = threading.Thread(target=lambda: c.stock_asyncio_run(self._run()), daemon=True)
         self.thread.start()
         if not self.ready.wait(15):
             raise RuntimeError("raw IMAP client did not start")
