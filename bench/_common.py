@@ -259,6 +259,11 @@ class Daemon:
         assert self.proc is not None
         return self.proc.pid
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, every thread) the daemon process has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def client(self, timeout: float = 30.0) -> Any:
         import httpx
 
