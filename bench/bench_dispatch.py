@@ -12,6 +12,7 @@ trio, no bridge): the floor cost of the work itself.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import sys
@@ -55,10 +56,22 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
                 t_first = time.perf_counter()
                 # Count from here: with many lanes, dozens of sends can land before this line runs.
                 at_first = plugin.count()
+                stats = daemon.services.store.commit_stats  # type: ignore[attr-defined]  # SQLite's
+                before = dataclasses.replace(stats)
+                cpu_main, cpu_all = time.thread_time(), time.process_time()
                 while plugin.count() < k:
                     await trio.sleep(0.01)  # coarse: the poll itself costs the event loop time
                 t_last = time.perf_counter()
+                cpu_main, cpu_all = time.thread_time() - cpu_main, time.process_time() - cpu_all
                 sent = plugin.count()
+                steps = max(1, sent - at_first)
+                result.update(
+                    durable_per_step=(stats.durable_commits - before.durable_commits) / steps,
+                    durable_ms=1000 * (stats.durable_seconds - before.durable_seconds)
+                    / max(1, stats.durable_commits - before.durable_commits),
+                    durable_share=(stats.durable_seconds - before.durable_seconds) / (t_last - t_first),
+                    commits_per_step=(stats.groups - before.groups) / steps,
+                    main_cpu_ms=1000 * cpu_main / steps, other_cpu_ms=1000 * (cpu_all - cpu_main) / steps)
                 daemon.stop()
         before_ready = at_first >= k
         if before_ready:
@@ -180,6 +193,10 @@ def main() -> None:
                           f"vs N={c.fnum(sizes[0])}: {c.ratio(r['rate'], base[(boxes, conc)])}; target 5,000/s: "
                           f"{c.ratio(r['rate'], 5000)}; first send {r['first_s'] * 1000:.0f} ms after READY; "
                           f"peak RSS {r['rss_mb']:.0f} MB; {ok}"
+                          + ("" if r.get("before_ready") else
+                             f"; per step: {r['commits_per_step']:.2f} commits, {r['durable_per_step']:.2f} of them "
+                             f"durable at {r['durable_ms']:.2f} ms each ({100 * r['durable_share']:.0f} % of the wall), "
+                             f"CPU {r['main_cpu_ms']:.2f} ms in the trio thread + {r['other_cpu_ms']:.2f} ms in the others")
                           + ("; all sent before READY: timed from daemon.run, start-up included"
                              if r.get("before_ready") else ""))
                 import shutil

@@ -26,6 +26,8 @@ import functools
 import logging
 import os
 import sqlite3
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Concatenate, Coroutine, Iterable, ParamSpec, TypeVar
 
@@ -88,7 +90,21 @@ class _Pending:
         self.events: list[Event] = []  # written by this operation; published after the commit
 
 
-def _run_group(conn: sqlite3.Connection, group: list[_Pending]) -> None:
+@dataclass
+class CommitStats:
+    """What the group commits cost so far (written on the connection's thread only): how often
+    and how long COMMIT took, durable (synchronous=FULL: the WAL fsynced) and not. Read by
+    bench/bench_dispatch.py to say how much of a step's time is the claim's durable commit."""
+
+    groups: int = 0
+    operations: int = 0
+    durable_commits: int = 0
+    durable_seconds: float = 0.0  # inside COMMIT of the durable groups: the fsync
+    normal_commits: int = 0
+    normal_seconds: float = 0.0
+
+
+def _run_group(conn: sqlite3.Connection, group: list[_Pending], stats: CommitStats) -> None:
     """Run a group of operations in one transaction (connection thread). Each runs in its own
     savepoint, so one failing operation is rolled back alone (with its events); all commit
     together. A group holding a ledger claim commits with synchronous=FULL: the claim is
@@ -114,7 +130,17 @@ def _run_group(conn: sqlite3.Connection, group: list[_Pending]) -> None:
                 finally:
                     journal.collect_into(None)
                 conn.execute("RELEASE op")
+            started = time.perf_counter()
             conn.execute("COMMIT")
+            took = time.perf_counter() - started
+            stats.groups += 1
+            stats.operations += len(group)
+            if durable:
+                stats.durable_commits += 1
+                stats.durable_seconds += took
+            else:
+                stats.normal_commits += 1
+                stats.normal_seconds += took
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -238,6 +264,7 @@ class SqliteConnection:
         self._queue: list[_Pending] = []  # operations waiting for a group commit
         self._leading = False  # a group is on the connection thread now
         self.caches: list[dict[Any, Any]] = []  # cleared when a group fails to commit
+        self.commit_stats = CommitStats()
 
     async def _lead(self) -> None:
         """Group commit: take the queued operations (all urgent ones, a few control ones) to
@@ -266,7 +293,7 @@ class SqliteConnection:
             # runs anyway; its outcome must reach every caller.
             with offloaded, trio.CancelScope(shield=True):
                 try:
-                    await _on_connection_thread(db, functools.partial(_run_group, db._conn, group))
+                    await _on_connection_thread(db, functools.partial(_run_group, db._conn, group, self.commit_stats))
                 except sqlite3.Error as exc:
                     raise map_error(exc) from exc
             committed = True
