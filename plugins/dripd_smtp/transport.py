@@ -14,16 +14,17 @@ import logging
 import re
 import ssl
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 import aiosmtplib
 import trio
-import trio_asyncio
 from aiosmtplib.email import quote_address
 
 from dripd.hookspecs import MailboxSettings, OutgoingMessage, PluginContext, SendOutcome, SendResult
 from dripd_mailconn.credentials import Credentials, CredentialsError
+from dripd_smtp import loop_thread
 from dripd_smtp.config import SmtpConfig
+from dripd_smtp.loop_thread import LoopThread
 from dripd_smtp.outcome import Stage, classify_fault, classify_reply
 from dripd_smtp.pipelining import PipeliningProtocol, PipeliningSMTP
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from dripd_smtp.sent import SentFolder  # only with an IMAP table: the transport itself needs no IMAP
 
 log = logging.getLogger("dripd.smtp")
+
+T = TypeVar("T")
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
@@ -95,6 +98,12 @@ class SmtpTransport:
         self._slots = trio.Semaphore(config.connections)
         self.connects = 0  # connections opened so far (tests and status)
         self.pipelined = 0  # transactions sent with RFC 2920 pipelining (tests)
+        self._thread: LoopThread | None = None  # held from the first use until aclose
+
+    def _loop(self) -> LoopThread:
+        if self._thread is None:
+            self._thread = loop_thread.acquire()
+        return self._thread
 
     # -- Transport protocol --------------------------------------------------------------------
 
@@ -118,6 +127,9 @@ class SmtpTransport:
         idle, self._idle = self._idle, []
         for connection in idle:
             await self._discard(connection, polite=True)
+        if self._thread is not None:
+            thread, self._thread = self._thread, None
+            await loop_thread.release(thread)
         if self.sent_folder is not None:
             await self.sent_folder.aclose()
 
@@ -163,7 +175,7 @@ class SmtpTransport:
         holder: list[aiosmtplib.SMTP] = []
         with trio.move_on_after(config.timeout_seconds) as scope:
             try:
-                smtp = await trio_asyncio.aio_as_trio(self._aio_open)(secret, attempt, holder)
+                smtp = await self._loop().run(self._aio_open, secret, attempt, holder)
             except aiosmtplib.SMTPResponseException as exc:
                 await self._abort_all(holder)
                 if attempt.stage is Stage.AUTH and config.auth == "xoauth2":
@@ -182,6 +194,10 @@ class SmtpTransport:
             except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError, EOFError) as exc:
                 await self._abort_all(holder)
                 return classify_fault(Stage.CONNECT, f"{type(exc).__name__}: {exc}")
+            except BaseException:
+                if not scope.cancel_called:  # cancelled from outside: no half-open connection left
+                    await self._abort_all(holder)
+                raise
         if scope.cancelled_caught:
             await self._abort_all(holder)
             return classify_fault(attempt.stage, f"no answer from {config.host}:{config.port} within {config.timeout_seconds:g}s")
@@ -236,15 +252,27 @@ class SmtpTransport:
         timeout = self.config.timeout_seconds
         with trio.move_on_after(timeout) as scope:
             try:
-                result = await trio_asyncio.aio_as_trio(self._aio_transaction)(connection.smtp, message, attempt)
-                return result, True, attempt
-            except _Failed as failed:
-                keep = failed.keep and connection.smtp.is_connected
-                if keep:
-                    keep = await self._reset(connection)
-                return failed.result, keep, attempt
-            except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError, EOFError) as exc:
-                return classify_fault(attempt.stage, f"{type(exc).__name__}: {exc}"), False, attempt
+                try:
+                    result = await self._loop().run(_within, timeout, self._aio_transaction, connection.smtp, message, attempt)
+                    return result, True, attempt
+                except TimeoutError:  # the loop side's bound (see _within); before OSError, its base
+                    return classify_fault(attempt.stage, f"no answer within {timeout:g}s"), False, attempt
+                except _Failed as failed:
+                    keep = failed.keep and connection.smtp.is_connected
+                    if keep:
+                        keep = await self._reset(connection)
+                    return failed.result, keep, attempt
+                except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError, EOFError) as exc:
+                    return classify_fault(attempt.stage, f"{type(exc).__name__}: {exc}"), False, attempt
+            except BaseException as exc:
+                if not scope.cancel_called:
+                    # Cancelled from outside (the daemon stopping) or a refused message: the loop
+                    # side has finished (LoopThread.run waits for it), mid-conversation for all we
+                    # know, so the connection is closed rather than left open and unreferenced.
+                    log.info("mailbox %s: send of %s ended during %s by %s", self.mailbox_id,
+                             message.message_id, attempt.stage.value, type(exc).__name__)
+                    await self._discard(connection)
+                raise
         assert scope.cancelled_caught
         return classify_fault(attempt.stage, f"no answer within {timeout:g}s"), False, attempt
 
@@ -298,7 +326,7 @@ class SmtpTransport:
         """RSET after a refused transaction; False if the connection is no longer usable."""
         try:
             with trio.move_on_after(self.config.timeout_seconds) as scope:
-                response: aiosmtplib.SMTPResponse = await trio_asyncio.aio_as_trio(connection.smtp.execute_command)(b"RSET")
+                response: aiosmtplib.SMTPResponse = await self._loop().run(connection.smtp.execute_command, b"RSET")
                 return response.code == 250
             return not scope.cancelled_caught
         except (aiosmtplib.SMTPException, OSError):
@@ -309,15 +337,15 @@ class SmtpTransport:
             if polite and connection.usable:
                 with trio.move_on_after(2):
                     try:
-                        await trio_asyncio.aio_as_trio(connection.smtp.quit)()
+                        await self._loop().run(connection.smtp.quit)
                     except (aiosmtplib.SMTPException, OSError):
                         pass
-            await trio_asyncio.aio_as_trio(_aio_close)(connection.smtp)
+            await self._loop().run(_aio_close, connection.smtp)
 
     async def _abort_all(self, holder: list[aiosmtplib.SMTP]) -> None:
         for smtp in holder:
             with trio.CancelScope(shield=True):
-                await trio_asyncio.aio_as_trio(_aio_close)(smtp)
+                await self._loop().run(_aio_close, smtp)
 
 
 def _final(response: Any) -> SendResult:
@@ -409,3 +437,11 @@ async def _flushed(protocol: Any) -> bool:
 
 async def _aio_close(smtp: aiosmtplib.SMTP) -> None:
     smtp.close()
+
+
+async def _within(seconds: float, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``fn(*args)`` bounded on the loop's own (real) clock as well as by the trio side's
+    ``move_on_after``: the simulated test clock stands still while a send is on the loop thread
+    (``offloaded``), so without this a server that never answers would hang such a test."""
+    async with asyncio.timeout(seconds):
+        return await fn(*args)
