@@ -116,8 +116,12 @@ class LoopThread:
                 raise
         task = handoff.task
         assert task is not None
-        if handoff.expired and task.cancelled():
-            raise TimeoutError(f"no answer within {timeout:g}s")
+        if task.cancelled():
+            if handoff.expired:
+                raise TimeoutError(f"no answer within {timeout:g}s")
+            # Not by this caller: the loop was stopped under it (its trio run is ending). A
+            # connection fault to the transport, classified by the stage it had reached.
+            raise ConnectionAbortedError("the SMTP loop thread stopped during the conversation")
         result: T = task.result()
         return result
 

@@ -125,6 +125,8 @@ class SmtpTransport:
         self.connects = 0  # connections opened so far (tests and status)
         self.pipelined = 0  # transactions sent with RFC 2920 pipelining (tests)
         self._thread: LoopThread | None = None  # held from the first use until aclose
+        self._in_flight = 0  # sends between their start and their result
+        self._closed = False
 
     def _loop(self) -> LoopThread:
         if self._thread is None:
@@ -134,11 +136,20 @@ class SmtpTransport:
     # -- Transport protocol --------------------------------------------------------------------
 
     async def send(self, message: OutgoingMessage) -> SendResult:
-        async with self._slots:
-            connection = self._idle.pop() if self._idle else None
-            result, connection = await self._send(connection, message)
-            if connection is not None:
-                self._idle.append(connection)
+        self._in_flight += 1
+        try:
+            async with self._slots:
+                connection = self._idle.pop() if self._idle else None
+                result, connection = await self._send(connection, message)
+                if connection is not None:
+                    if self._closed:  # closed meanwhile (a reload replaced it): nobody reuses it
+                        await self._discard(connection, polite=True)
+                    else:
+                        self._idle.append(connection)
+        finally:
+            self._in_flight -= 1
+            if self._closed and not self._in_flight:
+                await self._let_go()
         if result.outcome is SendOutcome.ACCEPTED and self.sent_folder is not None and self.sent_folder.save_copies:
             await self.sent_folder.append(message)
         return result
@@ -150,14 +161,21 @@ class SmtpTransport:
         return True if await self.sent_folder.contains(message_id) else None
 
     async def aclose(self) -> None:
+        self._closed = True
         idle, self._idle = self._idle, []
         for connection in idle:
             await self._discard(connection, polite=True)
+        if not self._in_flight:
+            # Else the last send in flight lets go (a reload closes a transport once its lane
+            # is idle or after a grace): stopping the loop under it would cut its conversation.
+            await self._let_go()
+        if self.sent_folder is not None:
+            await self.sent_folder.aclose()
+
+    async def _let_go(self) -> None:
         if self._thread is not None:
             thread, self._thread = self._thread, None
             await loop_thread.release(thread)
-        if self.sent_folder is not None:
-            await self.sent_folder.aclose()
 
     # -- one send ------------------------------------------------------------------------------
 

@@ -120,6 +120,30 @@ async def test_a_transport_after_the_last_close_starts_a_new_thread() -> None:
     assert loop_thread._shared is None
 
 
+async def test_a_close_during_a_send_leaves_the_thread_to_that_send() -> None:
+    # A reload closes a replaced transport once its lane is idle or after a grace: a send still
+    # on the wire then must end by its own outcome, not by the loop stopping under it.
+    with smtp_sink({"rules": [{"on": "dot", "action": "stall", "times": 1}]}) as sink:
+        transport = transport_for(sink.smtp_table(timeout_seconds=1))
+        results: list[SendResult] = []
+
+        async def send() -> None:
+            results.append(await transport.send(message(n=1)))
+
+        with trio.fail_after(60):  # hang guard only
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send)
+
+                async def at_dot() -> bool:
+                    return sink.count("dot") == 1
+                await wait_until_async(at_dot, what="the final dot at the sink")
+                await transport.aclose()
+                assert len(loop_threads()) == 1 and results == []  # still in flight
+        assert loop_threads() == []  # the send's end let go of it
+        [stalled] = results
+        assert stalled.outcome is SendOutcome.UNCERTAIN and "within 1s" in stalled.detail, stalled
+
+
 async def test_a_server_that_never_answers_is_cut_off_under_the_simulated_clock(autojump_clock: Any) -> None:
     # The test clock stands still while a send is on the loop thread (dripd.clock.offloaded), so
     # trio's move_on_after cannot end this wait; the loop side's own real-time bound must.
