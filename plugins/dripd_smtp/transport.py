@@ -20,10 +20,12 @@ passes alternated in the same minutes (scratch scripts: transport alone, ``time.
     this loop thread + the two savings            0.224 ms              3,551 msg/s
     plain aiosmtplib sendmail, clean asyncio      0.290 ms              2,510 msg/s
 
-The whole daemon sending 5,000 from a database built beforehand (bench_send's row, daemon CPU
-from /proc between READY=1 and the last row): 2.16 -> 1.88 ms CPU/message, 332 -> 457 msg/s
-(medians of 6 runs each, alternated). The two savings, on either path: a CRLF check by byte
+The whole daemon (``bench/bench_send.py`` with its daemon-CPU column, two rounds alternated,
+load 2.1-3.4), bridge -> loop thread: 5,000 enrolled by CSV at connections = 4, 706-730 ->
+666-908 msg/s and 1.21-1.37 -> 1.08-1.10 ms CPU/message; a database built beforehand, 616-644 ->
+801-846 msg/s, 1.34-1.47 -> 0.97-1.14 ms. The two savings, on either path: a CRLF check by byte
 counts instead of a regex, and RCPT's "<address>" without email.utils parsing.
+``bench/bench_smtp_transport.py`` measures the transport alone against the plain client.
 
 Cancellation and timeouts: a trio cancel (the transaction's ``move_on_after``, or the daemon
 stopping) cancels the asyncio task and waits for it to end, so ``_Attempt.stage`` is final when
@@ -60,8 +62,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("dripd.smtp")
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
-
-
 _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")  # never inside a command's arguments
 
 
