@@ -6,9 +6,9 @@ daemon (the transport runs its conversations on its own asyncio loop thread, see
 plugins/dripd_smtp/transport.py). Reference: aiosmtplib's ``sendmail`` on a clean asyncio loop,
 C workers. Each measurement runs in a fresh interpreter; CPU per message is the process's
 ``time.process_time`` (every thread) over the sends; the two alternate, and medians are shown.
-The reference's interpreter imports neither dripd nor bench/_common: importing trio-asyncio
-patches asyncio's get_running_loop for the whole process, which made the same client take
-0.97 ms of CPU per message instead of 0.29.
+The reference's interpreter imports neither dripd nor bench/_common: once trio-asyncio is
+imported, its event loop policy makes ``asyncio.run`` a trio-asyncio loop (``SyncTrioEventLoop``),
+on which the same client took 0.75-0.98 ms of CPU per message instead of 0.20-0.41.
 
     .venv/bin/python bench/bench_smtp_transport.py [--full | --smoke] [--connections C]
 """
