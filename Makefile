@@ -69,7 +69,7 @@ soak: $(STAMP) deps-debian
 # `make bench` fits in ~15 minutes on 2 cores; `make bench-full` runs the issue's full sizes.
 .PHONY: bench bench-full
 BENCH_STAMP := $(VENV)/.bench-installed
-BENCH_SCRIPTS := bench_render bench_send bench_scale bench_dispatch bench_lateness bench_reply bench_api bench_webhooks bench_inbox bench_variants bench_import bench_pg_driver bench_cluster
+BENCH_SCRIPTS := bench_render bench_send bench_smtp_transport bench_scale bench_dispatch bench_lateness bench_reply bench_api bench_webhooks bench_inbox bench_variants bench_import bench_pg_driver bench_cluster
 
 $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(PIP) install --quiet -e '.[test,bench]'

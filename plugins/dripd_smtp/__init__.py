@@ -1,4 +1,4 @@
-"""Built-in SMTP transport plugin for dripd (aiosmtplib over the trio-asyncio bridge)."""
+"""Built-in SMTP transport plugin for dripd (aiosmtplib on its own asyncio loop thread, see ``transport``)."""
 
 from __future__ import annotations
 

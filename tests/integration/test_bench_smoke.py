@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ["bench_render", "bench_send", "bench_scale", "bench_dispatch", "bench_lateness", "bench_reply", "bench_api",
-           "bench_webhooks", "bench_inbox", "bench_variants", "bench_import", "bench_pg_driver", "bench_cluster"]
+SCRIPTS = ["bench_render", "bench_send", "bench_smtp_transport", "bench_scale", "bench_dispatch", "bench_lateness",
+           "bench_reply", "bench_api", "bench_webhooks", "bench_inbox", "bench_variants", "bench_import",
+           "bench_pg_driver", "bench_cluster"]
 
 
 def _start(name: str) -> subprocess.Popen[str]:

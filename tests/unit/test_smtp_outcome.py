@@ -6,6 +6,7 @@ import re
 
 import pytest
 from hypothesis import given
+from aiosmtplib.email import quote_address
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -13,7 +14,7 @@ from dripd.hookspecs import SendOutcome
 from dripd_imap.config import ImapConfig
 from dripd_smtp.config import SmtpConfig
 from dripd_smtp.outcome import Stage, classify_fault, classify_reply, enhanced_status
-from dripd_smtp.transport import dot_stuffed
+from dripd_smtp.transport import _recipient, dot_stuffed
 
 P, T, S, U = SendOutcome.PERMANENT, SendOutcome.TRANSIENT, SendOutcome.SENDER_BLOCKED, SendOutcome.UNCERTAIN
 
@@ -82,6 +83,21 @@ def _stuffed_line_by_line(data: bytes) -> bytes:
 def test_dot_stuffing_fast_path_matches_line_by_line(parts: list[bytes]) -> None:
     data = b"".join(parts)
     assert dot_stuffed(data) == _stuffed_line_by_line(data)
+
+
+@given(st.lists(st.sampled_from(["a", "Z", "0", ".", "_", "%", "+", "-", "@", " ", "<", ">", '"', "(", ",", ";",
+                                  "\\", "[", "é", "!"]), min_size=1, max_size=14))
+def test_recipient_fast_path_matches_aiosmtplib(parts: list[str]) -> None:
+    address = "".join(parts)
+    try:
+        expected: bytes | None = quote_address(address).encode()
+    except ValueError:
+        expected = None  # refused: the fast path must not take it either
+    if expected is None:
+        with pytest.raises(ValueError):
+            _recipient(address)
+    else:
+        assert _recipient(address) == expected
 
 
 def test_config_never_takes_an_inline_password() -> None:

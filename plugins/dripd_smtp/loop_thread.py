@@ -1,0 +1,158 @@
+"""One native asyncio event loop in a thread of its own, shared by every SMTP transport of the process.
+
+Why not the trio-asyncio bridge (DESIGN.md, "asyncio libraries cross one bridge"): under it every
+asyncio callback of an SMTP conversation runs as a step of a trio task, and the transport alone
+cost more CPU per message than a whole plain aiosmtplib client (see ``dripd_smtp.transport`` for
+the measurement). Here aiosmtplib runs on a plain asyncio loop; the trio side hands each piece of
+a conversation over with ``call_soon_threadsafe`` and is answered through its ``TrioToken`` (the
+pattern of the SQLite store's ``_ThreadReply``): two thread wake-ups per hand-off, however many
+callbacks the conversation takes.
+
+The thread is made when the first transport needs it and stopped, joined and gone when the last
+one lets go (``acquire``/``release``), so a process with no SMTP mailbox has no such thread and
+one whose mailboxes are all closed has none left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Callable, Coroutine, TypeVar
+
+import trio
+
+from dripd.clock import offloaded
+
+T = TypeVar("T")
+
+
+class _Handoff:
+    """One coroutine run on the loop thread for one trio caller."""
+
+    __slots__ = ("token", "done", "task", "timer", "expired")
+
+    def __init__(self) -> None:
+        self.token = trio.lowlevel.current_trio_token()
+        self.done = trio.Event()
+        self.task: asyncio.Task[Any] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.expired = False
+
+    def finished(self, _task: object) -> None:  # on the loop thread
+        if self.timer is not None:
+            self.timer.cancel()
+        try:
+            self.token.run_sync_soon(self.done.set)
+        except trio.RunFinishedError:
+            pass  # the trio side is gone; nobody waits for this answer
+
+    def expire(self) -> None:  # on the loop thread
+        self.expired = True
+        self.cancel()
+
+    def cancel(self) -> None:  # on the loop thread, always after start (FIFO hand-offs)
+        if self.task is not None:
+            self.task.cancel()
+
+
+class LoopThread:
+    """An asyncio loop running forever in a daemon thread until ``_stop``."""
+
+    def __init__(self) -> None:
+        # The class itself, not asyncio.new_event_loop(): with trio-asyncio imported, the policy
+        # would hand out a trio-driven loop (or refuse, from inside trio).
+        self.loop = asyncio.SelectorEventLoop()
+        self.users = 0
+        self._stopped: tuple[trio.lowlevel.TrioToken, trio.Event] | None = None
+        self._thread = threading.Thread(target=self._main, name="dripd-smtp-loop", daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        loop = self.loop
+        try:
+            loop.run_forever()
+            # Whatever is still running (a caller's trio run ended under it) is cancelled and
+            # allowed to finish, so sockets close instead of being garbage-collected open.
+            leftover = asyncio.all_tasks(loop)
+            for task in leftover:
+                task.cancel()
+            if leftover:
+                loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+            if self._stopped is not None:
+                token, event = self._stopped
+                try:
+                    token.run_sync_soon(event.set)
+                except trio.RunFinishedError:
+                    pass
+
+    async def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, timeout: float | None = None) -> T:
+        """``await fn(*args)`` on the loop thread. A trio cancellation cancels the asyncio task
+        and waits for it to finish, so the caller knows the connection's state when it returns.
+        The simulated test clock does not jump while this waits (``offloaded``), so trio's own
+        timeouts stand still too: ``timeout`` bounds the task on the loop's (real) clock as
+        well, raising TimeoutError. A timer handle, not ``asyncio.timeout()``: with trio-asyncio
+        imported, asyncio's get_running_loop is patched to ask trio first, which raises in this
+        thread (~5 % of the loop thread's CPU per send)."""
+        handoff = _Handoff()
+        loop = self.loop
+
+        def start() -> None:
+            handoff.task = task = loop.create_task(fn(*args))
+            task.add_done_callback(handoff.finished)
+            if timeout is not None:
+                handoff.timer = loop.call_later(timeout, handoff.expire)
+
+        loop.call_soon_threadsafe(start)
+        with offloaded:
+            try:
+                await handoff.done.wait()
+            except BaseException:
+                loop.call_soon_threadsafe(handoff.cancel)
+                with trio.CancelScope(shield=True):
+                    await handoff.done.wait()
+                raise
+        task = handoff.task
+        assert task is not None
+        if task.cancelled():
+            if handoff.expired:
+                raise TimeoutError(f"no answer within {timeout:g}s")
+            # Not by this caller: the loop was stopped under it (its trio run is ending). A
+            # connection fault to the transport, classified by the stage it had reached.
+            raise ConnectionAbortedError("the SMTP loop thread stopped during the conversation")
+        result: T = task.result()
+        return result
+
+    async def _stop(self) -> None:
+        """Stop the loop, let its leftovers finish, close it and join the thread."""
+        event = trio.Event()
+        self._stopped = (trio.lowlevel.current_trio_token(), event)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        with offloaded, trio.CancelScope(shield=True):
+            await event.wait()
+        self._thread.join()  # the thread has returned from _main: this does not block
+
+
+_shared: LoopThread | None = None
+
+
+def acquire() -> LoopThread:
+    """The process's loop thread, started if no transport holds it now."""
+    global _shared
+    if _shared is None:
+        _shared = LoopThread()
+    _shared.users += 1
+    return _shared
+
+
+async def release(loop_thread: LoopThread) -> None:
+    """Let go of the loop thread; the last user stops it and waits until the thread is gone."""
+    global _shared
+    loop_thread.users -= 1
+    if loop_thread.users > 0:
+        return
+    if _shared is loop_thread:
+        _shared = None
+    await loop_thread._stop()
