@@ -108,54 +108,6 @@ def bridged_client(port: int, connections: int, items: list[tuple[str, bytes]]) 
     return trio.run(main)
 
 
-def transport_alone(port: int, connections: int, items: list[tuple[str, bytes]]) -> tuple[float, float]:
-    """dripd's own SMTP transport plugin with nothing else of dripd: ``connections`` trio tasks
-    calling ``SmtpTransport.send`` with the pre-rendered messages (no store, no engine). What
-    the transport costs per message, beside the plain client's figure. Returns msg/s and CPU
-    ms/message (this process: the transport's threads included)."""
-    import trio
-    import trio_asyncio
-    from dripd_smtp.config import SmtpConfig
-    from dripd_smtp.transport import SmtpTransport
-
-    from dripd.hookspecs import MailboxSettings, OutgoingMessage, PluginContext, SendOutcome
-
-    class State:
-        async def get(self, key: str) -> str | None:
-            return None
-
-        async def set(self, key: str, value: str) -> None:
-            pass
-
-    async def main() -> tuple[float, float]:
-        async with trio_asyncio.open_loop():
-            config = SmtpConfig.model_validate({"host": "127.0.0.1", "port": port, "security": "none",
-                                                "connections": connections, "timeout_seconds": 30})
-            transport = SmtpTransport(MailboxSettings(MAILBOX, f"{MAILBOX}@sender.example"), config,
-                                      PluginContext(now=trio.current_time, state=State()))
-            todo = list(reversed(items))
-            accepted = 0
-
-            async def worker() -> None:
-                nonlocal accepted
-                while todo:
-                    to, data = todo.pop()
-                    result = await transport.send(OutgoingMessage(MAILBOX, "<x@sender.example>",
-                                                                  f"{MAILBOX}@sender.example", to, data))
-                    accepted += result.outcome is SendOutcome.ACCEPTED
-
-            cpu, started = time.process_time(), time.perf_counter()
-            async with trio.open_nursery() as nursery:
-                for _ in range(connections):
-                    nursery.start_soon(worker)
-            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-            await transport.aclose()
-            assert accepted == len(items), (accepted, len(items))
-            return len(items) / elapsed, cpu / len(items) * 1000
-
-    return trio.run(main)
-
-
 def naive_client(port: int, connections: int, n: int) -> float:
     """What a plain script does: build each message with the stdlib (EmailMessage, text and HTML
     parts) and send it with smtplib, one thread per connection."""
@@ -356,7 +308,6 @@ def main() -> None:
         ours, recorded, ours_cpu = dripd_run(root / "dripd", port, n, conns, None)
         ahead, ahead_recorded, ahead_cpu = dripd_run(root / "dripd-ahead", port, n, conns, concurrency)
         bridged = bridged_client(port, conns, items)
-        alone, alone_cpu = transport_alone(port, conns, items)
     raw = (raw + raw_after) / 2  # the machine's load drifts: the limit measured before and after dripd
     raw_cpu = (raw_cpu + raw_cpu_after) / 2
     size = sum(len(d) for _, d in items) / n
@@ -382,14 +333,11 @@ def main() -> None:
     table.row("the plain client driven from trio (one aio_as_trio crossing per message): messages/s",
               c.fnum(bridged), f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(bridged, raw),
               "what the trio-asyncio bridge alone costs; not dripd")
-    table.row(f"dripd's SMTP transport plugin alone: {conns} trio tasks calling `SmtpTransport.send` with the "
-              "pre-rendered messages (no engine, no store): messages/s", c.fnum(alone),
-              f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(alone, raw),
-              f"{alone_cpu:.2f} ms CPU/message against the plain client's {raw_cpu:.2f}: the ceiling of any dripd row")
     table.notes.append("reference: asyncio (the stock event loop, in a process of its own: bench/_plain_smtp.py) + "
                        "aiosmtplib.sendmail on the same pre-rendered bytes, timed from connect to the last reply, run "
                        f"before and after the headline and averaged ({raw_cpu:.2f} ms CPU per message); all rows share one "
-                       f"smtp-sink and this machine (load average at the end: {os.getloadavg()[0]:.2f})")
+                       f"smtp-sink and this machine (load average at the end: {os.getloadavg()[0]:.2f}); the transport plugin "
+                       "alone against the same client: bench/bench_smtp_transport.py")
     table.print()
 
 
