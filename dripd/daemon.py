@@ -175,6 +175,8 @@ class Daemon:
                 events.close()
         finally:
             if self._services is not None:
+                if self._services.engine.wire_journal is not None:
+                    self._services.engine.wire_journal.close()
                 for transport in self._services.transports.values():
                     with trio.CancelScope(shield=True):
                         try:
