@@ -116,9 +116,9 @@ class WireJournal:
         self._in_flight.pop(row, None)
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
     def _append(self, row: Row, kind: str) -> None:
         if self._broken:
@@ -171,4 +171,7 @@ class WireJournal:
             if not emptied:
                     log.critical("wire journal %s can be neither emptied nor removed: delete it before restarting "
                              "dripd", self.path)
-        self.close()
+        try:
+            self.close()
+        except OSError:
+            pass
