@@ -41,7 +41,8 @@ async def recover_sending(engine: Engine, mailbox_id: str | None = None) -> int:
                      "follow the transport's lookup", journal.path)
             journal = None  # said once
         last = said.get((row.enrollment_id, row.step_id)) if said is not None else None
-        delivered = {CLAIMED: False, ACCEPTED: True}.get(last) if last else await _lookup(engine, row)
+        known = {CLAIMED: False, ACCEPTED: True}.get(last or "")  # a W, or no line: ask the transport
+        delivered = known if known is not None else await _lookup(engine, row)
         now = engine.clock.now()
         if delivered is False or (delivered is None and engine.config.current.daemon.resend_uncertain):
             why = "claimed, never handed to the transport (wire journal)," if last == CLAIMED else "not delivered"
