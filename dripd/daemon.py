@@ -237,6 +237,7 @@ class Daemon:
             mailbox.id, MailboxLimiter(limits_of(mailbox), history=history, new_history=first_emails), self.clock, services.store,
             services.engine.run, horizon=daemon_settings.horizon_seconds, limit=daemon_settings.queue_limit,
             concurrency=self.plugins.lane_parallelism(mailbox, f"mailbox {mailbox.id}").concurrency,
+            claim_ahead=services.engine.wire_journal is not None,  # not on a cluster node (dripd/send_slots.py)
         )
         paused = await services.store.mailbox_paused(mailbox.id)
         if paused:

@@ -102,7 +102,7 @@ class Lane:
 
     def __init__(
         self, mailbox_id: str, limiter: MailboxLimiter, clock: Clock, source: DueSource, run: Runner,
-        *, horizon: float, limit: int, concurrency: int = 1,
+        *, horizon: float, limit: int, concurrency: int = 1, claim_ahead: bool = True,
     ) -> None:
         self.mailbox_id = mailbox_id
         self.limiter = limiter
@@ -112,7 +112,7 @@ class Lane:
         self.horizon = horizon
         self.limit = limit
         self.concurrency = concurrency
-        self.slots = SendSlots(concurrency)
+        self.slots = SendSlots(concurrency, ahead=claim_ahead)  # ahead: only where a wire journal is kept
         self._due: list[tuple[float, int]] = []  # (next_run_at, id), lazily invalidated
         self._wanted: dict[int, float] = {}  # id -> the due time its live heap entry carries
         self._followup: dict[int, bool] = {}

@@ -9,6 +9,10 @@ idling through the commit (bench/bench_send.py, issue 14: 302 -> 501 msg/s to sm
 the claims were made ahead). At most ``2 x total`` of the lane's rows are 'sending' at once; the
 wire journal (dripd/wire_journal.py) tells recovery which of them never reached the transport.
 
+Without a wire journal to tell the claims apart after a crash (a cluster node: a mailbox's rows
+are recovered by whichever node takes its lease), ``ahead=False`` grants a claim only while a
+wire place is free, so no more rows are 'sending' than sends are on the wire, as before.
+
 Both stages are granted by ticket, the order in which the lane dispatched its enrollments: a
 ticket still preparing (reading its context, building its message) or still claiming holds back
 every later one, so working ahead never reorders the sends. A ticket that sends nothing (the gate
@@ -28,8 +32,9 @@ __all__ = ["SendSlots"]
 class SendSlots:
     """``total`` places in each stage; ``claimed`` and ``busy`` count the tickets holding them."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, *, ahead: bool = True) -> None:
         self.total = total
+        self.ahead = ahead  # claims may wait for the wire (else a claim needs a free wire place)
         self.claimed = 0  # tickets claiming, or claimed and waiting for the wire
         self.busy = 0  # tickets on the wire
         self._next_ticket = 0
@@ -110,7 +115,7 @@ class SendSlots:
             self.claimed -= 1
             self.busy += 1
             event.set()
-        while self.claimed < self.total and self._to_claim:
+        while self._to_claim and self.claimed < (self.total if self.ahead else self.total - self.busy):
             ticket, event = next(iter(self._to_claim.items()))
             if event is None:
                 break  # the oldest is still preparing

@@ -75,6 +75,29 @@ async def test_claims_go_ahead_of_the_wire_and_both_stages_keep_the_order(autoju
     assert (watch.slots.claimed, watch.slots.busy) == (0, 0)
 
 
+async def test_without_claiming_ahead_no_more_rows_are_sending_than_are_on_the_wire(
+        autojump_clock: trio.abc.Clock) -> None:
+    # A cluster node keeps no wire journal: a claim waits for a free place on the wire.
+    rng = random.Random(15)
+    watch = Watch(SendSlots(3, ahead=False))
+    most_sending = 0
+
+    async def sending_now() -> None:
+        nonlocal most_sending
+        while True:
+            most_sending = max(most_sending, watch.slots.claimed + watch.slots.busy)
+            await trio.sleep(0.0005)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sending_now)
+        async with trio.open_nursery() as senders:
+            for _ in range(30):
+                senders.start_soon(send, watch, watch.slots.issue(), rng.uniform(0, 0.02), 0.002, 0.01)
+        nursery.cancel_scope.cancel()
+    in_order(watch.wire_times, 30)
+    assert most_sending == 3 and watch.most_busy == 3
+
+
 async def test_a_slow_ticket_holds_later_ones_back_in_each_stage(autojump_clock: trio.abc.Clock) -> None:
     watch = Watch(SendSlots(2))
     async with trio.open_nursery() as nursery:
