@@ -23,8 +23,8 @@ from dripd.engagement import Engagement, MessageRef
 from dripd.hookspecs import OutgoingMessage, SendOutcome, SendResult, Transport
 from dripd.metrics import Metrics
 from dripd.model import EnrollmentStatus, SequenceStatus, Step
-from dripd.safeguards import Safeguards
 from dripd.recovery import recover_sending
+from dripd.safeguards import Safeguards
 from dripd.scheduler import Gate, RunResult, RunStatus, Scheduler
 from dripd.steps import step_label, with_variant
 from dripd.store.api import Claim, RunContext, RunStore
