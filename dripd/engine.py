@@ -358,8 +358,8 @@ class Engine:
         result = await self._transport_send(mailbox.id, message)
         if self.wire_journal is not None and result.outcome is SendOutcome.ACCEPTED:
             self.wire_journal.accepted(row)  # while it still holds its place on the wire
-        log.debug("enrollment %d outbox %d: mailbox %s transport answered %s (%s)", ctx.enrollment.id,
-                  claim.outbox_id, mailbox.id, result.outcome.value, result.detail)
+        log.debug("enrollment %d step %d: mailbox %s transport answered %s (%s)", ctx.enrollment.id, step.id,
+                  mailbox.id, result.outcome.value, result.detail)
         self.metrics.observe_send_latency(mailbox.id, max(0.0, self.clock.now() - started))
         return result, rendered
 
