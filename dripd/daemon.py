@@ -175,6 +175,8 @@ class Daemon:
                 events.close()
         finally:
             if self._services is not None:
+                if self._services.engine.wire_journal is not None:
+                    self._services.engine.wire_journal.close()
                 for transport in self._services.transports.values():
                     with trio.CancelScope(shield=True):
                         try:
@@ -235,6 +237,7 @@ class Daemon:
             mailbox.id, MailboxLimiter(limits_of(mailbox), history=history, new_history=first_emails), self.clock, services.store,
             services.engine.run, horizon=daemon_settings.horizon_seconds, limit=daemon_settings.queue_limit,
             concurrency=self.plugins.lane_parallelism(mailbox, f"mailbox {mailbox.id}").concurrency,
+            claim_ahead=services.engine.wire_journal is not None,  # not on a cluster node (dripd/send_slots.py)
         )
         paused = await services.store.mailbox_paused(mailbox.id)
         if paused:

@@ -23,11 +23,13 @@ from dripd.engagement import Engagement, MessageRef
 from dripd.hookspecs import OutgoingMessage, SendOutcome, SendResult, Transport
 from dripd.metrics import Metrics
 from dripd.model import EnrollmentStatus, SequenceStatus, Step
+from dripd.recovery import recover_sending
 from dripd.safeguards import Safeguards
 from dripd.scheduler import Gate, RunResult, RunStatus, Scheduler
 from dripd.steps import step_label, with_variant
-from dripd.store.api import Claim, OutboxRow, RunContext, RunStore
+from dripd.store.api import Claim, RunContext, RunStore
 from dripd.window import SendWindow
+from dripd.wire_journal import WireJournal
 
 log = logging.getLogger("dripd.engine")
 
@@ -60,7 +62,7 @@ class Engine:
     def __init__(
         self, config: LiveConfig, store: RunStore, transports: MutableMapping[str, Transport], scheduler: Scheduler,
         clock: Clock, *, metrics: Metrics, engagement: Engagement, safeguards: Safeguards,
-        extra_headers: HeaderSource, rng: random.Random | None = None,
+        extra_headers: HeaderSource, rng: random.Random | None = None, wire_journal: WireJournal | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -72,6 +74,7 @@ class Engine:
         self.safeguards = safeguards
         self.extra_headers = extra_headers
         self.counters = Counters()
+        self.wire_journal = wire_journal  # which claimed rows reached a transport (None: not kept)
         self._rng = rng or random.Random()
         self._templates: dict[tuple[int, str, str, str | None], render.CompiledTemplate] = {}
         self._windows: dict[tuple[object, ...], SendWindow] = {}
@@ -117,18 +120,27 @@ class Engine:
             self.counters.failed += 1
             return RunResult(RunStatus.DONE)
         due_at = enrollment.due_at if enrollment.due_at is not None else now
-        # The gate, the claim and the transport share one of the lane's send slots: a row is
-        # 'sending' only while its message is about to go or on the wire (no claimed-but-unsent
-        # rows for a crash to leave), a token is taken only when the send can go at once, and the
-        # result is recorded after the slot is freed, while the lane's next send is on the wire.
-        # The message is built before the slot, while other sends are on the wire.
+        # Two stages, each granted in the lane's dispatch order (dripd/send_slots.py). The message
+        # is built before them; in its claim turn the token is taken and the claim committed
+        # (durably) while earlier sends are on the wire, so a freed connection finds its next
+        # claim ready; then the transport holds one of the wire's places. Up to ``concurrency``
+        # claimed rows per lane wait for the wire: the wire journal tells recovery they never
+        # left. The result is recorded after the wire place is freed.
         prepared = await self._prepare(ctx, mailbox, plan.step, now)
-        async with gate.on_the_wire():
-            if not gate(followup, due_at):
-                return RunResult(RunStatus.THROTTLED, followup, due_at)
-            self.metrics.observe_lateness(mailbox.id, max(0.0, now - due_at))
-            claim, sent = await self._claim_and_send(ctx, mailbox, plan.step, now, prepared)
+        await gate.claim_turn()
+        if not gate(followup, due_at):
+            return RunResult(RunStatus.THROTTLED, followup, due_at)
+        self.metrics.observe_lateness(mailbox.id, max(0.0, now - due_at))
+        claim, built = await self._claim(ctx, mailbox, plan.step, now, prepared)
+        sent: tuple[SendResult, render.Rendered] | policy.Failed | None = None
+        if isinstance(built, policy.Failed):
+            sent = built
+        elif claim is not None and built is not None:
+            async with gate.on_the_wire():
+                sent = await self._hand_over(ctx, mailbox, plan.step, claim, built)
         await self._after_send(ctx, mailbox, plan.step, now, claim, sent)
+        if claim is not None and self.wire_journal is not None:
+            self.wire_journal.settled((enrollment_id, plan.step.id))  # its result is committed
         return RunResult(RunStatus.DONE)
 
     @staticmethod
@@ -279,11 +291,12 @@ class Engine:
             built = None
         return _Prepared(variant, subject, candidate, built)
 
-    async def _claim_and_send(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, now: float,
-                              prepared: _Prepared
-                              ) -> tuple[Claim | None, tuple[SendResult, render.Rendered] | policy.Failed | None]:
-        """Claim the step in the ledger (committed durably) and send it: the claim (None: the
-        ledger already holds the step) and the transport's answer with what was sent."""
+    async def _claim(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, now: float, prepared: _Prepared
+                     ) -> tuple[Claim | None, tuple[render.Rendered, bytes] | policy.Failed | None]:
+        """Claim the step in the ledger (committed durably): the claim (None: the ledger already
+        holds the step) and the message to send for it (Failed: it cannot be built)."""
+        if self.wire_journal is not None:
+            self.wire_journal.claiming((ctx.enrollment.id, step.id))  # before: no committed claim lacks its line
         claim = await self.store.claim_send(ctx.enrollment.id, step.id, mailbox.id, prepared.message_id,
                                             prepared.subject, now, prepared.variant)
         if claim is None:
@@ -291,7 +304,7 @@ class Engine:
         # A retry's row keeps its first Message-ID and variant: what was built for a new row is
         # then not what goes out.
         fits = (claim.message_id, claim.variant) == (prepared.message_id, prepared.variant)
-        return claim, await self._build_and_send(ctx, mailbox, step, claim, now, prepared.built if fits else None)
+        return claim, self._build(ctx, mailbox, step, claim, now, prepared.built if fits else None)
 
     async def _after_send(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, now: float, claim: Claim | None,
                           sent: tuple[SendResult, render.Rendered] | policy.Failed | None) -> None:
@@ -317,27 +330,34 @@ class Engine:
                                         now=now, rules=rules, jitter=self._rng.random())
         await self._record_decision(ctx, mailbox, step, claim, decision, now)
 
-    async def _build_and_send(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, claim: Claim, now: float,
-                              built: tuple[render.Rendered, bytes] | None = None
-                              ) -> tuple[SendResult, render.Rendered] | policy.Failed:
-        """Build the claimed message (unless ``built`` already is it) and hand it to the transport:
-        its answer and what was sent, or Failed when it could not be built (the claim is then
-        resolved with the reason)."""
+    def _build(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, claim: Claim, now: float,
+               built: tuple[render.Rendered, bytes] | None) -> tuple[render.Rendered, bytes] | policy.Failed:
+        """The claimed message (``built`` when it already is it), or Failed when it cannot be
+        built (the claim is then resolved with the reason)."""
         if built is not None:
-            rendered, data = built
-        else:
-            try:
-                # The ledger row's variant wins: a retry sends what its first attempt chose.
-                envelope, rendered = self.compose(ctx, mailbox, with_variant(step, claim.variant), claim.message_id, now)
-                data = render.build_message(envelope, rendered)
-            except Exception as exc:
-                # The claim is committed: the row must be resolved with the reason, never left
-                # 'sending' and never skipped as if sent (a bug here is reported the same way).
-                reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-                return policy.Failed(f"the message could not be built: {reason}")
+            return built
+        try:
+            # The ledger row's variant wins: a retry sends what its first attempt chose.
+            envelope, rendered = self.compose(ctx, mailbox, with_variant(step, claim.variant), claim.message_id, now)
+            return rendered, render.build_message(envelope, rendered)
+        except Exception as exc:
+            # The claim is committed: the row must be resolved with the reason, never left
+            # 'sending' and never skipped as if sent (a bug here is reported the same way).
+            reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            return policy.Failed(f"the message could not be built: {reason}")
+
+    async def _hand_over(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, claim: Claim,
+                         built: tuple[render.Rendered, bytes]) -> tuple[SendResult, render.Rendered]:
+        """Hand the claimed message to the transport: its answer and what was sent."""
+        rendered, data = built
         message = OutgoingMessage(mailbox.id, claim.message_id, mailbox.address, ctx.contact.email, data)
+        row = (ctx.enrollment.id, step.id)
+        if self.wire_journal is not None:
+            self.wire_journal.handed(row)  # before the transport: recovery must never resend it
         started = self.clock.now()
         result = await self._transport_send(mailbox.id, message)
+        if self.wire_journal is not None and result.outcome is SendOutcome.ACCEPTED:
+            self.wire_journal.accepted(row)  # while it still holds its place on the wire
         log.debug("enrollment %d step %d: mailbox %s transport answered %s (%s)", ctx.enrollment.id, step.id,
                   mailbox.id, result.outcome.value, result.detail)
         self.metrics.observe_send_latency(mailbox.id, max(0.0, self.clock.now() - started))
@@ -429,44 +449,9 @@ class Engine:
 
     async def recover(self, mailbox_id: str | None = None) -> int:
         """Resolve ledger rows a crash left 'sending' (only ``mailbox_id``'s: a node of a cluster
-        resolves a mailbox's rows when it takes its lease). Returns how many stayed uncertain."""
-        uncertain = 0
-        for row in await self.store.outbox_in_state("sending"):
-            if mailbox_id is not None and row.mailbox_id != mailbox_id:
-                continue
-            delivered = await self._lookup(row)
-            now = self.clock.now()
-            if delivered is False or (delivered is None and self.config.current.daemon.resend_uncertain):
-                await self.store.release_claim(row.id, row.enrollment_id, now, now, "not delivered before a crash")
-                log.warning("outbox %s: not delivered before a crash; will send", row.message_id)
-                continue
-            ctx = await self.store.run_context(row.enrollment_id)
-            step = next((s for s in ctx.steps if s.id == row.step_id), None) if ctx else None
-            if ctx is None or step is None:
-                await self.store.resolve_outbox(row.id, "uncertain", "interrupted by a crash; step since deleted", now)
-                uncertain += 1
-                continue
-            cursor_ord, anchor, due = self.next_after(ctx, step, row.attempted_at)
-            if delivered:
-                claim = Claim(row.id, row.message_id, 1, row.attempted_at)
-                await self.store.record_sent(claim, row.enrollment_id, row.step_id, cursor_ord, anchor, due, now)
-                log.info("outbox %s: found delivered after a crash", row.message_id)
-            else:
-                await self.store.record_uncertain(row.id, row.enrollment_id, row.step_id, cursor_ord, anchor, due,
-                                                  "interrupted by a crash; not resent", now)
-                uncertain += 1
-                log.warning("outbox %s: delivery uncertain after a crash; not resent", row.message_id)
-        return uncertain
-
-    async def _lookup(self, row: OutboxRow) -> bool | None:
-        transport = self.transports.get(row.mailbox_id)
-        if transport is None:
-            return None
-        try:
-            return await transport.lookup(row.message_id)
-        except Exception:
-            log.exception("outbox %s: lookup failed", row.message_id)
-            return None
+        resolves a mailbox's rows when it takes its lease). Returns how many stayed uncertain.
+        The rules are in dripd/recovery.py."""
+        return await recover_sending(self, mailbox_id)
 
 
 def _reply_subject(first: str) -> str:

@@ -30,6 +30,7 @@ from dripd.safeguards import Safeguards
 from dripd.scheduler import Scheduler
 from dripd.store.backend import Backend
 from dripd.webhooks.dispatcher import Dispatcher
+from dripd.wire_journal import WireJournal
 
 if TYPE_CHECKING:
     from dripd.cluster.node import ClusterNode
@@ -136,7 +137,8 @@ def build(config: Config, plugins: Plugins, store: Backend, events: EventStream,
     safeguards = Safeguards(live, store, store, store, scheduler, clock)
     engagement = engagement_for(config)
     engine = Engine(live, store, transports, scheduler, clock, metrics=metrics, engagement=engagement,
-                    safeguards=safeguards, extra_headers=plugins.message_headers, rng=rng)
+                    safeguards=safeguards, extra_headers=plugins.message_headers, rng=rng,
+                    wire_journal=None if cluster else WireJournal(config.daemon.state_dir / "wire.journal"))
     health = MailboxHealth(live, store, clock)
     webhooks = Dispatcher(live, store, clock)
     events.listen(webhooks.on_event)  # wakes the dispatcher; the deliveries are in the store already

@@ -9,19 +9,19 @@ allowed moment: throttled work is pushed back, not polled.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import heapq
 import logging
 import math
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import AsyncIterator, Awaitable, Callable, Protocol
+from typing import Awaitable, Callable, Protocol
 
 import trio
 
 from dripd.clock import Clock
 from dripd.errors import StoreError
+from dripd.send_slots import SendSlots
 from dripd.store.api import DueRow
 from dripd.throttle import MailboxLimiter
 
@@ -45,8 +45,11 @@ class RunResult:
 
 
 class Gate(Protocol):
-    """What a run gets from its lane: the check-and-take of a send token (``gate(followup,
-    due_at)``), and ``on_the_wire()``, held from the ledger claim until the transport answers."""
+    """What a run gets from its lane, in the order a send uses it: ``claim_turn()``, its turn to
+    claim (in dispatch order); the check-and-take of a send token (``gate(followup, due_at)``),
+    right before the ledger claim; and ``on_the_wire()``, held while the transport sends."""
+
+    async def claim_turn(self) -> None: ...
 
     def __call__(self, followup: bool, due_at: float) -> bool: ...
 
@@ -55,71 +58,12 @@ class Gate(Protocol):
 
 Runner = Callable[[int, Gate], Awaitable[RunResult]]
 
-# Workers per send slot. A lane runs ``concurrency`` sends on the wire and as many more workers
-# again, which read the next enrollment's context before a slot frees and record a result after
-# it is freed: the store's round trips overlap the sends instead of following them
-# (bench/bench_send.py: each send waited ~4 ms for each of three store operations in a row).
-# The claim is made inside the slot, right before the transport, so no more rows are ever
-# 'sending' than sends are on the wire: a crash leaves no claimed-but-unsent row behind.
-WORKERS_PER_SLOT = 2
-
-
-class SendSlots:
-    """``total`` sends on the wire at once, granted in the order the lane dispatched their
-    enrollments (its tickets), so preparing ahead never reorders the sends: a slot goes to the
-    oldest ticket still preparing or waiting, once it asks; tickets that send nothing withdraw."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.busy = 0
-        self._next_ticket = 0
-        self._waiting: dict[int, trio.Event | None] = {}  # tickets not yet on the wire, in order
-
-    def issue(self) -> int:
-        ticket = self._next_ticket
-        self._next_ticket += 1
-        self._waiting[ticket] = None  # preparing: it holds its place in the order
-        return ticket
-
-    def withdraw(self, ticket: int) -> None:
-        if self._waiting.pop(ticket, 0) != 0:
-            self._grant()
-
-    def resize(self, total: int) -> None:
-        self.total = total
-        self._grant()
-
-    @contextlib.asynccontextmanager
-    async def slot(self, ticket: int) -> AsyncIterator[None]:
-        if ticket not in self._waiting:
-            raise RuntimeError(f"send ticket {ticket} is not waiting for a slot")
-        granted = self._waiting[ticket] = trio.Event()
-        self._grant()
-        try:
-            await granted.wait()
-        except BaseException:
-            if not granted.is_set():
-                self.withdraw(ticket)
-                raise
-            self.release()
-            raise
-        try:
-            yield
-        finally:
-            self.release()
-
-    def release(self) -> None:
-        self.busy -= 1
-        self._grant()
-
-    def _grant(self) -> None:
-        while self.busy < self.total and self._waiting:
-            ticket, event = next(iter(self._waiting.items()))
-            if event is None:
-                return  # the oldest is still preparing: later ones wait for it
-            del self._waiting[ticket]
-            self.busy += 1
-            event.set()
+# Workers per send slot. A lane keeps ``concurrency`` sends on the wire and up to as many claims
+# made ahead of them (dripd/send_slots.py); the other workers read the next enrollments' context
+# and build their messages before their turn, and record results after the send: the store's
+# round trips and the claims' fsync overlap the sends instead of following them
+# (bench/bench_send.py). One worker preparing, one claimed, one on the wire, one recording.
+WORKERS_PER_SLOT = 4
 
 
 class _RunGate:
@@ -131,11 +75,14 @@ class _RunGate:
         self._lane = lane
         self._ticket = ticket
 
+    async def claim_turn(self) -> None:
+        await self._lane.slots.claim_turn(self._ticket)
+
     def __call__(self, followup: bool, due_at: float) -> bool:
         return self._lane.gate(followup, due_at)
 
     def on_the_wire(self) -> AbstractAsyncContextManager[None]:
-        return self._lane.slots.slot(self._ticket)
+        return self._lane.slots.on_the_wire(self._ticket)
 
 
 class DueSource(Protocol):
@@ -155,7 +102,7 @@ class Lane:
 
     def __init__(
         self, mailbox_id: str, limiter: MailboxLimiter, clock: Clock, source: DueSource, run: Runner,
-        *, horizon: float, limit: int, concurrency: int = 1,
+        *, horizon: float, limit: int, concurrency: int = 1, claim_ahead: bool = True,
     ) -> None:
         self.mailbox_id = mailbox_id
         self.limiter = limiter
@@ -165,7 +112,7 @@ class Lane:
         self.horizon = horizon
         self.limit = limit
         self.concurrency = concurrency
-        self.slots = SendSlots(concurrency)
+        self.slots = SendSlots(concurrency, ahead=claim_ahead)  # ahead: only where a wire journal is kept
         self._due: list[tuple[float, int]] = []  # (next_run_at, id), lazily invalidated
         self._wanted: dict[int, float] = {}  # id -> the due time its live heap entry carries
         self._followup: dict[int, bool] = {}

@@ -7,6 +7,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+from dripd.scheduler import WORKERS_PER_SLOT
 from tests.integration.daemon_process import DRIPCTL, DRIPD, MakeDripd
 from tests.integration.waiting import wait_until
 
@@ -92,8 +93,9 @@ def test_notify_ready_watchdog_reloading_stopping_in_order(tmp_path: Path, dripd
 
 def test_watchdog_pings_stop_when_the_scheduler_is_wedged(tmp_path: Path, dripd_process: MakeDripd) -> None:
     """An SMTP server that accepts the connection and then never answers RCPT (with a long
-    transport timeout) holds the mailbox's only worker; the next due send then blocks the lane's
-    loop, and the pings must stop so that systemd restarts the service."""
+    transport timeout) holds the mailbox's only connection; once every worker of the lane waits
+    behind it, the next due send blocks the lane's loop, and the pings must stop so that systemd
+    restarts the service."""
     from tests.integration.servers import smtp_sink
 
     notify_path = tmp_path / "notify.sock"
@@ -112,7 +114,9 @@ def test_watchdog_pings_stop_when_the_scheduler_is_wedged(tmp_path: Path, dripd_
                 sequence_id = client.post("/api/sequences", json={
                     "name": "wedge", "mailboxId": "sales",
                     "steps": [{"type": "email", "subject": "s", "body": "b"}]}).json()["id"]
-                csv = "email\n" + "".join(f"w{i}@example.org\n" for i in range(3))
+                # More contacts than the lane has workers (one send stalled, one claimed behind
+                # it, the others waiting their turn): the next dispatch blocks the lane's loop.
+                csv = "email\n" + "".join(f"w{i}@example.org\n" for i in range(WORKERS_PER_SLOT + 2))
                 client.post(f"/api/sequences/{sequence_id}/enroll/csv", content=csv.encode(),
                             headers={"content-type": "text/csv"})
                 client.post(f"/api/sequences/{sequence_id}/start")

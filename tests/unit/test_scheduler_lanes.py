@@ -108,9 +108,10 @@ class Engine:
         if row is None:
             return RunResult(RunStatus.DROPPED)
         now = self.clock.now()
-        async with gate.on_the_wire():  # as the engine: the gate and the send hold one of the lane's slots
-            if not gate(row.followup, row.next_run_at):
-                return RunResult(RunStatus.THROTTLED, row.followup, row.next_run_at)
+        await gate.claim_turn()  # as the engine: the gate and the claim in the claim stage, then the wire
+        if not gate(row.followup, row.next_run_at):
+            return RunResult(RunStatus.THROTTLED, row.followup, row.next_run_at)
+        async with gate.on_the_wire():
             self.sent.append((self.clock.now(), enrollment_id))
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
@@ -363,7 +364,7 @@ async def test_one_enrollment_failing_is_retried_a_minute_later_and_others_go_on
     assert list(zip(engine.sent_at(), engine.order())) == [(1, 2), (60, 1)]
 
 
-async def test_stop_lets_the_send_in_flight_finish_and_starts_no_other(autojump_clock: trio.abc.Clock) -> None:
+async def test_stop_lets_the_sends_in_flight_and_claimed_finish_and_starts_no_other(autojump_clock: trio.abc.Clock) -> None:
     source = MemoryDueSource()
     for enrollment_id in (1, 2):
         source.put(enrollment_id, at(0))
@@ -381,6 +382,8 @@ async def test_stop_lets_the_send_in_flight_finish_and_starts_no_other(autojump_
         await until(1)
         assert scheduler.sending()
         scheduler.stop()
-    assert trio.current_time() == 60  # the lanes returned once the send in flight was done
-    assert engine_a.sent_at() == [0] and source.rows == {2: Row(2, at(0))}
+    # Enrollment 2 was claimed ahead while 1 was on the wire (its claim is durable, its token
+    # taken): it goes once 1 is done, then the lanes return. Nothing else starts.
+    assert trio.current_time() == 120
+    assert engine_a.sent_at() == [0, 60] and source.rows == {}
     assert engine_b.sent == []  # due at 30, after the stop: never started

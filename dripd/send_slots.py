@@ -1,0 +1,125 @@
+"""A lane's send slots: the claim stage and the wire stage, both granted in dispatch order.
+
+A send passes two stages. In the *claim stage* its worker checks the gate (the send token) and
+commits the ledger claim (synchronous=FULL, ~1.6 ms of fsync on a quiet disk); in the *wire
+stage* it hands the message to the transport. Each stage has ``total`` places, so a lane keeps
+``total`` sends on the wire while up to ``total`` more are being claimed or are claimed and
+waiting for a connection: a connection that frees finds its next claim already durable instead of
+idling through the commit (bench/bench_send.py, issue 14: 302 -> 501 msg/s to smtp-sink when
+the claims were made ahead). At most ``2 x total`` of the lane's rows are 'sending' at once; the
+wire journal (dripd/wire_journal.py) tells recovery which of them never reached the transport.
+
+Without a wire journal to tell the claims apart after a crash (a cluster node: a mailbox's rows
+are recovered by whichever node takes its lease), ``ahead=False`` grants a claim only while a
+wire place is free, so no more rows are 'sending' than sends are on the wire, as before.
+
+Both stages are granted by ticket, the order in which the lane dispatched its enrollments: a
+ticket still preparing (reading its context, building its message) or still claiming holds back
+every later one, so working ahead never reorders the sends. A ticket that sends nothing (the gate
+said no, the ledger already held the step, the run failed) withdraws and gives its place up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncIterator
+
+import trio
+
+__all__ = ["SendSlots"]
+
+
+class SendSlots:
+    """``total`` places in each stage; ``claimed`` and ``busy`` count the tickets holding them."""
+
+    def __init__(self, total: int, *, ahead: bool = True) -> None:
+        self.total = total
+        self.ahead = ahead  # claims may wait for the wire (else a claim needs a free wire place)
+        self.claimed = 0  # tickets claiming, or claimed and waiting for the wire
+        self.busy = 0  # tickets on the wire
+        self._next_ticket = 0
+        # Tickets before each stage, in ticket order; None: not asking yet (preparing, claiming).
+        self._to_claim: dict[int, trio.Event | None] = {}
+        self._to_wire: dict[int, trio.Event | None] = {}
+
+    def issue(self) -> int:
+        ticket = self._next_ticket
+        self._next_ticket += 1
+        self._to_claim[ticket] = None  # preparing: it holds its place in the order
+        return ticket
+
+    def withdraw(self, ticket: int) -> None:
+        """The ticket sends nothing more: give up its place in either queue (and its claim place).
+        A ticket already through both stages (or never issued) is left alone, so the lane's
+        workers may call this after every run."""
+        if ticket in self._to_claim:
+            del self._to_claim[ticket]
+        elif ticket in self._to_wire:
+            del self._to_wire[ticket]
+            self.claimed -= 1
+        else:
+            return
+        self._grant()
+
+    def resize(self, total: int) -> None:
+        """A reload changed the lane's concurrency: a larger one grants at once; a smaller one
+        lets the tickets holding places finish and grants no more until they are under it."""
+        self.total = total
+        self._grant()
+
+    async def claim_turn(self, ticket: int) -> None:
+        """Wait for this ticket's place in the claim stage. It is held until the ticket gets its
+        place on the wire (``on_the_wire``) or withdraws."""
+        if self._to_claim.get(ticket, 0) is not None:
+            raise RuntimeError(f"send ticket {ticket} is not preparing to claim")
+        granted = self._to_claim[ticket] = trio.Event()
+        self._grant()
+        try:
+            await granted.wait()
+        except BaseException:
+            if not granted.is_set():
+                self.withdraw(ticket)
+            raise  # granted and cancelled at once: the place is withdrawn by the worker
+
+    @contextlib.asynccontextmanager
+    async def on_the_wire(self, ticket: int) -> AsyncIterator[None]:
+        """Hold one of the ``total`` places on the wire, once every older ticket has gone."""
+        if self._to_wire.get(ticket, 0) is not None:
+            raise RuntimeError(f"send ticket {ticket} has no claim waiting for the wire")
+        granted = self._to_wire[ticket] = trio.Event()
+        self._grant()
+        try:
+            await granted.wait()
+        except BaseException:
+            if not granted.is_set():
+                self.withdraw(ticket)
+            else:
+                self._release()
+            raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        self.busy -= 1
+        self._grant()
+
+    def _grant(self) -> None:
+        # The wire first: a ticket going on the wire frees its claim place for a later one.
+        while self.busy < self.total and self._to_wire:
+            ticket, event = next(iter(self._to_wire.items()))
+            if event is None:
+                break  # the oldest is still claiming: later ones wait for it
+            del self._to_wire[ticket]
+            self.claimed -= 1
+            self.busy += 1
+            event.set()
+        while self._to_claim and self.claimed < (self.total if self.ahead else self.total - self.busy):
+            ticket, event = next(iter(self._to_claim.items()))
+            if event is None:
+                break  # the oldest is still preparing
+            del self._to_claim[ticket]
+            self._to_wire[ticket] = None  # claiming: it holds its place in the wire's order
+            self.claimed += 1
+            event.set()

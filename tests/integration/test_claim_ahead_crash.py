@@ -1,0 +1,101 @@
+"""kill -9 with claims made ahead of the wire: the wire journal tells recovery which rows left.
+
+A mailbox with ``connections = 4`` (nothing else set) keeps 4 sends on the wire and claims up to
+4 more ahead of them (dripd/send_slots.py). The scripted sink holds the first 4 messages at their
+final dot, so the daemon is caught in a known state: 4 rows handed to the transport, 4 claimed
+and waiting for a connection, 8 rows 'sending' in the ledger. After a kill -9 and a restart the
+4 never handed over are sent (the wire journal proves they never left), the 4 handed over stay
+uncertain (the sink may have them: SMTP cannot tell), every other contact gets exactly one
+message, and nobody gets two.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from dripd.wire_journal import CLAIMED, HANDED, Row, current_boot_id, read_journal
+from tests.integration.daemon_process import MakeDripd
+from tests.integration.servers import SmtpSink, smtp_sink
+from tests.integration.waiting import wait_until
+
+CONTACTS = 30
+CONNECTIONS = 4
+
+
+def ledger(db_path: Path) -> dict[str, tuple[Row, str]]:
+    """Contact email -> ((enrollment id, step id), status) of its one ledger row."""
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = db.execute("SELECT c.email, o.enrollment_id, o.step_id, o.status FROM outbox o"
+                          " JOIN enrollments e ON e.id = o.enrollment_id JOIN contacts c ON c.id = e.contact_id").fetchall()
+    finally:
+        db.close()
+    return {str(address): ((int(enrollment), int(step)), str(status)) for address, enrollment, step, status in rows}
+
+
+def accepted(sink: SmtpSink) -> list[str]:
+    return [event["to"] for event in sink.events() if event["event"] == "accepted"]
+
+
+def test_kill_9_with_claims_waiting_sends_the_never_handed_ones_once(tmp_path: Path,
+                                                                  dripd_process: MakeDripd) -> None:
+    hold = {"on": "dot", "action": "stall", "reply": "250 never said", "times": CONNECTIONS}
+    with smtp_sink({"rules": [hold]}) as sink:
+        box = {"id": "sales", "address": "sales@sender.example", "name": "Sales", "timezone": "UTC",
+               "daily_cap": 100000, "hourly_cap": 100000, "burst": 1000, "transport": "smtp",
+               # no concurrency: it follows the connections; the timeout outlasts the test's wait
+               "smtp": sink.smtp_table(connections=CONNECTIONS, timeout_seconds=120)}
+        process = dripd_process(tmp_path, mailboxes=[box])
+        db_path = process.state_dir / "dripd.sqlite3"
+        journal_path = process.state_dir / "wire.journal"
+        process.start()
+        with process.client() as client:
+            created = client.post("/api/sequences", json={
+                "name": "ahead", "mailboxId": "sales", "autoComplete": True,
+                "steps": [{"type": "email", "subject": "Hello {{firstName}}", "body": "<p>one</p>"}]})
+            assert created.status_code == 201, created.text
+            sequence_id = created.json()["id"]
+            csv = "email,firstName\n" + "".join(f"c{i:02d}@example.org,N{i}\n" for i in range(CONTACTS))
+            assert client.post(f"/api/sequences/{sequence_id}/enroll/csv", content=csv.encode(),
+                               headers={"content-type": "text/csv"}).status_code == 201
+            assert client.post(f"/api/sequences/{sequence_id}/start").status_code == 200
+
+        def caught() -> dict[str, tuple[Row, str]] | None:
+            rows = ledger(db_path)
+            on_the_sink = sum(1 for event in sink.events() if event["event"] == "dot")
+            sending = {a: row for a, row in rows.items() if row[1] == "sending"}
+            return sending if on_the_sink == CONNECTIONS and len(sending) == 2 * CONNECTIONS else None
+
+        sending = wait_until(caught, timeout=60, interval=0.02,
+                             what=lambda: f"{2 * CONNECTIONS} rows 'sending', {CONNECTIONS} held at the sink:\n"
+                                          f"{ledger(db_path)}\n{process.log()}")
+        process.kill()
+
+        # What the killed process left: its journal, written without fsync, is all there.
+        said = read_journal(journal_path, current_boot_id())
+        assert said is not None, journal_path.read_bytes()
+        held = {address for address, (row, _) in sending.items() if said.get(row) == HANDED}
+        waiting = {address for address, (row, _) in sending.items() if said.get(row) == CLAIMED}
+        assert len(held) == CONNECTIONS and len(waiting) == CONNECTIONS, (held, waiting)
+        assert not waiting & set(accepted(sink)) and not held & set(accepted(sink))
+
+        process.start()
+
+        def completed() -> bool:
+            with process.client() as client:
+                return bool(client.get(f"/api/sequences/{sequence_id}").json()["status"] == "completed")
+
+        wait_until(completed, timeout=60, interval=0.1, what=process.log)
+        assert process.stop() == 0
+        recipients = accepted(sink)
+        log = process.log()
+
+    final = ledger(db_path)
+    uncertain = {address for address, (_, status) in final.items() if status == "uncertain"}
+    assert uncertain == held, "only the rows handed to the transport are uncertain"
+    assert len(recipients) == len(set(recipients)), "a contact was sent twice"
+    everyone = {f"c{i:02d}@example.org" for i in range(CONTACTS)}
+    assert set(recipients) == everyone - held  # the claimed-and-waiting ones were sent after the restart
+    assert all(final[address][1] == "sent" for address in everyone - held)
+    assert log.count("claimed, never handed to the transport (wire journal), before a crash; will send") == CONNECTIONS

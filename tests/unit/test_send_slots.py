@@ -1,0 +1,196 @@
+"""A lane's two-stage send slots (dripd/send_slots.py) in simulated time: claims are made ahead
+of the wire, at most ``total`` of them, and both stages keep the lane's dispatch order."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import pytest
+import trio
+
+from dripd.send_slots import SendSlots
+
+
+@dataclass
+class Watch:
+    """What the tickets did, and the most each stage ever held."""
+
+    slots: SendSlots
+    bound: int = 0  # the most places a stage may hold (the largest total in effect)
+    claimed: list[int] = field(default_factory=list)  # tickets, as their claim turn came
+    wired: list[int] = field(default_factory=list)  # tickets, as they went on the wire
+    claim_times: dict[int, float] = field(default_factory=dict)
+    wire_times: dict[int, float] = field(default_factory=dict)
+    most_claimed: int = 0
+    most_busy: int = 0
+
+    def look(self) -> None:
+        bound = self.bound or self.slots.total
+        assert self.slots.claimed <= bound and self.slots.busy <= bound
+        self.most_claimed = max(self.most_claimed, self.slots.claimed)
+        self.most_busy = max(self.most_busy, self.slots.busy)
+
+
+def in_order(times: dict[int, float], count: int) -> None:
+    """Every ticket got its turn, and none before an older one (tickets granted at the same
+    moment wake in any order: the order is in the grant times)."""
+    assert sorted(times) == list(range(count))
+    assert [times[ticket] for ticket in range(count)] == sorted(times.values())
+
+
+async def send(watch: Watch, ticket: int, prepare: float, claim: float, wire: float, *, sends: bool = True) -> None:
+    """One worker as the engine runs it: prepare, claim turn, (gate,) claim, wire, withdraw."""
+    slots = watch.slots
+    try:
+        await trio.sleep(prepare)
+        await slots.claim_turn(ticket)
+        watch.claimed.append(ticket)
+        watch.claim_times[ticket] = trio.current_time()
+        watch.look()
+        if not sends:
+            return  # the gate said no: it withdraws below
+        await trio.sleep(claim)  # the durable commit
+        async with slots.on_the_wire(ticket):
+            watch.wired.append(ticket)
+            watch.wire_times[ticket] = trio.current_time()
+            watch.look()
+            await trio.sleep(wire)
+    finally:
+        slots.withdraw(ticket)
+
+
+async def test_claims_go_ahead_of_the_wire_and_both_stages_keep_the_order(autojump_clock: trio.abc.Clock) -> None:
+    rng = random.Random(14)
+    watch = Watch(SendSlots(3))
+    async with trio.open_nursery() as nursery:
+        for _ in range(40):
+            ticket = watch.slots.issue()
+            nursery.start_soon(send, watch, ticket, rng.uniform(0, 0.02), rng.uniform(0.001, 0.003),
+                               rng.uniform(0.005, 0.02))
+    in_order(watch.claim_times, 40)
+    in_order(watch.wire_times, 40)
+    assert watch.most_busy == 3  # the wire is full
+    assert watch.most_claimed == 3  # and 3 more are claimed, waiting for it: at most 2 x 3 'sending'
+    assert (watch.slots.claimed, watch.slots.busy) == (0, 0)
+
+
+async def test_without_claiming_ahead_no_more_rows_are_sending_than_are_on_the_wire(
+        autojump_clock: trio.abc.Clock) -> None:
+    # A cluster node keeps no wire journal: a claim waits for a free place on the wire.
+    rng = random.Random(15)
+    watch = Watch(SendSlots(3, ahead=False))
+    most_sending = 0
+
+    async def sending_now() -> None:
+        nonlocal most_sending
+        while True:
+            most_sending = max(most_sending, watch.slots.claimed + watch.slots.busy)
+            await trio.sleep(0.0005)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sending_now)
+        async with trio.open_nursery() as senders:
+            for _ in range(30):
+                senders.start_soon(send, watch, watch.slots.issue(), rng.uniform(0, 0.02), 0.002, 0.01)
+        nursery.cancel_scope.cancel()
+    in_order(watch.wire_times, 30)
+    assert most_sending == 3 and watch.most_busy == 3
+
+
+async def test_a_slow_ticket_holds_later_ones_back_in_each_stage(autojump_clock: trio.abc.Clock) -> None:
+    watch = Watch(SendSlots(2))
+    async with trio.open_nursery() as nursery:
+        first = watch.slots.issue()
+        second = watch.slots.issue()
+        nursery.start_soon(send, watch, first, 5.0, 0.001, 0.01)  # still preparing at 0..5 s
+        nursery.start_soon(send, watch, second, 0.0, 0.001, 0.01)
+        await trio.sleep(1.0)
+        assert watch.claimed == []  # ready first, but it does not overtake
+        third = watch.slots.issue()
+        nursery.start_soon(send, watch, third, 0.0, 9.0, 0.01)  # its claim commits slowly
+        fourth = watch.slots.issue()
+        nursery.start_soon(send, watch, fourth, 0.0, 0.001, 0.01)
+    in_order(watch.claim_times, 4)
+    in_order(watch.wire_times, 4)
+    assert watch.wire_times[3] >= 9.0  # behind the slow claim of ticket 2
+
+
+async def test_withdrawn_tickets_give_their_place_up(autojump_clock: trio.abc.Clock) -> None:
+    watch = Watch(SendSlots(1))
+    async with trio.open_nursery() as nursery:
+        nothing = watch.slots.issue()  # its run sends nothing (ended, held): it withdraws while preparing
+        last = watch.slots.issue()
+        nursery.start_soon(send, watch, last, 0.0, 0.001, 0.01)
+        await trio.sleep(1.0)
+        assert watch.claimed == []  # held behind the one preparing
+        watch.slots.withdraw(nothing)
+    assert watch.wired == [last]
+
+    watch = Watch(SendSlots(1))
+    async with trio.open_nursery() as nursery:
+        refused = watch.slots.issue()  # the gate says no after its claim turn: no claim is made
+        nursery.start_soon(lambda: send(watch, refused, 0.0, 0.0, 0.0, sends=False))
+        after = watch.slots.issue()
+        nursery.start_soon(send, watch, after, 0.0, 0.001, 0.01)
+    assert watch.claimed == [refused, after] and watch.wired == [after]
+    watch.slots.withdraw(after)  # a ticket already through both stages is left alone
+    assert (watch.slots.claimed, watch.slots.busy) == (0, 0)
+
+
+async def test_a_reload_resizes_both_stages(autojump_clock: trio.abc.Clock) -> None:
+    watch = Watch(SendSlots(1), bound=3)
+    async with trio.open_nursery() as nursery:
+        for _ in range(6):
+            nursery.start_soon(send, watch, watch.slots.issue(), 0.0, 0.001, 10.0)
+        await trio.sleep(1.0)
+        assert (watch.slots.busy, watch.slots.claimed) == (1, 1)
+        watch.slots.resize(3)  # more connections: granted at once
+        await trio.sleep(1.0)
+        assert (watch.slots.busy, watch.slots.claimed) == (3, 3)
+        watch.slots.resize(1)  # fewer: those holding places finish, no new one is granted
+        await trio.sleep(8.5)  # the first send ended at 10 s: nothing takes its place
+        assert (watch.slots.busy, watch.slots.claimed) == (2, 3)
+        await trio.sleep(1.0)  # the next two ended at 11 s: one goes on, one claim stays ahead
+        assert (watch.slots.busy, watch.slots.claimed) == (1, 2)
+    in_order(watch.wire_times, 6)
+    assert watch.most_busy == 3
+
+
+@pytest.mark.parametrize("stage", ["claim", "wire"])
+async def test_a_cancelled_ticket_leaks_no_place(autojump_clock: trio.abc.Clock, stage: str) -> None:
+    watch = Watch(SendSlots(1))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(send, watch, watch.slots.issue(), 0.0, 0.0, 5.0)  # on the wire until 5 s
+        if stage == "claim":
+            nursery.start_soon(send, watch, watch.slots.issue(), 0.0, 0.0, 5.0)  # claimed, waiting for the wire
+        victim = watch.slots.issue()
+        scope = trio.CancelScope()
+        nursery.start_soon(cancellable, scope, watch, victim)
+        await trio.sleep(1.0)
+        # waiting for its claim turn behind the two, or claimed and waiting for the wire
+        assert watch.slots.claimed == 1 and victim not in watch.wired
+        assert (victim in watch.claimed) is (stage == "wire")
+        scope.cancel()
+        last = watch.slots.issue()
+        nursery.start_soon(send, watch, last, 0.0, 0.0, 1.0)
+    assert watch.wired == ([0, 1, last] if stage == "claim" else [0, last])
+    assert (watch.slots.claimed, watch.slots.busy) == (0, 0)
+
+
+async def cancellable(scope: trio.CancelScope, watch: Watch, ticket: int) -> None:
+    with scope:
+        await send(watch, ticket, 0.0, 0.0, 1.0)
+
+
+def test_asking_out_of_turn_is_a_bug_that_says_so() -> None:
+    slots = SendSlots(1)
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="has no claim waiting for the wire"):
+            async with slots.on_the_wire(slots.issue()):
+                pass
+        with pytest.raises(RuntimeError, match="is not preparing to claim"):
+            await slots.claim_turn(99)
+
+    trio.run(main)
