@@ -137,7 +137,16 @@ class Engine:
             sent = built
         elif claim is not None and built is not None:
             async with gate.on_the_wire():
-                sent = await self._hand_over(ctx, mailbox, plan.step, claim, built)
+                if not gate.paused():
+                    sent = await self._hand_over(ctx, mailbox, plan.step, claim, built)
+            if sent is None:
+                # Paused while this claim waited for the wire: a pause stops what has not left,
+                # so the row goes back to 'retry' (same Message-ID) and waits for the resume.
+                await self.store.release_claim(claim.outbox_id, enrollment_id, due_at, now,
+                                               "the mailbox was paused before the send")
+                if self.wire_journal is not None:
+                    self.wire_journal.settled((enrollment_id, plan.step.id))
+                return RunResult(RunStatus.THROTTLED, followup, due_at)
         await self._after_send(ctx, mailbox, plan.step, now, claim, sent)
         if claim is not None and self.wire_journal is not None:
             self.wire_journal.settled((enrollment_id, plan.step.id))  # its result is committed

@@ -47,9 +47,12 @@ class RunResult:
 class Gate(Protocol):
     """What a run gets from its lane, in the order a send uses it: ``claim_turn()``, its turn to
     claim (in dispatch order); the check-and-take of a send token (``gate(followup, due_at)``),
-    right before the ledger claim; and ``on_the_wire()``, held while the transport sends."""
+    right before the ledger claim; and ``on_the_wire()``, held while the transport sends.
+    ``paused()``: the mailbox was paused since (a claim made ahead is then released, not sent)."""
 
     async def claim_turn(self) -> None: ...
+
+    def paused(self) -> bool: ...
 
     def __call__(self, followup: bool, due_at: float) -> bool: ...
 
@@ -83,6 +86,9 @@ class _RunGate:
 
     def on_the_wire(self) -> AbstractAsyncContextManager[None]:
         return self._lane.slots.on_the_wire(self._ticket)
+
+    def paused(self) -> bool:
+        return self._lane.paused_reason is not None
 
 
 class DueSource(Protocol):
