@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Iterator
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 
@@ -44,3 +47,17 @@ def screenshot_dir(tmp_path: Path) -> Path:
     where = Path(os.environ.get("DRIPD_SCREENSHOTS") or tmp_path / "screenshots")
     where.mkdir(parents=True, exist_ok=True)
     return where
+
+
+def flash(driver: WebDriver) -> str:
+    """The page's notices; empty while the browser is between two pages. A notice read while the
+    next page replaces the document is stale: Selenium's StaleElementReferenceException, or, from
+    newer Chromium, an inspector error saying the node "does not belong to the document"."""
+    try:
+        return " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, ".flash"))
+    except StaleElementReferenceException:
+        return ""
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return ""
+        raise

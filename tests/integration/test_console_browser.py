@@ -12,7 +12,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.integration.console_browser import TOKEN, api_table, browser, screenshot_dir
+from tests.integration.console_browser import flash, TOKEN, api_table, browser, screenshot_dir
 from tests.integration.daemon_process import MakeDripd, free_port
 
 WAIT = 30  # seconds: a hang guard, not a speed check
@@ -20,14 +20,6 @@ WAIT = 30  # seconds: a hang guard, not a speed check
 
 def wait_for(driver: WebDriver, css: str) -> None:
     WebDriverWait(driver, WAIT).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
-
-
-def flash(driver: WebDriver) -> str:
-    """The page's notices; empty while the browser is between two pages."""
-    try:
-        return " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, ".flash"))
-    except StaleElementReferenceException:
-        return ""
 
 
 def add_step(driver: WebDriver, kind: str, **fields: str) -> None:

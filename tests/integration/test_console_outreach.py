@@ -18,7 +18,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.integration.console_browser import TOKEN, api_table, browser, screenshot_dir
+from tests.integration.console_browser import flash, TOKEN, api_table, browser, screenshot_dir
 from tests.integration.daemon_process import DripdProcess, fast_mailbox, free_port, running_dripd
 from tests.integration.servers import Dovecot
 from tests.integration.waiting import wait_until
@@ -54,13 +54,6 @@ def console(imap_server: Dovecot, tmp_path_factory: pytest.TempPathFactory) -> I
 
 def wait_for(driver: WebDriver, css: str) -> None:
     WebDriverWait(driver, WAIT).until(ec.presence_of_element_located((By.CSS_SELECTOR, css)))
-
-
-def flash(driver: WebDriver) -> str:
-    try:
-        return " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, ".flash"))
-    except StaleElementReferenceException:
-        return ""
 
 
 def submit_and_see(driver: WebDriver, button_xpath: str, notice: str) -> None:
