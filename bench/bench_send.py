@@ -217,10 +217,11 @@ def dripctl(daemon: c.Daemon, *args: str) -> str:
 
 
 def dripd_as_a_user(root: Path, sink: CountedSink, n: int, connections: int,
-                    profile: Path | None = None) -> tuple[float, int, int, float]:
+                    profile: Path | None = None) -> tuple[float, int, int, float, dict[str, float]]:
     """The issue's user: `connections` only, a draft sequence, ``dripctl enroll --csv``, ``start``.
     Returns msg/s from the start call to the sink's N-th acceptance, rows recorded 'sent', how
-    many messages the sink accepted in all (N: no duplicate) and the daemon's CPU ms per message."""
+    many messages the sink accepted in all (N: no duplicate), the daemon's CPU ms per message and
+    its send places' seconds by state over the same span."""
     root.mkdir(parents=True, exist_ok=True)
     table = {"host": "127.0.0.1", "port": sink.port, "security": "none", "connections": connections,
              "timeout_seconds": 30}
@@ -243,6 +244,7 @@ def dripd_as_a_user(root: Path, sink: CountedSink, n: int, connections: int,
         with daemon.client(timeout=600) as client:
             # The request ``dripctl sequences start`` makes, sent from here so that the CLI's own
             # start-up (imports, ~0.3-0.7 s on a busy machine) is not counted as dripd's time.
+            slots_before = slot_seconds(client.get("/metrics").text)
             started, cpu = time.monotonic(), daemon.cpu_seconds()
             response = client.post(f"/api/sequences/{created['id']}/start")
             assert response.status_code == 200, response.text
@@ -250,13 +252,33 @@ def dripd_as_a_user(root: Path, sink: CountedSink, n: int, connections: int,
         cpu = daemon.cpu_seconds() - cpu
         if last is None:
             raise RuntimeError(f"the sink accepted {sink.accepted - base} of {n}:\n{daemon.log()[-3000:]}")
+        with daemon.client() as client:  # from the start call to the last acceptance
+            slots = {state: seconds - slots_before.get(state, 0.0)
+                     for state, seconds in slot_seconds(client.get("/metrics").text).items()}
         deadline = time.monotonic() + 60
         while (recorded := c.outbox_count(db_path)) < n and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.5)  # anything more the sink would count (a duplicate) arrives meanwhile
     finally:
         daemon.stop()
-    return n / (last - started), recorded, sink.accepted - base, cpu / n * 1000
+    return n / (last - started), recorded, sink.accepted - base, cpu / n * 1000, slots
+
+
+def slot_seconds(exposition: str) -> dict[str, float]:
+    """``dripd_send_slot_seconds_total`` of the bench mailbox, by state (dripd/send_slots.py)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {sample.labels["state"]: sample.value for family in text_string_to_metric_families(exposition)
+            if family.name == "dripd_send_slot_seconds" for sample in family.samples
+            if sample.labels.get("mailbox") == MAILBOX and sample.name.endswith("_total")}
+
+
+def slot_shares(slots: dict[str, float]) -> str:
+    """Where the mailbox's send places spent the run, in words."""
+    total = sum(slots.values()) or 1.0
+    words = {"on_the_wire": "on the wire", "waiting_for_claim": "free, the next send's claim not yet committed",
+             "waiting_for_prepare": "free, the next message not yet read and built", "idle": "idle"}
+    return ", ".join(f"{words[state]} {100 * slots[state] / total:.0f} %" for state in words if state in slots)
 
 
 def dripd_run(root: Path, port: int, n: int, connections: int, concurrency: int | None,
@@ -302,7 +324,7 @@ def main() -> None:
         items_file.write_bytes(pickle.dumps(items))
         raw, raw_cpu = plain_client(port, conns, items_file)
         naive = naive_client(port, conns, n)
-        user, user_recorded, user_accepted, user_cpu = dripd_as_a_user(
+        user, user_recorded, user_accepted, user_cpu, user_slots = dripd_as_a_user(
             root / "dripd-user", sink, n, conns, args.profile / "send-daemon.txt" if args.profile else None)
         raw_after, raw_cpu_after = plain_client(port, conns, items_file)
         ours, recorded, ours_cpu = dripd_run(root / "dripd", port, n, conns, None)
@@ -318,7 +340,8 @@ def main() -> None:
               f"target >= 0.8x; {c.ratio(user, naive)} the naive script (target >= 3x); "
               f"{c.fnum(user_recorded)}/{c.fnum(n)} durably recorded 'sent'; the sink accepted "
               f"{c.fnum(user_accepted)} ({'no duplicate' if user_accepted == n else 'DUPLICATES OR LOSSES'}); "
-              f"daemon CPU {user_cpu:.2f} ms/message (plain client: {raw_cpu:.2f})")
+              f"daemon CPU {user_cpu:.2f} ms/message (plain client: {raw_cpu:.2f}); the {conns} send places' time "
+              f"(`dripd_send_slot_seconds`): {slot_shares(user_slots)}")
     table.row(f"the naive script: stdlib EmailMessage built per contact, smtplib, {conns} connections: messages/s",
               c.fnum(naive), f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(naive, raw),
               "what a user would otherwise write; not dripd")

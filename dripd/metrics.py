@@ -7,9 +7,10 @@ Counters move where things happen; gauges are read from the running daemon at sc
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from dripd.clock import Clock
@@ -33,6 +34,26 @@ _STEP = ("mailbox", "sequence", "step")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 # Seconds late against the planned time: throttling and windows push sends by minutes or hours.
 _LATENESS_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400)
+
+
+class SlotSeconds:
+    """``dripd_send_slot_seconds_total{mailbox,state}``: how each mailbox's send places spent their
+    time (dripd/send_slots.py ``SLOT_STATES``), a counter read from the lanes at scrape time."""
+
+    NAME = "dripd_send_slot_seconds"
+    HELP = ("Seconds x send places (connections) per state: on_the_wire; free while the next send "
+            "waits for its durable claim (waiting_for_claim) or for its message to be read and built "
+            "(waiting_for_prepare); idle (nothing under way)")
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.values: dict[tuple[str, str], float] = {}
+        registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.NAME, self.HELP, labels=("mailbox", "state"))
+        for (mailbox, state), seconds in sorted(self.values.items()):
+            family.add_metric((mailbox, state), seconds)
+        yield family
 
 
 class Metrics:
@@ -62,6 +83,7 @@ class Metrics:
         self.rate = Gauge("dripd_mailbox_rate", "Rolling engagement rate over the recent health window",
                           ("mailbox", "kind"), registry=r)
         self.uncertain = Gauge("dripd_uncertain_sends", "Ledger rows whose delivery is uncertain", registry=r)
+        self.slot_seconds = SlotSeconds(r)
         self._send_counters: dict[tuple[str, int, int, str], Any] = {}
         self._mailbox_children: dict[tuple[int, str], Any] = {}
 
@@ -117,14 +139,18 @@ class Scrape:
     async def refresh(self) -> None:
         metrics = self._metrics
         now = self._clock.now()
+        slot_seconds: dict[tuple[str, str], float] = {}
         for lane in self._scheduler.lanes.values():
             m = lane.mailbox_id
+            for state, seconds in lane.slots.seconds().items():
+                slot_seconds[(m, state)] = seconds
             metrics.queue_depth.labels(m).set(lane.queue_depth())
             metrics.heap_size.labels(m).set(lane.loaded())
             metrics.tokens.labels(m).set(lane.limiter.tokens(now))
             metrics.sends_today.labels(m).set(lane.limiter.sends_today(now))
             metrics.daily_cap.labels(m).set(lane.limiter.daily_cap_on(now))
             metrics.paused.labels(m).set(1 if lane.paused_reason else 0)
+        metrics.slot_seconds.values = slot_seconds
         counts = await self._reports.rollups()
         for sequence_id, by_status in counts.items():
             for status in EnrollmentStatus:

@@ -17,22 +17,33 @@ Both stages are granted by ticket, the order in which the lane dispatched its en
 ticket still preparing (reading its context, building its message) or still claiming holds back
 every later one, so working ahead never reorders the sends. A ticket that sends nothing (the gate
 said no, the ledger already held the step, the run failed) withdraws and gives its place up.
+
+Each wire place's time is accounted to what it was doing (``SLOT_STATES``): on the wire, or free
+while the oldest ticket heading for it was still claiming, still preparing, or while no ticket
+was under way at all. ``dripd_send_slot_seconds`` exposes it: it says where a mailbox's sends
+wait (bench/bench_send.py prints it for the headline run).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import trio
 
-__all__ = ["SendSlots"]
+__all__ = ["SLOT_STATES", "SendSlots"]
+
+# What a wire place's time went to. "waiting_for_claim": free while the oldest ticket that will
+# take it is committing its claim (or waiting for its claim turn); "waiting_for_prepare": free
+# while the oldest ticket is reading its context and building its message; "idle": free with no
+# ticket under way (nothing due, the caps or window said no, the mailbox paused).
+SLOT_STATES = ("on_the_wire", "waiting_for_claim", "waiting_for_prepare", "idle")
 
 
 class SendSlots:
     """``total`` places in each stage; ``claimed`` and ``busy`` count the tickets holding them."""
 
-    def __init__(self, total: int, *, ahead: bool = True) -> None:
+    def __init__(self, total: int, *, ahead: bool = True, now: Callable[[], float] = trio.current_time) -> None:
         self.total = total
         self.ahead = ahead  # claims may wait for the wire (else a claim needs a free wire place)
         self.claimed = 0  # tickets claiming, or claimed and waiting for the wire
@@ -41,8 +52,38 @@ class SendSlots:
         # Tickets before each stage, in ticket order; None: not asking yet (preparing, claiming).
         self._to_claim: dict[int, trio.Event | None] = {}
         self._to_wire: dict[int, trio.Event | None] = {}
+        self._now = now
+        self._since: float | None = None  # when the seconds were last accounted
+        self._seconds = dict.fromkeys(SLOT_STATES, 0.0)  # place-seconds by state
+
+    def seconds(self) -> dict[str, float]:
+        """Place-seconds by state (``SLOT_STATES``) since the first ticket, up to now."""
+        self._account()
+        return dict(self._seconds)
+
+    def _account(self) -> None:
+        """Add the time since the last change to the state the places were in; called before
+        every change of state."""
+        now = self._now()
+        since, self._since = self._since, now
+        if since is None or now <= since:
+            return
+        elapsed = now - since
+        busy = min(self.busy, self.total)
+        self._seconds["on_the_wire"] += elapsed * busy
+        if busy < self.total:
+            self._seconds[self._free_state()] += elapsed * (self.total - busy)
+
+    def _free_state(self) -> str:
+        """Why a wire place is free: what the oldest ticket that will take it is doing."""
+        if self._to_wire:
+            return "waiting_for_claim"  # the oldest is still committing its claim
+        for waiting in self._to_claim.values():
+            return "waiting_for_prepare" if waiting is None else "waiting_for_claim"
+        return "idle"
 
     def issue(self) -> int:
+        self._account()
         ticket = self._next_ticket
         self._next_ticket += 1
         self._to_claim[ticket] = None  # preparing: it holds its place in the order
@@ -52,6 +93,7 @@ class SendSlots:
         """The ticket sends nothing more: give up its place in either queue (and its claim place).
         A ticket already through both stages (or never issued) is left alone, so the lane's
         workers may call this after every run."""
+        self._account()
         if ticket in self._to_claim:
             del self._to_claim[ticket]
         elif ticket in self._to_wire:
@@ -64,6 +106,7 @@ class SendSlots:
     def resize(self, total: int) -> None:
         """A reload changed the lane's concurrency: a larger one grants at once; a smaller one
         lets the tickets holding places finish and grants no more until they are under it."""
+        self._account()
         self.total = total
         self._grant()
 
@@ -72,6 +115,7 @@ class SendSlots:
         place on the wire (``on_the_wire``) or withdraws."""
         if self._to_claim.get(ticket, 0) is not None:
             raise RuntimeError(f"send ticket {ticket} is not preparing to claim")
+        self._account()
         granted = self._to_claim[ticket] = trio.Event()
         self._grant()
         try:
@@ -86,6 +130,7 @@ class SendSlots:
         """Hold one of the ``total`` places on the wire, once every older ticket has gone."""
         if self._to_wire.get(ticket, 0) is not None:
             raise RuntimeError(f"send ticket {ticket} has no claim waiting for the wire")
+        self._account()
         granted = self._to_wire[ticket] = trio.Event()
         self._grant()
         try:
@@ -102,6 +147,7 @@ class SendSlots:
             self._release()
 
     def _release(self) -> None:
+        self._account()
         self.busy -= 1
         self._grant()
 

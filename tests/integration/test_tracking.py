@@ -366,8 +366,13 @@ def test_metrics_exposition_is_valid(env: Env) -> None:
     families = {f.name for f in text_string_to_metric_families(text)}
     for name in ("dripd_sends", "dripd_events", "dripd_retries", "dripd_send_latency_seconds",
                  "dripd_schedule_lateness_seconds", "dripd_queue_depth", "dripd_heap_size", "dripd_enrollments",
-                 "dripd_mailbox_tokens", "dripd_mailbox_sends_today", "dripd_mailbox_healthy", "dripd_uncertain_sends"):
+                 "dripd_mailbox_tokens", "dripd_mailbox_sends_today", "dripd_mailbox_healthy", "dripd_uncertain_sends",
+                 "dripd_send_slot_seconds"):
         assert name in families, name
+    slot_seconds = {s.labels["state"]: s.value for f in text_string_to_metric_families(text)
+                    if f.name == "dripd_send_slot_seconds" for s in f.samples if s.labels["mailbox"] == "sales"}
+    assert set(slot_seconds) == {"on_the_wire", "waiting_for_claim", "waiting_for_prepare", "idle"}
+    assert slot_seconds["on_the_wire"] > 0  # it has sent
     assert "@" not in text  # never an address in a label
     # Mailbox health: in the API, its stats endpoint and dripctl's table (too few sends to judge yet).
     assert env.api.get("/api/mailboxes").json()["mailboxes"][0]["health"]["status"] in ("unknown", "ok")

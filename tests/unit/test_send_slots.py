@@ -75,6 +75,24 @@ async def test_claims_go_ahead_of_the_wire_and_both_stages_keep_the_order(autoju
     assert (watch.slots.claimed, watch.slots.busy) == (0, 0)
 
 
+async def test_each_places_time_goes_to_what_the_next_send_was_waiting_for(autojump_clock: trio.abc.Clock) -> None:
+    # Two places. The first send prepares 1 s, claims 2 s, is on the wire 4 s; the second
+    # prepares 5 s, claims 1 s, is on the wire 1 s. Place-seconds, per interval:
+    #   0-1 both free, the oldest preparing: prepare 2 | 1-3 both free, it claims: claim 4
+    #   3-5 one on the wire, the next preparing: wire 2, prepare 2 | 5-6 the next claims: wire 1,
+    #   claim 1 | 6-7 both on the wire: wire 2 | 7-10 nothing under way: idle 6.
+    start = trio.current_time()
+    watch = Watch(SendSlots(2))
+    async with trio.open_nursery() as nursery:
+        first, second = watch.slots.issue(), watch.slots.issue()
+        nursery.start_soon(send, watch, first, 1.0, 2.0, 4.0)
+        nursery.start_soon(send, watch, second, 5.0, 1.0, 1.0)
+    assert trio.current_time() == start + 7
+    await trio.sleep_until(start + 10)
+    assert watch.slots.seconds() == {"on_the_wire": 5.0, "waiting_for_claim": 5.0, "waiting_for_prepare": 4.0,
+                                     "idle": 6.0}
+
+
 async def test_without_claiming_ahead_no_more_rows_are_sending_than_are_on_the_wire(
         autojump_clock: trio.abc.Clock) -> None:
     # A cluster node keeps no wire journal: a claim waits for a free place on the wire.
