@@ -115,36 +115,36 @@ class SendSlots:
         place on the wire (``on_the_wire``) or withdraws."""
         if self._to_claim.get(ticket, 0) is not None:
             raise RuntimeError(f"send ticket {ticket} is not preparing to claim")
-        self._account()
-        granted = self._to_claim[ticket] = trio.Event()
-        self._grant()
-        try:
-            await granted.wait()
-        except BaseException:
-            if not granted.is_set():
-                self.withdraw(ticket)
-            raise  # granted and cancelled at once: the place is withdrawn by the worker
+        # Granted and cancelled at once: the worker withdraws the ticket, giving the place up.
+        await self._wait_for_turn(self._to_claim, ticket)
 
     @contextlib.asynccontextmanager
     async def on_the_wire(self, ticket: int) -> AsyncIterator[None]:
         """Hold one of the ``total`` places on the wire, once every older ticket has gone."""
         if self._to_wire.get(ticket, 0) is not None:
             raise RuntimeError(f"send ticket {ticket} has no claim waiting for the wire")
+        await self._wait_for_turn(self._to_wire, ticket, granted_then_cancelled=self._release)
+        try:
+            yield
+        finally:
+            self._release()
+
+    async def _wait_for_turn(self, queue: dict[int, trio.Event | None], ticket: int, *,
+                             granted_then_cancelled: Callable[[], None] | None = None) -> None:
+        """Ask for the ticket's place in ``queue``'s stage and wait until it is granted. Cancelled
+        before the grant, the ticket withdraws; granted and cancelled in the same batch, it holds
+        the place: ``granted_then_cancelled`` gives it up (else the worker's withdraw does)."""
         self._account()
-        granted = self._to_wire[ticket] = trio.Event()
+        granted = queue[ticket] = trio.Event()
         self._grant()
         try:
             await granted.wait()
         except BaseException:
             if not granted.is_set():
                 self.withdraw(ticket)
-            else:
-                self._release()
+            elif granted_then_cancelled is not None:
+                granted_then_cancelled()
             raise
-        try:
-            yield
-        finally:
-            self._release()
 
     def _release(self) -> None:
         self._account()

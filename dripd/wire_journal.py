@@ -31,8 +31,8 @@ put a second disk flush on every send, the very wait that claiming ahead takes o
 (written out whole, NUL-padded, when it is created, so its blocks are allocated then: a full disk
 fails that write, never a later copy). A copy is no system call, so the event loop keeps the GIL;
 ``os.write`` released it three times per send, and each time the loop waited for the store's or
-the SMTP thread to hand it back: 18 % of the send rate (bench/bench_send.py, four alternated
-pairs: 766 -> 906 msg/s without those writes). A kill during a copy leaves a line without its
+the SMTP thread to hand it back (bench/bench_send.py's database-built row, four alternated pairs
+each: 766 -> 906 msg/s with the writes left out, 714 -> 817 msg/s with this mapping). A kill during a copy leaves a line without its
 newline (or with NULs in it): the file is then not believed, as below. Readers strip the NUL tail.
 
 **Why a new boot id means distrust.** A power cut or a reboot loses the page cache: the last lines

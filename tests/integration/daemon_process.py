@@ -40,6 +40,35 @@ def fast_mailbox(root: Path, mailbox_id: str = "sales", **overrides: Any) -> dic
     return box
 
 
+def smtp_mailbox(smtp: dict[str, Any], mailbox_id: str = "sales") -> dict[str, Any]:
+    """An SMTP mailbox (``smtp``: the server's table) whose caps do not slow a test down."""
+    return {"id": mailbox_id, "address": f"{mailbox_id}@sender.example", "name": mailbox_id.title(),
+            "timezone": "UTC", "daily_cap": 100000, "hourly_cap": 100000, "burst": 1000, "transport": "smtp",
+            "smtp": smtp}
+
+
+def contact_addresses(count: int) -> list[str]:
+    return [f"c{i:04d}@example.org" for i in range(count)]
+
+
+def start_one_step_sequence(process: "DripdProcess", name: str, addresses: list[str], mailbox_id: str = "sales") -> int:
+    """Create an auto-completing sequence of one email step on ``mailbox_id``, enroll
+    ``addresses`` by CSV and start it; returns its id."""
+    with process.client() as client:
+        created = client.post("/api/sequences", json={
+            "name": name, "mailboxId": mailbox_id, "autoComplete": True,
+            "steps": [{"type": "email", "subject": "Hello {{firstName}}", "body": "<p>one</p>"}]})
+        assert created.status_code == 201, created.text
+        sequence_id = int(created.json()["id"])
+        csv = "email,firstName\n" + "".join(f"{address},N{i}\n" for i, address in enumerate(addresses))
+        enrolled = client.post(f"/api/sequences/{sequence_id}/enroll/csv", content=csv.encode(),
+                               headers={"content-type": "text/csv"})
+        assert enrolled.status_code == 201, enrolled.text
+        started = client.post(f"/api/sequences/{sequence_id}/start")
+        assert started.status_code == 200, started.text
+    return sequence_id
+
+
 class DripdProcess:
     def __init__(self, root: Path, *, mailboxes: list[dict[str, Any]] | None = None,
                  daemon: dict[str, Any] | None = None, api: dict[str, Any] | None = None,

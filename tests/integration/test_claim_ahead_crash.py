@@ -15,7 +15,7 @@ import sqlite3
 from pathlib import Path
 
 from dripd.wire_journal import CLAIMED, HANDED, Row, current_boot_id, read_journal
-from tests.integration.daemon_process import MakeDripd
+from tests.integration.daemon_process import MakeDripd, contact_addresses, smtp_mailbox, start_one_step_sequence
 from tests.integration.servers import SmtpSink, smtp_sink
 from tests.integration.waiting import wait_until
 
@@ -42,24 +42,13 @@ def test_kill_9_with_claims_waiting_sends_the_never_handed_ones_once(tmp_path: P
                                                                   dripd_process: MakeDripd) -> None:
     hold = {"on": "dot", "action": "stall", "reply": "250 never said", "times": CONNECTIONS}
     with smtp_sink({"rules": [hold]}) as sink:
-        box = {"id": "sales", "address": "sales@sender.example", "name": "Sales", "timezone": "UTC",
-               "daily_cap": 100000, "hourly_cap": 100000, "burst": 1000, "transport": "smtp",
-               # no concurrency: it follows the connections; the timeout outlasts the test's wait
-               "smtp": sink.smtp_table(connections=CONNECTIONS, timeout_seconds=120)}
+        # No concurrency: it follows the connections; the timeout outlasts the test's wait.
+        box = smtp_mailbox(sink.smtp_table(connections=CONNECTIONS, timeout_seconds=120))
         process = dripd_process(tmp_path, mailboxes=[box])
         db_path = process.state_dir / "dripd.sqlite3"
         journal_path = process.state_dir / "wire.journal"
         process.start()
-        with process.client() as client:
-            created = client.post("/api/sequences", json={
-                "name": "ahead", "mailboxId": "sales", "autoComplete": True,
-                "steps": [{"type": "email", "subject": "Hello {{firstName}}", "body": "<p>one</p>"}]})
-            assert created.status_code == 201, created.text
-            sequence_id = created.json()["id"]
-            csv = "email,firstName\n" + "".join(f"c{i:02d}@example.org,N{i}\n" for i in range(CONTACTS))
-            assert client.post(f"/api/sequences/{sequence_id}/enroll/csv", content=csv.encode(),
-                               headers={"content-type": "text/csv"}).status_code == 201
-            assert client.post(f"/api/sequences/{sequence_id}/start").status_code == 200
+        sequence_id = start_one_step_sequence(process, "ahead", contact_addresses(CONTACTS))
 
         def caught() -> dict[str, tuple[Row, str]] | None:
             rows = ledger(db_path)
@@ -95,7 +84,7 @@ def test_kill_9_with_claims_waiting_sends_the_never_handed_ones_once(tmp_path: P
     uncertain = {address for address, (_, status) in final.items() if status == "uncertain"}
     assert uncertain == held, "only the rows handed to the transport are uncertain"
     assert len(recipients) == len(set(recipients)), "a contact was sent twice"
-    everyone = {f"c{i:02d}@example.org" for i in range(CONTACTS)}
+    everyone = set(contact_addresses(CONTACTS))
     assert set(recipients) == everyone - held  # the claimed-and-waiting ones were sent after the restart
     assert all(final[address][1] == "sent" for address in everyone - held)
     assert log.count("claimed, never handed to the transport (wire journal), before a crash; will send") == CONNECTIONS

@@ -20,7 +20,7 @@ import sqlite3
 from pathlib import Path
 
 from dripd.wire_journal import ACCEPTED, CLAIMED, HANDED, current_boot_id, read_journal
-from tests.integration.daemon_process import MakeDripd
+from tests.integration.daemon_process import MakeDripd, contact_addresses, smtp_mailbox, start_one_step_sequence
 from tests.integration.test_claim_ahead_crash import ledger
 from tests.integration.servers import PostfixSink, postfix_sink
 from tests.integration.store_reader import read_store, sequence_outcome
@@ -50,22 +50,11 @@ def sending_rows(db_path: Path) -> int:
 def test_kill_9_while_preparing_ahead_sends_each_message_once(tmp_path: Path, dripd_process: MakeDripd) -> None:
     rng = random.Random(20261203)
     with postfix_sink() as sink:
-        box = {"id": "sales", "address": "sales@sender.example", "name": "Sales", "timezone": "UTC",
-               "daily_cap": 100000, "hourly_cap": 100000, "burst": 1000, "transport": "smtp",
-               "smtp": sink.smtp_table(connections=CONNECTIONS, timeout_seconds=5)}  # no concurrency: it follows
+        box = smtp_mailbox(sink.smtp_table(connections=CONNECTIONS, timeout_seconds=5))  # no concurrency: it follows
         process = dripd_process(tmp_path, mailboxes=[box], daemon={"shutdown_grace_seconds": 5})
         db_path = process.state_dir / "dripd.sqlite3"
         process.start()
-        with process.client() as client:
-            created = client.post("/api/sequences", json={
-                "name": "ahead", "mailboxId": "sales", "autoComplete": True,
-                "steps": [{"type": "email", "subject": "Hello {{firstName}}", "body": "<p>one</p>"}]})
-            assert created.status_code == 201, created.text
-            sequence_id = created.json()["id"]
-            csv = "email,firstName\n" + "".join(f"c{i:04d}@example.org,N{i}\n" for i in range(CONTACTS))
-            assert client.post(f"/api/sequences/{sequence_id}/enroll/csv", content=csv.encode(),
-                               headers={"content-type": "text/csv"}).status_code == 201
-            assert client.post(f"/api/sequences/{sequence_id}/start").status_code == 200
+        sequence_id = start_one_step_sequence(process, "ahead", contact_addresses(CONTACTS))
 
         kills, most_sending = 0, 0
         on_the_wire: set[str] = set()  # at a kill, by what the killed daemon's wire journal says
@@ -108,7 +97,7 @@ def test_kill_9_while_preparing_ahead_sends_each_message_once(tmp_path: Path, dr
     assert len(recipients) == len(set(recipients)), "a contact was sent twice"
     outcome = read_store(db_path, lambda store: sequence_outcome(store, sequence_id))
     uncertain = {address for address, _ in outcome.uncertain}
-    everyone = {f"c{i:04d}@example.org" for i in range(CONTACTS)}
+    everyone = set(contact_addresses(CONTACTS))
     assert set(recipients) | uncertain == everyone, "a contact was lost"
     # Only sends on the wire at a kill are uncertain; claimed-ahead ones were sent after it, and
     # the ones the server had accepted were recorded sent without a second copy.
