@@ -5,7 +5,7 @@ are committed 'sending' while they wait for a connection. After a kill -9 the le
 tell such a row from one the transport was sending, so recovery would call every one of them
 uncertain and never send it. This file tells them apart. A ledger row is named by its enrollment
 and step (``<enrollment id>.<step id>``, unique in the ledger and known before the claim), and one
-line is added per event:
+line is appended per event with ``os.write`` on an ``O_APPEND`` descriptor:
 
 - ``C <row>`` right before the claim is issued, so no committed claim can be missing its line,
 - ``W <row>`` right before the message is handed to the transport, and
@@ -23,17 +23,9 @@ refusal writes no line: rare, and uncertain as before). A retry claims its row a
 line is what counts.
 
 **Why no fsync.** The journal must survive a crash of the *process* (kill -9, OOM, a bug), not of
-the machine: a line copied into the file's shared mapping is in the kernel's page cache the moment
-the copy ends and reaches the file whether or not the process lives on. fsyncing each line would
-put a second disk flush on every send, the very wait that claiming ahead takes off the wire.
-
-**Why a mapping, not write().** The lines are copied into a ``MAP_SHARED`` mapping of the file
-(written out whole, NUL-padded, when it is created, so its blocks are allocated then: a full disk
-fails that write, never a later copy). A copy is no system call, so the event loop keeps the GIL;
-``os.write`` released it three times per send, and each time the loop waited for the store's or
-the SMTP thread to hand it back (bench/bench_send.py's database-built row, four alternated pairs
-each: 766 -> 906 msg/s with the writes left out, 714 -> 817 msg/s with this mapping). A kill during a copy leaves a line without its
-newline (or with NULs in it): the file is then not believed, as below. Readers strip the NUL tail.
+the machine: whatever ``write()`` returned for is in the kernel's page cache and reaches the file
+whether or not the process lives on. fsyncing each line would put a second disk flush on every
+send, the very wait that claiming ahead takes off the wire.
 
 **Why a new boot id means distrust.** A power cut or a reboot loses the page cache: the last lines
 (a ``W`` among them) may never have reached the disk, and a row whose ``W`` was lost would look
@@ -41,8 +33,8 @@ never-sent and go out twice. So the file starts with the kernel's boot id
 (/proc/sys/kernel/random/boot_id) and is believed only in the boot that wrote it; after a reboot,
 or when the file is missing, unreadable or malformed, every row falls back to the old rules.
 
-The file is rewritten (atomically, by rename) with only the rows still in flight once its
-``ROTATE_BYTES`` are used. Recovery reads the previous run's file before this run writes its own, which
+The file is rewritten (atomically, by rename) with only the rows still in flight once it passes
+``ROTATE_BYTES``. Recovery reads the previous run's file before this run writes its own, which
 starts at its first claim; a cluster node keeps none (a mailbox taken over with its lease had its
 rows claimed elsewhere).
 """
@@ -50,7 +42,6 @@ rows claimed elsewhere).
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 from pathlib import Path
 
@@ -77,7 +68,7 @@ def read_journal(path: Path, boot_id: str | None) -> dict[Row, str] | None:
     if boot_id is None:
         return None
     try:
-        lines = path.read_bytes().rstrip(b"\0").decode("ascii").split("\n")  # the mapping's unused tail
+        lines = path.read_bytes().decode("ascii").split("\n")
     except (OSError, UnicodeDecodeError):
         return None
     if lines[0] != f"{MAGIC} {boot_id}" or lines[-1] != "":
@@ -100,8 +91,7 @@ class WireJournal:
         self.path = path
         self.boot_id = boot_id if boot_id is not None else current_boot_id()
         self._fd: int | None = None
-        self._map: mmap.mmap | None = None  # the file, mapped shared; lines are copied into it
-        self._size = 0  # bytes used
+        self._size = 0
         self._in_flight: dict[Row, str] = {}  # row -> its last line's kind, until its result is committed
         self._broken = self.boot_id is None  # no boot id: nothing could trust the file
 
@@ -128,61 +118,43 @@ class WireJournal:
         self._in_flight.pop(row, None)
 
     def close(self) -> None:
-        """Unmap and close; the file is cut to the lines it holds (its NUL tail goes)."""
-        self._unmap(keep=self._size)
-
-    def _unmap(self, keep: int | None) -> None:
-        mapped, self._map = self._map, None
         fd, self._fd = self._fd, None
-        try:
-            if mapped is not None:
-                mapped.close()
-            if fd is not None and keep is not None:
-                os.ftruncate(fd, keep)
-        finally:
-            if fd is not None:
-                os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
     def _append(self, row: Row, kind: str) -> None:
         if self._broken:
             return
         self._in_flight[row] = kind
-        line = f"{kind} {row[0]}.{row[1]}\n".encode()
-        end = self._size + len(line)
         try:
-            if self._map is None or end > len(self._map):
+            if self._fd is None or self._size >= ROTATE_BYTES:
                 self._rewrite()
             else:
-                self._map[self._size:end] = line  # no system call: see "Why a mapping"
-                self._size = end
-        except (OSError, ValueError) as exc:
+                line = f"{kind} {row[0]}.{row[1]}\n".encode()
+                if os.write(self._fd, line) != len(line):
+                    raise OSError("short write")
+                self._size += len(line)
+        except OSError as exc:
             self._give_up(exc)
 
     def _rewrite(self) -> None:
-        """A new file with the header and the rows still in flight, NUL-padded to its capacity
-        and put in place by rename: a kill at any moment leaves either the old file or the whole
-        new one. Written whole before it is mapped, so its blocks exist: a full disk fails here."""
+        """A new file with the header and the rows still in flight, put in place by rename: a
+        kill at any moment leaves either the old file or the whole new one."""
         lines = "".join(f"{kind} {e}.{s}\n" for (e, s), kind in self._in_flight.items())
         data = f"{MAGIC} {self.boot_id}\n{lines}".encode()
-        capacity = max(ROTATE_BYTES, 2 * len(data))
         temporary = self.path.with_name(self.path.name + ".new")
-        fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        mapped: mmap.mmap | None = None
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
         try:
-            image = data.ljust(capacity, b"\0")
-            if os.write(fd, image) != len(image):
+            if os.write(fd, data) != len(data):
                 raise OSError(f"short write to {temporary}")
-            mapped = mmap.mmap(fd, capacity)  # shared, read-write
             os.replace(temporary, self.path)
         except BaseException:
-            if mapped is not None:
-                mapped.close()
             os.close(fd)
             raise
-        self._unmap(keep=None)  # the old file is already replaced: nothing to cut
-        self._fd, self._map, self._size = fd, mapped, len(data)
+        self.close()
+        self._fd, self._size = fd, len(data)
 
-    def _give_up(self, exc: OSError | ValueError) -> None:
+    def _give_up(self, exc: OSError) -> None:
         """A line could not be written: the file may now miss a ``W`` and must never be believed.
         Make it unreadable as a journal (emptied, else removed) and stop writing for this run;
         recovery then uses the old rules for every row."""
@@ -190,13 +162,10 @@ class WireJournal:
         log.error("wire journal %s: %s; after a crash, the rows in flight will count as uncertain", self.path, exc)
         emptied = False
         try:
-            if self._map is not None:
-                self._map.close()  # before the cut: a mapping beyond the file's end would fault
-                self._map = None
             if self._fd is not None:
                 os.ftruncate(self._fd, 0)
                 emptied = True
-        except (OSError, ValueError):
+        except OSError:
             pass
         try:
             self.path.unlink(missing_ok=True)
@@ -205,6 +174,6 @@ class WireJournal:
                     log.critical("wire journal %s can be neither emptied nor removed: delete it before restarting "
                              "dripd", self.path)
         try:
-            self._unmap(keep=None)
-        except (OSError, ValueError):
+            self.close()
+        except OSError:
             pass
