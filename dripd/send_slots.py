@@ -57,7 +57,8 @@ class SendSlots:
         self._seconds = dict.fromkeys(SLOT_STATES, 0.0)  # place-seconds by state
 
     def seconds(self) -> dict[str, float]:
-        """Place-seconds by state (``SLOT_STATES``) since the first ticket, up to now."""
+        """Place-seconds by state (``SLOT_STATES``), up to now, since the lane first counted them
+        (its first ticket, or the first read: a counter, read as a rate)."""
         self._account()
         return dict(self._seconds)
 
