@@ -76,25 +76,12 @@ def transport_child(port: int, connections: int, items: list[tuple[str, bytes]])
 
 
 def plain_child(port: int, connections: int, items: list[tuple[str, bytes]]) -> tuple[float, float]:
-    import aiosmtplib
+    """bench_send's reference client (bench/_plain_smtp.py), in this clean interpreter."""
+    from _plain_smtp import send_all
 
-    async def main() -> tuple[float, float]:
-        queue = list(reversed(items))
-
-        async def worker() -> None:
-            smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30, start_tls=False)
-            await smtp.connect()
-            while queue:
-                to, data = queue.pop()
-                await smtp.sendmail(SENDER, [to], data)
-            await smtp.quit()
-
-        cpu, wall = time.process_time(), time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(connections)))
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        return len(items) / wall, cpu / len(items) * 1000
-
-    return asyncio.run(main())
+    cpu = time.process_time()
+    rate, _loop = asyncio.run(send_all(port, connections, items))
+    return rate, (time.process_time() - cpu) / len(items) * 1000
 
 
 def child(params: dict[str, Any]) -> None:

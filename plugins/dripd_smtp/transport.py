@@ -471,8 +471,8 @@ def _recipient(address: str) -> bytes:
 
 @functools.lru_cache(maxsize=64)
 def _quoted(address: str) -> bytes:
-    """A mailbox's own address, parsed once (aiosmtplib's quote_address parses on every call)."""
-    return quote_address(address).encode()
+    """A mailbox's own address as MAIL FROM gives it, worked out once."""
+    return _recipient(address)
 
 
 async def _flushed(protocol: Any) -> bool:
@@ -495,4 +495,3 @@ async def _flushed(protocol: Any) -> bool:
 
 async def _aio_close(smtp: aiosmtplib.SMTP) -> None:
     smtp.close()
-
