@@ -351,6 +351,11 @@ class SqliteConnection:
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA foreign_keys=ON")
             await db.execute("PRAGMA busy_timeout=5000")
+            # Each operation of a group runs in a savepoint, whose sub-journal (the pages'
+            # first images) went to a temporary file: ~29 writes per send. In memory instead:
+            # the store's statements took 17 % less CPU replaying a send run's trace. Temporary
+            # tables live there too; the largest, a CSV enrollment's rows, is a few MB per 100k.
+            await db.execute("PRAGMA temp_store=MEMORY")
             # Checkpoint the WAL every ~40 MB instead of SQLite's ~4 MB: a group commit with 50
             # mailboxes dirties ~100 pages, so the default copied pages back (and fsynced) every
             # ~10 commits, inside the send path's commit. Measured: 50 mailboxes, 100,000 due,

@@ -95,13 +95,17 @@ def write_events(db: sqlite3.Connection, events: Sequence[Event]) -> None:
     _collected().extend(events)
 
 
+Place = tuple[int, int, str]  # an enrollment's (sequence_id, contact_id, mailbox_id)
+
+
 def enrollment_event(
     db: sqlite3.Connection, kind: EventKind, at: float, enrollment_id: int, payload: Payload | None = None,
-    *, step_id: int | None = None, outbox_id: int | None = None,
+    *, step_id: int | None = None, outbox_id: int | None = None, place: Place | None = None,
 ) -> Event | None:
-    """An event about one enrollment, placed (mailbox, sequence, contact) from its row."""
-    row = db.execute("SELECT sequence_id, contact_id, mailbox_id FROM enrollments WHERE id = ?",
-                     (enrollment_id,)).fetchone()
+    """An event about one enrollment, placed (mailbox, sequence, contact) from its row, or from
+    ``place`` when the caller has just read it."""
+    row = place or db.execute("SELECT sequence_id, contact_id, mailbox_id FROM enrollments WHERE id = ?",
+                              (enrollment_id,)).fetchone()
     if row is None:
         return None
     return write_event(db, Event(
@@ -137,16 +141,24 @@ def end_payload(kind: EventKind, reason: str | None) -> Payload:
     return NoData()
 
 
+# What ending an enrollment writes; it is never due again.
+_ENDING = ("status = ?, end_reason = ?, ended_at = ?, updated_at = ?, last_event_at = ?, next_run_at = NULL,"
+           " due_at = NULL")
+
+
 def close_enrollment(
     db: sqlite3.Connection, enrollment_id: int, status: EnrollmentStatus, reason: str | None, now: float,
-) -> bool:
-    """End one active enrollment without an event (the caller writes the one that says why)."""
-    cursor = db.execute(
-        "UPDATE enrollments SET status = ?, end_reason = ?, ended_at = ?, updated_at = ?,"
-        " last_event_at = ?, next_run_at = NULL, due_at = NULL WHERE id = ? AND status = 'active'",
-        (status.value, reason, now, now, now, enrollment_id),
-    )
-    return cursor.rowcount > 0
+    *, also: str = "", also_values: tuple[object, ...] = (),
+) -> Place | None:
+    """End one active enrollment without an event (the caller writes the one that says why).
+    ``also`` are more assignments (ending with ", ") made in the same write: a last step's
+    advance. Returns the enrollment's place, None when it was not active."""
+    rows = db.execute(
+        f"UPDATE enrollments SET {also}{_ENDING} WHERE id = ? AND status = 'active'"
+        " RETURNING sequence_id, contact_id, mailbox_id",
+        (*also_values, status.value, reason, now, now, now, enrollment_id),
+    ).fetchall()  # all: the statement is done (and reset) before the next one
+    return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
 
 def end_now(
@@ -154,24 +166,34 @@ def end_now(
 ) -> int | None:
     """End one active enrollment inside the caller's transaction, with the event of its end
     status; returns the sequence id it auto-completed, if any."""
-    if not close_enrollment(db, enrollment_id, status, reason, now):
+    place = close_enrollment(db, enrollment_id, status, reason, now)
+    if place is None:
         return None
+    return announce_end(db, enrollment_id, status, reason, now, place)
+
+
+def announce_end(
+    db: sqlite3.Connection, enrollment_id: int, status: EnrollmentStatus, reason: str | None, now: float,
+    place: Place,
+) -> int | None:
+    """The event of an ending close_enrollment just wrote, then the sequence's auto-complete."""
     kind = END_KIND[status]
-    event = enrollment_event(db, kind, now, enrollment_id, end_payload(kind, reason))
-    assert event is not None and event.sequence_id is not None
-    return autocomplete(db, event.sequence_id, now)
+    enrollment_event(db, kind, now, enrollment_id, end_payload(kind, reason), place=place)
+    return autocomplete(db, place[0], now)
 
 
 def autocomplete(db: sqlite3.Connection, sequence_id: int, now: float) -> int | None:
     """Complete the sequence when policy says its last active contact finishing does."""
-    row = db.execute("SELECT status, settings, mailbox_id FROM sequences WHERE id = ?", (sequence_id,)).fetchone()
+    # One statement for the sequence and whether any contact is still active (0 or 1: whether
+    # any is left is all the rule needs); it runs after every contact that finishes.
+    row = db.execute("SELECT status, settings, mailbox_id, EXISTS (SELECT 1 FROM enrollments"
+                     " WHERE sequence_id = sequences.id AND status = 'active') FROM sequences WHERE id = ?",
+                     (sequence_id,)).fetchone()
     if row is None:
         return None
     # A row without the key reads as the model's default, like sequence_from_row reads it.
     auto = bool(json.loads(row[1]).get("auto_complete", SequenceSettings.auto_complete))
-    left = db.execute("SELECT COUNT(*) FROM (SELECT 1 FROM enrollments WHERE sequence_id = ? AND status = 'active'"
-                      " LIMIT 1)", (sequence_id,)).fetchone()[0]  # 0 or 1: whether any is left is all it takes
-    if not policy.autocompletes(SequenceStatus(row[0]), auto, left):
+    if not policy.autocompletes(SequenceStatus(row[0]), auto, row[3]):
         return None
     reason = "all contacts finished"
     db.execute("UPDATE sequences SET status = 'completed', status_reason = ?, updated_at = ? WHERE id = ?",

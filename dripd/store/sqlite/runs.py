@@ -18,7 +18,15 @@ from dripd.store.sqlite.connection import (
     thread_operation,
 )
 from dripd.store.sqlite.sequences import SequenceCache
-from dripd.store.sqlite.journal import autocomplete, close_enrollment, end_now, enrollment_event, write_event
+from dripd.store.sqlite.journal import (
+    Place,
+    announce_end,
+    autocomplete,
+    close_enrollment,
+    end_now,
+    enrollment_event,
+    write_event,
+)
 from dripd.variants import Tally
 
 _SIGNAL_KINDS = (EventKind.REPLIED.value, EventKind.OPENED.value, EventKind.CLICKED.value)
@@ -121,17 +129,22 @@ class RunOps(SequenceCache):
         """Commit (durably) the ledger row before the transport is called. None means the step
         was already sent, is in flight or is uncertain: the ledger refuses a second send. The row
         pins ``variant``; a retry keeps the variant of the first attempt (``Claim.variant``)."""
-        existing = fetch_one(
-            db, "SELECT * FROM outbox WHERE enrollment_id = ? AND step_id = ?", (enrollment_id, step_id)
+        # The first attempt, by far the most common, is one statement: the insert, skipped when
+        # the step already has its row (read then, to tell a retry from a refusal).
+        cursor = db.execute(
+            "INSERT INTO outbox (enrollment_id, step_id, mailbox_id, message_id, subject, status,"
+            " attempts, created_at, attempted_at, variant) VALUES (?,?,?,?,?, 'sending', 1, ?, ?, ?)"
+            " ON CONFLICT (enrollment_id, step_id) DO NOTHING",
+            (enrollment_id, step_id, mailbox_id, message_id, subject, now, now, variant),
         )
-        if existing is None:
-            cursor = db.execute(
-                "INSERT INTO outbox (enrollment_id, step_id, mailbox_id, message_id, subject, status,"
-                " attempts, created_at, attempted_at, variant) VALUES (?,?,?,?,?, 'sending', 1, ?, ?, ?)",
-                (enrollment_id, step_id, mailbox_id, message_id, subject, now, now, variant),
-            )
+        if cursor.rowcount == 1:
             claim = Claim(cursor.lastrowid or 0, message_id, 1, now, variant)
-        elif existing["status"] == "retry":
+        else:
+            existing = fetch_one(
+                db, "SELECT * FROM outbox WHERE enrollment_id = ? AND step_id = ?", (enrollment_id, step_id)
+            )
+            if existing is None or existing["status"] != "retry":
+                return None
             # A retry keeps its Message-ID: the recipient's server sees one message.
             db.execute(
                 "UPDATE outbox SET status = 'sending', attempts = attempts + 1, attempted_at = ?,"
@@ -140,19 +153,19 @@ class RunOps(SequenceCache):
             )
             claim = Claim(existing["id"], existing["message_id"], existing["attempts"] + 1,
                           existing["created_at"], existing["variant"])
-        else:
-            return None
         db.execute("INSERT INTO send_log (mailbox_id, at, first_email) VALUES (?, ?,"
                    " (SELECT sent_count = 0 FROM enrollments WHERE id = ?))", (mailbox_id, now, enrollment_id))
         return claim
 
     @staticmethod
-    def _write_content(db: Conn, claim: Claim) -> None:
-        """What was handed to the transport for a claimed row: its subject, HTML and text (in the
-        same operation as the attempt's result, not one more round trip per send)."""
-        if claim.content is not None:
-            db.execute("UPDATE outbox SET subject = ?, body = ?, text_body = ? WHERE id = ?",
-                       (*claim.content, claim.outbox_id))
+    def _resolve_row(db: Conn, outbox_id: int, assignments: str, values: tuple[object, ...],
+                     content: tuple[str, str, str] | None) -> None:
+        """Set a claimed row's result columns and, in the same statement, what was handed to the
+        transport (its subject, HTML and text): one write of the row per send, not two."""
+        if content is not None:
+            assignments += ", subject = ?, body = ?, text_body = ?"
+            values = (*values, *content)
+        db.execute(f"UPDATE outbox SET {assignments} WHERE id = ?", (*values, outbox_id))
 
     @thread_operation
     def variant_tallies(self, db: Conn, step_id: int) -> dict[str, Tally]:
@@ -175,25 +188,34 @@ class RunOps(SequenceCache):
     ) -> int | None:
         """The transport accepted: resolve the row, advance the contact (due_at None = finished).
         Returns the id of a sequence this auto-completed."""
-        db.execute(
-            "UPDATE outbox SET status = 'sent', resolved_at = ?, detail = NULL WHERE id = ?",
-            (now, claim.outbox_id),
-        )
-        self._write_content(db, claim)
-        enrollment_event(db, EventKind.SENT, now, enrollment_id, NoData(), step_id=step_id, outbox_id=claim.outbox_id)
-        return self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now)
+        self._resolve_row(db, claim.outbox_id, "status = 'sent', resolved_at = ?, detail = NULL", (now,),
+                          claim.content)
+        return self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now,
+                             EventKind.SENT, NoData(), step_id, claim.outbox_id)
 
     def _advance(
-        self, db: Conn, enrollment_id: int, cursor_ord: int, anchor_at: float, due_at: float | None, now: float
+        self, db: Conn, enrollment_id: int, cursor_ord: int, anchor_at: float, due_at: float | None, now: float,
+        kind: EventKind, payload: NoData | Detail, step_id: int, outbox_id: int,
     ) -> int | None:
-        db.execute(
-            "UPDATE enrollments SET sent_count = sent_count + 1, cursor_ord = ?, anchor_at = ?,"
-            f" due_at = ?, last_event_at = ?, updated_at = ?, {_RUNNABLE_IF_ACTIVE}"
-            " WHERE id = ? AND status = 'active'",
-            (cursor_ord, anchor_at, due_at, now, now, due_at, enrollment_id),
-        )
-        if due_at is None:
-            return end_now(db, enrollment_id, EnrollmentStatus.COMPLETED, None, now)
+        """Move the contact past a step that went out (or may have), with the event that says
+        so (``kind``); due_at None ends the enrollment completed. The update returns the
+        enrollment's place for the events, so the send path reads the row once, not per event."""
+        advance, advanced = "sent_count = sent_count + 1, cursor_ord = ?, anchor_at = ?, ", (cursor_ord, anchor_at)
+        place: Place | None
+        if due_at is None:  # the last step: the same write ends the enrollment completed
+            place = close_enrollment(db, enrollment_id, EnrollmentStatus.COMPLETED, None, now,
+                                     also=advance, also_values=advanced)
+        else:
+            rows = db.execute(
+                f"UPDATE enrollments SET {advance}due_at = ?, last_event_at = ?, updated_at = ?, {_RUNNABLE_IF_ACTIVE}"
+                " WHERE id = ? AND status = 'active' RETURNING sequence_id, contact_id, mailbox_id",
+                (*advanced, due_at, now, now, due_at, enrollment_id),
+            ).fetchall()  # all: the statement is done (and reset) before the next one
+            place = (rows[0][0], rows[0][1], rows[0][2]) if rows else None
+        # place None: ended meanwhile (a reply, a cancel); the event still says what went out.
+        enrollment_event(db, kind, now, enrollment_id, payload, step_id=step_id, outbox_id=outbox_id, place=place)
+        if place is not None and due_at is None:
+            return announce_end(db, enrollment_id, EnrollmentStatus.COMPLETED, None, now, place)
         return None
 
     @staticmethod
@@ -208,8 +230,7 @@ class RunOps(SequenceCache):
         self, db: Conn, claim: Claim, enrollment_id: int, step_id: int, due_at: float, detail: str, now: float
     ) -> None:
         """A transient failure: the row waits as 'retry' (same Message-ID), the contact is due again."""
-        db.execute("UPDATE outbox SET status = 'retry', detail = ? WHERE id = ?", (detail, claim.outbox_id))
-        self._write_content(db, claim)
+        self._resolve_row(db, claim.outbox_id, "status = 'retry', detail = ?", (detail,), claim.content)
         self._due_again(db, enrollment_id, due_at, now)
         enrollment_event(db, EventKind.RETRY, now, enrollment_id, Detail(detail=detail, attempt=claim.attempts),
                          step_id=step_id, outbox_id=claim.outbox_id)
@@ -221,9 +242,8 @@ class RunOps(SequenceCache):
         """Resolve a claimed row as failed and end its enrollment: one event (``kind``) says why;
         the enrollment ends without a second one."""
         bounce_class = payload.bounce_class if isinstance(payload, Bounce) else None
-        db.execute("UPDATE outbox SET status = 'failed', resolved_at = ?, detail = ?, bounce_class = ? WHERE id = ?",
-                   (now, reason, bounce_class, claim.outbox_id))
-        self._write_content(db, claim)
+        self._resolve_row(db, claim.outbox_id, "status = 'failed', resolved_at = ?, detail = ?, bounce_class = ?",
+                          (now, reason, bounce_class), claim.content)
         event = enrollment_event(db, kind, now, enrollment_id, payload, step_id=step_id, outbox_id=claim.outbox_id)
         if not close_enrollment(db, enrollment_id, status, reason, now) or event is None:
             return None
@@ -263,15 +283,9 @@ class RunOps(SequenceCache):
         content: tuple[str, str, str] | None = None,
     ) -> int | None:
         """The send may or may not have happened: never resent by default; the contact moves on."""
-        if content is not None:
-            db.execute("UPDATE outbox SET subject = ?, body = ?, text_body = ? WHERE id = ?", (*content, outbox_id))
-        db.execute(
-            "UPDATE outbox SET status = 'uncertain', resolved_at = ?, detail = ? WHERE id = ?",
-            (now, detail, outbox_id),
-        )
-        enrollment_event(db, EventKind.UNCERTAIN, now, enrollment_id, Detail(detail=detail),
-                         step_id=step_id, outbox_id=outbox_id)
-        return self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now)
+        self._resolve_row(db, outbox_id, "status = 'uncertain', resolved_at = ?, detail = ?", (now, detail), content)
+        return self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now,
+                             EventKind.UNCERTAIN, Detail(detail=detail), step_id, outbox_id)
 
     @thread_operation
     def release_claim(self, db: Conn, outbox_id: int, enrollment_id: int, due_at: float, now: float,
