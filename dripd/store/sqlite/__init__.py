@@ -16,6 +16,7 @@ from dripd.store.sqlite.connection import (
     SqliteConnection,
     claim_operation,
     control_operation,
+    read_operation,
     thread_operation,
 )
 from dripd.store.sqlite.contacts import ContactOps
@@ -45,4 +46,5 @@ async def open_store(path: Path, events: EventSink | None = None) -> Store:
     return store
 
 
-__all__ = ["Store", "as_full_store", "claim_operation", "control_operation", "open_store", "thread_operation"]
+__all__ = ["Store", "as_full_store", "claim_operation", "control_operation", "open_store", "read_operation",
+           "thread_operation"]

@@ -15,6 +15,7 @@ from dripd.store.sqlite.connection import (
     claim_operation,
     fetch_all,
     fetch_one,
+    read_operation,
     thread_operation,
 )
 from dripd.store.sqlite.sequences import SequenceCache
@@ -40,7 +41,7 @@ _RUNNABLE_IF_ACTIVE = ("next_run_at = CASE WHEN (SELECT status FROM sequences WH
 class RunOps(SequenceCache):
     """Mixin of send-path operations; ``self._db`` comes from SqliteConnection."""
 
-    @thread_operation
+    @read_operation
     def due_for_mailbox(
         self, db: Conn, mailbox_id: str, after: tuple[float, int], until: float, limit: int
     ) -> list[DueRow]:
@@ -54,11 +55,11 @@ class RunOps(SequenceCache):
         )
         return [DueRow(r["id"], r["next_run_at"], r["sent_count"] > 0) for r in rows]
 
-    @thread_operation
+    @read_operation
     def run_context(self, db: Conn, enrollment_id: int) -> RunContext | None:
         # One statement for the enrollment, its contact, its sequence's status, the address's
-        # suppression and the engagement signals (was five; each execute is Python work on the
-        # connection thread, which the event loop then waits for the GIL behind).
+        # suppression, the engagement signals and its ledger rows (was six; each execute is
+        # Python work on the connection thread, which the event loop then waits for the GIL behind).
         row = fetch_one(
             db,
             "SELECT e.*, s.status AS sequence_status, c.email AS contact_email,"
@@ -66,7 +67,9 @@ class RunOps(SequenceCache):
             " c.company AS contact_company, c.fields AS contact_fields,"
             " (SELECT reason FROM suppressions WHERE email = c.email) AS suppressed,"
             " (SELECT group_concat(DISTINCT kind) FROM events WHERE enrollment_id = e.id AND flagged = 0"
-            "  AND kind IN (?, ?, ?)) AS signal_kinds"
+            "  AND kind IN (?, ?, ?)) AS signal_kinds,"
+            " (SELECT json_group_array(json_array(o.id, o.message_id, o.subject, o.status, o.step_id, o.variant))"
+            "  FROM outbox o WHERE o.enrollment_id = e.id) AS ledger"
             " FROM enrollments e JOIN contacts c ON c.id = e.contact_id JOIN sequences s ON s.id = e.sequence_id"
             " WHERE e.id = ?",
             (*_SIGNAL_KINDS, enrollment_id),
@@ -82,12 +85,13 @@ class RunOps(SequenceCache):
         )
         thread: list[tuple[str, str]] = []
         pinned: dict[int, str] = {}
-        for r in db.execute("SELECT message_id, subject, status, step_id, variant FROM outbox WHERE enrollment_id = ?"
-                            " ORDER BY id", (enrollment_id,)):
-            if r[2] in ("sent", "uncertain"):
-                thread.append((r[0], r[1]))
-            if r[4] is not None:
-                pinned[r[3]] = r[4]
+        # The enrollment's ledger rows came with the row as JSON (one statement, not two), in
+        # the order they were claimed: the thread's References follow it.
+        for _, message_id, subject, status, step_id, variant in sorted(json.loads(row["ledger"])):
+            if status in ("sent", "uncertain"):
+                thread.append((message_id, subject))
+            if variant is not None:
+                pinned[step_id] = variant
         kinds = set((row["signal_kinds"] or "").split(","))
         return RunContext(
             enrollment=enrollment,

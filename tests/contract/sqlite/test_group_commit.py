@@ -19,7 +19,7 @@ from dripd.errors import StoreError
 from dripd.events import Event, EventKind
 from dripd.model import SequenceSettings, Step, StepType
 from dripd.store import ContactInput, Store
-from dripd.store.sqlite import control_operation, thread_operation
+from dripd.store.sqlite import control_operation, read_operation, thread_operation
 
 
 class CountingStore(Store):
@@ -54,6 +54,16 @@ class CountingStore(Store):
     @thread_operation
     def wait_for(self, db: sqlite3.Connection, go: threading.Event) -> None:
         go.wait(10)  # holds the connection thread until the test has queued the next group
+
+    @read_operation
+    def read_marks(self, db: sqlite3.Connection, fail: bool = False) -> set[int]:
+        if fail:
+            raise LookupError("a read that finds nothing")
+        return {row[0] for row in db.execute("SELECT key FROM marks")}
+
+    @read_operation
+    def read_that_writes(self, db: sqlite3.Connection, key: int) -> None:
+        db.execute("INSERT INTO marks (key) VALUES (?)", (key,))  # a bug the group must not commit
 
     @thread_operation
     def setup(self, db: sqlite3.Connection) -> None:
@@ -171,6 +181,58 @@ def test_a_failing_operation_rolls_back_alone(tmp_path: Path) -> None:
         assert len(errors) == 10
 
     run_store(tmp_path / "fail.sqlite3", body)
+
+
+def test_reads_share_a_group_without_savepoints_and_a_read_that_writes_fails_it(tmp_path: Path) -> None:
+    async def body(store: CountingStore) -> None:
+        statements: list[str] = []
+        await store.trace(statements.append)
+        read_errors: list[BaseException] = []
+        group_errors: list[BaseException] = []
+
+        async def failing_read() -> None:
+            try:
+                await store.read_marks(fail=True)
+            except LookupError as exc:
+                read_errors.append(exc)
+
+        go = threading.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store.wait_for, go)  # holds the thread: the next callers form one group
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(store.mark, 1)
+            nursery.start_soon(failing_read)
+            nursery.start_soon(store.read_marks)
+            nursery.start_soon(store.mark, 2)
+            await trio.testing.wait_all_tasks_blocked()
+            go.set()
+        # The failing read cost its group nothing: both marks committed, each in its savepoint,
+        # and the reads ran in none of their own.
+        assert await store.marks() == {1, 2}
+        assert len(read_errors) == 1
+        group = statements[statements.index("BEGIN IMMEDIATE", statements.index("BEGIN IMMEDIATE") + 1):]
+        group = group[:group.index("COMMIT") + 1]
+        assert group.count("SAVEPOINT op") == 2 and group.count("SELECT key FROM marks") == 1
+
+        async def expect_failure(call) -> None:  # type: ignore[no-untyped-def]
+            try:
+                await call()
+            except RuntimeError as exc:
+                group_errors.append(exc)
+
+        go = threading.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store.wait_for, go)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(expect_failure, lambda: store.mark(3))
+            nursery.start_soon(expect_failure, lambda: store.read_that_writes(4))
+            await trio.testing.wait_all_tasks_blocked()
+            go.set()
+        # A write from a read-only operation is a bug: the whole group is rolled back, loudly.
+        assert len(group_errors) == 2 and "read-only" in str(group_errors[0])
+        assert await store.marks() == {1, 2}
+
+    run_store(tmp_path / "reads.sqlite3", body)
 
 
 def test_operations_after_close_fail_cleanly(tmp_path: Path) -> None:
