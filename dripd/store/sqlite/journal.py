@@ -153,12 +153,16 @@ def close_enrollment(
     """End one active enrollment without an event (the caller writes the one that says why).
     ``also`` are more assignments (ending with ", ") made in the same write: a last step's
     advance. Returns the enrollment's place, None when it was not active."""
-    rows = db.execute(
-        f"UPDATE enrollments SET {also}{_ENDING} WHERE id = ? AND status = 'active'"
-        " RETURNING sequence_id, contact_id, mailbox_id",
-        (*also_values, status.value, reason, now, now, now, enrollment_id),
-    ).fetchall()  # all: the statement is done (and reset) before the next one
-    return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
+    return update_returning_place(
+        db, f"UPDATE enrollments SET {also}{_ENDING} WHERE id = ? AND status = 'active'",
+        (*also_values, status.value, reason, now, now, now, enrollment_id))
+
+
+def update_returning_place(db: sqlite3.Connection, update: str, params: tuple[object, ...]) -> Place | None:
+    """Run an UPDATE of one enrollment row and return its place (for the events that follow, so
+    they need not read the row again); None when no row matched."""
+    rows = db.execute(update + " RETURNING sequence_id, contact_id, mailbox_id", params).fetchall()
+    return (rows[0][0], rows[0][1], rows[0][2]) if rows else None  # fetchall: the statement is done
 
 
 def end_now(

@@ -20,12 +20,12 @@ from dripd.store.sqlite.connection import (
 )
 from dripd.store.sqlite.sequences import SequenceCache
 from dripd.store.sqlite.journal import (
-    Place,
     announce_end,
     autocomplete,
     close_enrollment,
     end_now,
     enrollment_event,
+    update_returning_place,
     write_event,
 )
 from dripd.variants import Tally
@@ -205,17 +205,14 @@ class RunOps(SequenceCache):
         so (``kind``); due_at None ends the enrollment completed. The update returns the
         enrollment's place for the events, so the send path reads the row once, not per event."""
         advance, advanced = "sent_count = sent_count + 1, cursor_ord = ?, anchor_at = ?, ", (cursor_ord, anchor_at)
-        place: Place | None
         if due_at is None:  # the last step: the same write ends the enrollment completed
             place = close_enrollment(db, enrollment_id, EnrollmentStatus.COMPLETED, None, now,
                                      also=advance, also_values=advanced)
         else:
-            rows = db.execute(
-                f"UPDATE enrollments SET {advance}due_at = ?, last_event_at = ?, updated_at = ?, {_RUNNABLE_IF_ACTIVE}"
-                " WHERE id = ? AND status = 'active' RETURNING sequence_id, contact_id, mailbox_id",
-                (*advanced, due_at, now, now, due_at, enrollment_id),
-            ).fetchall()  # all: the statement is done (and reset) before the next one
-            place = (rows[0][0], rows[0][1], rows[0][2]) if rows else None
+            place = update_returning_place(
+                db, f"UPDATE enrollments SET {advance}due_at = ?, last_event_at = ?, updated_at = ?,"
+                f" {_RUNNABLE_IF_ACTIVE} WHERE id = ? AND status = 'active'",
+                (*advanced, due_at, now, now, due_at, enrollment_id))
         # place None: ended meanwhile (a reply, a cancel); the event still says what went out.
         enrollment_event(db, kind, now, enrollment_id, payload, step_id=step_id, outbox_id=outbox_id, place=place)
         if place is not None and due_at is None:
