@@ -79,8 +79,14 @@ class LeaseTable:
                 connect_timeout=max(1, int(self._timeout)),
                 # TCP keepalives notice a silent network loss on an idle session (ignored on a
                 # Unix socket); a statement stuck on a slow server must not outlive a heartbeat.
+                # A cut between two statements of a heartbeat leaves its transaction open on the
+                # server, holding the row locks of this node's leases while the server still
+                # sees the session up (a proxy, a half-open TCP session: for hours): no other
+                # node could renew, take or even list those leases. The server ends such a
+                # transaction after the same timeout, which a heartbeat never comes near.
                 keepalives=1, keepalives_idle=max(1, int(self._timeout)), keepalives_interval=1,
-                keepalives_count=3, options=f"-c statement_timeout={int(self._timeout * 1000)}")
+                keepalives_count=3, options=f"-c statement_timeout={int(self._timeout * 1000)}"
+                f" -c idle_in_transaction_session_timeout={int(self._timeout * 1000)}")
         return conn
 
     def forget(self) -> None:

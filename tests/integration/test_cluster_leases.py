@@ -18,6 +18,7 @@ import trio
 
 from dripd.cluster.node import ClusterNode
 from dripd.cluster.settings import ClusterConfig
+from dripd.cluster.table import LeaseTable
 from dripd.store.postgres.migrations import migrate
 from tests.integration.pg_proxy import PgProxy
 from tests.postgres_server import PASSWORD, PostgresServer
@@ -151,3 +152,31 @@ async def test_a_node_cut_off_from_the_database_stops_before_another_takes_over(
         hosting.assert_never_two_at_once()
     finally:
         proxy.close()
+
+
+async def test_a_node_cut_off_inside_a_heartbeat_does_not_keep_its_leases_locked(database: str) -> None:
+    # A cut that falls between two statements of a heartbeat leaves that transaction open on the
+    # server, holding the row locks of the node's leases, while the connection itself (a proxy,
+    # a half-open TCP session) stays up. Seen in CI: the leases expired, yet no other node could
+    # take them (its UPDATE waited on the locks) for as long as the test looked. The lease
+    # sessions end such a transaction themselves (idle_in_transaction_session_timeout).
+    cut = LeaseTable(database, PASSWORD, timeout=ClusterConfig(lease_seconds=LEASE).call_timeout_seconds)
+    cut.join("cut", "cut:8080")
+    cut.heartbeat("cut", "cut:8080", MAILBOXES, LEASE)
+    assert all(cut.acquire("cut", m, LEASE) is not None for m in MAILBOXES)
+    session = cut._connection()  # the lease table's own session, with its settings
+    session.execute("BEGIN")
+    session.execute("UPDATE mailbox_leases SET expires_at = expires_at WHERE holder = 'cut'")  # a renewal, cut off
+    hosting = Hosting()
+    survivor = make_node(database, "survivor", hosting)
+    started = time.monotonic()
+    async with trio.open_nursery() as nursery:
+        await survivor.join()
+        await nursery.start(survivor.run)
+        await until(lambda: hosting.running("survivor") == set(MAILBOXES),
+                    "the survivor took every mailbox of the node cut off mid-heartbeat", timeout=30)
+        print(f"cut mid-heartbeat: the survivor held every mailbox after {time.monotonic() - started:.2f}s")
+        nursery.cancel_scope.cancel()
+    with pytest.raises(psycopg.Error, match="idle-in-transaction timeout"):
+        session.execute("COMMIT")  # the server ended the stuck session: its renewal never happened
+    cut.drop()
