@@ -82,8 +82,9 @@ class LeaseTable:
                 # A cut between two statements of a heartbeat leaves its transaction open on the
                 # server, holding the row locks of this node's leases while the server still
                 # sees the session up (a proxy, a half-open TCP session: for hours): no other
-                # node could renew, take or even list those leases. The server ends such a
-                # transaction after the same timeout, which a heartbeat never comes near.
+                # node could take those leases, and its own heartbeats (their upsert of the lease
+                # rows waits on the locks) failed. The server ends such a transaction after the
+                # same timeout: a call that slow is abandoned by this node anyway.
                 keepalives=1, keepalives_idle=max(1, int(self._timeout)), keepalives_interval=1,
                 keepalives_count=3, options=f"-c statement_timeout={int(self._timeout * 1000)}"
                 f" -c idle_in_transaction_session_timeout={int(self._timeout * 1000)}")
