@@ -245,11 +245,11 @@ class RunOps(SequenceCache):
         bounce_class = payload.bounce_class if isinstance(payload, Bounce) else None
         self._resolve_row(db, claim.outbox_id, "status = 'failed', resolved_at = ?, detail = ?, bounce_class = ?",
                           (now, reason, bounce_class), claim.content)
-        event = enrollment_event(db, kind, now, enrollment_id, payload, step_id=step_id, outbox_id=claim.outbox_id)
-        if not close_enrollment(db, enrollment_id, status, reason, now) or event is None:
-            return None
-        assert event.sequence_id is not None
-        return autocomplete(db, event.sequence_id, now)
+        place = close_enrollment(db, enrollment_id, status, reason, now)
+        # place None: ended meanwhile; the event still says what became of the send.
+        enrollment_event(db, kind, now, enrollment_id, payload, step_id=step_id, outbox_id=claim.outbox_id,
+                         place=place)
+        return autocomplete(db, place[0], now) if place is not None else None
 
     @thread_operation
     def record_bounced(
