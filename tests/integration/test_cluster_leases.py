@@ -19,6 +19,7 @@ import trio
 from dripd.cluster.node import ClusterNode
 from dripd.cluster.settings import ClusterConfig
 from dripd.cluster.table import LeaseTable
+from dripd.store.postgres.connection import IDLE_IN_TRANSACTION_SECONDS, PgConnection
 from dripd.store.postgres.migrations import migrate
 from tests.integration.pg_proxy import PgProxy
 from tests.postgres_server import PASSWORD, PostgresServer
@@ -180,3 +181,27 @@ async def test_a_node_cut_off_inside_a_heartbeat_does_not_keep_its_leases_locked
     with pytest.raises(psycopg.Error, match="idle-in-transaction timeout"):
         session.execute("COMMIT")  # the server ended the stuck session: its renewal never happened
     cut.drop()
+
+
+def test_a_store_session_cut_off_inside_a_ledger_write_does_not_block_the_takeover(database: str) -> None:
+    # A ledger write share-locks its lease row until COMMIT, so a takeover waits for it. A node
+    # cut off inside that transaction left the lock held (seen in CI: two mailboxes unheld for
+    # 30 s after the lease sessions were mended); the store's sessions end such a transaction.
+    lease = LeaseTable(database, PASSWORD, timeout=1.0)
+    lease.join("cut", "cut:8080")
+    lease.heartbeat("cut", "cut:8080", MAILBOXES, LEASE)
+    generation = lease.acquire("cut", "mb0", LEASE)
+    assert generation is not None
+    lease.drop()
+    session = PgConnection(database, password=PASSWORD).connect()  # the store's own session settings
+    session.execute("BEGIN")
+    session.execute("SELECT 1 FROM mailbox_leases WHERE mailbox_id = 'mb0' FOR SHARE")  # the fence, cut off
+    taker = LeaseTable(database, PASSWORD, timeout=IDLE_IN_TRANSACTION_SECONDS + 5.0)
+    taker.join("survivor", "survivor:8080")
+    time.sleep(LEASE)  # the cut node's lease expires (a real wait: the database's clock decides)
+    started = time.monotonic()
+    assert taker.acquire("survivor", "mb0", LEASE) == generation + 1
+    print(f"takeover waited {time.monotonic() - started:.1f}s on the stranded ledger write")
+    with pytest.raises(psycopg.Error, match="idle-in-transaction timeout"):
+        session.execute("COMMIT")
+    taker.drop()

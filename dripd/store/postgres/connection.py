@@ -75,6 +75,12 @@ def map_error(exc: psycopg.Error) -> DripdError:
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
               psycopg.errors.UniqueViolation)
 _ATTEMPTS = 4
+# A ledger write share-locks its mailbox's lease row until COMMIT (fencing.py), so a takeover
+# waits for it. A node cut off inside such a transaction (a half-open TCP session, for hours, as
+# the server sees it) would hold that lock, and every other row it wrote, with nobody to release
+# it: the mailbox could never move. The server ends a transaction left idle this long; a
+# healthy one runs its statements back to back.
+IDLE_IN_TRANSACTION_SECONDS = 10
 
 Operation = Callable[Concatenate[Any, Conn, P], R]
 Bridged = Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]
@@ -137,6 +143,7 @@ class PgConnection:
             # (~15 min); ignored on a Unix socket.
             "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
             "tcp_user_timeout": 30_000,
+            "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_SECONDS * 1000}",
         }
         if self._password is not None:
             kwargs["password"] = self._password
