@@ -1,8 +1,9 @@
-"""The SQLite backend: the embedded default store (one file, WAL, one writer thread).
+"""The SQLite backend: the embedded default store (one file, WAL, one writer connection).
 
 ``Store`` implements every Protocol of ``dripd.store.api``; its operations are plain sqlite3
 functions grouped by concern (sequences, contacts, enrollment, the send path, signals,
-reports), each run on the connection's thread and group-committed (``connection``). Schema
+reports), group-committed (``connection``): brief send-path operations run on the event loop up
+to their COMMIT, everything else and every COMMIT on the connection's thread. Schema
 changes go through ``migrations``. SQLite-specific tuning stays in this package.
 """
 
@@ -17,6 +18,7 @@ from dripd.store.sqlite.connection import (
     claim_operation,
     control_operation,
     read_operation,
+    send_operation,
     thread_operation,
 )
 from dripd.store.sqlite.contacts import ContactOps
@@ -47,4 +49,4 @@ async def open_store(path: Path, events: EventSink | None = None) -> Store:
 
 
 __all__ = ["Store", "as_full_store", "claim_operation", "control_operation", "open_store", "read_operation",
-           "thread_operation"]
+           "send_operation", "thread_operation"]

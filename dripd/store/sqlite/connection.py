@@ -1,11 +1,19 @@
 """The SQLite backend's connection: opening, tuning, group commit and the hand-off to its thread.
 
-aiosqlite owns the sqlite3 connection and the one thread that uses it; the connection is
-created and closed inside the asyncio context through ``trio_asyncio.aio_as_trio`` (DESIGN.md).
-Store operations are plain sqlite3 functions, group-committed and handed to that thread
-directly from trio (``_ThreadReply``): 79 us for a no-op operation, against 142 us through
-``aio_as_trio`` and an asyncio future (BENCHMARKS.md, "what was changed"). This is the one
-place the store does not cross the bridge DESIGN.md describes, and it is measured for it.
+aiosqlite owns the sqlite3 connection and its thread; the connection is created and closed
+inside the asyncio context through ``trio_asyncio.aio_as_trio`` (DESIGN.md). Store operations
+are plain sqlite3 functions, group-committed and handed to that thread directly from trio
+(``_ThreadReply``): 79 us for a no-op operation, against 142 us through ``aio_as_trio`` and an
+asyncio future (BENCHMARKS.md, "what was changed"). This is the one place the store does not
+cross the bridge DESIGN.md describes, and it is measured for it.
+
+A group made only of brief send-path operations (a few statements on rows found by key:
+``send_operation``, ``read_operation``, ``claim_operation``) runs its statements on the event
+loop's thread and hands only its COMMIT (the WAL write and fsync) to the connection thread. On
+that thread the statements' Python work waited for the GIL behind the event loop, and the loop
+behind it: it took ~0.66 ms of the connection thread's CPU per message at ``connections = 4``
+against ~0.3 ms on the loop's own (issue 14; BENCHMARKS.md). The connection is used by one
+thread at a time: a group's statements and its COMMIT never overlap another group's.
 
 Events written by the operations of a group (``journal.write_event``) are handed to the
 ``EventSink`` on the trio side once the group's COMMIT returned, never for a rolled-back one.
@@ -46,6 +54,9 @@ log = logging.getLogger("dripd.store")
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# How long a group waits for another process's write lock before the store reports it locked.
+BUSY_TIMEOUT_MS = 5000
+
 Db = aiosqlite.Connection
 Conn = sqlite3.Connection
 
@@ -77,13 +88,15 @@ class NoSink:
 class _Pending:
     """One caller's operation waiting for a group commit."""
 
-    __slots__ = ("call", "urgent", "durable", "reads_only", "done", "result", "error", "wake", "events")
+    __slots__ = ("call", "urgent", "durable", "reads_only", "brief", "done", "result", "error", "wake", "events")
 
-    def __init__(self, call: Callable[[], Any], urgent: bool, durable: bool, reads_only: bool = False) -> None:
+    def __init__(self, call: Callable[[], Any], urgent: bool, durable: bool, reads_only: bool = False,
+                 brief: bool = False) -> None:
         self.call = call
         self.urgent = urgent
         self.durable = durable
         self.reads_only = reads_only
+        self.brief = brief
         self.done = False
         self.result: Any = None
         self.error: BaseException | None = None
@@ -106,52 +119,100 @@ class CommitStats:
 
 
 def _run_group(conn: sqlite3.Connection, group: list[_Pending], stats: CommitStats) -> None:
-    """Run a group of operations in one transaction (connection thread). Each runs in its own
-    savepoint, so one failing operation is rolled back alone (with its events); all commit
-    together. A group holding a ledger claim commits with synchronous=FULL: the claim is
-    committed before the transport is called and must survive a power cut, or the restarted
-    daemon sends the step again. WAL is sequential, so that fsync also covers every earlier
-    NORMAL commit; groups without a claim (API work, results) keep NORMAL, where losing the
-    last commits to a power cut leaves a 'sending' row that recovery resolves, never a resend."""
+    """Run a group of operations in one transaction and commit it (on the connection thread).
+    Each runs in its own savepoint, so one failing operation is rolled back alone (with its
+    events); all commit together (``_commit`` says how durably)."""
     durable = any(item.durable for item in group)
     if durable:
         conn.execute("PRAGMA synchronous=FULL")
     try:
         conn.execute("BEGIN IMMEDIATE")
+        _run_operations(conn, group)
+    except BaseException:
+        _abandon(conn, durable)
+        raise
+    _commit(conn, group, stats)
+
+
+def _run_operations(conn: sqlite3.Connection, group: list[_Pending]) -> None:
+    """The body of a group's transaction, once BEGIN IMMEDIATE holds the write lock."""
+    for item in group:
+        if item.reads_only:
+            _run_read(conn, item)
+            continue
+        conn.execute("SAVEPOINT op")
+        journal.collect_into(item.events)
         try:
-            for item in group:
-                if item.reads_only:
-                    _run_read(conn, item)
-                    continue
-                conn.execute("SAVEPOINT op")
-                journal.collect_into(item.events)
-                try:
-                    item.result = item.call()
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    item.error = exc
-                    item.events.clear()  # rolled back: these never happened
-                finally:
-                    journal.collect_into(None)
-                conn.execute("RELEASE op")
-            started = time.perf_counter()
-            conn.execute("COMMIT")
-            took = time.perf_counter() - started
-            stats.groups += 1
-            stats.operations += len(group)
-            if durable:
-                stats.durable_commits += 1
-                stats.durable_seconds += took
-            else:
-                stats.normal_commits += 1
-                stats.normal_seconds += took
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            item.result = item.call()
+        except Exception as exc:
+            conn.execute("ROLLBACK TO op")
+            item.error = exc
+            item.events.clear()  # rolled back: these never happened
+        finally:
+            journal.collect_into(None)
+        conn.execute("RELEASE op")
+
+
+def _commit(conn: sqlite3.Connection, group: list[_Pending], stats: CommitStats) -> None:
+    """COMMIT the open transaction of a group (on the connection thread: the COMMIT writes the
+    WAL and, when durable, fsyncs it). A group holding a ledger claim commits with
+    synchronous=FULL: the claim is committed before the transport is called and must survive a
+    power cut, or the restarted daemon sends the step again. WAL is sequential, so that fsync
+    also covers every earlier NORMAL commit; groups without a claim (API work, results) keep
+    NORMAL, where losing the last commits to a power cut leaves a 'sending' row that recovery
+    resolves, never a resend. A failed COMMIT rolls the group back."""
+    durable = any(item.durable for item in group)
+    try:
+        started = time.perf_counter()
+        conn.execute("COMMIT")
+        took = time.perf_counter() - started
+    except BaseException:
+        _abandon(conn, durable)
+        raise
+    if durable:
+        conn.execute("PRAGMA synchronous=NORMAL")
+        stats.durable_commits += 1
+        stats.durable_seconds += took
+    else:
+        stats.normal_commits += 1
+        stats.normal_seconds += took
+    stats.groups += 1
+    stats.operations += len(group)
+
+
+def _abandon(conn: sqlite3.Connection, durable: bool) -> None:
+    """Roll back a group's transaction, if one is open, and restore the normal sync level."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
     finally:
         if durable:
             conn.execute("PRAGMA synchronous=NORMAL")
+
+
+def _start_brief_group(conn: sqlite3.Connection, group: list[_Pending]) -> bool:
+    """Run a group of brief operations up to its COMMIT on the calling thread (the event loop's:
+    see ``SqliteConnection._lead``). False, with nothing done, when another connection holds the
+    write lock: the group then waits for it on the connection thread, never on the event loop."""
+    durable = any(item.durable for item in group)
+    if durable:
+        conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        _abandon(conn, durable)
+        if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            return False
+        raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    try:
+        _run_operations(conn, group)
+    except BaseException:
+        _abandon(conn, durable)
+        raise
+    return True
 
 
 def _run_read(conn: sqlite3.Connection, item: _Pending) -> None:
@@ -175,7 +236,7 @@ Operation = Callable[Concatenate[Any, sqlite3.Connection, P], R]
 Bridged = Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]
 
 
-def _operation(urgent: bool, durable: bool = False, reads_only: bool = False,
+def _operation(urgent: bool, durable: bool = False, reads_only: bool = False, brief: bool = False,
                ) -> Callable[[Operation[P, R]], Bridged[P, R]]:
     def decorate(fn: Operation[P, R]) -> Bridged[P, R]:
         @functools.wraps(fn)
@@ -183,7 +244,7 @@ def _operation(urgent: bool, durable: bool = False, reads_only: bool = False,
             if self._db is None:
                 raise StoreError("database unavailable: the connection is closed")
             pending = _Pending(functools.partial(fn, self, self._db._conn, *args, **kwargs), urgent, durable,
-                               reads_only)
+                               reads_only, brief)
             self._queue.append(pending)
             try:
                 while not pending.done:
@@ -213,11 +274,15 @@ thread_operation = _operation(urgent=True)
 thread_operation.__doc__ = """Turn ``def op(self, conn, ...)`` (plain sqlite3) into a trio method whose whole body runs
 on aiosqlite's connection thread, group-committed (see ``SqliteConnection._lead``). For the
 send path and what comes back (replies, bounces): every queued one joins the next group."""
-read_operation = _operation(urgent=True, reads_only=True)
-read_operation.__doc__ = """A send-path operation that only reads: it runs in the group without a
+send_operation = _operation(urgent=True, brief=True)
+send_operation.__doc__ = """Like ``thread_operation``, for a brief send-path write: a few statements on rows found
+by key, never a scan. A group of only such operations runs them on the event loop's thread and
+hands only its COMMIT to the connection thread (see ``SqliteConnection._lead``)."""
+read_operation = _operation(urgent=True, reads_only=True, brief=True)
+read_operation.__doc__ = """A brief send-path operation that only reads: it runs in the group without a
 savepoint of its own (a write from it fails the group)."""
-claim_operation = _operation(urgent=True, durable=True)
-claim_operation.__doc__ = """A send-path operation whose commit must be durable before it returns
+claim_operation = _operation(urgent=True, durable=True, brief=True)
+claim_operation.__doc__ = """A brief send-path operation whose commit must be durable before it returns
 (the ledger claim): its group commits with synchronous=FULL."""
 control_operation = _operation(urgent=False)
 control_operation.__doc__ = """Like ``thread_operation``, for control-plane and reporting work: a
@@ -284,15 +349,18 @@ class SqliteConnection:
         self.events: EventSink = events if events is not None else NoSink()
         self._db: Db = None  # type: ignore[assignment]
         self._queue: list[_Pending] = []  # operations waiting for a group commit
-        self._leading = False  # a group is on the connection thread now
+        self._leading = False  # a group is running now (on the loop or the connection thread)
         self.caches: list[dict[Any, Any]] = []  # cleared when a group fails to commit
         self.commit_stats = CommitStats()
 
     async def _lead(self) -> None:
-        """Group commit: take the queued operations (all urgent ones, a few control ones) to
-        the connection thread as one transaction: one thread hop for the lot, and one commit.
-        Callers get results only after the COMMIT, so "committed before the transport is
-        called" still holds."""
+        """Group commit: take the queued operations (all urgent ones, a few control ones) as one
+        transaction: one thread hop for the lot, and one commit. A group of brief operations
+        only runs them here, on the event loop, up to its COMMIT, which the connection thread
+        runs; any other group runs whole on that thread, so a long operation (an import, a
+        report) never stalls the loop, and so does a brief group that would have to wait for
+        another process's write lock. Callers get results only after the COMMIT, so
+        "committed before the transport is called" still holds."""
         # One scheduler pass first: operations other tasks issue in this same pass (a lane's
         # record of one send and the claim of its next, which follow each other) join this group
         # instead of waiting behind it for a commit of their own.
@@ -311,11 +379,14 @@ class SqliteConnection:
 
         committed = False
         try:
-            # Shielded: the group holds other callers' work, and once handed to the thread it
-            # runs anyway; its outcome must reach every caller.
+            # Shielded: the group holds other callers' work, and once started it runs anyway;
+            # its outcome must reach every caller.
             with offloaded, trio.CancelScope(shield=True):
                 try:
-                    await _on_connection_thread(db, functools.partial(_run_group, db._conn, group, self.commit_stats))
+                    if all(item.brief for item in group) and _start_brief_group(db._conn, group):
+                        await _on_connection_thread(db, functools.partial(_commit, db._conn, group, self.commit_stats))
+                    else:
+                        await _on_connection_thread(db, functools.partial(_run_group, db._conn, group, self.commit_stats))
                 except sqlite3.Error as exc:
                     raise map_error(exc) from exc
             committed = True
@@ -358,7 +429,10 @@ class SqliteConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
         async def connect() -> Db:
-            db = await aiosqlite.connect(str(self.path), isolation_level=None, timeout=5.0)
+            # Used from two threads, never at once (see _lead): brief groups run their
+            # statements on the event loop's thread, everything else on aiosqlite's.
+            db = await aiosqlite.connect(str(self.path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                                         check_same_thread=False)
             try:
                 return await prepare(db)
             except BaseException:
@@ -372,7 +446,7 @@ class SqliteConnection:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA foreign_keys=ON")
-            await db.execute("PRAGMA busy_timeout=5000")
+            await db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             # Each operation of a group runs in a savepoint, whose sub-journal (the pages'
             # first images) went to a temporary file: ~29 writes per send. In memory instead:
             # the store's statements took 17 % less CPU replaying a send run's trace. Temporary

@@ -16,6 +16,7 @@ from dripd.store.sqlite.connection import (
     fetch_all,
     fetch_one,
     read_operation,
+    send_operation,
     thread_operation,
 )
 from dripd.store.sqlite.sequences import SequenceCache
@@ -104,7 +105,7 @@ class RunOps(SequenceCache):
             variants=pinned,
         )
 
-    @thread_operation
+    @send_operation
     def set_plan(
         self, db: Conn, enrollment_id: int, cursor_ord: int, anchor_at: float, due_at: float, now: float
     ) -> bool:
@@ -117,7 +118,7 @@ class RunOps(SequenceCache):
         )
         return cursor.rowcount > 0
 
-    @thread_operation
+    @send_operation
     def finish(
         self, db: Conn, enrollment_id: int, status: EnrollmentStatus, reason: str | None, now: float
     ) -> int | None:
@@ -185,7 +186,7 @@ class RunOps(SequenceCache):
             (step_id,))
         return {r[0]: Tally(int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
 
-    @thread_operation
+    @send_operation
     def record_sent(
         self, db: Conn, claim: Claim, enrollment_id: int, step_id: int, cursor_ord: int,
         anchor_at: float, due_at: float | None, now: float,
@@ -226,7 +227,7 @@ class RunOps(SequenceCache):
             (due_at, now, due_at, enrollment_id),
         )
 
-    @thread_operation
+    @send_operation
     def record_retry(
         self, db: Conn, claim: Claim, enrollment_id: int, step_id: int, due_at: float, detail: str, now: float
     ) -> None:
@@ -251,7 +252,7 @@ class RunOps(SequenceCache):
                          place=place)
         return autocomplete(db, place[0], now) if place is not None else None
 
-    @thread_operation
+    @send_operation
     def record_bounced(
         self, db: Conn, claim: Claim, enrollment_id: int, step_id: int, bounce: Bounced, email: str, now: float,
     ) -> int | None:
@@ -268,7 +269,7 @@ class RunOps(SequenceCache):
         return self._end_after_claim(db, claim, enrollment_id, step_id, EventKind.BOUNCED, payload,
                                      EnrollmentStatus.BOUNCED, bounce.detail, now)
 
-    @thread_operation
+    @send_operation
     def record_unbuildable(
         self, db: Conn, claim: Claim, enrollment_id: int, step_id: int, reason: str, now: float,
     ) -> int | None:
@@ -277,7 +278,7 @@ class RunOps(SequenceCache):
         return self._end_after_claim(db, claim, enrollment_id, step_id, EventKind.FAILED, Detail(detail=reason),
                                      EnrollmentStatus.FAILED, reason, now)
 
-    @thread_operation
+    @send_operation
     def record_uncertain(
         self, db: Conn, outbox_id: int, enrollment_id: int, step_id: int, cursor_ord: int,
         anchor_at: float, due_at: float | None, detail: str, now: float,
@@ -288,7 +289,7 @@ class RunOps(SequenceCache):
         return self._advance(db, enrollment_id, cursor_ord, anchor_at, due_at, now,
                              EventKind.UNCERTAIN, Detail(detail=detail), step_id, outbox_id)
 
-    @thread_operation
+    @send_operation
     def release_claim(self, db: Conn, outbox_id: int, enrollment_id: int, due_at: float, now: float,
                       detail: str) -> None:
         """The message surely did not go (found missing after a crash, or refused before

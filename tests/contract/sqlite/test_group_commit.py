@@ -19,7 +19,8 @@ from dripd.errors import StoreError
 from dripd.events import Event, EventKind
 from dripd.model import SequenceSettings, Step, StepType
 from dripd.store import ContactInput, Store
-from dripd.store.sqlite import control_operation, read_operation, thread_operation
+from dripd.store.sqlite import control_operation, read_operation, send_operation, thread_operation
+from dripd.store.sqlite.connection import BUSY_TIMEOUT_MS
 
 
 class CountingStore(Store):
@@ -78,6 +79,15 @@ class CountingStore(Store):
         return int(db.execute("PRAGMA synchronous").fetchone()[0])
 
     @thread_operation
+    def busy_timeout(self, db: sqlite3.Connection) -> int:
+        return int(db.execute("PRAGMA busy_timeout").fetchone()[0])
+
+    @send_operation
+    def mark_brief(self, db: sqlite3.Connection, key: int) -> int:
+        db.execute("INSERT INTO marks (key) VALUES (?)", (key,))
+        return key * 2
+
+    @thread_operation
     def marks(self, db: sqlite3.Connection) -> set[int]:
         return {row[0] for row in db.execute("SELECT key FROM marks")}
 
@@ -107,7 +117,9 @@ def test_many_callers_with_cancellations_lose_nothing_and_nobody_hangs(tmp_path:
         async def caller(key: int, scope_box: list[trio.CancelScope]) -> None:
             with trio.CancelScope() as scope:
                 scope_box.append(scope)
-                op = store.mark if key % 3 else store.mark_control
+                # Brief, threaded and control operations mixed: groups of brief ones only run on
+                # the event loop up to their COMMIT, the others whole on the connection thread.
+                op = (store.mark_control, store.mark, store.mark_brief)[key % 3]
                 returned[key] = await op(key)
             if scope.cancelled_caught:
                 cancelled.add(key)
@@ -317,7 +329,10 @@ def test_a_group_holding_a_claim_commits_with_synchronous_full(tmp_path: Path) -
             plain_group = list(statements)
         finally:
             await store.trace(None)
-        assert claim_group[0] == "PRAGMA synchronous=FULL" and claim_group[1] == "BEGIN IMMEDIATE"
+        # A brief group (a claim is one) takes the write lock without waiting for another
+        # process's, then restores the wait for the statements after it (_start_brief_group).
+        assert claim_group[:4] == ["PRAGMA synchronous=FULL", "PRAGMA busy_timeout=0", "BEGIN IMMEDIATE",
+                                   f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}"]
         assert any(s.startswith("INSERT INTO outbox") for s in claim_group)
         assert claim_group[-2:] == ["COMMIT", "PRAGMA synchronous=NORMAL"]
         assert not any("synchronous" in s for s in plain_group)  # other groups stay NORMAL
@@ -325,3 +340,75 @@ def test_a_group_holding_a_claim_commits_with_synchronous_full(tmp_path: Path) -
         assert level == 1  # NORMAL between groups
 
     run_store(tmp_path / "durable.sqlite3", body)
+
+
+def test_brief_operations_run_on_the_event_loop_and_commit_on_the_connection_thread(tmp_path: Path) -> None:
+    # A group of send-path operations runs its statements where its callers are (no thread hop,
+    # no wait for the GIL behind the loop); its COMMIT, the WAL write and fsync, goes to the
+    # connection thread. A group with any other operation runs whole on that thread, so a long
+    # operation never stalls the loop.
+    async def body(store: CountingStore) -> None:
+        loop_thread = threading.get_ident()
+        seen: list[tuple[str, int]] = []
+        await store.trace(lambda sql: seen.append((sql, threading.get_ident())))
+        try:
+            seen.clear()
+            async with trio.open_nursery() as nursery:
+                for key in (1, 2, 3):
+                    nursery.start_soon(store.mark_brief, key)
+            brief = list(seen)
+            seen.clear()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(store.mark_brief, 4)
+                nursery.start_soon(store.mark, 5)
+            mixed = list(seen)
+        finally:
+            await store.trace(None)
+        inserts = [thread for sql, thread in brief if sql.startswith("INSERT INTO marks")]
+        commits = [thread for sql, thread in brief if sql == "COMMIT"]
+        assert len(inserts) == 3 and set(inserts) == {loop_thread}
+        assert commits and loop_thread not in commits
+        assert [sql for sql, _ in mixed].count("COMMIT") == 1  # one group
+        assert {thread for _, thread in mixed} != {loop_thread} and loop_thread not in {t for _, t in mixed}
+        assert await store.marks() == {1, 2, 3, 4, 5}
+
+    run_store(tmp_path / "brief.sqlite3", body)
+
+
+def test_a_brief_group_waits_for_another_process_lock_off_the_event_loop(tmp_path: Path) -> None:
+    # Another process holds the write lock: BEGIN IMMEDIATE on the event loop would stall every
+    # task for up to the busy timeout. The group notices at once and waits on the connection
+    # thread instead; once the lock is gone it commits, and the connection is as before.
+    path = tmp_path / "locked.sqlite3"
+
+    async def body(store: CountingStore) -> None:
+        other = sqlite3.connect(path, isolation_level=None)
+        results: list[int] = []
+
+        async def brief() -> None:
+            results.append(await store.mark_brief(9))
+
+        loop_thread = threading.get_ident()
+        seen: list[tuple[str, int]] = []
+        await store.trace(lambda sql: seen.append((sql, threading.get_ident())))
+        seen.clear()  # the end of the group that set the trace
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(brief)
+                await trio.testing.wait_all_tasks_blocked()  # the loop is free while the group waits
+                assert results == []
+                other.execute("ROLLBACK")
+        finally:
+            other.close()
+            await store.trace(None)
+        assert results == [18]
+        # On the loop, the lock was asked for without waiting (SQLite's busy handler sleeps on
+        # the calling thread), and the whole group then ran on the connection thread.
+        on_loop = [sql for sql, thread in seen if thread == loop_thread]
+        assert on_loop == ["PRAGMA busy_timeout=0", "BEGIN IMMEDIATE", f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}"]
+        assert [sql for sql, thread in seen if thread != loop_thread][:2] == ["BEGIN IMMEDIATE", "SAVEPOINT op"]
+        assert 9 in await store.marks()
+        assert await store.busy_timeout() == BUSY_TIMEOUT_MS
+
+    run_store(path, body)
