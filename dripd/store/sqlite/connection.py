@@ -11,9 +11,11 @@ A group made only of brief send-path operations (a few statements on rows found 
 ``send_operation``, ``read_operation``, ``claim_operation``) runs its statements on the event
 loop's thread and hands only its COMMIT (the WAL write and fsync) to the connection thread. On
 that thread the statements' Python work waited for the GIL behind the event loop, and the loop
-behind it: it took ~0.66 ms of the connection thread's CPU per message at ``connections = 4``
-against ~0.3 ms on the loop's own (issue 14; BENCHMARKS.md). The connection is used by one
-thread at a time: a group's statements and its COMMIT never overlap another group's.
+behind it: at ``connections = 4`` the connection thread used 0.66 ms of CPU per message; with
+the statements on the loop it uses 0.20 ms (the COMMIT) and the loop 0.28 ms more (issue 14;
+BENCHMARKS.md). A group of reads only runs whole on the loop: it has nothing to commit. The
+connection is used by one thread at a time: a group's statements and its COMMIT never overlap
+another group's.
 
 Events written by the operations of a group (``journal.write_event``) are handed to the
 ``EventSink`` on the trio side once the group's COMMIT returned, never for a rolled-back one.
@@ -215,6 +217,21 @@ def _start_brief_group(conn: sqlite3.Connection, group: list[_Pending]) -> bool:
     return True
 
 
+def _run_reads(conn: sqlite3.Connection, group: list[_Pending]) -> None:
+    """Run a group of read-only operations on the calling thread (the event loop's), in one
+    read transaction: one snapshot, no write lock, nothing to commit (the COMMIT only ends the
+    snapshot), so no hop to the connection thread. In WAL a reader never waits for the writer."""
+    conn.execute("BEGIN")
+    try:
+        for item in group:
+            _run_read(conn, item)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def _run_read(conn: sqlite3.Connection, item: _Pending) -> None:
     """Run a read-only operation of a group. It writes nothing, so it needs no savepoint to roll
     back to (two statements fewer per send: the run context is read before every one). A
@@ -357,7 +374,7 @@ class SqliteConnection:
         """Group commit: take the queued operations (all urgent ones, a few control ones) as one
         transaction: one thread hop for the lot, and one commit. A group of brief operations
         only runs them here, on the event loop, up to its COMMIT, which the connection thread
-        runs; any other group runs whole on that thread, so a long operation (an import, a
+        runs (a group of reads only has nothing to commit and needs no hop); any other group runs whole on that thread, so a long operation (an import, a
         report) never stalls the loop, and so does a brief group that would have to wait for
         another process's write lock. Callers get results only after the COMMIT, so
         "committed before the transport is called" still holds."""
@@ -383,7 +400,9 @@ class SqliteConnection:
             # its outcome must reach every caller.
             with offloaded, trio.CancelScope(shield=True):
                 try:
-                    if all(item.brief for item in group) and _start_brief_group(db._conn, group):
+                    if all(item.reads_only for item in group):
+                        _run_reads(db._conn, group)  # nothing to commit: no thread hop at all
+                    elif all(item.brief for item in group) and _start_brief_group(db._conn, group):
                         await _on_connection_thread(db, functools.partial(_commit, db._conn, group, self.commit_stats))
                     else:
                         await _on_connection_thread(db, functools.partial(_run_group, db._conn, group, self.commit_stats))

@@ -343,9 +343,9 @@ def test_a_group_holding_a_claim_commits_with_synchronous_full(tmp_path: Path) -
 
 
 def test_brief_operations_run_on_the_event_loop_and_commit_on_the_connection_thread(tmp_path: Path) -> None:
-    # A group of send-path operations runs its statements where its callers are (no thread hop,
-    # no wait for the GIL behind the loop); its COMMIT, the WAL write and fsync, goes to the
-    # connection thread. A group with any other operation runs whole on that thread, so a long
+    # A group of send-path operations runs its statements where its callers are (no wait for
+    # the GIL behind the loop); its COMMIT, the WAL write and fsync, goes to the connection
+    # thread. A group with any other operation runs whole on that thread, so a long
     # operation never stalls the loop.
     async def body(store: CountingStore) -> None:
         loop_thread = threading.get_ident()
@@ -362,8 +362,16 @@ def test_brief_operations_run_on_the_event_loop_and_commit_on_the_connection_thr
                 nursery.start_soon(store.mark_brief, 4)
                 nursery.start_soon(store.mark, 5)
             mixed = list(seen)
+            seen.clear()
+            async with trio.open_nursery() as nursery:
+                for _ in range(2):
+                    nursery.start_soon(store.read_marks)
+            reads = list(seen)
         finally:
             await store.trace(None)
+        # A group of reads only has nothing to commit: it runs whole on the loop, no hop.
+        assert [sql for sql, _ in reads if not sql.startswith("SELECT")] == ["BEGIN", "COMMIT"]
+        assert {thread for _, thread in reads} == {loop_thread}
         inserts = [thread for sql, thread in brief if sql.startswith("INSERT INTO marks")]
         commits = [thread for sql, thread in brief if sql == "COMMIT"]
         assert len(inserts) == 3 and set(inserts) == {loop_thread}
