@@ -22,7 +22,7 @@ Events written by the operations of a group (``journal.write_event``) are handed
 
 A ledger claim is committed before the transport is called and must survive a power cut, or the
 restarted daemon sends the step again: a group holding a claim commits with synchronous=FULL
-(the WAL fsynced at its COMMIT), the others with NORMAL (see ``_run_group``). Tried and measured
+(the WAL fsynced at its COMMIT), the others with NORMAL (``transaction.commit_group``). Tried and measured
 against it: the same fsync on a worker thread after a NORMAL commit, the connection running the
 next group meanwhile and one fsync shared by every group before it. It cost more, not less (per
 send at one lane of concurrency 1: 0.64 ms against 0.25-0.52 ms; 33-37 % of the rate at 32
@@ -36,8 +36,6 @@ import functools
 import logging
 import os
 import sqlite3
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Concatenate, Coroutine, Iterable, ParamSpec, TypeVar
 
@@ -48,16 +46,21 @@ import trio_asyncio
 from dripd.clock import offloaded
 from dripd.errors import StoreError
 from dripd.events import Event, EventSink
-from dripd.store.sqlite import journal
 from dripd.store.sqlite.migrations import migrate
+from dripd.store.sqlite.transaction import (
+    BUSY_TIMEOUT_MS,
+    CommitStats,
+    Pending,
+    commit_group,
+    run_group,
+    run_reads,
+    start_brief_group,
+)
 
 log = logging.getLogger("dripd.store")
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-# How long a group waits for another process's write lock before the store reports it locked.
-BUSY_TIMEOUT_MS = 5000
 
 Db = aiosqlite.Connection
 Conn = sqlite3.Connection
@@ -87,164 +90,6 @@ class NoSink:
         pass
 
 
-class _Pending:
-    """One caller's operation waiting for a group commit."""
-
-    __slots__ = ("call", "urgent", "durable", "reads_only", "brief", "done", "result", "error", "wake", "events")
-
-    def __init__(self, call: Callable[[], Any], urgent: bool, durable: bool, reads_only: bool = False,
-                 brief: bool = False) -> None:
-        self.call = call
-        self.urgent = urgent
-        self.durable = durable
-        self.reads_only = reads_only
-        self.brief = brief
-        self.done = False
-        self.result: Any = None
-        self.error: BaseException | None = None
-        self.wake: trio.Event | None = None  # set when served, or when it is this one's turn to lead
-        self.events: list[Event] = []  # written by this operation; published after the commit
-
-
-@dataclass
-class CommitStats:
-    """What the group commits cost so far (written on the connection's thread only): how often
-    and how long COMMIT took, durable (synchronous=FULL: the WAL fsynced) and not. Read by
-    bench/bench_dispatch.py to say how much of a step's time is the claim's durable commit."""
-
-    groups: int = 0
-    operations: int = 0
-    durable_commits: int = 0
-    durable_seconds: float = 0.0  # inside COMMIT of the durable groups: the fsync
-    normal_commits: int = 0
-    normal_seconds: float = 0.0
-
-
-def _run_group(conn: sqlite3.Connection, group: list[_Pending], stats: CommitStats) -> None:
-    """Run a group of operations in one transaction and commit it (on the connection thread).
-    Each runs in its own savepoint, so one failing operation is rolled back alone (with its
-    events); all commit together (``_commit`` says how durably)."""
-    durable = any(item.durable for item in group)
-    if durable:
-        conn.execute("PRAGMA synchronous=FULL")
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        _run_operations(conn, group)
-    except BaseException:
-        _abandon(conn, durable)
-        raise
-    _commit(conn, group, stats)
-
-
-def _run_operations(conn: sqlite3.Connection, group: list[_Pending]) -> None:
-    """The body of a group's transaction, once BEGIN IMMEDIATE holds the write lock."""
-    for item in group:
-        if item.reads_only:
-            _run_read(conn, item)
-            continue
-        conn.execute("SAVEPOINT op")
-        journal.collect_into(item.events)
-        try:
-            item.result = item.call()
-        except Exception as exc:
-            conn.execute("ROLLBACK TO op")
-            item.error = exc
-            item.events.clear()  # rolled back: these never happened
-        finally:
-            journal.collect_into(None)
-        conn.execute("RELEASE op")
-
-
-def _commit(conn: sqlite3.Connection, group: list[_Pending], stats: CommitStats) -> None:
-    """COMMIT the open transaction of a group (on the connection thread: the COMMIT writes the
-    WAL and, when durable, fsyncs it). A group holding a ledger claim commits with
-    synchronous=FULL: the claim is committed before the transport is called and must survive a
-    power cut, or the restarted daemon sends the step again. WAL is sequential, so that fsync
-    also covers every earlier NORMAL commit; groups without a claim (API work, results) keep
-    NORMAL, where losing the last commits to a power cut leaves a 'sending' row that recovery
-    resolves, never a resend. A failed COMMIT rolls the group back."""
-    durable = any(item.durable for item in group)
-    try:
-        started = time.perf_counter()
-        conn.execute("COMMIT")
-        took = time.perf_counter() - started
-    except BaseException:
-        _abandon(conn, durable)
-        raise
-    if durable:
-        conn.execute("PRAGMA synchronous=NORMAL")
-        stats.durable_commits += 1
-        stats.durable_seconds += took
-    else:
-        stats.normal_commits += 1
-        stats.normal_seconds += took
-    stats.groups += 1
-    stats.operations += len(group)
-
-
-def _abandon(conn: sqlite3.Connection, durable: bool) -> None:
-    """Roll back a group's transaction, if one is open, and restore the normal sync level."""
-    try:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-    finally:
-        if durable:
-            conn.execute("PRAGMA synchronous=NORMAL")
-
-
-def _start_brief_group(conn: sqlite3.Connection, group: list[_Pending]) -> bool:
-    """Run a group of brief operations up to its COMMIT on the calling thread (the event loop's:
-    see ``SqliteConnection._lead``). False, with nothing done, when another connection holds the
-    write lock: the group then waits for it on the connection thread, never on the event loop."""
-    durable = any(item.durable for item in group)
-    if durable:
-        conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=0")
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        _abandon(conn, durable)
-        if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
-            return False
-        raise
-    finally:
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    try:
-        _run_operations(conn, group)
-    except BaseException:
-        _abandon(conn, durable)
-        raise
-    return True
-
-
-def _run_reads(conn: sqlite3.Connection, group: list[_Pending]) -> None:
-    """Run a group of read-only operations on the calling thread (the event loop's), in one
-    read transaction: one snapshot, no write lock, nothing to commit (the COMMIT only ends the
-    snapshot), so no hop to the connection thread. In WAL a reader never waits for the writer."""
-    conn.execute("BEGIN")
-    try:
-        for item in group:
-            _run_read(conn, item)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _run_read(conn: sqlite3.Connection, item: _Pending) -> None:
-    """Run a read-only operation of a group. It writes nothing, so it needs no savepoint to roll
-    back to (two statements fewer per send: the run context is read before every one). A
-    read that wrote would be a bug: it fails the whole group, rolled back, rather than commit."""
-    changes = conn.total_changes
-    try:
-        item.result = item.call()
-    except Exception as exc:
-        item.error = exc
-    if conn.total_changes != changes:
-        raise RuntimeError(f"a read-only store operation wrote to the database: {item.call}")
-
-
 # A group takes every queued send-path operation but at most this many control-plane ones, so a
 # burst of API requests cannot make each send wait behind hundreds of enrollments.
 CONTROL_OPERATIONS_PER_GROUP = 8
@@ -260,7 +105,7 @@ def _operation(urgent: bool, durable: bool = False, reads_only: bool = False, br
         async def bridged(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
             if self._db is None:
                 raise StoreError("database unavailable: the connection is closed")
-            pending = _Pending(functools.partial(fn, self, self._db._conn, *args, **kwargs), urgent, durable,
+            pending = Pending(functools.partial(fn, self, self._db._conn, *args, **kwargs), urgent, durable,
                                reads_only, brief)
             self._queue.append(pending)
             try:
@@ -365,7 +210,7 @@ class SqliteConnection:
         self.path = path
         self.events: EventSink = events if events is not None else NoSink()
         self._db: Db = None  # type: ignore[assignment]
-        self._queue: list[_Pending] = []  # operations waiting for a group commit
+        self._queue: list[Pending] = []  # operations waiting for a group commit
         self._leading = False  # a group is running now (on the loop or the connection thread)
         self.caches: list[dict[Any, Any]] = []  # cleared when a group fails to commit
         self.commit_stats = CommitStats()
@@ -401,11 +246,11 @@ class SqliteConnection:
             with offloaded, trio.CancelScope(shield=True):
                 try:
                     if all(item.reads_only for item in group):
-                        _run_reads(db._conn, group)  # nothing to commit: no thread hop at all
-                    elif all(item.brief for item in group) and _start_brief_group(db._conn, group):
-                        await _on_connection_thread(db, functools.partial(_commit, db._conn, group, self.commit_stats))
+                        run_reads(db._conn, group)  # nothing to commit: no thread hop at all
+                    elif all(item.brief for item in group) and start_brief_group(db._conn, group):
+                        await _on_connection_thread(db, functools.partial(commit_group, db._conn, group, self.commit_stats))
                     else:
-                        await _on_connection_thread(db, functools.partial(_run_group, db._conn, group, self.commit_stats))
+                        await _on_connection_thread(db, functools.partial(run_group, db._conn, group, self.commit_stats))
                 except sqlite3.Error as exc:
                     raise map_error(exc) from exc
             committed = True
@@ -426,7 +271,7 @@ class SqliteConnection:
             self._leading = False
             self._hand_on_lead()
 
-    def _publish(self, group: list[_Pending]) -> None:
+    def _publish(self, group: list[Pending]) -> None:
         """Hand the committed group's events to the sink, in the order they were written."""
         events = [event for item in group for event in item.events]
         if not events:
@@ -461,7 +306,7 @@ class SqliteConnection:
         async def prepare(db: Db) -> Db:
             db.row_factory = sqlite3.Row
             # WAL lets API reads run beside the writer. NORMAL: a commit survives a process
-            # crash, and groups holding a ledger claim switch to FULL (see _run_group).
+            # crash, and groups holding a ledger claim switch to FULL (see run_group).
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA foreign_keys=ON")

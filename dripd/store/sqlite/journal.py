@@ -3,7 +3,7 @@
 Every row of ``events`` is written here from a ``dripd.events.Event``: the typed payload becomes
 the ``data`` JSON (``events.payload_json``), an engagement's ``flagged`` its column. Each event
 written is also kept for the operation that wrote it; the connection publishes them once the
-group commit succeeded (``connection._run_group``), so a consumer never sees an event that was
+group commit succeeded (``transaction.commit_group``), so a consumer never sees an event that was
 rolled back.
 """
 
