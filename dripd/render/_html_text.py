@@ -22,6 +22,16 @@ class _TextExtractor(HTMLParser):
         self._pre = 0
         self._links: list[tuple[str | None, int]] = []  # (href, len(out) at <a>)
 
+    def parse_html_declaration(self, i: int) -> int:
+        # Python 3.11's parser raises AssertionError on a malformed "<![" section ("<![0", a
+        # user's typo): read it as a browser does, a bogus comment up to the next ">" (or the
+        # end), dropped from the text, instead of failing the whole template.
+        try:
+            return super().parse_html_declaration(i)
+        except AssertionError:
+            end = self.rawdata.find(">", i + 2)
+            return len(self.rawdata) if end < 0 else end + 1
+
     # Line-break bookkeeping works on the tail of the output, so nested blocks never stack
     # more than one blank line.
     def _tail(self) -> str:
