@@ -22,12 +22,12 @@ Events written by the operations of a group (``journal.write_event``) are handed
 
 A ledger claim is committed before the transport is called and must survive a power cut, or the
 restarted daemon sends the step again: a group holding a claim commits with synchronous=FULL
-(the WAL fsynced at its COMMIT), the others with NORMAL (``transaction.commit_group``). Tried and measured
-against it: the same fsync on a worker thread after a NORMAL commit, the connection running the
-next group meanwhile and one fsync shared by every group before it. It cost more, not less (per
-send at one lane of concurrency 1: 0.64 ms against 0.25-0.52 ms; 33-37 % of the rate at 32
-concurrent sends against 14-19 %): the thread hop and the smaller groups it made outweighed the
-overlap.
+(the WAL fsynced at its COMMIT), the others with NORMAL (``transaction.commit_group``). Tried
+and measured against it: the same fsync on a worker thread after a NORMAL commit, the connection
+running the next group meanwhile and one fsync shared by every group before it. It cost more,
+not less (per send at one lane of concurrency 1: 0.64 ms against 0.25-0.52 ms; 33-37 % of the
+rate at 32 concurrent sends against 14-19 %): the thread hop and the smaller groups it made
+outweighed the overlap.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def _operation(urgent: bool, durable: bool = False, reads_only: bool = False, br
             if self._db is None:
                 raise StoreError("database unavailable: the connection is closed")
             pending = Pending(functools.partial(fn, self, self._db._conn, *args, **kwargs), urgent, durable,
-                               reads_only, brief)
+                              reads_only, brief)
             self._queue.append(pending)
             try:
                 while not pending.done:
@@ -137,9 +137,9 @@ thread_operation.__doc__ = """Turn ``def op(self, conn, ...)`` (plain sqlite3) i
 on aiosqlite's connection thread, group-committed (see ``SqliteConnection._lead``). For the
 send path and what comes back (replies, bounces): every queued one joins the next group."""
 send_operation = _operation(urgent=True, brief=True)
-send_operation.__doc__ = """Like ``thread_operation``, for a brief send-path write: a few statements on rows found
-by key, never a scan. A group of only such operations runs them on the event loop's thread and
-hands only its COMMIT to the connection thread (see ``SqliteConnection._lead``)."""
+send_operation.__doc__ = """Like ``thread_operation``, for a brief send-path write: a few statements
+on rows found by key, never a scan. A group of only such operations runs them on the event
+loop's thread and hands only its COMMIT to the connection thread (see ``SqliteConnection._lead``)."""
 read_operation = _operation(urgent=True, reads_only=True, brief=True)
 read_operation.__doc__ = """A brief send-path operation that only reads: it runs in the group without a
 savepoint of its own (a write from it fails the group)."""
@@ -219,10 +219,11 @@ class SqliteConnection:
         """Group commit: take the queued operations (all urgent ones, a few control ones) as one
         transaction: one thread hop for the lot, and one commit. A group of brief operations
         only runs them here, on the event loop, up to its COMMIT, which the connection thread
-        runs (a group of reads only has nothing to commit and needs no hop); any other group runs whole on that thread, so a long operation (an import, a
-        report) never stalls the loop, and so does a brief group that would have to wait for
-        another process's write lock. Callers get results only after the COMMIT, so
-        "committed before the transport is called" still holds."""
+        runs (a group of reads only has nothing to commit and needs no hop). Any other group
+        runs whole on that thread, so a long operation (an import, a report) never stalls the
+        loop; so does a brief group that would have to wait for another process's write lock.
+        Callers get results only after the COMMIT, so "committed before the transport is
+        called" still holds."""
         # One scheduler pass first: operations other tasks issue in this same pass (a lane's
         # record of one send and the claim of its next, which follow each other) join this group
         # instead of waiting behind it for a commit of their own.
@@ -248,9 +249,11 @@ class SqliteConnection:
                     if all(item.reads_only for item in group):
                         run_reads(db._conn, group)  # nothing to commit: no thread hop at all
                     elif all(item.brief for item in group) and start_brief_group(db._conn, group):
-                        await _on_connection_thread(db, functools.partial(commit_group, db._conn, group, self.commit_stats))
+                        commit = functools.partial(commit_group, db._conn, group, self.commit_stats)
+                        await _on_connection_thread(db, commit)
                     else:
-                        await _on_connection_thread(db, functools.partial(run_group, db._conn, group, self.commit_stats))
+                        await _on_connection_thread(db, functools.partial(run_group, db._conn, group,
+                                                                          self.commit_stats))
                 except sqlite3.Error as exc:
                     raise map_error(exc) from exc
             committed = True

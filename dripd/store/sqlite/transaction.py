@@ -26,7 +26,8 @@ BUSY_TIMEOUT_MS = 5000
 class Pending:
     """One caller's operation waiting for a group commit."""
 
-    __slots__ = ("call", "urgent", "durable", "reads_only", "brief", "done", "result", "error", "wake", "events")
+    __slots__ = ("call", "urgent", "durable", "reads_only", "brief", "done", "result", "error", "wake",
+                 "events")
 
     def __init__(self, call: Callable[[], Any], urgent: bool, durable: bool, reads_only: bool = False,
                  brief: bool = False) -> None:
@@ -130,8 +131,8 @@ def _abandon(conn: sqlite3.Connection, durable: bool) -> None:
 
 def start_brief_group(conn: sqlite3.Connection, group: list[Pending]) -> bool:
     """Run a group of brief operations up to its COMMIT on the calling thread (the event loop's:
-    see ``SqliteConnection._lead`` in ``connection``). False, with nothing done, when another connection holds the
-    write lock: the group then waits for it on the connection thread, never on the event loop."""
+    see ``connection.SqliteConnection._lead``). False, with nothing done, when another connection
+    holds the write lock: the group then waits for it on the connection thread, never on the loop."""
     durable = any(item.durable for item in group)
     if durable:
         conn.execute("PRAGMA synchronous=FULL")
