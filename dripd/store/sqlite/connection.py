@@ -54,7 +54,7 @@ from dripd.store.sqlite.transaction import (
     commit_group,
     run_group,
     run_reads,
-    start_brief_group,
+    start_group,
 )
 
 log = logging.getLogger("dripd.store")
@@ -248,7 +248,7 @@ class SqliteConnection:
                 try:
                     if all(item.reads_only for item in group):
                         run_reads(db._conn, group)  # nothing to commit: no thread hop at all
-                    elif all(item.brief for item in group) and start_brief_group(db._conn, group):
+                    elif all(item.brief for item in group) and start_group(db._conn, group, wait=False):
                         commit = functools.partial(commit_group, db._conn, group, self.commit_stats)
                         await _on_connection_thread(db, commit)
                     else:

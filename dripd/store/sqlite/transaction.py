@@ -61,15 +61,7 @@ def run_group(conn: sqlite3.Connection, group: list[Pending], stats: CommitStats
     """Run a group of operations in one transaction and commit it (on the connection thread).
     Each runs in its own savepoint, so one failing operation is rolled back alone (with its
     events); all commit together (``commit_group`` says how durably)."""
-    durable = any(item.durable for item in group)
-    if durable:
-        conn.execute("PRAGMA synchronous=FULL")
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        _run_operations(conn, group)
-    except BaseException:
-        _abandon(conn, durable)
-        raise
+    start_group(conn, group, wait=True)
     commit_group(conn, group, stats)
 
 
@@ -129,28 +121,38 @@ def _abandon(conn: sqlite3.Connection, durable: bool) -> None:
             conn.execute("PRAGMA synchronous=NORMAL")
 
 
-def start_brief_group(conn: sqlite3.Connection, group: list[Pending]) -> bool:
-    """Run a group of brief operations up to its COMMIT on the calling thread (the event loop's:
-    see ``connection.SqliteConnection._lead``). False, with nothing done, when another connection
-    holds the write lock: the group then waits for it on the connection thread, never on the loop."""
+def start_group(conn: sqlite3.Connection, group: list[Pending], *, wait: bool) -> bool:
+    """Begin a group's transaction and run its operations, up to its COMMIT, on the calling
+    thread. ``wait=False`` is for the event loop (see ``connection.SqliteConnection._lead``): the
+    write lock is asked for without waiting, and False, with nothing done, says another
+    connection holds it; the group then waits for it on the connection thread (``run_group``)."""
     durable = any(item.durable for item in group)
     if durable:
         conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=0")
     try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        _abandon(conn, durable)
-        if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+        if wait:
+            conn.execute("BEGIN IMMEDIATE")
+        elif not _begin_without_waiting(conn):
+            _abandon(conn, durable)
             return False
-        raise
-    finally:
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    try:
         _run_operations(conn, group)
     except BaseException:
         _abandon(conn, durable)
         raise
+    return True
+
+
+def _begin_without_waiting(conn: sqlite3.Connection) -> bool:
+    """BEGIN IMMEDIATE with SQLite's busy handler (which sleeps on the calling thread) off."""
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:  # SQLITE_BUSY or an extended BUSY_* code
+            return False
+        raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     return True
 
 
@@ -164,8 +166,7 @@ def run_reads(conn: sqlite3.Connection, group: list[Pending]) -> None:
             _run_read(conn, item)
         conn.execute("COMMIT")
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        _abandon(conn, durable=False)
         raise
 
 

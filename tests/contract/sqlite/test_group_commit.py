@@ -330,7 +330,7 @@ def test_a_group_holding_a_claim_commits_with_synchronous_full(tmp_path: Path) -
         finally:
             await store.trace(None)
         # A brief group (a claim is one) takes the write lock without waiting for another
-        # process's, then restores the wait for the statements after it (start_brief_group).
+        # process's, then restores the wait for the statements after it (start_group).
         assert claim_group[:4] == ["PRAGMA synchronous=FULL", "PRAGMA busy_timeout=0", "BEGIN IMMEDIATE",
                                    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}"]
         assert any(s.startswith("INSERT INTO outbox") for s in claim_group)
