@@ -173,8 +173,15 @@ def autocomplete(db: Conn, sequence_id: int, now: float) -> int | None:
 
     The sequence row is locked first: two transactions ending its last two contacts at once
     (two lanes, two nodes) would each still see the other's contact active and neither would
-    complete it. Under the lock the count below reads what the one before committed."""
-    row = fetch_one(db, "SELECT status, settings, mailbox_id FROM sequences WHERE id = %s FOR UPDATE", (sequence_id,))
+    complete it. Under the lock the count below reads what the one before committed.
+
+    NO KEY UPDATE, not UPDATE: the enrollment's second UPDATE in this transaction makes
+    PostgreSQL check its foreign key, which KEY SHARE-locks this very row. FOR UPDATE waited
+    for the other sends' KEY SHARE locks while they waited for this one's: a deadlock between
+    any two sends ending contacts of one sequence at once (seen in CI). NO KEY UPDATE does not
+    conflict with KEY SHARE, and two of them still take turns."""
+    row = fetch_one(db, "SELECT status, settings, mailbox_id FROM sequences WHERE id = %s FOR NO KEY UPDATE",
+                    (sequence_id,))
     if row is None:
         return None
     # A row without the key reads as the model's default, like sequence_from_row reads it.

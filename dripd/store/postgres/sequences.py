@@ -16,8 +16,10 @@ from dripd.store.postgres.journal import end_now, write_event
 def load_sequence(db: Conn, sequence_id: int, *, for_update: bool = False) -> Sequence:
     """The sequence; ``for_update`` locks its row until COMMIT, so edits of one sequence from
     several sessions (API calls on two nodes, the send path auto-completing it) apply one after
-    the other, each seeing the last, as SQLite's single writer has them."""
-    row = fetch_one(db, "SELECT * FROM sequences WHERE id = %s" + (" FOR UPDATE" if for_update else ""),
+    the other, each seeing the last, as SQLite's single writer has them. NO KEY UPDATE: the
+    same turns, without waiting for the foreign-key checks of sends and enrollments, which
+    KEY SHARE-lock the row (journal.autocomplete says why that matters)."""
+    row = fetch_one(db, "SELECT * FROM sequences WHERE id = %s" + (" FOR NO KEY UPDATE" if for_update else ""),
                     (sequence_id,))
     if row is None:
         raise NotFound(f"no sequence with id {sequence_id}", details={"sequenceId": sequence_id})

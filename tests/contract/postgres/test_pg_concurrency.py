@@ -6,6 +6,9 @@ the webhook config sync of nodes starting together, a unique name created twice 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import psycopg.sql
 import trio
 
 from dripd.errors import Conflict
@@ -14,7 +17,7 @@ from dripd.store import ContactInput
 from dripd.store.postgres import PostgresStore
 from dripd.webhooks.records import EndpointSpec
 from tests.contract.postgres.conftest import Opener, connect
-from tests.contract.support import T0, active_sequence
+from tests.contract.support import T0, active_sequence, enroll_one
 
 
 async def test_two_nodes_claiming_one_step_get_one_claim(open_store: Opener) -> None:
@@ -135,3 +138,28 @@ async def test_one_list_name_created_on_two_nodes_at_once_is_one_list(open_store
     assert len([o for o in outcomes if isinstance(o, int)]) == 1
     assert len([o for o in outcomes if isinstance(o, Conflict)]) == 1
     assert [name for _, name, _ in await nodes[1].list_lists()] == ["vip"]
+
+
+async def test_a_foreign_key_check_on_the_sequence_holds_up_neither_its_completion_nor_an_edit(
+        pg_url: str, open_store: Opener) -> None:
+    """A send that ends a contact updates its enrollment row twice (the advance, then the end),
+    and PostgreSQL then checks that row's foreign key: a KEY SHARE lock on the sequence row until
+    COMMIT. Auto-completion locked that row FOR UPDATE, which waits for KEY SHARE: two sends
+    ending contacts of one sequence at once each waited for the other, a deadlock every time
+    (seen in CI as 'the database is busy' and a stalled run). Here another session holds that
+    lock, as such a send would: the completion and an edit of the sequence go through."""
+    with connect(pg_url) as admin:  # so that a wait fails in 10 s instead of hanging the test
+        admin.execute(psycopg.sql.SQL("ALTER DATABASE {} SET lock_timeout = '10s'").format(
+            psycopg.sql.Identifier(admin.info.dbname)))
+    store = await open_store()
+    sequence, steps = await active_sequence(store)
+    enrollment = await enroll_one(store, sequence.id)
+    claim = await store.claim_send(enrollment, steps[0].id, "sales", "<fk@example.com>", "s", T0)
+    assert claim is not None
+    with connect(pg_url) as other, other.transaction():
+        other.execute("SELECT 1 FROM sequences WHERE id = %s FOR KEY SHARE", (sequence.id,))  # the FK check's lock
+        renamed = await store.update_sequence(sequence.id, replace(sequence.settings, name="renamed"), T0)
+        assert renamed.settings.name == "renamed"
+        completed = await store.record_sent(claim, enrollment, steps[0].id, steps[0].ord + 1, T0, None, T0)
+        assert completed == sequence.id
+    assert (await store.get_sequence(sequence.id))[0].status is SequenceStatus.COMPLETED
