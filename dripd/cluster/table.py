@@ -156,13 +156,21 @@ class LeaseTable:
 
     def acquire(self, node_id: str, mailbox_id: str, lease_seconds: float) -> int | None:
         """Take a free or expired lease: its new generation, or None when another node was faster.
-        One statement: the row lock makes two nodes' attempts take turns, and the second one
-        re-reads the row and finds it held."""
+        The row is locked FOR UPDATE first, and only when it is free or expired: that lock waits
+        for the old holder's ledger writes still in flight (their fence holds KEY SHARE, which
+        the UPDATE alone would not wait for), and two nodes' attempts take turns; the second
+        re-reads the row after the first's COMMIT and finds it held. A lease still held is not
+        locked at all, so trying it never waits on its holder's sends."""
         def work(conn: psycopg.Connection[Any]) -> int | None:
-            row = conn.execute(
-                f"UPDATE mailbox_leases SET holder = %s, generation = generation + 1, expires_at = {DB_NOW} + %s "
-                f"WHERE mailbox_id = %s AND (holder IS NULL OR expires_at <= {DB_NOW}) RETURNING generation",
-                (node_id, lease_seconds, mailbox_id)).fetchone()
+            with conn.transaction():
+                free = conn.execute(
+                    f"SELECT 1 FROM mailbox_leases WHERE mailbox_id = %s AND (holder IS NULL OR expires_at <= {DB_NOW})"
+                    " FOR UPDATE", (mailbox_id,)).fetchone()
+                if free is None:
+                    return None
+                row = conn.execute(
+                    f"UPDATE mailbox_leases SET holder = %s, generation = generation + 1, expires_at = {DB_NOW} + %s "
+                    "WHERE mailbox_id = %s RETURNING generation", (node_id, lease_seconds, mailbox_id)).fetchone()
             return None if row is None else int(row[0])
         result: int | None = self._run(work)
         return result
@@ -170,9 +178,13 @@ class LeaseTable:
     def release(self, node_id: str, mailbox_id: str, generation: int) -> bool:
         """Give a lease up (its lane has stopped): free at once for the node that should hold it."""
         def work(conn: psycopg.Connection[Any]) -> bool:
-            cur = conn.execute(
-                "UPDATE mailbox_leases SET holder = NULL, generation = generation + 1, expires_at = 0 "
-                "WHERE mailbox_id = %s AND holder = %s AND generation = %s", (mailbox_id, node_id, generation))
+            with conn.transaction():
+                # FOR UPDATE: waits for a ledger write of this mailbox still in flight (see acquire).
+                conn.execute("SELECT 1 FROM mailbox_leases WHERE mailbox_id = %s AND holder = %s AND generation = %s"
+                             " FOR UPDATE", (mailbox_id, node_id, generation))
+                cur = conn.execute(
+                    "UPDATE mailbox_leases SET holder = NULL, generation = generation + 1, expires_at = 0 "
+                    "WHERE mailbox_id = %s AND holder = %s AND generation = %s", (mailbox_id, node_id, generation))
             return cur.rowcount == 1
         result: bool = self._run(work)
         return result
@@ -181,6 +193,8 @@ class LeaseTable:
         """A graceful stop: release every lease of this node and remove it from the live nodes."""
         def work(conn: psycopg.Connection[Any]) -> None:
             with conn.transaction():
+                conn.execute("SELECT 1 FROM mailbox_leases WHERE holder = %s ORDER BY mailbox_id FOR UPDATE",
+                             (node_id,))  # waits for ledger writes in flight (see acquire)
                 conn.execute("UPDATE mailbox_leases SET holder = NULL, generation = generation + 1, expires_at = 0 "
                              "WHERE holder = %s", (node_id,))
                 conn.execute("DELETE FROM cluster_nodes WHERE node_id = %s", (node_id,))

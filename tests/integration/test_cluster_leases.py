@@ -20,6 +20,7 @@ from dripd.cluster.node import ClusterNode
 from dripd.cluster.settings import ClusterConfig
 from dripd.cluster.table import LeaseTable
 from dripd.store.postgres.connection import IDLE_IN_TRANSACTION_SECONDS, PgConnection
+from dripd.store.postgres.fencing import check_fence
 from dripd.store.postgres.migrations import migrate
 from tests.integration.pg_proxy import PgProxy
 from tests.postgres_server import PASSWORD, PostgresServer
@@ -55,6 +56,17 @@ class Hosting:
             mine = sorted((start, end, node) for m, node, start, end in spans if m == mailbox)
             for (_, end, node), (start, _, other) in zip(mine, mine[1:]):
                 assert end <= start, f"mailbox {mailbox} ran on {node} and {other} at once"
+
+
+@dataclass(frozen=True)
+class Held:
+    """A node's fence holding one lease (the seam dripd.store.api.LeaseFence)."""
+
+    node_id: str
+    generation: int
+
+    def token(self, mailbox_id: str) -> tuple[str, int]:
+        return self.node_id, self.generation
 
 
 @pytest.fixture
@@ -184,7 +196,7 @@ async def test_a_node_cut_off_inside_a_heartbeat_does_not_keep_its_leases_locked
 
 
 def test_a_store_session_cut_off_inside_a_ledger_write_does_not_block_the_takeover(database: str) -> None:
-    # A ledger write share-locks its lease row until COMMIT, so a takeover waits for it. A node
+    # A ledger write key-share-locks its lease row until COMMIT, so a takeover waits for it. A node
     # cut off inside that transaction left the lock held (seen in CI: two mailboxes unheld for
     # 30 s after the lease sessions were mended); the store's sessions end such a transaction.
     lease = LeaseTable(database, PASSWORD, timeout=1.0)
@@ -195,7 +207,7 @@ def test_a_store_session_cut_off_inside_a_ledger_write_does_not_block_the_takeov
     lease.drop()
     session = PgConnection(database, password=PASSWORD).connect()  # the store's own session settings
     session.execute("BEGIN")
-    session.execute("SELECT 1 FROM mailbox_leases WHERE mailbox_id = 'mb0' FOR SHARE")  # the fence, cut off
+    check_fence(session, Held("cut", generation), "mb0")  # the fence, cut off
     taker = LeaseTable(database, PASSWORD, timeout=IDLE_IN_TRANSACTION_SECONDS + 5.0)
     taker.join("survivor", "survivor:8080")
     time.sleep(LEASE)  # the cut node's lease expires (a real wait: the database's clock decides)
@@ -205,3 +217,28 @@ def test_a_store_session_cut_off_inside_a_ledger_write_does_not_block_the_takeov
     with pytest.raises(psycopg.Error, match="idle-in-transaction timeout"):
         session.execute("COMMIT")
     taker.drop()
+
+
+def test_a_renewal_does_not_wait_for_the_ledger_writes_in_flight(database: str) -> None:
+    # The fence locked the lease row FOR SHARE, which a renewal's UPDATE waits for; and
+    # PostgreSQL lets a new share locker in ahead of an updater already waiting. Under a steady
+    # stream of sends the renewal waited past its timeout and the node stopped its own lanes
+    # (seen in CI, in a restart's catch-up). The fence's KEY SHARE does not block a renewal.
+    lease = LeaseTable(database, PASSWORD, timeout=5.0)  # its statement_timeout: a renewal that waits fails
+    lease.join("n1", "n1:8080")
+    lease.heartbeat("n1", "n1:8080", MAILBOXES, LEASE)
+    generation = lease.acquire("n1", "mb0", LEASE)
+    assert generation is not None
+    session = PgConnection(database, password=PASSWORD).connect()
+    with session.transaction():
+        check_fence(session, Held("n1", generation), "mb0")  # a ledger write, not committed yet
+        renewed = lease.heartbeat("n1", "n1:8080", MAILBOXES, LEASE).renewed
+        assert renewed == {"mb0": generation}
+        # A takeover still waits for that write; here the lease is unexpired, so another node's
+        # attempt answers at once that it is held, without waiting on the lock either.
+        other = LeaseTable(database, PASSWORD, timeout=5.0)
+        other.join("n2", "n2:8080")
+        assert other.acquire("n2", "mb0", LEASE) is None
+        other.drop()
+    session.close()
+    lease.drop()

@@ -75,7 +75,7 @@ def map_error(exc: psycopg.Error) -> DripdError:
 _RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure,
               psycopg.errors.UniqueViolation)
 _ATTEMPTS = 4
-# A ledger write share-locks its mailbox's lease row until COMMIT (fencing.py), so a takeover
+# A ledger write key-share-locks its mailbox's lease row until COMMIT (fencing.py), so a takeover
 # waits for it. A node cut off inside such a transaction (a half-open TCP session, for hours, as
 # the server sees it) would hold that lock, and every other row it wrote, with nobody to release
 # it: the mailbox could never move. The server ends a transaction left idle this long; a
