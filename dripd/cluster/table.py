@@ -176,15 +176,13 @@ class LeaseTable:
         return result
 
     def release(self, node_id: str, mailbox_id: str, generation: int) -> bool:
-        """Give a lease up (its lane has stopped): free at once for the node that should hold it."""
+        """Give a lease up (its lane has stopped): free at once for the node that should hold it.
+        A ledger write of this node still in flight need not be waited for here: the next
+        holder's ``acquire`` waits for it."""
         def work(conn: psycopg.Connection[Any]) -> bool:
-            with conn.transaction():
-                # FOR UPDATE: waits for a ledger write of this mailbox still in flight (see acquire).
-                conn.execute("SELECT 1 FROM mailbox_leases WHERE mailbox_id = %s AND holder = %s AND generation = %s"
-                             " FOR UPDATE", (mailbox_id, node_id, generation))
-                cur = conn.execute(
-                    "UPDATE mailbox_leases SET holder = NULL, generation = generation + 1, expires_at = 0 "
-                    "WHERE mailbox_id = %s AND holder = %s AND generation = %s", (mailbox_id, node_id, generation))
+            cur = conn.execute(
+                "UPDATE mailbox_leases SET holder = NULL, generation = generation + 1, expires_at = 0 "
+                "WHERE mailbox_id = %s AND holder = %s AND generation = %s", (mailbox_id, node_id, generation))
             return cur.rowcount == 1
         result: bool = self._run(work)
         return result
@@ -193,8 +191,6 @@ class LeaseTable:
         """A graceful stop: release every lease of this node and remove it from the live nodes."""
         def work(conn: psycopg.Connection[Any]) -> None:
             with conn.transaction():
-                conn.execute("SELECT 1 FROM mailbox_leases WHERE holder = %s ORDER BY mailbox_id FOR UPDATE",
-                             (node_id,))  # waits for ledger writes in flight (see acquire)
                 conn.execute("UPDATE mailbox_leases SET holder = NULL, generation = generation + 1, expires_at = 0 "
                              "WHERE holder = %s", (node_id,))
                 conn.execute("DELETE FROM cluster_nodes WHERE node_id = %s", (node_id,))

@@ -19,8 +19,8 @@ def check_fence(db: Conn, fence: LeaseFence | None, mailbox_id: str) -> None:
     KEY UPDATE, which a KEY SHARE lock does not block. Under SHARE it did, and PostgreSQL lets a
     new share locker join the ones holding the row ahead of an updater already waiting, so a
     steady stream of sends kept the renewal waiting past its timeout and the node stopped its
-    own lanes (seen in CI, after a restart's catch-up). A takeover or a release locks the row
-    FOR UPDATE first (dripd/cluster/table.py), which does wait for every write in flight."""
+    own lanes (seen in CI, after a restart's catch-up). A takeover locks the row FOR UPDATE
+    first (``LeaseTable.acquire``), which does wait for every write in flight."""
     if fence is None:
         return
     token = fence.token(mailbox_id)
