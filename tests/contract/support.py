@@ -17,6 +17,16 @@ PG_URL_FILE = "postgres.url"  # under a test's root: the URL of the database the
 T0 = 1_800_000_000.0  # a fixed "now": the store is given every time, it never reads a clock
 
 
+@dataclass
+class Holding:
+    """What a node believes it holds (the cluster's fence, reduced to its seam)."""
+
+    tokens: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    def token(self, mailbox_id: str) -> tuple[str, int] | None:
+        return self.tokens.get(mailbox_id)
+
+
 async def open_backend(backend: str, root: Path, sink: EventSink) -> FullStore:
     """A store of ``backend`` on an empty database under ``root``, publishing to ``sink``."""
     if backend == "sqlite":

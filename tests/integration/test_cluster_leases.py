@@ -22,6 +22,7 @@ from dripd.cluster.table import LeaseTable
 from dripd.store.postgres.connection import IDLE_IN_TRANSACTION_SECONDS, PgConnection
 from dripd.store.postgres.fencing import check_fence
 from dripd.store.postgres.migrations import migrate
+from tests.contract.support import Holding
 from tests.integration.pg_proxy import PgProxy
 from tests.postgres_server import PASSWORD, PostgresServer
 from tests.integration.waiting import wait_until_async
@@ -56,17 +57,6 @@ class Hosting:
             mine = sorted((start, end, node) for m, node, start, end in spans if m == mailbox)
             for (_, end, node), (start, _, other) in zip(mine, mine[1:]):
                 assert end <= start, f"mailbox {mailbox} ran on {node} and {other} at once"
-
-
-@dataclass(frozen=True)
-class Held:
-    """A node's fence holding one lease (the seam dripd.store.api.LeaseFence)."""
-
-    node_id: str
-    generation: int
-
-    def token(self, mailbox_id: str) -> tuple[str, int]:
-        return self.node_id, self.generation
 
 
 @pytest.fixture
@@ -207,7 +197,7 @@ def test_a_store_session_cut_off_inside_a_ledger_write_does_not_block_the_takeov
     lease.drop()
     session = PgConnection(database, password=PASSWORD).connect()  # the store's own session settings
     session.execute("BEGIN")
-    check_fence(session, Held("cut", generation), "mb0")  # the fence, cut off
+    check_fence(session, Holding({"mb0": ("cut", generation)}), "mb0")  # the fence, cut off
     taker = LeaseTable(database, PASSWORD, timeout=IDLE_IN_TRANSACTION_SECONDS + 5.0)
     taker.join("survivor", "survivor:8080")
     time.sleep(LEASE)  # the cut node's lease expires (a real wait: the database's clock decides)
@@ -231,7 +221,7 @@ def test_a_renewal_does_not_wait_for_the_ledger_writes_in_flight(database: str) 
     assert generation is not None
     session = PgConnection(database, password=PASSWORD).connect()
     with session.transaction():
-        check_fence(session, Held("n1", generation), "mb0")  # a ledger write, not committed yet
+        check_fence(session, Holding({"mb0": ("n1", generation)}), "mb0")  # a ledger write, not committed yet
         renewed = lease.heartbeat("n1", "n1:8080", MAILBOXES, LEASE).renewed
         assert renewed == {"mb0": generation}
         # A takeover still waits for that write; here the lease is unexpired, so another node's

@@ -4,23 +4,11 @@ refuses the write with FencedOut and leaves nothing behind."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pytest
 
 from dripd.errors import FencedOut
 from tests.contract.postgres.conftest import Opener, connect
-from tests.contract.support import T0, active_sequence, enroll_one
-
-
-@dataclass
-class Holding:
-    """What a node believes it holds (the cluster's fence, reduced to its seam)."""
-
-    tokens: dict[str, tuple[str, int]] = field(default_factory=dict)
-
-    def token(self, mailbox_id: str) -> tuple[str, int] | None:
-        return self.tokens.get(mailbox_id)
+from tests.contract.support import T0, Holding, active_sequence, enroll_one
 
 
 def set_lease(url: str, mailbox_id: str, holder: str, generation: int, seconds_left: float) -> None:
