@@ -61,12 +61,13 @@ class Gate(Protocol):
 
 Runner = Callable[[int, Gate], Awaitable[RunResult]]
 
-# Workers per send slot. A lane keeps ``concurrency`` sends on the wire and up to as many claims
-# made ahead of them (dripd/send_slots.py); the other workers read the next enrollments' context
-# and build their messages before their turn, and record results after the send: the store's
-# round trips and the claims' fsync overlap the sends instead of following them
-# (bench/bench_send.py). One worker preparing, one claimed, one on the wire, one recording.
-WORKERS_PER_SLOT = 4
+# Workers per send slot. A lane keeps ``concurrency`` sends on the wire and up to four times as
+# many claims made ahead of them (dripd/send_slots.py); the other workers read the next
+# enrollments' context and build their messages before their turn, and record results after the
+# send: the store's round trips and the claims' fsync overlap the sends instead of following them
+# (bench/bench_send.py). One on the wire, up to four claimed, three preparing or recording: with
+# four per slot no ticket was left to prepare while the claims waited, and each claim went alone.
+WORKERS_PER_SLOT = 8
 
 
 class _RunGate:

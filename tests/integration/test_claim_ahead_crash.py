@@ -1,10 +1,10 @@
 """kill -9 with claims made ahead of the wire: the wire journal tells recovery which rows left.
 
 A mailbox with ``connections = 4`` (nothing else set) keeps 4 sends on the wire and claims up to
-4 more ahead of them (dripd/send_slots.py). The scripted sink holds the first 4 messages at their
-final dot, so the daemon is caught in a known state: 4 rows handed to the transport, 4 claimed
-and waiting for a connection, 8 rows 'sending' in the ledger. After a kill -9 and a restart the
-4 never handed over are sent (the wire journal proves they never left), the 4 handed over stay
+16 more ahead of them (dripd/send_slots.py). The scripted sink holds the first 4 messages at their
+final dot, so the daemon is caught in a known state: 4 rows handed to the transport, 16 claimed
+and waiting for a connection, 20 rows 'sending' in the ledger. After a kill -9 and a restart the
+16 never handed over are sent (the wire journal proves they never left), the 4 handed over stay
 uncertain (the sink may have them: SMTP cannot tell), every other contact gets exactly one
 message, and nobody gets two.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from dripd.send_slots import CLAIMS_AHEAD_PER_PLACE
 from dripd.wire_journal import CLAIMED, HANDED, Row, current_boot_id, read_journal
 from tests.integration.daemon_process import MakeDripd, contact_addresses, smtp_mailbox, start_one_step_sequence
 from tests.integration.servers import SmtpSink, smtp_sink
@@ -21,6 +22,7 @@ from tests.integration.waiting import wait_until
 
 CONTACTS = 30
 CONNECTIONS = 4
+AHEAD = CLAIMS_AHEAD_PER_PLACE * CONNECTIONS
 
 
 def ledger(db_path: Path) -> dict[str, tuple[Row, str]]:
@@ -54,10 +56,10 @@ def test_kill_9_with_claims_waiting_sends_the_never_handed_ones_once(tmp_path: P
             rows = ledger(db_path)
             on_the_sink = sum(1 for event in sink.events() if event["event"] == "dot")
             sending = {a: row for a, row in rows.items() if row[1] == "sending"}
-            return sending if on_the_sink == CONNECTIONS and len(sending) == 2 * CONNECTIONS else None
+            return sending if on_the_sink == CONNECTIONS and len(sending) == CONNECTIONS + AHEAD else None
 
         sending = wait_until(caught, timeout=60, interval=0.02,
-                             what=lambda: f"{2 * CONNECTIONS} rows 'sending', {CONNECTIONS} held at the sink:\n"
+                             what=lambda: f"{CONNECTIONS + AHEAD} rows 'sending', {CONNECTIONS} held at the sink:\n"
                                           f"{ledger(db_path)}\n{process.log()}")
         process.kill()
 
@@ -66,7 +68,7 @@ def test_kill_9_with_claims_waiting_sends_the_never_handed_ones_once(tmp_path: P
         assert said is not None, journal_path.read_bytes()
         held = {address for address, (row, _) in sending.items() if said.get(row) == HANDED}
         waiting = {address for address, (row, _) in sending.items() if said.get(row) == CLAIMED}
-        assert len(held) == CONNECTIONS and len(waiting) == CONNECTIONS, (held, waiting)
+        assert len(held) == CONNECTIONS and len(waiting) == AHEAD, (held, waiting)
         assert not waiting & set(accepted(sink)) and not held & set(accepted(sink))
 
         process.start()
@@ -87,4 +89,4 @@ def test_kill_9_with_claims_waiting_sends_the_never_handed_ones_once(tmp_path: P
     everyone = set(contact_addresses(CONTACTS))
     assert set(recipients) == everyone - held  # the claimed-and-waiting ones were sent after the restart
     assert all(final[address][1] == "sent" for address in everyone - held)
-    assert log.count("claimed, never handed to the transport (wire journal), before a crash; will send") == CONNECTIONS
+    assert log.count("claimed, never handed to the transport (wire journal), before a crash; will send") == AHEAD

@@ -1,8 +1,8 @@
 """kill -9 while a mailbox prepares and claims sends ahead of its connections (issue 14).
 
-A lane runs four workers per connection: they read the next contexts, claim up to
-``connections`` rows ahead of the wire (dripd/send_slots.py) and record results. So at most
-2 x ``connections`` rows are 'sending' at once; after a kill -9 the wire journal tells recovery
+A lane runs eight workers per connection: they read the next contexts, claim up to
+``CLAIMS_AHEAD_PER_PLACE x connections`` rows ahead of the wire (dripd/send_slots.py) and record
+results. So at most ``(1 + CLAIMS_AHEAD_PER_PLACE) x connections`` rows are 'sending' at once; after a kill -9 the wire journal tells recovery
 which of them were never handed to the transport (they are sent after the restart) and which the
 server accepted (recorded sent); only the sends on the wire at the kill, at most ``connections``,
 can be uncertain, every other contact is sent exactly once, and the sink (Postfix smtp-sink,
@@ -19,6 +19,7 @@ import random
 import sqlite3
 from pathlib import Path
 
+from dripd.send_slots import CLAIMS_AHEAD_PER_PLACE
 from dripd.wire_journal import ACCEPTED, CLAIMED, HANDED, current_boot_id, read_journal
 from tests.integration.daemon_process import MakeDripd, contact_addresses, smtp_mailbox, start_one_step_sequence
 from tests.integration.test_claim_ahead_crash import ledger
@@ -28,6 +29,7 @@ from tests.integration.waiting import wait_until
 
 CONTACTS = 400
 CONNECTIONS = 4
+MOST_SENDING = (1 + CLAIMS_AHEAD_PER_PLACE) * CONNECTIONS  # on the wire, and claimed ahead of it
 
 
 def delivered(sink: PostfixSink) -> list[str]:
@@ -62,7 +64,7 @@ def test_kill_9_while_preparing_ahead_sends_each_message_once(tmp_path: Path, dr
         accepted: set[str] = set()
         for _ in range(3):
             target = min(len(sink.messages()) + rng.randint(20, 80), CONTACTS - 1)
-            # While it sends, every committed state holds at most two claims per connection.
+            # While it sends, every committed state holds at most MOST_SENDING claims.
             def reached() -> bool:
                 nonlocal most_sending
                 most_sending = max(most_sending, sending_rows(db_path))
@@ -73,7 +75,7 @@ def test_kill_9_while_preparing_ahead_sends_each_message_once(tmp_path: Path, dr
             process.kill()
             kills += 1
             stuck = {a: row for a, (row, status) in ledger(db_path).items() if status == "sending"}
-            assert len(stuck) <= 2 * CONNECTIONS, f"{len(stuck)} rows left 'sending' with {CONNECTIONS} connections"
+            assert len(stuck) <= MOST_SENDING, f"{len(stuck)} rows left 'sending' with {CONNECTIONS} connections"
             said = read_journal(process.state_dir / "wire.journal", current_boot_id())
             assert said is not None, "the killed daemon's wire journal is unreadable"
             assert all(row in said for row in stuck.values()), "a committed claim without its journal line"
@@ -84,7 +86,7 @@ def test_kill_9_while_preparing_ahead_sends_each_message_once(tmp_path: Path, dr
             accepted |= {a for a, row in stuck.items() if said.get(row) == ACCEPTED}
             process.start()
         assert kills >= 1, "the run finished before a kill could land; make it longer"
-        assert most_sending <= 2 * CONNECTIONS, f"{most_sending} claims at once with {CONNECTIONS} connections"
+        assert most_sending <= MOST_SENDING, f"{most_sending} claims at once with {CONNECTIONS} connections"
 
         def completed() -> bool:
             with process.client() as client:

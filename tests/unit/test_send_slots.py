@@ -1,5 +1,6 @@
 """A lane's two-stage send slots (dripd/send_slots.py) in simulated time: claims are made ahead
-of the wire, at most ``total`` of them, and both stages keep the lane's dispatch order."""
+of the wire, at most ``CLAIMS_AHEAD_PER_PLACE x total`` of them, and both stages keep the lane's
+dispatch order."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 import trio
 
-from dripd.send_slots import SendSlots
+from dripd.send_slots import CLAIMS_AHEAD_PER_PLACE, SendSlots
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Watch:
 
     def look(self) -> None:
         bound = self.bound or self.slots.total
-        assert self.slots.claimed <= bound and self.slots.busy <= bound
+        assert self.slots.claimed <= CLAIMS_AHEAD_PER_PLACE * bound and self.slots.busy <= bound
         self.most_claimed = max(self.most_claimed, self.slots.claimed)
         self.most_busy = max(self.most_busy, self.slots.busy)
 
@@ -71,7 +72,8 @@ async def test_claims_go_ahead_of_the_wire_and_both_stages_keep_the_order(autoju
     in_order(watch.claim_times, 40)
     in_order(watch.wire_times, 40)
     assert watch.most_busy == 3  # the wire is full
-    assert watch.most_claimed == 3  # and 3 more are claimed, waiting for it: at most 2 x 3 'sending'
+    # and four times as many are claimed, waiting for it: at most (1 + 4) x 3 rows 'sending'
+    assert watch.most_claimed == CLAIMS_AHEAD_PER_PLACE * 3
     assert (watch.slots.claimed, watch.slots.busy) == (0, 0)
 
 
@@ -149,50 +151,56 @@ async def test_withdrawn_tickets_give_their_place_up(autojump_clock: trio.abc.Cl
     async with trio.open_nursery() as nursery:
         refused = watch.slots.issue()  # the gate says no after its claim turn: no claim is made
         nursery.start_soon(lambda: send(watch, refused, 0.0, 0.0, 0.0, sends=False))
-        after = watch.slots.issue()
-        nursery.start_soon(send, watch, after, 0.0, 0.001, 0.01)
-    assert watch.claimed == [refused, after] and watch.wired == [after]
-    watch.slots.withdraw(after)  # a ticket already through both stages is left alone
+        # One more than the claim stage holds: the last gets its turn only from the refused one.
+        after = [watch.slots.issue() for _ in range(CLAIMS_AHEAD_PER_PLACE)]
+        for ticket in after:
+            nursery.start_soon(send, watch, ticket, 0.0, 0.001, 0.01)
+    assert sorted(watch.claimed) == [refused, *after] and watch.wired == after
+    in_order(watch.claim_times, 1 + CLAIMS_AHEAD_PER_PLACE)
+    watch.slots.withdraw(after[-1])  # a ticket already through both stages is left alone
     assert (watch.slots.claimed, watch.slots.busy) == (0, 0)
 
 
 async def test_a_reload_resizes_both_stages(autojump_clock: trio.abc.Clock) -> None:
+    ahead = CLAIMS_AHEAD_PER_PLACE
     watch = Watch(SendSlots(1), bound=3)
     async with trio.open_nursery() as nursery:
-        for _ in range(6):
+        for _ in range(20):
             nursery.start_soon(send, watch, watch.slots.issue(), 0.0, 0.001, 10.0)
         await trio.sleep(1.0)
-        assert (watch.slots.busy, watch.slots.claimed) == (1, 1)
-        watch.slots.resize(3)  # more connections: granted at once
+        assert (watch.slots.busy, watch.slots.claimed) == (1, ahead)
+        watch.slots.resize(3)  # more connections: granted at once, on the wire and ahead of it
         await trio.sleep(1.0)
-        assert (watch.slots.busy, watch.slots.claimed) == (3, 3)
+        assert (watch.slots.busy, watch.slots.claimed) == (3, 3 * ahead)
         watch.slots.resize(1)  # fewer: those holding places finish, no new one is granted
         await trio.sleep(8.5)  # the first send ended at 10 s: nothing takes its place
-        assert (watch.slots.busy, watch.slots.claimed) == (2, 3)
-        await trio.sleep(1.0)  # the next two ended at 11 s: one goes on, one claim stays ahead
-        assert (watch.slots.busy, watch.slots.claimed) == (1, 2)
-    in_order(watch.wire_times, 6)
+        assert (watch.slots.busy, watch.slots.claimed) == (2, 3 * ahead)
+        await trio.sleep(1.0)  # the next two ended at 11 s: one goes on, no claim is added
+        assert (watch.slots.busy, watch.slots.claimed) == (1, 3 * ahead - 1)
+    in_order(watch.wire_times, 20)
     assert watch.most_busy == 3
 
 
 @pytest.mark.parametrize("stage", ["claim", "wire"])
 async def test_a_cancelled_ticket_leaks_no_place(autojump_clock: trio.abc.Clock, stage: str) -> None:
     watch = Watch(SendSlots(1))
+    # Claimed ahead and waiting for the wire: the whole claim stage, or all of it but one place.
+    ahead = CLAIMS_AHEAD_PER_PLACE if stage == "claim" else CLAIMS_AHEAD_PER_PLACE - 1
     async with trio.open_nursery() as nursery:
         nursery.start_soon(send, watch, watch.slots.issue(), 0.0, 0.0, 5.0)  # on the wire until 5 s
-        if stage == "claim":
-            nursery.start_soon(send, watch, watch.slots.issue(), 0.0, 0.0, 5.0)  # claimed, waiting for the wire
+        for _ in range(ahead):
+            nursery.start_soon(send, watch, watch.slots.issue(), 0.0, 0.0, 5.0)
         victim = watch.slots.issue()
         scope = trio.CancelScope()
         nursery.start_soon(cancellable, scope, watch, victim)
         await trio.sleep(1.0)
-        # waiting for its claim turn behind the two, or claimed and waiting for the wire
-        assert watch.slots.claimed == 1 and victim not in watch.wired
+        # waiting for its claim turn behind a full claim stage, or claimed and waiting for the wire
+        assert watch.slots.claimed == CLAIMS_AHEAD_PER_PLACE and victim not in watch.wired
         assert (victim in watch.claimed) is (stage == "wire")
         scope.cancel()
         last = watch.slots.issue()
         nursery.start_soon(send, watch, last, 0.0, 0.0, 1.0)
-    assert watch.wired == ([0, 1, last] if stage == "claim" else [0, last])
+    assert watch.wired == [*range(1 + ahead), last]
     assert (watch.slots.claimed, watch.slots.busy) == (0, 0)
 
 
