@@ -17,17 +17,6 @@ BENCHMARKS.md). A group of reads only runs whole on the loop: it has nothing to 
 connection is used by one thread at a time: a group's statements and its COMMIT never overlap
 another group's.
 
-A send-path read (``read_operation``: a lane's due rows, a run's context) does not queue for a
-group at all: it runs at once on a second, read-only connection, on the event loop's thread. A
-group holds the writer until its COMMIT (and the claim's fsync) returns; reads queued behind it
-kept the next sends from being prepared meanwhile, so each claim found its turn alone and took an
-fsync of its own (issue 14: 1.00 durable commit per step at one send in flight; 0.46 with the
-reader and the deeper claim-ahead of dripd/send_slots.py). In WAL the reader sees the last
-committed state: what its caller wrote was committed before the caller got its result, and a
-group still committing is one the read is simply ordered before. A read that needs what only the
-writer may fill (a sequence not yet in the cache, see ``sequences.SequenceCache``) or that finds
-the reader busy goes the queued way instead (``ReadOnTheWriter``).
-
 Events written by the operations of a group (``journal.write_event``) are handed to the
 ``EventSink`` on the trio side once the group's COMMIT returned, never for a rolled-back one.
 
@@ -109,10 +98,6 @@ Operation = Callable[Concatenate[Any, sqlite3.Connection, P], R]
 Bridged = Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]
 
 
-class ReadOnTheWriter(Exception):
-    """Raised by a read on the reader connection that must run queued, on the writer, instead."""
-
-
 def _operation(urgent: bool, durable: bool = False, reads_only: bool = False, brief: bool = False,
                ) -> Callable[[Operation[P, R]], Bridged[P, R]]:
     def decorate(fn: Operation[P, R]) -> Bridged[P, R]:
@@ -120,10 +105,6 @@ def _operation(urgent: bool, durable: bool = False, reads_only: bool = False, br
         async def bridged(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> R:
             if self._db is None:
                 raise StoreError("database unavailable: the connection is closed")
-            if reads_only and self._reader is not None:
-                served, value = await self._read_beside(lambda conn: fn(self, conn, *args, **kwargs))
-                if served:
-                    return value  # type: ignore[no-any-return]
             pending = Pending(functools.partial(fn, self, self._db._conn, *args, **kwargs), urgent, durable,
                               reads_only, brief)
             self._queue.append(pending)
@@ -160,9 +141,8 @@ send_operation.__doc__ = """Like ``thread_operation``, for a brief send-path wri
 on rows found by key, never a scan. A group of only such operations runs them on the event
 loop's thread and hands only its COMMIT to the connection thread (see ``SqliteConnection._lead``)."""
 read_operation = _operation(urgent=True, reads_only=True, brief=True)
-read_operation.__doc__ = """A brief send-path operation that only reads: it runs at once on the reader
-connection (``SqliteConnection._read_beside``), else in the next group without a savepoint of its
-own (a write from it fails the group)."""
+read_operation.__doc__ = """A brief send-path operation that only reads: it runs in the group without a
+savepoint of its own (a write from it fails the group)."""
 claim_operation = _operation(urgent=True, durable=True, brief=True)
 claim_operation.__doc__ = """A brief send-path operation whose commit must be durable before it returns
 (the ledger claim): its group commits with synchronous=FULL."""
@@ -234,7 +214,6 @@ class SqliteConnection:
         self._leading = False  # a group is running now (on the loop or the connection thread)
         self.caches: list[dict[Any, Any]] = []  # cleared when a group fails to commit
         self.commit_stats = CommitStats()
-        self._reader: sqlite3.Connection | None = None  # read-only, the event loop's thread only
 
     async def _lead(self) -> None:
         """Group commit: take the queued operations (all urgent ones, a few control ones) as one
@@ -294,43 +273,6 @@ class SqliteConnection:
                     item.wake.set()
             self._leading = False
             self._hand_on_lead()
-
-    async def _read_beside(self, call: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any]:
-        """Run a send-path read on the reader connection now, beside any group holding the writer.
-        (False, None): it was not served and goes the queued way (``ReadOnTheWriter``, or the
-        reader was busy: it never waits, since waiting would stall the event loop)."""
-        await trio.lowlevel.checkpoint()
-        reader = self._reader
-        if reader is None:
-            return False, None  # closed meanwhile: the queued way says so
-        pending = Pending(functools.partial(call, reader), urgent=True, durable=False, reads_only=True, brief=True)
-        try:
-            run_reads(reader, [pending])
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
-                return False, None
-            raise map_error(exc) from exc
-        except sqlite3.Error as exc:
-            raise map_error(exc) from exc
-        error = pending.error
-        if isinstance(error, ReadOnTheWriter):
-            return False, None
-        if error is not None:
-            raise map_error(error) if isinstance(error, sqlite3.Error) else error
-        return True, pending.result
-
-    def _open_reader(self) -> sqlite3.Connection:
-        """The read-only connection for send-path reads, used on the event loop's thread only
-        (sqlite3 checks that): no busy wait, so a read that finds the file busy goes queued."""
-        reader = sqlite3.connect(str(self.path), isolation_level=None)
-        try:
-            reader.row_factory = sqlite3.Row
-            reader.execute("PRAGMA query_only=ON")
-            reader.execute("PRAGMA busy_timeout=0")
-        except BaseException:
-            reader.close()
-            raise
-        return reader
 
     def _publish(self, group: list[Pending]) -> None:
         """Hand the committed group's events to the sink, in the order they were written."""
@@ -403,16 +345,8 @@ class SqliteConnection:
             os.fsync(directory)
         finally:
             os.close(directory)
-        try:
-            self._reader = self._open_reader()
-        except sqlite3.Error as exc:
-            await self.close()
-            raise map_error(exc) from exc
 
     async def close(self) -> None:
-        if self._reader is not None:
-            reader, self._reader = self._reader, None
-            reader.close()
         if self._db is not None:
             db, self._db = self._db, None  # type: ignore[assignment]
             await trio_asyncio.aio_as_trio(db.close)()

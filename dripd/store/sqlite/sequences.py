@@ -7,7 +7,7 @@ from dripd.events import Event, EventKind, Reason
 from dripd.model import Action, EnrollmentStatus, Sequence, SequenceSettings, SequenceStatus, Step, transition
 from dripd.steps import check_step_list
 from dripd.store.rows import sequence_from_row, settings_to_json, step_data, step_from_row
-from dripd.store.sqlite.connection import Conn, ReadOnTheWriter, control_operation, fetch_all, fetch_one
+from dripd.store.sqlite.connection import Conn, control_operation, fetch_all, fetch_one
 from dripd.store.sqlite.journal import end_now, write_event
 
 
@@ -54,7 +54,6 @@ class SequenceCache:
     """Parsed sequences and their live steps by id, shared by the send path and the catalog."""
 
     caches: list[dict[object, object]]
-    _reader: Conn | None
 
     # Parsed sequences and their live steps by id: parsing settings JSON and steps for every
     # send was a measurable share of the connection thread. Every catalog operation that edits a
@@ -76,10 +75,6 @@ class SequenceCache:
         cached = cache.get(sequence_id)
         if cached is not None and cached[0] == status:
             return cached[1], cached[2]
-        if db is self._reader:
-            # Only the writer fills the cache. An edit drops its entry before its group commits;
-            # the reader, beside that group, still sees the old rows and would cache them anew.
-            raise ReadOnTheWriter(f"sequence {sequence_id} is not cached")
         seq_row = fetch_one(db, "SELECT * FROM sequences WHERE id = ?", (sequence_id,))
         assert seq_row is not None
         steps = [step_from_row(r) for r in fetch_all(

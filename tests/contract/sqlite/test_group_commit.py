@@ -19,11 +19,8 @@ from dripd.errors import StoreError
 from dripd.events import Event, EventKind
 from dripd.model import SequenceSettings, Step, StepType
 from dripd.store import ContactInput, Store
-from dripd.store.rows import step_data
 from dripd.store.sqlite import control_operation, read_operation, send_operation, thread_operation
-from dripd.store.sqlite.connection import ReadOnTheWriter
 from dripd.store.sqlite.transaction import BUSY_TIMEOUT_MS
-from tests.contract.support import active_sequence, enroll_one
 
 
 class CountingStore(Store):
@@ -66,31 +63,8 @@ class CountingStore(Store):
         return {row[0] for row in db.execute("SELECT key FROM marks")}
 
     @read_operation
-    def read_marks_queued(self, db: sqlite3.Connection, fail: bool = False) -> set[int]:
-        """A read that goes the queued way, in a group on the writer (as one needing the cache)."""
-        if db is self._reader:
-            raise ReadOnTheWriter("this read runs queued")
-        if fail:
-            raise LookupError("a read that finds nothing")
-        return {row[0] for row in db.execute("SELECT key FROM marks")}
-
-    @read_operation
-    def read_that_writes(self, db: sqlite3.Connection, key: int, queued: bool = True) -> None:
-        if queued and db is self._reader:
-            raise ReadOnTheWriter("this read runs queued")
+    def read_that_writes(self, db: sqlite3.Connection, key: int) -> None:
         db.execute("INSERT INTO marks (key) VALUES (?)", (key,))  # a bug the group must not commit
-
-    @thread_operation
-    def mark_and_hold(self, db: sqlite3.Connection, key: int, go: threading.Event) -> None:
-        db.execute("INSERT INTO marks (key) VALUES (?)", (key,))
-        go.wait(10)  # the group holds the writer, its mark uncommitted, until the test says
-
-    @thread_operation
-    def edit_step_and_hold(self, db: sqlite3.Connection, sequence_id: int, step: Step, go: threading.Event) -> None:
-        """As ``replace_step`` does it (the cache entry dropped first), then held uncommitted."""
-        self.forget_sequence(sequence_id)
-        db.execute("UPDATE steps SET data = ? WHERE id = ?", (step_data(step), step.id))
-        go.wait(10)
 
     @thread_operation
     def setup(self, db: sqlite3.Connection) -> None:
@@ -230,7 +204,7 @@ def test_reads_share_a_group_without_savepoints_and_a_read_that_writes_fails_it(
 
         async def failing_read() -> None:
             try:
-                await store.read_marks_queued(fail=True)
+                await store.read_marks(fail=True)
             except LookupError as exc:
                 read_errors.append(exc)
 
@@ -240,7 +214,7 @@ def test_reads_share_a_group_without_savepoints_and_a_read_that_writes_fails_it(
             await trio.testing.wait_all_tasks_blocked()
             nursery.start_soon(store.mark, 1)
             nursery.start_soon(failing_read)
-            nursery.start_soon(store.read_marks_queued)
+            nursery.start_soon(store.read_marks)
             nursery.start_soon(store.mark, 2)
             await trio.testing.wait_all_tasks_blocked()
             go.set()
@@ -269,77 +243,8 @@ def test_reads_share_a_group_without_savepoints_and_a_read_that_writes_fails_it(
         # A write from a read-only operation is a bug: the whole group is rolled back, loudly.
         assert len(group_errors) == 2 and "read-only" in str(group_errors[0])
         assert await store.marks() == {1, 2}
-        # On the reader connection (query_only) the write is refused by SQLite itself.
-        with pytest.raises(StoreError, match="read-only"):
-            await store.read_that_writes(5, queued=False)
-        assert await store.marks() == {1, 2}
 
     run_store(tmp_path / "reads.sqlite3", body)
-
-
-def test_a_send_path_read_runs_beside_a_group_holding_the_writer_and_sees_what_was_committed(
-        tmp_path: Path) -> None:
-    # The claims' fsync holds the writer; the next sends' reads must not wait for it.
-    async def body(store: CountingStore) -> None:
-        await store.mark(1)
-        go = threading.Event()
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(store.mark_and_hold, 2, go)
-                await trio.testing.wait_all_tasks_blocked()  # its group is on the connection thread
-                with trio.fail_after(5):  # queued behind the group, it would wait until go is set
-                    assert await store.read_marks() == {1}  # the uncommitted mark is not seen
-                go.set()
-        finally:
-            go.set()
-        assert await store.read_marks() == {1, 2}
-
-    run_store(tmp_path / "beside.sqlite3", body)
-
-
-def test_only_the_writer_fills_the_sequence_cache_so_an_edit_in_progress_is_never_cached_stale(
-        tmp_path: Path) -> None:
-    async def body(store: CountingStore) -> None:
-        sequence, steps = await active_sequence(store, steps=2)
-        enrollment = await enroll_one(store, sequence.id)
-        writer: list[str] = []
-        await store.trace(writer.append)
-        try:
-            writer.clear()
-            first = await store.run_context(enrollment)  # not cached: queued, on the writer
-            filled, writer[:] = list(writer), []
-            await store.run_context(enrollment)  # cached: on the reader alone
-            beside, writer[:] = list(writer), []
-        finally:
-            await store.trace(None)
-        assert first is not None and [s.subject for s in first.steps] == ["step 0", "step 1"]
-        assert any("FROM steps" in sql for sql in filled) and beside == []
-
-        # An edit drops the entry, then holds its group uncommitted. The reader still sees the
-        # old steps: the read must wait for the writer rather than cache (and send) those.
-        edited = Step(id=steps[1].id, type=steps[1].type, subject="edited", body=steps[1].body)
-        go = threading.Event()
-        seen: list[list[str]] = []
-
-        async def read() -> None:
-            ctx = await store.run_context(enrollment)
-            assert ctx is not None
-            seen.append([s.subject for s in ctx.steps])
-
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(store.edit_step_and_hold, sequence.id, edited, go)
-                await trio.testing.wait_all_tasks_blocked()
-                nursery.start_soon(read)
-                await trio.testing.wait_all_tasks_blocked()
-                assert seen == []  # queued behind the edit
-                go.set()
-        finally:
-            go.set()
-        await read()  # and from the cache now
-        assert seen == [["step 0", "edited"], ["step 0", "edited"]]
-
-    run_store(tmp_path / "cache.sqlite3", body)
 
 
 def test_operations_after_close_fail_cleanly(tmp_path: Path) -> None:
@@ -461,15 +366,9 @@ def test_brief_operations_run_on_the_event_loop_and_commit_on_the_connection_thr
             async with trio.open_nursery() as nursery:
                 for _ in range(2):
                     nursery.start_soon(store.read_marks)
-            beside = list(seen)
-            seen.clear()
-            async with trio.open_nursery() as nursery:
-                for _ in range(2):
-                    nursery.start_soon(store.read_marks_queued)
             reads = list(seen)
         finally:
             await store.trace(None)
-        assert beside == []  # send-path reads run on the reader connection: the writer sees none
         # A group of reads only has nothing to commit: it runs whole on the loop, no hop.
         assert [sql for sql, _ in reads if not sql.startswith("SELECT")] == ["BEGIN", "COMMIT"]
         assert {thread for _, thread in reads} == {loop_thread}
