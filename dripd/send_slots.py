@@ -38,9 +38,9 @@ __all__ = ["CLAIMS_AHEAD_PER_PLACE", "SLOT_STATES", "SendSlots"]
 # Claims that may be made ahead per wire place. One per place left each claim its own durable
 # commit: the next ticket's claim turn came as a send finished, alone. Four let the claims of
 # the tickets prepared meanwhile queue up and share the commit (issue 14, measured with
-# bench/bench_send.py and bench/bench_dispatch.py: at connections = 4, 1,640-1,700 durable
-# commits per 5,000 messages became 1,180-1,320; at one send in flight, 1.00 commit per step
-# became 0.46 with the store's reader connection).
+# bench/bench_send.py and bench/bench_dispatch.py: at connections = 4, 1,630-1,700 durable
+# commits per 5,000 messages became 970-1,030; at one send in flight, 1.00 commit per step
+# became 0.56). Eight per place saved another ~10 % of the commits and no measurable time.
 CLAIMS_AHEAD_PER_PLACE = 4
 
 # What a wire place's time went to. "waiting_for_claim": free while the oldest ticket that will
