@@ -25,6 +25,7 @@ import pickle
 import queue
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -315,6 +316,7 @@ def main() -> None:
 
     args = c.arguments("SMTP send throughput vs a plain aiosmtplib client", extra)
     n = c.pick(args, 200, 5_000, 20_000)
+    rounds = c.pick(args, 1, 3, 3)
     conns = args.connections
     concurrency = args.concurrency or 4 * conns
     items = messages(n)
@@ -322,26 +324,43 @@ def main() -> None:
         port = sink.port
         items_file = root / "messages.pickle"
         items_file.write_bytes(pickle.dumps(items))
-        raw, raw_cpu = plain_client(port, conns, items_file)
-        naive = naive_client(port, conns, n)
-        user, user_recorded, user_accepted, user_cpu, user_slots = dripd_as_a_user(
-            root / "dripd-user", sink, n, conns, args.profile / "send-daemon.txt" if args.profile else None)
-        raw_after, raw_cpu_after = plain_client(port, conns, items_file)
+        # The headline in alternated rounds (the plain client, the naive script, dripd), the plain
+        # client once more after the last: this machine's speed drifts by up to 2x within minutes
+        # (its fsync time most), so one run of each gave ratios that moved ~20 % between runs.
+        plains = [plain_client(port, conns, items_file)]
+        naives: list[float] = []
+        users = []
+        for k in range(rounds):
+            if k:
+                plains.append(plain_client(port, conns, items_file))
+            naives.append(naive_client(port, conns, n))
+            users.append(dripd_as_a_user(root / f"dripd-user-{k}", sink, n, conns,
+                                         args.profile / "send-daemon.txt" if args.profile and not k else None))
+        plains.append(plain_client(port, conns, items_file))
         ours, recorded, ours_cpu = dripd_run(root / "dripd", port, n, conns, None)
         ahead, ahead_recorded, ahead_cpu = dripd_run(root / "dripd-ahead", port, n, conns, concurrency)
         bridged = bridged_client(port, conns, items)
-    raw = (raw + raw_after) / 2  # the machine's load drifts: the limit measured before and after dripd
-    raw_cpu = (raw_cpu + raw_cpu_after) / 2
+    raw = statistics.median(rate for rate, _ in plains)
+    raw_cpu = statistics.median(cpu for _, cpu in plains)
+    naive = statistics.median(naives)
+    user, user_recorded, user_accepted, user_cpu, user_slots = sorted(users, key=lambda run: run[0])[len(users) // 2]
+    whole = all(run[1] == n and run[2] == n for run in users)
+    # Each round's ratios against the plain client around it (the mean of the runs before and after).
+    per_round = "; ".join(
+        f"{c.fnum(run[0])} msg/s = {c.ratio(run[0], (plains[k][0] + plains[k + 1][0]) / 2)} of "
+        f"{c.fnum((plains[k][0] + plains[k + 1][0]) / 2)}, {c.ratio(run[0], naives[k])} of {c.fnum(naives[k])}"
+        for k, run in enumerate(users))
     size = sum(len(d) for _, d in items) / n
     table = c.Table("1. Send throughput to Postfix smtp-sink")
     table.row(f"{c.fnum(n)} contacts by `dripctl enroll --csv`, `connections = {conns}` as a user writes it, "
               "`start` to the sink's last acceptance: messages/s", c.fnum(user),
               f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(user, raw),
-              f"target >= 0.8x; {c.ratio(user, naive)} the naive script (target >= 3x); "
-              f"{c.fnum(user_recorded)}/{c.fnum(n)} durably recorded 'sent'; the sink accepted "
-              f"{c.fnum(user_accepted)} ({'no duplicate' if user_accepted == n else 'DUPLICATES OR LOSSES'}); "
-              f"daemon CPU {user_cpu:.2f} ms/message (plain client: {raw_cpu:.2f}); the {conns} send places' time "
-              f"(`dripd_send_slot_seconds`): {slot_shares(user_slots)}")
+              f"target >= 0.8x; {c.ratio(user, naive)} the naive script (target >= 3x); medians of {rounds} "
+              f"alternated round(s), each round: {per_round}; "
+              f"{'every round' if whole else 'NOT EVERY ROUND'} {c.fnum(n)}/{c.fnum(n)} durably recorded 'sent' "
+              f"and accepted by the sink once ({'no duplicate' if whole else 'DUPLICATES OR LOSSES'}); "
+              f"the median round: daemon CPU {user_cpu:.2f} ms/message (plain client: {raw_cpu:.2f}), the {conns} "
+              f"send places' time (`dripd_send_slot_seconds`): {slot_shares(user_slots)}")
     table.row(f"the naive script: stdlib EmailMessage built per contact, smtplib, {conns} connections: messages/s",
               c.fnum(naive), f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(naive, raw),
               "what a user would otherwise write; not dripd")
@@ -358,7 +377,8 @@ def main() -> None:
               "what the trio-asyncio bridge alone costs; not dripd")
     table.notes.append("reference: asyncio (the stock event loop, in a process of its own: bench/_plain_smtp.py) + "
                        "aiosmtplib.sendmail on the same pre-rendered bytes, timed from connect to the last reply, run "
-                       f"before and after the headline and averaged ({raw_cpu:.2f} ms CPU per message); all rows share one "
+                       f"before, between and after the headline's rounds, the median of {len(plains)} runs "
+                       f"({raw_cpu:.2f} ms CPU per message); all rows share one "
                        f"smtp-sink and this machine (load average at the end: {os.getloadavg()[0]:.2f}); the transport plugin "
                        "alone against the same client: bench/bench_smtp_transport.py")
     table.print()
