@@ -83,7 +83,10 @@ class _RunGate:
         await self._lane.slots.claim_turn(self._ticket)
 
     def __call__(self, followup: bool, due_at: float) -> bool:
-        return self._lane.gate(followup, due_at)
+        try:
+            return self._lane.gate(followup, due_at)
+        finally:
+            self._lane.slots.gated(self._ticket)  # the next ticket may take its turn at the gate
 
     def on_the_wire(self) -> AbstractAsyncContextManager[None]:
         return self._lane.slots.on_the_wire(self._ticket)

@@ -17,7 +17,11 @@ wire place is free, so no more rows are 'sending' than sends are on the wire, as
 
 Both stages are granted by ticket, the order in which the lane dispatched its enrollments: a
 ticket still preparing (reading its context, building its message) or still claiming holds back
-every later one, so working ahead never reorders the sends. A ticket that sends nothing (the gate
+every later one, so working ahead never reorders the sends. A claim turn starts with the gate
+(the send token: caps, throttle, warm-up), which tickets pass one at a time in that order
+(``gated``): tickets granted together would wake in any order, and a later one could take the
+token an earlier one was waiting for. Only the check is one at a time; the claims' commits are
+not. A ticket that sends nothing (the gate
 said no, the ledger already held the step, the run failed) withdraws and gives its place up.
 
 Each wire place's time is accounted to what it was doing (``SLOT_STATES``): on the wire, or free
@@ -63,6 +67,7 @@ class SendSlots:
         # Tickets before each stage, in ticket order; None: not asking yet (preparing, claiming).
         self._to_claim: dict[int, trio.Event | None] = {}
         self._to_wire: dict[int, trio.Event | None] = {}
+        self._gating: int | None = None  # granted its claim turn, not yet through the gate
         self._now = now
         self._since: float | None = None  # when the seconds were last accounted
         self._seconds = dict.fromkeys(SLOT_STATES, 0.0)  # place-seconds by state
@@ -106,12 +111,15 @@ class SendSlots:
         A ticket already through both stages (or never issued) is left alone, so the lane's
         workers may call this after every run."""
         self._account()
+        gating = self._gating == ticket
+        if gating:
+            self._gating = None
         if ticket in self._to_claim:
             del self._to_claim[ticket]
         elif ticket in self._to_wire:
             del self._to_wire[ticket]
             self.claimed -= 1
-        else:
+        elif not gating:
             return
         self._grant()
 
@@ -130,11 +138,19 @@ class SendSlots:
         # Granted and cancelled at once: the worker withdraws the ticket, giving the place up.
         await self._wait_for_turn(self._to_claim, ticket)
 
+    def gated(self, ticket: int) -> None:
+        """The ticket's gate check is done (passed or not): the next ticket may have its turn."""
+        if self._gating == ticket:
+            self._account()
+            self._gating = None
+            self._grant()
+
     @contextlib.asynccontextmanager
     async def on_the_wire(self, ticket: int) -> AsyncIterator[None]:
         """Hold one of the ``total`` places on the wire, once every older ticket has gone."""
         if self._to_wire.get(ticket, 0) is not None:
             raise RuntimeError(f"send ticket {ticket} has no claim waiting for the wire")
+        self.gated(ticket)  # a caller without a gate check must not hold the next ones back
         await self._wait_for_turn(self._to_wire, ticket, granted_then_cancelled=self._release)
         try:
             yield
@@ -177,11 +193,13 @@ class SendSlots:
             self.claimed -= 1
             self.busy += 1
             event.set()
-        while self._to_claim and self.claimed < self._claim_places():
+        # One claim turn at a time, until its gate check is done (``gated``).
+        if self._gating is None and self._to_claim and self.claimed < self._claim_places():
             ticket, event = next(iter(self._to_claim.items()))
             if event is None:
-                break  # the oldest is still preparing
+                return  # the oldest is still preparing
             del self._to_claim[ticket]
             self._to_wire[ticket] = None  # claiming: it holds its place in the wire's order
             self.claimed += 1
+            self._gating = ticket
             event.set()

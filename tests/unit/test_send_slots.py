@@ -49,6 +49,7 @@ async def send(watch: Watch, ticket: int, prepare: float, claim: float, wire: fl
         watch.claimed.append(ticket)
         watch.claim_times[ticket] = trio.current_time()
         watch.look()
+        slots.gated(ticket)  # the engine's gate check, passed or not
         if not sends:
             return  # the gate said no: it withdraws below
         await trio.sleep(claim)  # the durable commit
@@ -75,6 +76,31 @@ async def test_claims_go_ahead_of_the_wire_and_both_stages_keep_the_order(autoju
     # and four times as many are claimed, waiting for it: at most (1 + 4) x 3 rows 'sending'
     assert watch.most_claimed == CLAIMS_AHEAD_PER_PLACE * 3
     assert (watch.slots.claimed, watch.slots.busy) == (0, 0)
+
+
+async def test_tickets_pass_the_gate_one_at_a_time_in_their_order(autojump_clock: trio.abc.Clock) -> None:
+    # The gate takes the send token. Tickets granted their claim turns together would wake in
+    # any order, and a later one could take the token an earlier one was waiting for (a contact
+    # sent a throttle slot late: tests/integration/test_simulated_cadence.py caught it).
+    slots = SendSlots(2)
+    through_the_gate: list[int] = []
+
+    async def one(ticket: int) -> None:
+        try:
+            await slots.claim_turn(ticket)
+            through_the_gate.append(ticket)
+            slots.gated(ticket)
+            await trio.sleep(0.001)  # the claim's commit, beside the next tickets' gate checks
+            async with slots.on_the_wire(ticket):
+                await trio.sleep(0.01)
+        finally:
+            slots.withdraw(ticket)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(40):
+            nursery.start_soon(one, slots.issue())
+    assert through_the_gate == list(range(40))
+    assert (slots.claimed, slots.busy) == (0, 0)
 
 
 async def test_each_places_time_goes_to_what_the_next_send_was_waiting_for(autojump_clock: trio.abc.Clock) -> None:
