@@ -21,8 +21,8 @@ every later one, so working ahead never reorders the sends. A claim turn starts 
 (the send token: caps, throttle, warm-up), which tickets pass one at a time in that order
 (``gated``): tickets granted together would wake in any order, and a later one could take the
 token an earlier one was waiting for. Only the check is one at a time; the claims' commits are
-not. A ticket that sends nothing (the gate
-said no, the ledger already held the step, the run failed) withdraws and gives its place up.
+not. A ticket that sends nothing (the gate said no, the ledger already held the step, the run
+failed) withdraws and gives its place up.
 
 Each wire place's time is accounted to what it was doing (``SLOT_STATES``): on the wire, or free
 while the oldest ticket heading for it was still claiming, still preparing, or while no ticket
