@@ -2,12 +2,13 @@
 
 A lane runs eight workers per connection: they read the next contexts, claim up to
 ``CLAIMS_AHEAD_PER_PLACE x connections`` rows ahead of the wire (dripd/send_slots.py) and record
-results. So at most ``(1 + CLAIMS_AHEAD_PER_PLACE) x connections`` rows are 'sending' at once; after a kill -9 the wire journal tells recovery
-which of them were never handed to the transport (they are sent after the restart) and which the
-server accepted (recorded sent); only the sends on the wire at the kill, at most ``connections``,
-can be uncertain, every other contact is sent exactly once, and the sink (Postfix smtp-sink,
-pipelined SMTP) holds no duplicate. tests/integration/test_claim_ahead_crash.py
-catches the daemon in one exact state; this one kills it at random points of a fast run.
+results. So at most ``(1 + CLAIMS_AHEAD_PER_PLACE) x connections`` rows are 'sending' at once;
+after a kill -9 the wire journal tells recovery which of them were never handed to the
+transport (they are sent after the restart) and which the server accepted (recorded sent); only
+the sends on the wire at the kill, at most ``connections``, can be uncertain, every other contact
+is sent exactly once, and the sink (Postfix smtp-sink, pipelined SMTP) holds no duplicate.
+tests/integration/test_claim_ahead_crash.py catches the daemon in one exact state; this one kills
+it at random points of a fast run.
 """
 
 from __future__ import annotations
