@@ -64,6 +64,14 @@ class OutgoingMessage:
     from_address: str
     to_address: str
     data: bytes  # the complete RFC 5322 message, CRLF line endings
+    # Set by the core for a transport with ``reports_on_wire``, which calls them from any thread
+    # (they are quick and never raise): ``on_wire`` right before the first byte of the message's
+    # transaction leaves (again if it is retried on a new connection); False means the core has
+    # withdrawn the message (its mailbox was paused while it waited), which then must not begin:
+    # the transport answers at once with ``WITHDRAWN``. ``on_accepted`` as soon as the server has
+    # accepted it, before the answer goes back to the core.
+    on_wire: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
+    on_accepted: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 class SendOutcome(enum.StrEnum):
@@ -82,7 +90,18 @@ class SendResult:
     status: str | None = None  # RFC 3463 enhanced status code, e.g. "5.1.1"
 
 
+# A queueing transport's answer for a message whose ``on_wire`` said no: nothing was sent.
+WITHDRAWN = SendResult(SendOutcome.TRANSIENT, "withdrawn before its transaction began")
+
+
 class Transport(Protocol):
+    """Optionally also ``reports_on_wire = True``: the transport may be handed more sends than
+    it carries at once (they wait inside it for a connection) and calls each message's
+    ``on_wire`` when its transaction begins and ``on_accepted`` when the server accepted it, so
+    the core's wire journal follows the wire, not the queue. Without it, the core hands a
+    transport only as many sends as it carries at once and counts a message as gone once it is
+    handed over."""
+
     async def send(self, message: OutgoingMessage) -> SendResult: ...
 
     async def lookup(self, message_id: str) -> bool | None:

@@ -29,26 +29,18 @@ T = TypeVar("T")
 class _Handoff:
     """One coroutine run on the loop thread for one trio caller."""
 
-    __slots__ = ("token", "done", "task", "timer", "expired")
+    __slots__ = ("token", "done", "task")
 
     def __init__(self) -> None:
         self.token = trio.lowlevel.current_trio_token()
         self.done = trio.Event()
         self.task: asyncio.Task[Any] | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.expired = False
 
     def finished(self, _task: object) -> None:  # on the loop thread
-        if self.timer is not None:
-            self.timer.cancel()
         try:
             self.token.run_sync_soon(self.done.set)
         except trio.RunFinishedError:
             pass  # the trio side is gone; nobody waits for this answer
-
-    def expire(self) -> None:  # on the loop thread
-        self.expired = True
-        self.cancel()
 
     def cancel(self) -> None:  # on the loop thread, always after start (FIFO hand-offs)
         if self.task is not None:
@@ -88,22 +80,18 @@ class LoopThread:
                 except trio.RunFinishedError:
                     pass
 
-    async def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, timeout: float | None = None) -> T:
+    async def run(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """``await fn(*args)`` on the loop thread. A trio cancellation cancels the asyncio task
         and waits for it to finish, so the caller knows the connection's state when it returns.
         The simulated test clock does not jump while this waits (``offloaded``), so trio's own
-        timeouts stand still too: ``timeout`` bounds the task on the loop's (real) clock as
-        well, raising TimeoutError. A timer handle, not ``asyncio.timeout()``: with trio-asyncio
-        imported, asyncio's get_running_loop is patched to ask trio first, which raises in this
-        thread (~5 % of the loop thread's CPU per send)."""
+        timeouts stand still too: ``fn`` bounds its waits on the loop's (real) clock itself
+        (the SMTP transport's ``_within``)."""
         handoff = _Handoff()
         loop = self.loop
 
         def start() -> None:
             handoff.task = task = loop.create_task(fn(*args))
             task.add_done_callback(handoff.finished)
-            if timeout is not None:
-                handoff.timer = loop.call_later(timeout, handoff.expire)
 
         loop.call_soon_threadsafe(start)
         with offloaded:
@@ -117,8 +105,6 @@ class LoopThread:
         task = handoff.task
         assert task is not None
         if task.cancelled():
-            if handoff.expired:
-                raise TimeoutError(f"no answer within {timeout:g}s")
             # Not by this caller: the loop was stopped under it (its trio run is ending). A
             # connection fault to the transport, classified by the stage it had reached.
             raise ConnectionAbortedError("the SMTP loop thread stopped during the conversation")

@@ -5,6 +5,7 @@ transport, and a server that never answers is cut off even under the simulated t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 import trio
 
-from dripd.hookspecs import SendOutcome, SendResult
+from dripd.hookspecs import WITHDRAWN, OutgoingMessage, SendOutcome, SendResult
 from dripd_smtp import loop_thread
 from dripd_smtp.config import SmtpConfig
 from dripd_smtp.transport import SmtpTransport
@@ -165,3 +166,103 @@ async def test_a_server_that_never_answers_is_cut_off_under_the_simulated_clock(
         assert "0.5s" in stalled.detail
         assert after.outcome is SendOutcome.ACCEPTED
         assert trio.current_time() == 0  # no simulated time passed while the sends were away
+
+
+def reported(n: int, log: list[tuple[str, int, str]], *, wanted: bool = True) -> OutgoingMessage:
+    """Message ``n`` whose ``on_wire`` and ``on_accepted`` note (what, n, thread name) in ``log``;
+    ``wanted`` False: its ``on_wire`` withdraws it."""
+    def on_wire() -> bool:
+        log.append(("wire" if wanted else "withdrawn", n, threading.current_thread().name))
+        return wanted
+
+    return dataclasses.replace(
+        message(n=n), on_wire=on_wire,
+        on_accepted=lambda: log.append(("accepted", n, threading.current_thread().name)))
+
+
+async def test_sends_beyond_the_connections_wait_on_the_loop_thread_and_report_each_transaction() -> None:
+    # The core hands a queueing transport more sends than it has connections (dripd/parallelism.py):
+    # they must share the pool's connections, one transaction each at a time, and report when
+    # each begins and is accepted, from the loop thread, in that order.
+    log: list[tuple[str, int, str]] = []
+    with smtp_sink() as sink:
+        transport = transport_for(sink.smtp_table(connections=2))
+        results: list[SendResult] = []
+
+        async def send(n: int) -> None:
+            results.append(await transport.send(reported(n, log)))
+
+        try:
+            with trio.fail_after(60):  # hang guard only
+                async with trio.open_nursery() as nursery:
+                    for n in range(10):
+                        nursery.start_soon(send, n)
+        finally:
+            await transport.aclose()
+        assert [r.outcome for r in results] == [SendOutcome.ACCEPTED] * 10
+        assert sink.count("connect") == 2 and transport.connects == 2
+        assert len(sink.messages()) == 10
+    assert {thread for _, _, thread in log} == {THREAD_NAME}
+    assert sorted(n for what, n, _ in log if what == "wire") == list(range(10))
+    assert sorted(n for what, n, _ in log if what == "accepted") == list(range(10))
+    in_transaction, most = set(), 0
+    for what, n, _ in log:
+        if what == "wire":
+            in_transaction.add(n)
+            most = max(most, len(in_transaction))
+        else:
+            assert n in in_transaction, f"message {n} accepted before its transaction began"
+            in_transaction.remove(n)
+    assert most <= 2, f"{most} transactions at once on 2 connections"
+
+
+async def test_a_send_cancelled_while_waiting_for_a_connection_never_began_and_frees_its_turn() -> None:
+    log: list[tuple[str, int, str]] = []
+    with smtp_sink({"rules": [{"on": "dot", "action": "stall", "times": 1}]}) as sink:
+        transport = transport_for(sink.smtp_table(connections=1, timeout_seconds=1))
+        try:
+            with trio.fail_after(60):  # hang guard only
+                async with trio.open_nursery() as nursery:
+                    first: list[SendResult] = []
+
+                    async def send_first() -> None:
+                        first.append(await transport.send(reported(1, log)))
+                    nursery.start_soon(send_first)
+
+                    async def at_dot() -> bool:
+                        return sink.count("dot") == 1
+                    await wait_until_async(at_dot, what="the first message's final dot at the sink")
+                    async with trio.open_nursery() as inner:
+                        inner.start_soon(transport.send, reported(2, log))  # never to begin
+
+                        async def queued() -> bool:
+                            return len(transport._waiting) == 1  # waiting on the loop thread
+                        await wait_until_async(queued, what="the second send waiting for the connection")
+                        inner.cancel_scope.cancel()
+                    # The first one ends by its own timeout.
+                [stalled] = first
+                after = await transport.send(reported(3, log))
+        finally:
+            await transport.aclose()
+    # The first timed out after its dot (uncertain) and its connection was dropped; the second
+    # was cancelled while it waited, so it never began; the third got a new connection.
+    assert stalled.outcome is SendOutcome.UNCERTAIN, stalled
+    assert after.outcome is SendOutcome.ACCEPTED, after
+    assert [(what, n) for what, n, _ in log] == [("wire", 1), ("wire", 3), ("accepted", 3)]
+    assert transport.connects == 2
+
+
+async def test_a_message_withdrawn_as_its_turn_comes_is_not_sent_and_the_connection_carries_on() -> None:
+    log: list[tuple[str, int, str]] = []
+    with smtp_sink() as sink:
+        transport = transport_for(sink.smtp_table())
+        try:
+            with trio.fail_after(60):  # hang guard only
+                withdrawn = await transport.send(reported(1, log, wanted=False))
+                after = await transport.send(reported(2, log))
+        finally:
+            await transport.aclose()
+        assert withdrawn is WITHDRAWN
+        assert after.outcome is SendOutcome.ACCEPTED
+        assert [(what, n) for what, n, _ in log] == [("withdrawn", 1), ("wire", 2), ("accepted", 2)]
+        assert sink.count("connect") == 1 and sink.count("rcpt") == 1 and len(sink.messages()) == 1

@@ -14,7 +14,7 @@ from dripd.hookspecs import SendOutcome
 from dripd_imap.config import ImapConfig
 from dripd_smtp.config import SmtpConfig
 from dripd_smtp.outcome import Stage, classify_fault, classify_reply, enhanced_status
-from dripd_smtp.transport import _recipient, dot_stuffed
+from dripd_smtp.wire import _recipient, dot_stuffed
 
 P, T, S, U = SendOutcome.PERMANENT, SendOutcome.TRANSIENT, SendOutcome.SENDER_BLOCKED, SendOutcome.UNCERTAIN
 
