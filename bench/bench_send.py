@@ -37,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
 
+from dripd.parallelism import HANDED_PER_CONNECTION  # noqa: E402
+
 MAILBOX = "sales"
 
 
@@ -277,7 +279,7 @@ def slot_seconds(exposition: str) -> dict[str, float]:
 def slot_shares(slots: dict[str, float]) -> str:
     """Where the mailbox's send places spent the run, in words."""
     total = sum(slots.values()) or 1.0
-    words = {"on_the_wire": "on the wire", "waiting_for_claim": "free, the next send's claim not yet committed",
+    words = {"on_the_wire": "handed to the transport", "waiting_for_claim": "free, the next send's claim not yet committed",
              "waiting_for_prepare": "free, the next message not yet read and built", "idle": "idle"}
     return ", ".join(f"{words[state]} {100 * slots[state] / total:.0f} %" for state in words if state in slots)
 
@@ -359,8 +361,9 @@ def main() -> None:
               f"alternated round(s), each round: {per_round}; "
               f"{'every round' if whole else 'NOT EVERY ROUND'} {c.fnum(n)}/{c.fnum(n)} durably recorded 'sent' "
               f"and accepted by the sink once ({'no duplicate' if whole else 'DUPLICATES OR LOSSES'}); "
-              f"the median round: daemon CPU {user_cpu:.2f} ms/message (plain client: {raw_cpu:.2f}), the {conns} "
-              f"send places' time (`dripd_send_slot_seconds`): {slot_shares(user_slots)}")
+              f"the median round: daemon CPU {user_cpu:.2f} ms/message (plain client: {raw_cpu:.2f}), the send "
+              f"places' time (`dripd_send_slot_seconds`; {HANDED_PER_CONNECTION} per connection: on a "
+              f"connection or queued for one in the transport): {slot_shares(user_slots)}")
     table.row(f"the naive script: stdlib EmailMessage built per contact, smtplib, {conns} connections: messages/s",
               c.fnum(naive), f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(naive, raw),
               "what a user would otherwise write; not dripd")

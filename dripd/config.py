@@ -140,7 +140,10 @@ class MailboxConfig(BaseModel):
     concurrency: int | None = Field(  # None: follow the transport (dripd.parallelism)
         default=None, gt=0,
         description="Sends in flight at once for this mailbox; by default as many as its transport carries "
-                    "(SMTP: `connections`; others: 1). A value above or below the connections is warned about.")
+                    "(SMTP: `connections`; others: 1). A value above or below the connections is warned about. "
+                    "Unless it is below `connections`, the SMTP transport is handed four sends per connection: they "
+                    "wait on its thread, and a connection that frees starts the next at once (still `connections` "
+                    "conversations at a time).")
     bounce_pause_threshold: float = Field(
         default=0.02, gt=0, le=1,
         description="Pause the mailbox when its hard bounces over the trailing `bounce_window_days` reach "

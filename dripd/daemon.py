@@ -233,10 +233,12 @@ class Daemon:
         history = await services.store.send_history(mailbox.id, now - HISTORY_SECONDS)
         first_emails = await services.store.first_email_history(mailbox.id, now - HISTORY_SECONDS)
         daemon_settings = services.config.daemon
+        parallelism = self.plugins.lane_parallelism(mailbox, f"mailbox {mailbox.id}",
+                                                    queues=services.engine.hands_ahead(mailbox.id))
         lane = Lane(
             mailbox.id, MailboxLimiter(limits_of(mailbox), history=history, new_history=first_emails), self.clock, services.store,
             services.engine.run, horizon=daemon_settings.horizon_seconds, limit=daemon_settings.queue_limit,
-            concurrency=self.plugins.lane_parallelism(mailbox, f"mailbox {mailbox.id}").concurrency,
+            concurrency=parallelism.concurrency, handed=parallelism.handed,
             claim_ahead=services.engine.wire_journal is not None,  # not on a cluster node (dripd/send_slots.py)
         )
         paused = await services.store.mailbox_paused(mailbox.id)

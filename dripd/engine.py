@@ -9,6 +9,7 @@ means is decided by ``policy``; the engine applies it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import random
 from dataclasses import dataclass
@@ -138,10 +139,11 @@ class Engine:
         elif claim is not None and built is not None:
             async with gate.on_the_wire():
                 if not gate.paused():
-                    sent = await self._hand_over(ctx, mailbox, plan.step, claim, built)
+                    sent = await self._hand_over(ctx, mailbox, plan.step, claim, built, gate.paused)
             if sent is None:
-                # Paused while this claim waited for the wire: a pause stops what has not left,
-                # so the row goes back to 'retry' (same Message-ID) and waits for the resume.
+                # Paused while this claim waited for the wire (or in the transport, before its
+                # transaction began): a pause stops what has not left, so the row goes back to
+                # 'retry' (same Message-ID) and waits for the resume.
                 await self.store.release_claim(claim.outbox_id, enrollment_id, due_at, now,
                                                "the mailbox was paused before the send")
                 if self.wire_journal is not None:
@@ -355,18 +357,45 @@ class Engine:
             reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             return policy.Failed(f"the message could not be built: {reason}")
 
+    def hands_ahead(self, mailbox_id: str) -> bool:
+        """Whether the mailbox's lane may hand its transport more sends than it carries at once:
+        the transport says when each begins (``reports_on_wire``) and the journal keeps it."""
+        transport = self.transports.get(mailbox_id)
+        return self.wire_journal is not None and getattr(transport, "reports_on_wire", False) is True
+
     async def _hand_over(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, claim: Claim,
-                         built: tuple[render.Rendered, bytes]) -> tuple[SendResult, render.Rendered]:
-        """Hand the claimed message to the transport: its answer and what was sent."""
+                         built: tuple[render.Rendered, bytes], paused: Callable[[], bool],
+                         ) -> tuple[SendResult, render.Rendered] | None:
+        """Hand the claimed message to the transport: its answer and what was sent (None: the
+        transport queued it and the mailbox was paused before its transaction began)."""
         rendered, data = built
-        message = OutgoingMessage(mailbox.id, claim.message_id, mailbox.address, ctx.contact.email, data)
         row = (ctx.enrollment.id, step.id)
-        if self.wire_journal is not None:
-            self.wire_journal.handed(row)  # before the transport: recovery must never resend it
+        journal = self.wire_journal
+        withdrawn = False
+        on_wire: Callable[[], bool] | None = None
+        on_accepted: Callable[[], None] | None = None
+        if journal is not None and self.hands_ahead(mailbox.id):
+            # The transport may queue the message first: the journal's lines follow its
+            # transaction instead, W as it begins (unless a pause withdrew it meanwhile), A as the
+            # server accepts it, both written from the transport's thread.
+            def begins() -> bool:
+                nonlocal withdrawn
+                withdrawn = paused()
+                if not withdrawn:
+                    journal.handed(row)
+                return not withdrawn
+
+            on_wire, on_accepted = begins, functools.partial(journal.accepted, row)
+        elif journal is not None:
+            journal.handed(row)  # before the transport has it: recovery must never resend it
+        message = OutgoingMessage(mailbox.id, claim.message_id, mailbox.address, ctx.contact.email, data,
+                                  on_wire=on_wire, on_accepted=on_accepted)
         started = self.clock.now()
         result = await self._transport_send(mailbox.id, message)
-        if self.wire_journal is not None and result.outcome is SendOutcome.ACCEPTED:
-            self.wire_journal.accepted(row)  # while it still holds its place on the wire
+        if withdrawn:
+            return None
+        if journal is not None and on_accepted is None and result.outcome is SendOutcome.ACCEPTED:
+            journal.accepted(row)  # while it still holds its place on the wire
         log.debug("enrollment %d step %d: mailbox %s transport answered %s (%s)", ctx.enrollment.id, step.id,
                   mailbox.id, result.outcome.value, result.detail)
         self.metrics.observe_send_latency(mailbox.id, max(0.0, self.clock.now() - started))

@@ -41,7 +41,8 @@ class SlotSeconds:
     time (dripd/send_slots.py ``SLOT_STATES``), a counter read from the lanes at scrape time."""
 
     NAME = "dripd_send_slot_seconds"
-    HELP = ("Seconds x send places (connections) per state: on_the_wire; free while the next send "
+    HELP = ("Seconds x send places (sends handed to the transport: on the wire, or queued in a transport "
+            "that queues them) per state: on_the_wire; free while the next send "
             "waits for its durable claim (waiting_for_claim) or for its message to be read and built "
             "(waiting_for_prepare); idle (nothing under way)")
 

@@ -74,6 +74,11 @@ class GuardedTransport:
         return TransportError(f"{self._where}: {action} failed: {type(exc).__name__}: {exc}",
                               details={"transport": self._where, "action": action})
 
+    @property
+    def reports_on_wire(self) -> bool:
+        """The plugin may be handed sends ahead and calls ``OutgoingMessage.on_wire`` (hookspecs)."""
+        return getattr(self.inner, "reports_on_wire", False) is True
+
     async def send(self, message: OutgoingMessage) -> SendResult:
         try:
             return await self.inner.send(message)
@@ -201,11 +206,13 @@ class Plugins:
             return None
         return entry.config.model_validate(raw or {})
 
-    def lane_parallelism(self, mailbox: MailboxConfig, where: str) -> LaneParallelism:
-        """The mailbox's sends in flight: its ``concurrency``, or what its transport carries."""
+    def lane_parallelism(self, mailbox: MailboxConfig, where: str, *, queues: bool = False) -> LaneParallelism:
+        """The mailbox's sends in flight: its ``concurrency``, or what its transport carries.
+        ``queues``: its transport may be handed sends ahead (``reports_on_wire``)."""
         section = self.section(mailbox.transport, mailbox.plugin_section(mailbox.transport))
         parallel = section.parallel_sends if isinstance(section, SendsInParallel) else None
-        return lane_parallelism(where, mailbox.concurrency, parallel, f"{mailbox.transport}.connections")
+        return lane_parallelism(where, mailbox.concurrency, parallel, f"{mailbox.transport}.connections",
+                                queues=queues)
 
     def check_parallelism(self, config: Config) -> list[str]:
         """Every mailbox's sends in flight checked against its transport: a warning for each setting

@@ -97,9 +97,10 @@ async def apply_config(
         lane.limiter.update(limits_of(mailbox))
         lane.horizon = new.daemon.horizon_seconds
         lane.limit = new.daemon.queue_limit
-        concurrency = services.plugins.lane_parallelism(mailbox, f"mailbox {mailbox.id}").concurrency
-        if lane.concurrency != concurrency:
-            lane.set_concurrency(concurrency)
+        parallelism = services.plugins.lane_parallelism(mailbox, f"mailbox {mailbox.id}",
+                                                        queues=services.engine.hands_ahead(mailbox.id))
+        if (lane.concurrency, lane.handed) != (parallelism.concurrency, parallelism.handed or parallelism.concurrency):
+            lane.set_concurrency(parallelism.concurrency, parallelism.handed)
         if lane.paused_reason == REMOVED:
             lane.paused_reason = None
         lane.invalidate()

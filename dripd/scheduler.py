@@ -61,7 +61,8 @@ class Gate(Protocol):
 
 Runner = Callable[[int, Gate], Awaitable[RunResult]]
 
-# Workers per send slot. A lane keeps ``concurrency`` sends on the wire and up to four times as
+# Workers per send slot (a send handed to the transport). A lane keeps ``concurrency`` sends on the
+# wire (``handed`` with the transport, where it queues them itself) and up to four times as
 # many claims made ahead of them (dripd/send_slots.py); the other workers read the next
 # enrollments' context and build their messages before their turn, and record results after the
 # send: the store's round trips and the claims' fsync overlap the sends instead of following them
@@ -112,7 +113,7 @@ class Lane:
 
     def __init__(
         self, mailbox_id: str, limiter: MailboxLimiter, clock: Clock, source: DueSource, run: Runner,
-        *, horizon: float, limit: int, concurrency: int = 1, claim_ahead: bool = True,
+        *, horizon: float, limit: int, concurrency: int = 1, handed: int | None = None, claim_ahead: bool = True,
     ) -> None:
         self.mailbox_id = mailbox_id
         self.limiter = limiter
@@ -121,8 +122,11 @@ class Lane:
         self._run = run
         self.horizon = horizon
         self.limit = limit
-        self.concurrency = concurrency
-        self.slots = SendSlots(concurrency, ahead=claim_ahead)  # ahead: only where a wire journal is kept
+        self.concurrency = concurrency  # sends on the wire at once
+        # Sends handed to the transport at once: more than ``concurrency`` only where the
+        # transport queues them itself (dripd/parallelism.py, ``handed``).
+        self.handed = handed or concurrency
+        self.slots = SendSlots(self.handed, ahead=claim_ahead)  # ahead: only where a wire journal is kept
         self._due: list[tuple[float, int]] = []  # (next_run_at, id), lazily invalidated
         self._wanted: dict[int, float] = {}  # id -> the due time its live heap entry carries
         self._followup: dict[int, bool] = {}
@@ -207,11 +211,13 @@ class Lane:
         # A first email also waits for the daily new-contact cap; a follow-up does not.
         return self.limiter.next_allowed_new(now) if new else self.limiter.next_allowed(now)
 
-    def set_concurrency(self, concurrency: int) -> None:
-        """Change how many sends run at once: extra workers start now, surplus ones stop after
-        the send they hold (a reload applies a changed ``concurrency`` this way)."""
+    def set_concurrency(self, concurrency: int, handed: int | None = None) -> None:
+        """Change how many sends run at once (and are handed to the transport at once): extra
+        workers start now, surplus ones stop after the send they hold (a reload applies a
+        changed ``concurrency`` this way)."""
         self.concurrency = concurrency
-        self.slots.resize(concurrency)
+        self.handed = handed or concurrency
+        self.slots.resize(self.handed)
         if self._workers_nursery is not None and self._work is not None:
             while self._workers < self.worker_count():
                 self._workers += 1
@@ -219,13 +225,13 @@ class Lane:
         self._wake.set()
 
     def worker_count(self) -> int:
-        return self.concurrency * WORKERS_PER_SLOT
+        return self.handed * WORKERS_PER_SLOT
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         send_channel, receive_channel = trio.open_memory_channel[tuple[int, int]](0)
         async with trio.open_nursery() as nursery:
             self._workers_nursery, self._work = nursery, receive_channel
-            self.set_concurrency(self.concurrency)
+            self.set_concurrency(self.concurrency, self.handed)
             task_status.started()
             async with send_channel:
                 while not self.stopping:

@@ -2,14 +2,16 @@
 
 A send passes two stages. In the *claim stage* its worker checks the gate (the send token) and
 commits the ledger claim (synchronous=FULL, ~1.6 ms of fsync on a quiet disk); in the *wire
-stage* it hands the message to the transport. The wire stage has ``total`` places and the claim
-stage ``CLAIMS_AHEAD_PER_PLACE x total``, so a lane keeps ``total`` sends on the wire while up to
-four times as many are being claimed or are claimed and waiting for a connection: a connection
-that frees finds its next claim already durable instead of idling through the commit
-(bench/bench_send.py, issue 14: 302 -> 501 msg/s to smtp-sink when the claims were made ahead),
-and the claims waiting for their turn share one fsync (a group commit) instead of taking one
-each. At most ``(1 + CLAIMS_AHEAD_PER_PLACE) x total`` of the lane's rows are 'sending' at once;
-the wire journal (dripd/wire_journal.py) tells recovery which of them never reached the transport.
+stage* it hands the message to the transport. The wire stage has ``total`` places (the lane's
+``handed``: its sends in flight, or more where the transport queues them and says when each
+begins, dripd/parallelism.py) and the claim stage ``CLAIMS_AHEAD_PER_PLACE x total``, so a lane
+keeps ``total`` sends with the transport while up to four times as many are being claimed or are
+claimed and waiting for their turn: a connection that frees finds its next claim already durable
+instead of idling through the commit (bench/bench_send.py, issue 14: 302 -> 501 msg/s to
+smtp-sink when the claims were made ahead), and the claims waiting for their turn share one
+fsync (a group commit) instead of taking one each. At most ``(1 + CLAIMS_AHEAD_PER_PLACE) x
+total`` of the lane's rows are 'sending' at once; the wire journal (dripd/wire_journal.py) tells
+recovery which of them never began a transaction.
 
 Without a wire journal to tell the claims apart after a crash (a cluster node: a mailbox's rows
 are recovered by whichever node takes its lease), ``ahead=False`` grants a claim only while a

@@ -8,18 +8,24 @@ and step (``<enrollment id>.<step id>``, unique in the ledger and known before t
 line is appended per event with ``os.write`` on an ``O_APPEND`` descriptor:
 
 - ``C <row>`` right before the claim is issued, so no committed claim can be missing its line,
-- ``W <row>`` right before the message is handed to the transport, and
-- ``A <row>`` when the server accepted it (the transport answered ``accepted``), before the send
-  gives up its place on the wire and long before its result is committed.
+- ``W <row>`` right before the message is handed to the transport, or, for a transport that
+  queues the messages it is handed and reports each transaction (``reports_on_wire``, the SMTP
+  transport), right before its transaction begins (``OutgoingMessage.on_wire``, written from the
+  transport's thread), and
+- ``A <row>`` when the server accepted it (the transport answered ``accepted``, or reported it
+  with ``on_accepted``), before the send gives up its place and long before its result is
+  committed.
 
 At the next start (dripd/recovery.py), a row still 'sending' whose last line is ``C`` was claimed
-by the previous run and never reached a transport: it is released and sent (it never left). One
+by the previous run and never reached a transport (or waited in one and never began a
+transaction): it is released and sent (it never left). One
 whose last line is ``A`` is recorded sent. One whose last line is ``W`` may have reached the server
 and keeps the old rules (the transport's lookup, else uncertain or ``resend_uncertain``); so does
 a row the journal does not name (a database brought from elsewhere): the journal acts only on
-positive evidence. So a kill -9 leaves at most ``concurrency`` uncertain rows per lane, the sends
-that were on the wire, plus any the server had refused whose result was not yet committed (a
-refusal writes no line: rare, and uncertain as before). A retry claims its row again: the last
+positive evidence. So a kill -9 leaves at most ``concurrency`` uncertain rows per lane (at most
+``connections`` where the transport reports its transactions), the sends that were on the wire,
+plus any the server had refused whose result was not yet committed (a refusal writes no line:
+rare, and uncertain as before). A retry claims its row again: the last
 line is what counts.
 
 **Why no fsync.** The journal must survive a crash of the *process* (kill -9, OOM, a bug), not of
@@ -43,6 +49,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 log = logging.getLogger("dripd.wire_journal")
@@ -94,35 +101,47 @@ class WireJournal:
         self._size = 0
         self._in_flight: dict[Row, str] = {}  # row -> its last line's kind, until its result is committed
         self._broken = self.boot_id is None  # no boot id: nothing could trust the file
+        # ``handed`` may come from a transport's own thread (``OutgoingMessage.on_wire``): one
+        # writer at a time keeps the lines whole and the rewrite's snapshot consistent.
+        self._lock = threading.Lock()
 
     def previous(self) -> dict[Row, str] | None:
         """What the previous run's file says (``read_journal``); read before this run writes."""
         return read_journal(self.path, self.boot_id) if self._fd is None else None
 
     def claiming(self, row: Row) -> None:
-        if self._in_flight.get(row, CLAIMED) == CLAIMED:
-            self._append(row, CLAIMED)
+        with self._lock:
+            if self._in_flight.get(row, CLAIMED) == CLAIMED:
+                self._append(row, CLAIMED)
         # Else it was handed over earlier in this run and its result never committed (a store
         # failure): it may still be 'sending', and a C now would have recovery send it again.
         # Without the line, a claim made now counts as handed over: uncertain at worst.
 
     def handed(self, row: Row) -> None:
-        self._append(row, HANDED)
+        with self._lock:
+            self._append(row, HANDED)
 
     def accepted(self, row: Row) -> None:
-        self._append(row, ACCEPTED)
+        with self._lock:
+            self._append(row, ACCEPTED)
 
     def settled(self, row: Row) -> None:
         """The row's claim came to nothing or its result is committed: it is no longer 'sending'
         and is left out of the next rewrite."""
-        self._in_flight.pop(row, None)
+        with self._lock:
+            self._in_flight.pop(row, None)
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
 
     def _append(self, row: Row, kind: str) -> None:
+        """Under ``_lock``."""
         if self._broken:
             return
         self._in_flight[row] = kind
@@ -151,7 +170,7 @@ class WireJournal:
         except BaseException:
             os.close(fd)
             raise
-        self.close()
+        self._close()
         self._fd, self._size = fd, len(data)
 
     def _give_up(self, exc: OSError) -> None:
@@ -174,6 +193,6 @@ class WireJournal:
                     log.critical("wire journal %s can be neither emptied nor removed: delete it before restarting "
                              "dripd", self.path)
         try:
-            self.close()
+            self._close()
         except OSError:
             pass

@@ -1,12 +1,13 @@
 """kill -9 with claims made ahead of the wire: the wire journal tells recovery which rows left.
 
-A mailbox with ``connections = 4`` (nothing else set) keeps 4 sends on the wire and claims up to
-16 more ahead of them (dripd/send_slots.py). The scripted sink holds the first 4 messages at their
-final dot, so the daemon is caught in a known state: 4 rows handed to the transport, 16 claimed
-and waiting for a connection, 20 rows 'sending' in the ledger. After a kill -9 and a restart the
-16 never handed over are sent (the wire journal proves they never left), the 4 handed over stay
-uncertain (the sink may have them: SMTP cannot tell), every other contact gets exactly one
-message, and nobody gets two.
+A mailbox with ``connections = 4`` (nothing else set) keeps 4 sends on the wire, hands the SMTP
+transport 12 more that wait on its loop thread for a connection (dripd/parallelism.py), and
+claims more ahead of those (dripd/send_slots.py). The scripted sink holds the first 4 messages at
+their final dot, so the daemon is caught in a known state: every contact's row 'sending', 4 of
+them in a transaction. After a kill -9 and a restart the others are sent (the wire journal proves
+they never began a transaction, whether they waited in the transport or for their turn to be
+handed over), the 4 stay uncertain (the sink may have them: SMTP cannot tell), and nobody gets
+two messages.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from dripd.parallelism import HANDED_PER_CONNECTION
 from dripd.send_slots import CLAIMS_AHEAD_PER_PLACE
 from dripd.wire_journal import CLAIMED, HANDED, Row, current_boot_id, read_journal
 from tests.integration.daemon_process import MakeDripd, contact_addresses, smtp_mailbox, start_one_step_sequence
@@ -22,7 +24,10 @@ from tests.integration.waiting import wait_until
 
 CONTACTS = 30
 CONNECTIONS = 4
-AHEAD = CLAIMS_AHEAD_PER_PLACE * CONNECTIONS
+WITH_TRANSPORT = HANDED_PER_CONNECTION * CONNECTIONS  # handed over: on the wire or waiting for it
+SENDING = min(CONTACTS, WITH_TRANSPORT + CLAIMS_AHEAD_PER_PLACE * WITH_TRANSPORT)  # every row the lane may claim
+AHEAD = SENDING - CONNECTIONS  # claimed, and never in a transaction
+assert WITH_TRANSPORT < CONTACTS, "some sends must wait in the transport and some for their turn to be handed"
 
 
 def ledger(db_path: Path) -> dict[str, tuple[Row, str]]:
@@ -56,10 +61,10 @@ def test_kill_9_with_claims_waiting_sends_the_never_handed_ones_once(tmp_path: P
             rows = ledger(db_path)
             on_the_sink = sum(1 for event in sink.events() if event["event"] == "dot")
             sending = {a: row for a, row in rows.items() if row[1] == "sending"}
-            return sending if on_the_sink == CONNECTIONS and len(sending) == CONNECTIONS + AHEAD else None
+            return sending if on_the_sink == CONNECTIONS and len(sending) == SENDING else None
 
         sending = wait_until(caught, timeout=60, interval=0.02,
-                             what=lambda: f"{CONNECTIONS + AHEAD} rows 'sending', {CONNECTIONS} held at the sink:\n"
+                             what=lambda: f"{SENDING} rows 'sending', {CONNECTIONS} held at the sink:\n"
                                           f"{ledger(db_path)}\n{process.log()}")
         process.kill()
 

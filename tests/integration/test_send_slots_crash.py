@@ -1,11 +1,13 @@
 """kill -9 while a mailbox prepares and claims sends ahead of its connections (issue 14).
 
-A lane runs eight workers per connection: they read the next contexts, claim up to
-``CLAIMS_AHEAD_PER_PLACE x connections`` rows ahead of the wire (dripd/send_slots.py) and record
-results. So at most ``(1 + CLAIMS_AHEAD_PER_PLACE) x connections`` rows are 'sending' at once;
-after a kill -9 the wire journal tells recovery which of them were never handed to the
-transport (they are sent after the restart) and which the server accepted (recorded sent); only
-the sends on the wire at the kill, at most ``connections``, can be uncertain, every other contact
+The lane hands the SMTP transport ``HANDED_PER_CONNECTION x connections`` sends (they wait on
+its loop thread for a connection, dripd/parallelism.py) and runs eight workers per send handed:
+they read the next contexts, claim up to ``CLAIMS_AHEAD_PER_PLACE`` rows per send handed ahead of
+them (dripd/send_slots.py) and record results. So at most ``(1 + CLAIMS_AHEAD_PER_PLACE) x
+handed`` rows are 'sending' at once; after a kill -9 the wire journal tells recovery which of
+them never began a transaction (they are sent after the restart) and which the server accepted
+(recorded sent); only the sends on the wire at the kill, at most ``connections``, can be
+uncertain, every other contact
 is sent exactly once, and the sink (Postfix smtp-sink, pipelined SMTP) holds no duplicate.
 tests/integration/test_claim_ahead_crash.py catches the daemon in one exact state; this one kills
 it at random points of a fast run.
@@ -20,6 +22,7 @@ import random
 import sqlite3
 from pathlib import Path
 
+from dripd.parallelism import HANDED_PER_CONNECTION
 from dripd.send_slots import CLAIMS_AHEAD_PER_PLACE
 from dripd.wire_journal import ACCEPTED, CLAIMED, HANDED, current_boot_id, read_journal
 from tests.integration.daemon_process import MakeDripd, contact_addresses, smtp_mailbox, start_one_step_sequence
@@ -30,7 +33,8 @@ from tests.integration.waiting import wait_until
 
 CONTACTS = 400
 CONNECTIONS = 4
-MOST_SENDING = (1 + CLAIMS_AHEAD_PER_PLACE) * CONNECTIONS  # on the wire, and claimed ahead of it
+WITH_TRANSPORT = HANDED_PER_CONNECTION * CONNECTIONS  # handed over: on the wire or waiting for it
+MOST_SENDING = (1 + CLAIMS_AHEAD_PER_PLACE) * WITH_TRANSPORT  # handed to the transport, and claimed ahead
 
 
 def delivered(sink: PostfixSink) -> list[str]:
@@ -105,7 +109,8 @@ def test_kill_9_while_preparing_ahead_sends_each_message_once(tmp_path: Path, dr
     # Only sends on the wire at a kill are uncertain; claimed-ahead ones were sent after it, and
     # the ones the server had accepted were recorded sent without a second copy.
     assert uncertain <= on_the_wire
-    assert released <= set(recipients) and accepted <= set(recipients)
+    # A row released after one kill and sent again may be on the wire at the next: uncertain then.
+    assert released <= set(recipients) | uncertain and accepted <= set(recipients)
     print(f"send slots crash: {kills} kill -9, {len(recipients)} sent once each, {len(uncertain)} uncertain "
           f"(on the wire at a kill: {len(on_the_wire)}), {len(released)} claimed ahead and sent after the "
           f"restart, {len(accepted)} accepted and recorded sent")

@@ -7,6 +7,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+from dripd.parallelism import HANDED_PER_CONNECTION
 from dripd.scheduler import WORKERS_PER_SLOT
 from tests.integration.daemon_process import DRIPCTL, DRIPD, MakeDripd
 from tests.integration.waiting import wait_until
@@ -114,9 +115,11 @@ def test_watchdog_pings_stop_when_the_scheduler_is_wedged(tmp_path: Path, dripd_
                 sequence_id = client.post("/api/sequences", json={
                     "name": "wedge", "mailboxId": "sales",
                     "steps": [{"type": "email", "subject": "s", "body": "b"}]}).json()["id"]
-                # More contacts than the lane has workers (one send stalled, one claimed behind
-                # it, the others waiting their turn): the next dispatch blocks the lane's loop.
-                csv = "email\n" + "".join(f"w{i}@example.org\n" for i in range(WORKERS_PER_SLOT + 2))
+                # More contacts than the lane has workers (one send stalled, the others handed
+                # to the transport behind it, claimed, or waiting their turn): the next dispatch
+                # blocks the lane's loop. One connection; the SMTP transport is handed more.
+                workers = HANDED_PER_CONNECTION * WORKERS_PER_SLOT
+                csv = "email\n" + "".join(f"w{i}@example.org\n" for i in range(workers + 2))
                 client.post(f"/api/sequences/{sequence_id}/enroll/csv", content=csv.encode(),
                             headers={"content-type": "text/csv"})
                 client.post(f"/api/sequences/{sequence_id}/start")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dripd.parallelism import DEFAULT_SENDS_IN_FLIGHT, lane_parallelism
+from dripd.parallelism import DEFAULT_SENDS_IN_FLIGHT, HANDED_PER_CONNECTION, lane_parallelism
 
 
 def test_unset_concurrency_follows_the_connections() -> None:
@@ -32,3 +32,23 @@ def test_fewer_sends_than_connections_is_kept_but_warned() -> None:
     decided = lane_parallelism("mailboxes[0]", 1, 4, "smtp.connections")
     assert decided.concurrency == 1
     assert decided.warning is not None and "keeps only 1 of smtp.connections = 4" in decided.warning
+
+
+def test_a_transport_that_queues_is_handed_sends_ahead_of_its_connections() -> None:
+    decided = lane_parallelism("mailboxes[0]", None, 4, "smtp.connections", queues=True)
+    assert (decided.concurrency, decided.handed, decided.warning) == (4, HANDED_PER_CONNECTION * 4, None)
+    # More sends in flight than that are handed as they are (and still warned about).
+    decided = lane_parallelism("mailboxes[0]", 40, 4, "smtp.connections", queues=True)
+    assert (decided.concurrency, decided.handed) == (40, 40) and decided.warning is not None
+
+
+def test_fewer_sends_than_connections_are_never_handed_ahead() -> None:
+    # concurrency below the connections limits the conversations: a queueing transport handed
+    # more would open more of them.
+    decided = lane_parallelism("mailboxes[0]", 1, 4, "smtp.connections", queues=True)
+    assert (decided.concurrency, decided.handed) == (1, 0)
+
+
+def test_nothing_is_handed_ahead_without_a_queueing_transport() -> None:
+    assert lane_parallelism("mailboxes[0]", None, 4, "smtp.connections").handed == 0
+    assert lane_parallelism("mailboxes[0]", None, None, "maildir.connections", queues=True).handed == 0

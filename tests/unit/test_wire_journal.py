@@ -130,3 +130,31 @@ def test_without_a_boot_id_nothing_is_written(tmp_path: Path, monkeypatch: pytes
     journal = WireJournal(tmp_path / "wire.journal")
     journal.claiming((1, 1))
     assert not journal.path.exists()
+
+
+def test_lines_from_a_transport_thread_stay_whole_through_rewrites(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # A transport that reports its transactions (OutgoingMessage.on_wire) writes W and A lines
+    # from its own thread while the event loop's thread writes C lines; rewrites happen under both.
+    import threading
+
+    monkeypatch.setattr(wire_journal, "ROTATE_BYTES", 256)
+    journal = journal_at(tmp_path)
+    rows = [(n, 1) for n in range(2000)]
+    for row in rows[:10]:
+        journal.claiming(row)
+
+    def transport_thread() -> None:
+        for row in rows:
+            journal.handed(row)
+            journal.accepted(row)
+
+    worker = threading.Thread(target=transport_thread)
+    worker.start()
+    for row in rows[10:]:
+        journal.claiming(row)  # a C after the row's A is what a retry would write: still whole lines
+    worker.join()
+    journal.close()
+    said = read_journal(journal.path, BOOT)
+    assert said is not None, "a line was cut or mixed with another"
+    assert set(said) == set(rows) and set(said.values()) <= {CLAIMED, ACCEPTED}
