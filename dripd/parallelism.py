@@ -24,8 +24,9 @@ DEFAULT_SENDS_IN_FLIGHT = 1  # a transport that does not say (Maildir, a plugin'
 
 # Sends handed per connection to a transport that queues them (``reports_on_wire``): one on the
 # wire and three waiting for it. bench/bench_send.py's database-built row at connections = 4
-# (5,000 messages, 5 pairs alternated, 2026-12-04): 818 msg/s handing 4 sends, 1,007 handing 16;
-# CPU per message 1.29 -> 1.08 ms (fewer scheduler passes per send).
+# (5,000 messages, alternated, 2026-12-04): handing 16 sends, 1,155-1,250 msg/s at 0.86-0.94 ms
+# of CPU per message against 982-1,074 at 0.98-1.08 handing 4 (faster in 4 of 4 pairs). Two or
+# eight per connection measured the same as four within the machine's noise (3 rounds each).
 HANDED_PER_CONNECTION = 4
 
 
