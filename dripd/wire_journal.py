@@ -18,15 +18,14 @@ line is appended per event with ``os.write`` on an ``O_APPEND`` descriptor:
 
 At the next start (dripd/recovery.py), a row still 'sending' whose last line is ``C`` was claimed
 by the previous run and never reached a transport (or waited in one and never began a
-transaction): it is released and sent (it never left). One
-whose last line is ``A`` is recorded sent. One whose last line is ``W`` may have reached the server
-and keeps the old rules (the transport's lookup, else uncertain or ``resend_uncertain``); so does
-a row the journal does not name (a database brought from elsewhere): the journal acts only on
-positive evidence. So a kill -9 leaves at most ``concurrency`` uncertain rows per lane (at most
-``connections`` where the transport reports its transactions), the sends that were on the wire,
-plus any the server had refused whose result was not yet committed (a refusal writes no line:
-rare, and uncertain as before). A retry claims its row again: the last
-line is what counts.
+transaction): it is released and sent (it never left). One whose last line is ``A`` is recorded
+sent. One whose last line is ``W`` may have reached the server and keeps the old rules (the
+transport's lookup, else uncertain or ``resend_uncertain``); so does a row the journal does not
+name (a database brought from elsewhere): the journal acts only on positive evidence. So a kill
+-9 leaves at most ``concurrency`` uncertain rows per lane (at most ``connections`` where the
+transport reports its transactions), the sends that were on the wire, plus any the server had
+refused whose result was not yet committed (a refusal writes no line: rare, and uncertain as
+before). A retry claims its row again: the last line is what counts.
 
 **Why no fsync.** The journal must survive a crash of the *process* (kill -9, OOM, a bug), not of
 the machine: whatever ``write()`` returned for is in the kernel's page cache and reaches the file
