@@ -167,6 +167,8 @@ class SendSlots:
         self._account()
         granted = queue[ticket] = trio.Event()
         self._grant()
+        if granted.is_set():
+            return  # granted at once (the usual case): no scheduler pass for nothing
         try:
             await granted.wait()
         except BaseException:

@@ -246,3 +246,31 @@ def test_asking_out_of_turn_is_a_bug_that_says_so() -> None:
             await slots.claim_turn(99)
 
     trio.run(main)
+
+
+async def test_a_turn_granted_at_once_takes_no_scheduler_pass(autojump_clock: trio.abc.Clock) -> None:
+    # Each pass of trio's scheduler is Python work on the event loop's thread, per send (issue 14):
+    # a stage with room grants the ticket and returns without yielding; one without room waits.
+    slots = SendSlots(1)
+    first, second = slots.issue(), slots.issue()
+    with trio.testing.assert_no_checkpoints():
+        await slots.claim_turn(first)
+        slots.gated(first)
+        await slots.claim_turn(second)  # the claim stage has room for more than one
+        slots.gated(second)
+    went: list[tuple[int, float]] = []
+
+    async def wire(ticket: int) -> None:
+        async with slots.on_the_wire(ticket):
+            went.append((ticket, trio.current_time()))
+            await trio.sleep(1.0)
+
+    async with trio.open_nursery() as nursery:
+        holding = slots.on_the_wire(first)
+        with trio.testing.assert_no_checkpoints():
+            await holding.__aenter__()  # the one place is free
+        nursery.start_soon(wire, second)  # waits for it
+        await trio.sleep(2.0)
+        assert went == [] and slots.busy == 1
+        await holding.__aexit__(None, None, None)  # the first leaves the wire
+    assert went == [(second, 2.0)] and (slots.busy, slots.claimed) == (0, 0)
