@@ -278,7 +278,16 @@ async def consume(receive: trio.MemoryReceiveChannel[Event], consumer: Consumer,
     """Feed one consumer until the stream closes; a consumer's failure is logged, not fatal."""
     async with receive:
         async for event in receive:
-            try:
-                await consumer(event)
-            except Exception:
-                log.exception("event consumer %s failed on %s", name, event.kind.value)
+            # Then every event already queued (a group commit publishes several at once): one
+            # scheduler pass per batch, not per event.
+            while True:
+                try:
+                    await consumer(event)
+                except Exception:
+                    log.exception("event consumer %s failed on %s", name, event.kind.value)
+                try:
+                    event = receive.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                except trio.EndOfChannel:
+                    return

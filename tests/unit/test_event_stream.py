@@ -79,3 +79,32 @@ async def test_a_failing_listener_or_consumer_is_logged_not_fatal(caplog: pytest
     assert seen == [0.0, 2.0]
     assert "event listener failed on sent" in caplog.text
     assert "event consumer consumer failed on sent" in caplog.text
+
+
+async def test_a_consumer_takes_what_is_queued_in_one_scheduler_pass() -> None:
+    # A group commit publishes several events at once; a pass of trio's scheduler per event was
+    # Python work on the event loop's thread for every send (issue 14).
+    stream = EventStream()
+    receive = stream.subscribe("consumer")
+    seen: list[float] = []
+    passes = 0
+
+    class Passes(trio.abc.Instrument):
+        def before_task_step(self, task: trio.lowlevel.Task) -> None:
+            nonlocal passes
+            passes += task.name == "the consumer"
+
+    async def consumer(event: Event) -> None:
+        seen.append(event.at)
+
+    trio.lowlevel.add_instrument(Passes())
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(events.consume, receive, consumer, "consumer", name="the consumer")
+        await trio.testing.wait_all_tasks_blocked()
+        before = passes
+        stream.publish([Event(EventKind.SENT, float(i)) for i in range(100)])
+        await trio.testing.wait_all_tasks_blocked()
+        assert seen == [float(i) for i in range(100)]
+        assert passes - before <= 2  # woken once; at most one more pass to wait again
+        stream.close()
+    assert seen == [float(i) for i in range(100)]
