@@ -252,7 +252,12 @@ class Lane:
                         self._inflight.add(enrollment_id)
                         ticket = self.slots.issue()
                         try:
-                            await send_channel.send((enrollment_id, ticket))
+                            try:
+                                # To a worker already waiting, without a scheduler pass per item:
+                                # the lane hands out what is due in one turn.
+                                send_channel.send_nowait((enrollment_id, ticket))
+                            except trio.WouldBlock:
+                                await send_channel.send((enrollment_id, ticket))
                         except BaseException:
                             self.slots.withdraw(ticket)
                             raise
