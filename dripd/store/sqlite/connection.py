@@ -13,9 +13,10 @@ loop's thread and hands only its COMMIT (the WAL write and fsync) to the connect
 that thread the statements' Python work waited for the GIL behind the event loop, and the loop
 behind it: at ``connections = 4`` the connection thread used 0.66 ms of CPU per message; with
 the statements on the loop it uses 0.20 ms (the COMMIT) and the loop 0.28 ms more (issue 14;
-BENCHMARKS.md). A group of reads only runs whole on the loop: it has nothing to commit. The
-connection is used by one thread at a time: a group's statements and its COMMIT never overlap
-another group's.
+BENCHMARKS.md). A group of reads only runs whole on the loop: it has nothing to commit; a read
+that finds the connection free and nobody waiting runs at once, in its caller's turn, without a
+group (``_read_now``). The connection is used by one thread at a time: a group's statements and
+its COMMIT never overlap another group's, and a read never runs beside either.
 
 Events written by the operations of a group (``journal.write_event``) are handed to the
 ``EventSink`` on the trio side once the group's COMMIT returned, never for a rolled-back one.
@@ -107,7 +108,13 @@ def _operation(urgent: bool, durable: bool = False, reads_only: bool = False, br
                 raise StoreError("database unavailable: the connection is closed")
             pending = Pending(functools.partial(fn, self, self._db._conn, *args, **kwargs), urgent, durable,
                               reads_only, brief)
-            self._queue.append(pending)
+            if reads_only and not self._leading and not self._queue:
+                # The connection is free and nobody waits: the read runs now, on the event loop,
+                # in a read transaction of its own. A group would only have added a scheduler
+                # pass, a cancel scope and a wake-up to it (it has nothing to commit).
+                self._read_now(pending)
+            else:
+                self._queue.append(pending)
             try:
                 while not pending.done:
                     if self._leading:
@@ -273,6 +280,16 @@ class SqliteConnection:
                     item.wake.set()
             self._leading = False
             self._hand_on_lead()
+
+    def _read_now(self, pending: Pending) -> None:
+        """Run a read-only operation at once on the calling (event loop) thread, as a group of one."""
+        try:
+            run_reads(self._db._conn, [pending])
+        except Exception as exc:  # the read transaction itself failed (an operation's own error is kept)
+            pending.error = pending.error or exc
+            for cache in self.caches:
+                cache.clear()  # as after a failed group: what was cached meanwhile may be unreal
+        pending.done = True
 
     def _publish(self, group: list[Pending]) -> None:
         """Hand the committed group's events to the sink, in the order they were written."""

@@ -247,6 +247,36 @@ def test_reads_share_a_group_without_savepoints_and_a_read_that_writes_fails_it(
     run_store(tmp_path / "reads.sqlite3", body)
 
 
+def test_a_read_with_the_connection_free_runs_at_once(tmp_path: Path) -> None:
+    # No group to join and nothing to commit: the read runs in the caller's turn, without a pass of
+    # trio's scheduler (Python work on the event loop's thread, per send: issue 14).
+    async def body(store: CountingStore) -> None:
+        await store.mark(1)
+        with trio.testing.assert_no_checkpoints():
+            assert await store.read_marks() == {1}  # what was committed before
+            with pytest.raises(LookupError):
+                await store.read_marks(fail=True)
+            with pytest.raises(RuntimeError, match="read-only"):
+                await store.read_that_writes(2)
+        assert await store.marks() == {1}  # the read that wrote was rolled back
+        go = threading.Event()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(store.wait_for, go)  # a group holds the connection
+            await trio.testing.wait_all_tasks_blocked()
+            reads: list[set[int]] = []
+
+            async def read() -> None:
+                reads.append(await store.read_marks())
+
+            nursery.start_soon(read)
+            await trio.testing.wait_all_tasks_blocked()
+            assert reads == []  # it waits for the group, never runs beside it
+            go.set()
+        assert reads == [{1}]
+
+    run_store(tmp_path / "read-now.sqlite3", body)
+
+
 def test_operations_after_close_fail_cleanly(tmp_path: Path) -> None:
     async def main() -> None:
         async with trio_asyncio.open_loop():
@@ -369,8 +399,9 @@ def test_brief_operations_run_on_the_event_loop_and_commit_on_the_connection_thr
             reads = list(seen)
         finally:
             await store.trace(None)
-        # A group of reads only has nothing to commit: it runs whole on the loop, no hop.
-        assert [sql for sql, _ in reads if not sql.startswith("SELECT")] == ["BEGIN", "COMMIT"]
+        # Reads have nothing to commit: they run whole on the loop, no hop (with the connection
+        # free, each at once in a read transaction of its own).
+        assert [sql for sql, _ in reads if not sql.startswith("SELECT")] == ["BEGIN", "COMMIT"] * 2
         assert {thread for _, thread in reads} == {loop_thread}
         inserts = [thread for sql, thread in brief if sql.startswith("INSERT INTO marks")]
         commits = [thread for sql, thread in brief if sql == "COMMIT"]
