@@ -6,7 +6,9 @@ cost more CPU per message than a whole plain aiosmtplib client (see ``dripd_smtp
 the measurement). Here aiosmtplib runs on a plain asyncio loop; the trio side hands each piece of
 a conversation over with ``call_soon_threadsafe`` and is answered through its ``TrioToken`` (the
 pattern of the SQLite store's ``_ThreadReply``): two thread wake-ups per hand-off, however many
-callbacks the conversation takes.
+callbacks the conversation takes. Hand-offs made while a wake-up is already on its way ride with it
+(``_Batch``): at four sends per connection several start or finish in the same turn of a loop,
+and each wake-up is a system call, a wake-up of the other thread and a GIL hand-over.
 
 The thread is made when the first transport needs it and stopped, joined and gone when the last
 one lets go (``acquire``/``release``), so a process with no SMTP mailbox has no such thread and
@@ -16,6 +18,7 @@ one whose mailboxes are all closed has none left behind.
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
 from typing import Any, Callable, Coroutine, TypeVar
 
@@ -26,19 +29,51 @@ from dripd.clock import offloaded
 T = TypeVar("T")
 
 
+class _Batch:
+    """Callables for one event loop, run there in the order given, with one wake-up of that loop
+    for all those given before it got round to them. One thread adds, the loop's runs them; the
+    GIL makes the deque's append and popleft and the flag's reads and writes atomic, and the flag
+    is cleared before the queue is emptied, so an item added meanwhile is either run by this pass
+    or wakes another."""
+
+    __slots__ = ("_wake", "_items", "_woken")
+
+    def __init__(self, wake: Callable[[Callable[[], None]], object]) -> None:
+        self._wake = wake  # call_soon_threadsafe or TrioToken.run_sync_soon: run a callable there
+        self._items: collections.deque[Callable[[], None]] = collections.deque()
+        self._woken = False
+
+    def add(self, item: Callable[[], None]) -> None:
+        self._items.append(item)
+        if not self._woken:
+            self._woken = True
+            self._wake(self._run)
+
+    def _run(self) -> None:
+        self._woken = False
+        items = self._items
+        try:
+            while items:
+                items.popleft()()
+        finally:
+            if items and not self._woken:  # an item raised: the ones after it still run
+                self._woken = True
+                self._wake(self._run)
+
+
 class _Handoff:
     """One coroutine run on the loop thread for one trio caller."""
 
-    __slots__ = ("token", "done", "task")
+    __slots__ = ("answers", "done", "task")
 
-    def __init__(self) -> None:
-        self.token = trio.lowlevel.current_trio_token()
+    def __init__(self, answers: _Batch) -> None:
+        self.answers = answers  # the trio run's batch of answers
         self.done = trio.Event()
         self.task: asyncio.Task[Any] | None = None
 
     def finished(self, _task: object) -> None:  # on the loop thread
         try:
-            self.token.run_sync_soon(self.done.set)
+            self.answers.add(self.done.set)
         except trio.RunFinishedError:
             pass  # the trio side is gone; nobody waits for this answer
 
@@ -54,6 +89,9 @@ class LoopThread:
         # The class itself, not asyncio.new_event_loop(): with trio-asyncio imported, the policy
         # would hand out a trio-driven loop (or refuse, from inside trio).
         self.loop = asyncio.SelectorEventLoop()
+        self._starts = _Batch(self.loop.call_soon_threadsafe)  # hand-offs and cancels, in order
+        # The answers, per trio run that handed work over (the daemon's one; a test's each).
+        self._answers: dict[trio.lowlevel.TrioToken, _Batch] = {}
         self.users = 0
         self._stopped: tuple[trio.lowlevel.TrioToken, trio.Event] | None = None
         self._thread = threading.Thread(target=self._main, name="dripd-smtp-loop", daemon=True)
@@ -86,19 +124,23 @@ class LoopThread:
         The simulated test clock does not jump while this waits (``offloaded``), so trio's own
         timeouts stand still too: ``fn`` bounds its waits on the loop's (real) clock itself
         (the SMTP transport's ``_within``)."""
-        handoff = _Handoff()
+        token = trio.lowlevel.current_trio_token()
+        answers = self._answers.get(token)
+        if answers is None:
+            answers = self._answers[token] = _Batch(token.run_sync_soon)
+        handoff = _Handoff(answers)
         loop = self.loop
 
         def start() -> None:
             handoff.task = task = loop.create_task(fn(*args))
             task.add_done_callback(handoff.finished)
 
-        loop.call_soon_threadsafe(start)
+        self._starts.add(start)
         with offloaded:
             try:
                 await handoff.done.wait()
             except BaseException:
-                loop.call_soon_threadsafe(handoff.cancel)
+                self._starts.add(handoff.cancel)
                 with trio.CancelScope(shield=True):
                     await handoff.done.wait()
                 raise

@@ -266,3 +266,59 @@ async def test_a_message_withdrawn_as_its_turn_comes_is_not_sent_and_the_connect
         assert after.outcome is SendOutcome.ACCEPTED
         assert [(what, n) for what, n, _ in log] == [("withdrawn", 1), ("wire", 2), ("accepted", 2)]
         assert sink.count("connect") == 1 and sink.count("rcpt") == 1 and len(sink.messages()) == 1
+
+
+async def test_hand_offs_made_in_one_turn_share_a_wake_up_each_way() -> None:
+    # Each wake-up is a system call and a GIL hand-over on both threads (issue 14): hand-offs
+    # made while one is on its way ride with it, and answers likewise. Every one is answered,
+    # in the order given, and a cancel still comes after its start.
+    thread = loop_thread.acquire()
+    try:
+        wake_ups = {"loop": 0, "trio": 0}
+        starts = thread._starts
+        loop_wake = starts._wake
+
+        def counted_loop_wake(run: Any) -> None:
+            wake_ups["loop"] += 1
+            loop_wake(run)
+
+        starts._wake = counted_loop_wake
+        started: list[int] = []
+
+        async def job(n: int) -> int:
+            started.append(n)
+            await asyncio.sleep(0)
+            return n * 10
+
+        answers: dict[int, int] = {}
+        handed: list[int] = []
+
+        async def hand_off(n: int) -> None:
+            handed.append(n)  # run() gives the start to the loop before its first await
+            answers[n] = await thread.run(job, n)
+
+        batch = thread._answers.setdefault(trio.lowlevel.current_trio_token(),
+                                           loop_thread._Batch(trio.lowlevel.current_trio_token().run_sync_soon))
+        trio_wake = batch._wake
+
+        def counted_trio_wake(run: Any) -> None:
+            wake_ups["trio"] += 1
+            trio_wake(run)
+
+        batch._wake = counted_trio_wake
+        with trio.fail_after(30):  # hang guard only
+            async with trio.open_nursery() as nursery:
+                for n in range(200):
+                    nursery.start_soon(hand_off, n)
+        assert answers == {n: n * 10 for n in range(200)}
+        assert started == handed  # started in the order handed over
+        assert 1 <= wake_ups["loop"] < 200 and 1 <= wake_ups["trio"] < 200
+
+        async def forever() -> None:
+            await asyncio.Event().wait()
+
+        with trio.move_on_after(0.2):  # a real timeout: the cancel crosses after its start
+            await thread.run(forever)
+        assert await thread.run(job, 7) == 70
+    finally:
+        await loop_thread.release(thread)
