@@ -220,11 +220,12 @@ def dripctl(daemon: c.Daemon, *args: str) -> str:
 
 
 def dripd_as_a_user(root: Path, sink: CountedSink, n: int, connections: int,
-                    profile: Path | None = None) -> tuple[float, int, int, float, dict[str, float]]:
+                    profile: Path | None = None) -> tuple[float, int, int, float, dict[str, float], tuple[float, float]]:
     """The issue's user: `connections` only, a draft sequence, ``dripctl enroll --csv``, ``start``.
     Returns msg/s from the start call to the sink's N-th acceptance, rows recorded 'sent', how
-    many messages the sink accepted in all (N: no duplicate), the daemon's CPU ms per message and
-    its send places' seconds by state over the same span."""
+    many messages the sink accepted in all (N: no duplicate), the daemon's CPU ms per message, its
+    send places' seconds by state, and how busy its event loop's thread and its other threads were
+    (CPU seconds per second), all over the same span."""
     root.mkdir(parents=True, exist_ok=True)
     table = {"host": "127.0.0.1", "port": sink.port, "security": "none", "connections": connections,
              "timeout_seconds": 30}
@@ -248,11 +249,11 @@ def dripd_as_a_user(root: Path, sink: CountedSink, n: int, connections: int,
             # The request ``dripctl sequences start`` makes, sent from here so that the CLI's own
             # start-up (imports, ~0.3-0.7 s on a busy machine) is not counted as dripd's time.
             slots_before = slot_seconds(client.get("/metrics").text)
-            started, cpu = time.monotonic(), daemon.cpu_seconds()
+            started, cpu, loop_cpu = time.monotonic(), daemon.cpu_seconds(), daemon.loop_thread_cpu_seconds()
             response = client.post(f"/api/sequences/{created['id']}/start")
             assert response.status_code == 200, response.text
         last = sink.wait_for(base + n, 3600)
-        cpu = daemon.cpu_seconds() - cpu
+        cpu, loop_cpu = daemon.cpu_seconds() - cpu, daemon.loop_thread_cpu_seconds() - loop_cpu
         if last is None:
             raise RuntimeError(f"the sink accepted {sink.accepted - base} of {n}:\n{daemon.log()[-3000:]}")
         with daemon.client() as client:  # from the start call to the last acceptance
@@ -264,7 +265,8 @@ def dripd_as_a_user(root: Path, sink: CountedSink, n: int, connections: int,
         time.sleep(0.5)  # anything more the sink would count (a duplicate) arrives meanwhile
     finally:
         daemon.stop()
-    return n / (last - started), recorded, sink.accepted - base, cpu / n * 1000, slots
+    span = last - started
+    return n / span, recorded, sink.accepted - base, cpu / n * 1000, slots, (loop_cpu / span, (cpu - loop_cpu) / span)
 
 
 def slot_seconds(exposition: str) -> dict[str, float]:
@@ -345,7 +347,8 @@ def main() -> None:
     raw = statistics.median(rate for rate, _ in plains)
     raw_cpu = statistics.median(cpu for _, cpu in plains)
     naive = statistics.median(naives)
-    user, user_recorded, user_accepted, user_cpu, user_slots = sorted(users, key=lambda run: run[0])[len(users) // 2]
+    user, user_recorded, user_accepted, user_cpu, user_slots, user_busy = sorted(users, key=lambda run: run[0])[
+        len(users) // 2]
     whole = all(run[1] == n and run[2] == n for run in users)
     # Each round's ratios against the plain client around it (the mean of the runs before and after).
     per_round = "; ".join(
@@ -361,7 +364,9 @@ def main() -> None:
               f"alternated round(s), each round: {per_round}; "
               f"{'every round' if whole else 'NOT EVERY ROUND'} {c.fnum(n)}/{c.fnum(n)} durably recorded 'sent' "
               f"and accepted by the sink once ({'no duplicate' if whole else 'DUPLICATES OR LOSSES'}); "
-              f"the median round: daemon CPU {user_cpu:.2f} ms/message (plain client: {raw_cpu:.2f}), the send "
+              f"the median round: daemon CPU {user_cpu:.2f} ms/message (plain client: {raw_cpu:.2f}); on a CPU "
+              f"{100 * user_busy[0]:.0f} % of the time the event loop's thread, {100 * user_busy[1]:.0f} % the "
+              f"others (the SMTP loop's and SQLite's; one GIL: their Python work takes turns); the send "
               f"places' time (`dripd_send_slot_seconds`; {HANDED_PER_CONNECTION} per connection: on a "
               f"connection or queued for one in the transport): {slot_shares(user_slots)}")
     table.row(f"the naive script: stdlib EmailMessage built per contact, smtplib, {conns} connections: messages/s",
