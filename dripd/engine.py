@@ -293,13 +293,16 @@ class Engine:
         records why)."""
         enrollment = ctx.enrollment
         variant = await self.variant_for(ctx, step)
-        subject = self.render_subject(ctx, with_variant(step, variant))
+        chosen = with_variant(step, variant)
         candidate = render.make_message_id(mailbox.message_id_domain, f"{enrollment.id}.{step.id}.{render.unique_hex(8)}")
         try:
-            envelope, rendered = self.compose(ctx, mailbox, with_variant(step, variant), candidate, now)
+            envelope, rendered = self.compose(ctx, mailbox, chosen, candidate, now)
             built: tuple[render.Rendered, bytes] | None = (rendered, render.build_message(envelope, rendered))
         except Exception:
             built = None
+        # The row's subject is the one built (recording the send writes it again from the same
+        # message); rendered apart only when building failed.
+        subject = built[0].subject if built is not None else self.render_subject(ctx, chosen)
         return _Prepared(variant, subject, candidate, built)
 
     async def _claim(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, now: float, prepared: _Prepared
