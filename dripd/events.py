@@ -164,6 +164,17 @@ class Event:
         if not isinstance(self.payload, expected):
             raise TypeError(f"{self.kind.value} events carry {expected.__name__}, not {type(self.payload).__name__}")
 
+    def numbered(self, event_id: int | None) -> "Event":
+        """This event with its store row id (the store's journals number each one they write): a
+        shallow copy of its fields given the id, as the dataclass's own ``__init__`` sets them.
+        ``dataclasses.replace`` re-runs every field and the payload check, and ``copy.copy`` goes
+        through ``__reduce_ex__``: each was a measurable share of a send, two events per send."""
+        numbered = object.__new__(type(self))
+        fields = numbered.__dict__
+        fields.update(self.__dict__)
+        fields["id"] = event_id
+        return numbered
+
     def as_json(self) -> dict[str, Any]:
         """The shape consumers outside the process see (the plugin hook, webhooks)."""
         out: dict[str, Any] = {"kind": self.kind.value, "at": self.at}

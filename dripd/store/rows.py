@@ -4,6 +4,7 @@ backend whose rows can be indexed by column name (sqlite3.Row, a dict) uses the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import Any, Protocol
 
@@ -27,6 +28,14 @@ class Row(Protocol):
 
 def settings_to_json(settings: SequenceSettings) -> str:
     return json.dumps(dataclasses.asdict(settings), sort_keys=True)
+
+
+@functools.lru_cache(maxsize=256)
+def auto_complete_of(settings: str) -> bool:
+    """``auto_complete`` from a sequence's settings JSON, parsed once per distinct text (the
+    store reads it after every contact that finishes). A row without the key reads as the
+    model's default, as ``sequence_from_row`` reads it."""
+    return bool(json.loads(settings).get("auto_complete", SequenceSettings.auto_complete))
 
 
 def sequence_from_row(row: Row) -> Sequence:

@@ -108,3 +108,14 @@ async def test_a_consumer_takes_what_is_queued_in_one_scheduler_pass() -> None:
         assert passes - before <= 2  # woken once; at most one more pass to wait again
         stream.close()
     assert seen == [float(i) for i in range(100)]
+
+
+def test_a_numbered_event_is_a_copy_with_its_row_id() -> None:
+    import dataclasses
+
+    event = Event(EventKind.BOUNCED, 5.0, events.Bounce("hard", "550"), mailbox_id="sales", enrollment_id=3)
+    numbered = event.numbered(42)
+    assert numbered.id == 42 and event.id is None  # the original is left as it was
+    assert dataclasses.replace(numbered, id=None) == event
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        numbered.id = 43  # type: ignore[misc]

@@ -9,7 +9,6 @@ that was rolled back. The PostgreSQL twin of ``dripd.store.sqlite.journal``.
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import threading
@@ -29,7 +28,8 @@ from dripd.events import (
     Reply,
     payload_json,
 )
-from dripd.model import EnrollmentStatus, SequenceSettings, SequenceStatus
+from dripd.model import EnrollmentStatus, SequenceStatus
+from dripd.store.rows import auto_complete_of
 from dripd.store.postgres.sql import Conn, fetch_one
 
 _collecting = threading.local()  # per worker thread: the running operation's event list
@@ -63,20 +63,11 @@ def _values(event: Event) -> tuple[object, ...]:
             event.contact_id, event.step_id, event.outbox_id, int(flagged), _data(event.payload))
 
 
-def _numbered(event: Event, event_id: int | None) -> Event:
-    """``event`` with its row id: a shallow copy given the id the way a dataclass's own
-    ``__init__`` sets a frozen field (``dataclasses.replace`` re-runs every field and the
-    payload check: a measurable share of each send)."""
-    numbered = copy.copy(event)
-    object.__setattr__(numbered, "id", event_id)
-    return numbered
-
-
 def write_event(db: Conn, event: Event) -> Event:
     """Write one event in the caller's transaction; it is published after the commit."""
     row = db.execute(_INSERT + " RETURNING id", _values(event)).fetchone()
     assert row is not None
-    written = _numbered(event, int(row[0]))
+    written = event.numbered(int(row[0]))
     _collected().append(written)
     return written
 
@@ -184,8 +175,7 @@ def autocomplete(db: Conn, sequence_id: int, now: float) -> int | None:
                     (sequence_id,))
     if row is None:
         return None
-    # A row without the key reads as the model's default, like sequence_from_row reads it.
-    auto = bool(json.loads(row[1]).get("auto_complete", SequenceSettings.auto_complete))
+    auto = auto_complete_of(row[1])
     found = fetch_one(db, "SELECT COUNT(*) FROM (SELECT 1 FROM enrollments WHERE sequence_id = %s AND status = 'active'"
                           " LIMIT 1) AS one", (sequence_id,))
     left = int(found[0]) if found else 0  # 0 or 1: whether any is left is all it takes

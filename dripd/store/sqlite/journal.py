@@ -9,7 +9,6 @@ rolled back.
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import sqlite3
@@ -30,7 +29,8 @@ from dripd.events import (
     Reply,
     payload_json,
 )
-from dripd.model import EnrollmentStatus, SequenceSettings, SequenceStatus
+from dripd.model import EnrollmentStatus, SequenceStatus
+from dripd.store.rows import auto_complete_of
 
 _collecting = threading.local()  # per connection thread: the running operation's event list
 
@@ -63,19 +63,10 @@ def _values(event: Event) -> tuple[object, ...]:
             event.contact_id, event.step_id, event.outbox_id, int(flagged), _data(event.payload))
 
 
-def _numbered(event: Event, event_id: int | None) -> Event:
-    """``event`` with its row id: a shallow copy given the id the way a dataclass's own
-    ``__init__`` sets a frozen field (``dataclasses.replace`` re-runs every field and the
-    payload check: a measurable share of each send)."""
-    numbered = copy.copy(event)
-    object.__setattr__(numbered, "id", event_id)
-    return numbered
-
-
 def write_event(db: sqlite3.Connection, event: Event) -> Event:
     """Write one event in the caller's transaction; it is published after the commit."""
     cursor = db.execute(_INSERT, _values(event))
-    written = _numbered(event, cursor.lastrowid)
+    written = event.numbered(cursor.lastrowid)
     _collected().append(written)
     return written
 
@@ -195,8 +186,7 @@ def autocomplete(db: sqlite3.Connection, sequence_id: int, now: float) -> int | 
                      (sequence_id,)).fetchone()
     if row is None:
         return None
-    # A row without the key reads as the model's default, like sequence_from_row reads it.
-    auto = bool(json.loads(row[1]).get("auto_complete", SequenceSettings.auto_complete))
+    auto = auto_complete_of(row[1])
     if not policy.autocompletes(SequenceStatus(row[0]), auto, row[3]):
         return None
     reason = "all contacts finished"
