@@ -47,7 +47,13 @@ class _Batch:
         self._items.append(item)
         if not self._woken:
             self._woken = True
-            self._wake(self._run)
+            try:
+                self._wake(self._run)
+            except BaseException:
+                # The loop is gone (closed, or the trio run has finished): every later add must
+                # say so too, not wait for a wake-up that will never come.
+                self._woken = False
+                raise
 
     def _run(self) -> None:
         self._woken = False

@@ -322,3 +322,12 @@ async def test_hand_offs_made_in_one_turn_share_a_wake_up_each_way() -> None:
         assert await thread.run(job, 7) == 70
     finally:
         await loop_thread.release(thread)
+
+
+def test_a_batch_whose_loop_is_gone_says_so_on_every_hand_off() -> None:
+    loop = asyncio.SelectorEventLoop()
+    loop.close()
+    batch = loop_thread._Batch(loop.call_soon_threadsafe)
+    for _ in range(2):  # not only the first: a later one must not wait for a wake-up that never comes
+        with pytest.raises(RuntimeError, match="closed"):
+            batch.add(lambda: None)
