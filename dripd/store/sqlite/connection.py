@@ -265,10 +265,7 @@ class SqliteConnection:
                     raise map_error(exc) from exc
             committed = True
         except Exception as exc:
-            for item in group:
-                item.error = item.error or exc
-            for cache in self.caches:
-                cache.clear()  # rolled back: anything cached from inside the group may be unreal
+            self._failed(group, exc)
         finally:
             if committed:
                 self._publish(group)
@@ -285,11 +282,17 @@ class SqliteConnection:
         """Run a read-only operation at once on the calling (event loop) thread, as a group of one."""
         try:
             run_reads(self._db._conn, [pending])
-        except Exception as exc:  # the read transaction itself failed (an operation's own error is kept)
-            pending.error = pending.error or exc
-            for cache in self.caches:
-                cache.clear()  # as after a failed group: what was cached meanwhile may be unreal
+        except Exception as exc:  # the read transaction itself failed
+            self._failed([pending], exc)
         pending.done = True
+
+    def _failed(self, group: list[Pending], exc: Exception) -> None:
+        """A group's transaction failed: each operation gets ``exc`` (an operation's own error is
+        kept), and the caches are emptied: rolled back, anything cached inside may be unreal."""
+        for item in group:
+            item.error = item.error or exc
+        for cache in self.caches:
+            cache.clear()
 
     def _publish(self, group: list[Pending]) -> None:
         """Hand the committed group's events to the sink, in the order they were written."""
