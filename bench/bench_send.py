@@ -312,6 +312,53 @@ def dripd_run(root: Path, port: int, n: int, connections: int, concurrency: int 
     return done / elapsed, c.outbox_count(db_path), cpu / max(done, 1) * 1000
 
 
+def apart(root: Path, port: int, n: int, connections: int, items_file: Path, rounds: int,
+          ) -> tuple[dict[str, float], dict[str, float]]:
+    """The two halves of the headline measured apart, each in a fresh interpreter, alternated, the
+    medians: the engine with a null transport at the headline's sends in flight (bench_dispatch's
+    in-process daemon: reading, building, claiming durably, recording, events, metrics), and the
+    SMTP transport alone on the same pre-rendered messages (bench_smtp_transport's child)."""
+    here = Path(__file__).resolve().parent
+    engines, transports = [], []
+    for k in range(rounds):
+        engines.append(c.run_child(here / "bench_dispatch.py", {
+            "root": str(root / f"engine-{k}"), "n": n, "k": n, "mailboxes": 1,
+            "concurrency": HANDED_PER_CONNECTION * connections}))
+        shutil.rmtree(root / f"engine-{k}", ignore_errors=True)
+        transports.append(c.run_child(here / "bench_smtp_transport.py", {
+            "what": "transport", "port": port, "items": str(items_file), "connections": connections}))
+
+    def median(runs: list[dict[str, float]], key: str) -> float:
+        return statistics.median(run[key] for run in runs)
+
+    return ({key: median(engines, key) for key in ("rate", "main_cpu_ms", "other_cpu_ms")},
+            {key: median(transports, key) for key in ("rate", "cpu_ms")})
+
+
+def apart_rows(table: c.Table, headline: float, raw: float, engine: dict[str, float], transport: dict[str, float],
+               connections: int) -> None:
+    """Why the headline stops where it does: each half alone, and what one interpreter allows them."""
+    reference = f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)"
+    table.row(f"the engine alone: the same mailbox with a null transport, {HANDED_PER_CONNECTION * connections} "
+              "sends in flight (bench_dispatch.py's in-process daemon): steps/s", c.fnum(engine["rate"]), reference,
+              c.ratio(engine["rate"], raw),
+              f"no SMTP; CPU {engine['main_cpu_ms']:.2f} ms/step in the trio thread + "
+              f"{engine['other_cpu_ms']:.2f} ms in the others")
+    table.row(f"the SMTP transport alone: SmtpTransport.send from {connections} trio tasks, {connections} "
+              "connections, the same pre-rendered messages: messages/s", c.fnum(transport["rate"]), reference,
+              c.ratio(transport["rate"], raw), f"no engine; CPU {transport['cpu_ms']:.3f} ms/message")
+    # Both halves are CPU-bound on one core's worth of Python; in one interpreter they take turns on
+    # its GIL, so their times per message add up. A model from the two runs above, not a run.
+    ceiling = 1 / (1 / engine["rate"] + 1 / transport["rate"])
+    apart_bound = min(engine["rate"], transport["rate"])
+    table.row("what one interpreter allows the two together: 1 / (1/engine + 1/transport), their times per message "
+              "added (a model from the two rows above, not a run): messages/s", c.fnum(ceiling), reference,
+              c.ratio(ceiling, raw),
+              f"the headline is {c.ratio(headline, ceiling)} of it; with the SMTP conversations off this interpreter "
+              f"(another process, or a free-threaded Python) the bound would be the slower half alone: "
+              f"{c.fnum(apart_bound)} msg/s, {c.ratio(apart_bound, raw)} of the plain client")
+
+
 def main() -> None:
     def extra(p: object) -> None:
         p.add_argument("--connections", type=int, default=4)  # type: ignore[attr-defined]
@@ -344,6 +391,7 @@ def main() -> None:
         ours, recorded, ours_cpu = dripd_run(root / "dripd", port, n, conns, None)
         ahead, ahead_recorded, ahead_cpu = dripd_run(root / "dripd-ahead", port, n, conns, concurrency)
         bridged = bridged_client(port, conns, items)
+        engine, transport = apart(root, port, n, conns, items_file, rounds)
     raw = statistics.median(rate for rate, _ in plains)
     raw_cpu = statistics.median(cpu for _, cpu in plains)
     naive = statistics.median(naives)
@@ -383,6 +431,7 @@ def main() -> None:
     table.row("the plain client driven from trio (one aio_as_trio crossing per message): messages/s",
               c.fnum(bridged), f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(bridged, raw),
               "what the trio-asyncio bridge alone costs; not dripd")
+    apart_rows(table, user, raw, engine, transport, conns)
     table.notes.append("reference: asyncio (the stock event loop, in a process of its own: bench/_plain_smtp.py) + "
                        "aiosmtplib.sendmail on the same pre-rendered bytes, timed from connect to the last reply, run "
                        f"before, between and after the headline's rounds, the median of {len(plains)} runs "
