@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import trio
+import uvloop
 
 from dripd.hookspecs import WITHDRAWN, OutgoingMessage, SendOutcome, SendResult
 from dripd_smtp import loop_thread
@@ -325,7 +326,7 @@ async def test_hand_offs_made_in_one_turn_share_a_wake_up_each_way() -> None:
 
 
 def test_a_batch_whose_loop_is_gone_says_so_on_every_hand_off() -> None:
-    loop = asyncio.SelectorEventLoop()
+    loop = uvloop.new_event_loop()  # the loop thread's kind
     loop.close()
     batch = loop_thread._Batch(loop.call_soon_threadsafe)
     for _ in range(2):  # not only the first: a later one must not wait for a wake-up that never comes
