@@ -111,6 +111,27 @@ def bridged_client(port: int, connections: int, items: list[tuple[str, bytes]]) 
     return trio.run(main)
 
 
+def bare_sender(root: Path, port: int, connections: int, n: int) -> tuple[float, float]:
+    """The least a sender with dripd's ledger pays (bench/_bare_sender.py): the plain client plus
+    the reads, durable claims, renders and recorded results, no engine. Its own database of N
+    enrollments, as the headline's. Returns msg/s and CPU ms/message."""
+    now = c.epoch_now()
+    path = root / "bare.sqlite3"
+    c.build_db(path, mailboxes=[MAILBOX], sequences=1, enrollments=n, next_run_at=lambda i: now - 60, now=now - 60,
+               steps=c.ONE_STEP)
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "_bare_sender.py"), str(port),
+                          str(connections), str(path), str(HANDED_PER_CONNECTION * connections)],
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"the bare sender failed: {out.stderr[-2000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if not result["sent"] == result["recorded"] == n:
+        raise RuntimeError(f"the bare sender sent {result['sent']} and recorded {result['recorded']} of {n}")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return float(result["rate"]), float(result["cpu_ms"])
+
+
 def naive_client(port: int, connections: int, n: int) -> float:
     """What a plain script does: build each message with the stdlib (EmailMessage, text and HTML
     parts) and send it with smtplib, one thread per connection."""
@@ -380,11 +401,13 @@ def main() -> None:
         # (its fsync time most), so one run of each gave ratios that moved ~20 % between runs.
         plains = [plain_client(port, conns, items_file)]
         naives: list[float] = []
+        bares: list[tuple[float, float]] = []
         users = []
         for k in range(rounds):
             if k:
                 plains.append(plain_client(port, conns, items_file))
             naives.append(naive_client(port, conns, n))
+            bares.append(bare_sender(root, port, conns, n))
             users.append(dripd_as_a_user(root / f"dripd-user-{k}", sink, n, conns,
                                          args.profile / "send-daemon.txt" if args.profile and not k else None))
         plains.append(plain_client(port, conns, items_file))
@@ -420,6 +443,13 @@ def main() -> None:
     table.row(f"the naive script: stdlib EmailMessage built per contact, smtplib, {conns} connections: messages/s",
               c.fnum(naive), f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(naive, raw),
               "what a user would otherwise write; not dripd")
+    bare, bare_cpu = statistics.median(rate for rate, _ in bares), statistics.median(cpu for _, cpu in bares)
+    table.row(f"the least a sender with dripd's ledger pays, in one interpreter: the plain client plus per message the "
+              f"reads, render and build, claim durable before the send ({HANDED_PER_CONNECTION * conns} per commit) "
+              "and result recorded, no engine (bench/_bare_sender.py): messages/s", c.fnum(bare),
+              f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(bare, raw),
+              f"a floor, not a design: no events, metrics, journal or scheduler; CPU {bare_cpu:.2f} ms/message; "
+              f"the headline is {c.ratio(user, bare)} of it; median of {len(bares)}, one per round")
     table.row(f"dripd on a database built beforehand, `connections = {conns}`, READY=1 to {c.fnum(n)} rows 'sent': "
               "messages/s", c.fnum(ours), f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(ours, raw),
               f"{c.fnum(recorded)}/{c.fnum(n)} durably recorded 'sent'; ~{size:,.0f} bytes/message; "
