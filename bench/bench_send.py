@@ -11,7 +11,11 @@ own with no dripd imported: bench/_plain_smtp.py) pushing the same N
 messages rendered beforehand with dripd.render (the limit), and a naive script that builds each
 message with the stdlib's email package and sends it with smtplib (one thread per connection).
 The other rows: the daemon on a database built beforehand (timed from READY=1 to N rows 'sent'),
-at concurrency following the connections and at 4x, and the plain client driven from trio.
+at concurrency following the connections and at 4x, and the plain client driven from trio. And
+where the headline's limit lies: the least a sender with dripd's ledger pays in one interpreter
+(bench/_bare_sender.py, once per round), the engine alone with a null transport and the SMTP
+transport alone (each in fresh interpreters, alternated), and what one interpreter allows the two
+together.
 
     .venv/bin/python bench/bench_send.py [--full | --smoke] [--connections C] [--concurrency W]
 """
@@ -444,9 +448,10 @@ def main() -> None:
               c.fnum(naive), f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(naive, raw),
               "what a user would otherwise write; not dripd")
     bare, bare_cpu = statistics.median(rate for rate, _ in bares), statistics.median(cpu for _, cpu in bares)
-    table.row(f"the least a sender with dripd's ledger pays, in one interpreter: the plain client plus per message the "
-              f"reads, render and build, claim durable before the send ({HANDED_PER_CONNECTION * conns} per commit) "
-              "and result recorded, no engine (bench/_bare_sender.py): messages/s", c.fnum(bare),
+    table.row(f"the least a sender with dripd's ledger pays, in one interpreter: dripd's pipelined SMTP conversation on "
+              f"one uvloop loop, {conns} connections, and per message the reads, render and build, claim durable "
+              f"before the send ({HANDED_PER_CONNECTION * conns} per commit) and result recorded, no engine "
+              "(bench/_bare_sender.py): messages/s", c.fnum(bare),
               f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(bare, raw),
               f"a floor, not a design: no events, metrics, journal or scheduler; CPU {bare_cpu:.2f} ms/message; "
               f"the headline is {c.ratio(user, bare)} of it; median of {len(bares)}, one per round")
