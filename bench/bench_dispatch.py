@@ -23,6 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
+import _ledger_steps as ledger_steps  # noqa: E402
 
 MAILBOX = "m"
 
@@ -95,7 +96,6 @@ def reference(root: Path, k: int, group: int, durable: bool = False) -> float:
     ``durable``: the claims' commit is synchronous=FULL (the WAL fsynced), as dripd's must be
     before a transport is called; the floor any design pays per group of claims. Steps/s."""
     from dripd import render
-    from dripd.store.rows import contact_from_row, step_from_row
 
     path = root / "ref.sqlite3"
     now = c.epoch_now()
@@ -112,41 +112,17 @@ def reference(root: Path, k: int, group: int, durable: bool = False) -> float:
         if durable:
             db.execute("PRAGMA synchronous=FULL")  # set outside a transaction, as the store does
         db.execute("BEGIN IMMEDIATE")
-        claimed = []
-        for eid in ids[start:start + group]:
-            e = db.execute("SELECT * FROM enrollments WHERE id = ?", (eid,)).fetchone()
-            db.execute("SELECT * FROM sequences WHERE id = ?", (e["sequence_id"],)).fetchone()
-            contact = contact_from_row(db.execute("SELECT * FROM contacts WHERE id = ?", (e["contact_id"],)).fetchone())
-            steps = [step_from_row(r) for r in db.execute(
-                "SELECT * FROM steps WHERE sequence_id = ? AND deleted = 0 ORDER BY ord", (e["sequence_id"],))]
-            db.execute("SELECT message_id, subject FROM outbox WHERE enrollment_id = ?", (eid,)).fetchall()
-            db.execute("SELECT DISTINCT kind FROM events WHERE enrollment_id = ? AND flagged = 0"
-                       " AND kind IN ('replied', 'opened', 'clicked')", (eid,)).fetchall()
-            db.execute("SELECT reason FROM suppressions WHERE email = ?", (contact.email,)).fetchone()
-            step = steps[0]
-            tpl = templates.get(step.id) or templates.setdefault(step.id, render.compile_template(step.subject, step.body, step.text))
-            rendered = tpl.render(contact.merge_fields())
-            message_id = render.make_message_id("sender.example", f"{eid}.{step.id}.0011223344556677")
-            cur = db.execute("INSERT INTO outbox (enrollment_id, step_id, mailbox_id, message_id, subject, status,"
-                             " attempts, created_at, attempted_at) VALUES (?,?,?,?,?, 'sending', 1, ?, ?)",
-                             (eid, step.id, MAILBOX, message_id, rendered.subject, now, now))
-            db.execute("INSERT INTO send_log (mailbox_id, at) VALUES (?, ?)", (MAILBOX, now))
-            claimed.append((eid, e, contact, step, rendered, message_id, cur.lastrowid))
+        claimed = [ledger_steps.claim(db, eid, MAILBOX, now, templates) for eid in ids[start:start + group]]
         db.execute("COMMIT")
         if durable:
             db.execute("PRAGMA synchronous=NORMAL")
-        for eid, e, contact, step, rendered, message_id, _ in claimed:
-            envelope = render.Envelope(from_address="m@sender.example", from_name="M", to_address=contact.email,
-                                       to_name=contact.first_name, message_id=message_id, date=now)
-            render.build_message(envelope, rendered)
+        for one in claimed:
+            envelope = render.Envelope(from_address="m@sender.example", from_name="M", to_address=one.contact.email,
+                                       to_name=one.contact.first_name, message_id=one.message_id, date=now)
+            render.build_message(envelope, one.rendered)
         db.execute("BEGIN IMMEDIATE")
-        for eid, e, contact, step, rendered, message_id, outbox_id in claimed:
-            db.execute("UPDATE outbox SET status = 'sent', resolved_at = ? WHERE id = ?", (now, outbox_id))
-            db.execute("INSERT INTO events (at, kind, mailbox_id, sequence_id, enrollment_id, contact_id, step_id,"
-                       " outbox_id, flagged, data) VALUES (?, 'sent', ?, ?, ?, ?, ?, ?, 0, '{}')",
-                       (now, MAILBOX, e["sequence_id"], eid, e["contact_id"], step.id, outbox_id))
-            db.execute("UPDATE enrollments SET status = 'completed', sent_count = 1, next_run_at = NULL, due_at = NULL,"
-                       " ended_at = ?, updated_at = ? WHERE id = ?", (now, now, eid))
+        for one in claimed:
+            ledger_steps.record_sent(db, one, MAILBOX, now)
         db.execute("COMMIT")
     elapsed = time.perf_counter() - started
     db.close()
