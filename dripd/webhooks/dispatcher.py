@@ -149,15 +149,19 @@ class Dispatcher:
 
     async def _start_due(self, client: httpx.AsyncClient, nursery: trio.Nursery) -> float:
         """Start every due delivery there is room for; seconds until something may be due."""
-        if self._endpoints is None:
-            self._endpoints = await self._store.webhook_endpoints()
-            enabled = [e for e in self._endpoints if e.enabled]
+        endpoints = self._endpoints
+        if endpoints is None:
+            endpoints = self._endpoints = await self._store.webhook_endpoints()
+            enabled = [e for e in endpoints if e.enabled]
             self._wanted = None if any(e.kinds is None for e in enabled) else \
                 frozenset(kind for e in enabled for kind in e.kinds or ())
+        # The round keeps the list it began with: a delivery answered 410 meanwhile (``refresh``,
+        # at any await below) sets ``_endpoints`` to None for the next round, and reading it again
+        # here raised TypeError and ended the daemon.
         now = self._clock.now()
         wait = IDLE_SECONDS
         waiting: list[int] = []  # endpoints that cannot start more now: their due rows are not "next"
-        for endpoint in self._endpoints:
+        for endpoint in endpoints:
             if not endpoint.enabled:
                 waiting.append(endpoint.id)
                 continue
@@ -171,7 +175,7 @@ class Dispatcher:
             for delivery in await self._store.webhook_due(endpoint.id, now, room, sorted(state.in_flight)):
                 state.in_flight.add(delivery.id)
                 nursery.start_soon(self._deliver, client, endpoint, delivery, state)
-        if len(waiting) == len(self._endpoints):
+        if len(waiting) == len(endpoints):
             return wait  # every endpoint paused, full or disabled (or none): no store work until that changes
         next_due = await self._store.webhook_next_due(waiting)
         if next_due is not None:
