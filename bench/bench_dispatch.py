@@ -33,6 +33,7 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
     import trio_asyncio
 
     from dripd.daemon import Daemon
+    from dripd.gc_tuning import tune_collector
 
     root = Path(params["root"])
     n, k, concurrency = params["n"], params["k"], params["concurrency"]
@@ -44,6 +45,7 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
     config, plugins = c.inprocess_config(
         root, [c.open_mailbox(box, "null", {}, concurrency=concurrency) for box in mailboxes], (plugin,))
     result: dict[str, Any] = {"build_s": build}
+    tune_collector()  # as the dripd process does before its event loop (dripd/cli.py)
 
     async def main() -> None:
         async with trio_asyncio.open_loop():

@@ -36,6 +36,7 @@ def transport_child(port: int, connections: int, items: list[tuple[str, bytes]])
     sys.path.insert(0, str(ROOT / "plugins"))
     from types import SimpleNamespace
 
+    from dripd.gc_tuning import tune_collector
     from dripd.hookspecs import OutgoingMessage, PluginContext
     from dripd_smtp.config import SmtpConfig
     from dripd_smtp.transport import SmtpTransport
@@ -46,6 +47,8 @@ def transport_child(port: int, connections: int, items: list[tuple[str, bytes]])
 
         async def set(self, key: str, value: str) -> None:
             pass
+
+    tune_collector()  # as the dripd process does before its event loop (dripd/cli.py)
 
     async def main() -> tuple[float, float]:
         async with trio_asyncio.open_loop():

@@ -16,6 +16,7 @@ from dripd.config_files import config_warnings, file_problems
 from dripd.config_load import problems_of
 from dripd.daemon import Daemon
 from dripd.errors import ConfigError, DripdError, PluginError
+from dripd.gc_tuning import tune_collector
 from dripd.plugins import Plugins
 
 log = logging.getLogger("dripd")
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     for warning in warnings:
         log.warning("%s", warning)
     status = 0
+    tune_collector()  # after the imports and the configuration: they are frozen, never walked again
     try:
         trio.run(_serve, config, plugins, args.config)
     except* DripdError as group:
