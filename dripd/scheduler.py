@@ -69,6 +69,15 @@ Runner = Callable[[int, Gate], Awaitable[RunResult]]
 # (bench/bench_send.py). One on the wire, up to four claimed, three preparing or recording: with
 # four per slot no ticket was left to prepare while the claims waited, and each claim went alone.
 WORKERS_PER_SLOT = 8
+# ... and never fewer than this per lane: a lane with one send in flight has the workers a mailbox
+# with one SMTP connection has (4 handed x 8), enough to fill the claim stage's least places
+# (dripd/send_slots.py, MIN_CLAIM_PLACES, where the numbers are) and prepare behind them.
+MIN_WORKERS = 32
+
+
+def workers_for(handed: int) -> int:
+    """How many workers a lane runs when ``handed`` sends are with its transport at once."""
+    return max(handed * WORKERS_PER_SLOT, MIN_WORKERS)
 
 
 class _RunGate:
@@ -225,7 +234,7 @@ class Lane:
         self._wake.set()
 
     def worker_count(self) -> int:
-        return self.handed * WORKERS_PER_SLOT
+        return workers_for(self.handed)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         send_channel, receive_channel = trio.open_memory_channel[tuple[int, int]](0)

@@ -4,14 +4,14 @@ A send passes two stages. In the *claim stage* its worker checks the gate (the s
 commits the ledger claim (synchronous=FULL, ~1.6 ms of fsync on a quiet disk); in the *wire
 stage* it hands the message to the transport. The wire stage has ``total`` places (the lane's
 ``handed``: its sends in flight, or more where the transport queues them and says when each
-begins, dripd/parallelism.py) and the claim stage ``CLAIMS_AHEAD_PER_PLACE x total``, so a lane
-keeps ``total`` sends with the transport while up to four times as many are being claimed or are
-claimed and waiting for their turn: a connection that frees finds its next claim already durable
-instead of idling through the commit (bench/bench_send.py, issue 14: 302 -> 501 msg/s to
-smtp-sink when the claims were made ahead), and the claims waiting for their turn share one
-fsync (a group commit) instead of taking one each. At most ``(1 + CLAIMS_AHEAD_PER_PLACE) x
-total`` of the lane's rows are 'sending' at once; the wire journal (dripd/wire_journal.py) tells
-recovery which of them never began a transaction.
+begins, dripd/parallelism.py) and the claim stage ``claim_places(total)``: four times as many,
+and never fewer than ``MIN_CLAIM_PLACES``. So a lane keeps ``total`` sends with the transport
+while more are being claimed or are claimed and waiting for their turn: a connection that frees
+finds its next claim already durable instead of idling through the commit (bench/bench_send.py,
+issue 14: 302 -> 501 msg/s to smtp-sink when the claims were made ahead), and the claims waiting
+for their turn share one fsync (a group commit) instead of taking one each. At most ``total +
+claim_places(total)`` of the lane's rows are 'sending' at once; the wire journal
+(dripd/wire_journal.py) tells recovery which of them never began a transaction.
 
 Without a wire journal to tell the claims apart after a crash (a cluster node: a mailbox's rows
 are recovered by whichever node takes its lease), ``ahead=False`` grants a claim only while a
@@ -39,7 +39,7 @@ from typing import AsyncIterator, Callable
 
 import trio
 
-__all__ = ["CLAIMS_AHEAD_PER_PLACE", "SLOT_STATES", "SendSlots"]
+__all__ = ["CLAIMS_AHEAD_PER_PLACE", "MIN_CLAIM_PLACES", "SLOT_STATES", "SendSlots", "claim_places"]
 
 # Claims that may be made ahead per wire place. One per place left each claim its own durable
 # commit: the next ticket's claim turn came as a send finished, alone. Four let the claims of
@@ -49,6 +49,18 @@ __all__ = ["CLAIMS_AHEAD_PER_PLACE", "SLOT_STATES", "SendSlots"]
 # became 0.56). Eight per place saved another ~10 % of the commits and no measurable time.
 CLAIMS_AHEAD_PER_PLACE = 4
 
+# The claim stage's places are never fewer than this, however few wire places a lane has: what
+# a mailbox with one SMTP connection already gets (4 sends handed per connection, 4 claims each,
+# dripd/parallelism.py). With one send in flight and 4 claim places, each durable commit covered
+# about two claims, and the claim's commit and the scheduler passes around it were the lane's
+# limit: bench/bench_dispatch.py's null transport at one in flight, 4,000 steps, two alternated
+# rounds on 2026-12-04: 1,274-1,322 steps/s at 0.53 ms of event-loop CPU and 0.47 durable
+# commits per step with 4 places and 8 workers (scheduler.py's MIN_WORKERS), 2,235-2,322 at
+# 0.35 ms and 0.15 commits with 16 and 32; 32 and 64 reached 2,668-2,837. The bound stays 16:
+# it is also how many claimed sends a reply cannot stop once they are claimed (their messages
+# were already built), and it is what one SMTP connection has always had.
+MIN_CLAIM_PLACES = 16
+
 # What a wire place's time went to. "waiting_for_claim": free while the oldest ticket that will
 # take it is committing its claim (or waiting for its claim turn); "waiting_for_prepare": free
 # while the oldest ticket is reading its context and building its message; "idle": free with no
@@ -56,9 +68,14 @@ CLAIMS_AHEAD_PER_PLACE = 4
 SLOT_STATES = ("on_the_wire", "waiting_for_claim", "waiting_for_prepare", "idle")
 
 
+def claim_places(total: int) -> int:
+    """The claim stage's places for ``total`` wire places, where claims may be made ahead."""
+    return max(CLAIMS_AHEAD_PER_PLACE * total, MIN_CLAIM_PLACES)
+
+
 class SendSlots:
-    """``total`` places on the wire, ``CLAIMS_AHEAD_PER_PLACE x total`` in the claim stage;
-    ``claimed`` and ``busy`` count the tickets holding them."""
+    """``total`` places on the wire, ``claim_places(total)`` in the claim stage; ``claimed`` and
+    ``busy`` count the tickets holding them."""
 
     def __init__(self, total: int, *, ahead: bool = True, now: Callable[[], float] = trio.current_time) -> None:
         self.total = total
@@ -180,7 +197,7 @@ class SendSlots:
 
     def _claim_places(self) -> int:
         """How many tickets may be claiming or claimed and waiting for the wire."""
-        return CLAIMS_AHEAD_PER_PLACE * self.total if self.ahead else self.total - self.busy
+        return claim_places(self.total) if self.ahead else self.total - self.busy
 
     def _release(self) -> None:
         self._account()

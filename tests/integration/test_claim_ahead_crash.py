@@ -16,7 +16,7 @@ import sqlite3
 from pathlib import Path
 
 from dripd.parallelism import HANDED_PER_CONNECTION
-from dripd.send_slots import CLAIMS_AHEAD_PER_PLACE
+from dripd.send_slots import claim_places
 from dripd.wire_journal import CLAIMED, HANDED, Row, current_boot_id, read_journal
 from tests.integration.daemon_process import MakeDripd, contact_addresses, smtp_mailbox, start_one_step_sequence
 from tests.integration.servers import SmtpSink, smtp_sink
@@ -25,7 +25,7 @@ from tests.integration.waiting import wait_until
 CONTACTS = 30
 CONNECTIONS = 4
 WITH_TRANSPORT = HANDED_PER_CONNECTION * CONNECTIONS  # handed over: on the wire or waiting for it
-SENDING = min(CONTACTS, WITH_TRANSPORT + CLAIMS_AHEAD_PER_PLACE * WITH_TRANSPORT)  # every row the lane may claim
+SENDING = min(CONTACTS, WITH_TRANSPORT + claim_places(WITH_TRANSPORT))  # every row the lane may claim
 AHEAD = SENDING - CONNECTIONS  # claimed, and never in a transaction
 assert WITH_TRANSPORT < CONTACTS, "some sends must wait in the transport and some for their turn to be handed"
 

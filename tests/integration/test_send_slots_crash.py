@@ -2,9 +2,9 @@
 
 The lane hands the SMTP transport ``HANDED_PER_CONNECTION x connections`` sends (they wait on
 its loop thread for a connection, dripd/parallelism.py) and runs eight workers per send handed:
-they read the next contexts, claim up to ``CLAIMS_AHEAD_PER_PLACE`` rows per send handed ahead of
-them (dripd/send_slots.py) and record results. So at most ``(1 + CLAIMS_AHEAD_PER_PLACE) x
-handed`` rows are 'sending' at once; after a kill -9 the wire journal tells recovery which of
+they read the next contexts, claim up to ``claim_places(handed)`` rows ahead of the sends handed
+(dripd/send_slots.py) and record results. So at most ``handed + claim_places(handed)`` rows are
+'sending' at once; after a kill -9 the wire journal tells recovery which of
 them never began a transaction (they are sent after the restart) and which the server accepted
 (recorded sent); only the sends on the wire at the kill, at most ``connections``, can be
 uncertain, every other contact
@@ -23,7 +23,7 @@ import sqlite3
 from pathlib import Path
 
 from dripd.parallelism import HANDED_PER_CONNECTION
-from dripd.send_slots import CLAIMS_AHEAD_PER_PLACE
+from dripd.send_slots import claim_places
 from dripd.wire_journal import ACCEPTED, CLAIMED, HANDED, current_boot_id, read_journal
 from tests.integration.daemon_process import MakeDripd, contact_addresses, smtp_mailbox, start_one_step_sequence
 from tests.integration.test_claim_ahead_crash import ledger
@@ -34,7 +34,7 @@ from tests.integration.waiting import wait_until
 CONTACTS = 400
 CONNECTIONS = 4
 WITH_TRANSPORT = HANDED_PER_CONNECTION * CONNECTIONS  # handed over: on the wire or waiting for it
-MOST_SENDING = (1 + CLAIMS_AHEAD_PER_PLACE) * WITH_TRANSPORT  # handed to the transport, and claimed ahead
+MOST_SENDING = WITH_TRANSPORT + claim_places(WITH_TRANSPORT)  # handed to the transport, and claimed ahead
 
 
 def delivered(sink: PostfixSink) -> list[str]:

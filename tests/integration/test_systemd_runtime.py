@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from dripd.parallelism import HANDED_PER_CONNECTION
-from dripd.scheduler import WORKERS_PER_SLOT
+from dripd.scheduler import workers_for
 from tests.integration.daemon_process import DRIPCTL, DRIPD, MakeDripd
 from tests.integration.waiting import wait_until
 
@@ -118,7 +118,7 @@ def test_watchdog_pings_stop_when_the_scheduler_is_wedged(tmp_path: Path, dripd_
                 # More contacts than the lane has workers (one send stalled, the others handed
                 # to the transport behind it, claimed, or waiting their turn): the next dispatch
                 # blocks the lane's loop. One connection; the SMTP transport is handed more.
-                workers = HANDED_PER_CONNECTION * WORKERS_PER_SLOT
+                workers = workers_for(HANDED_PER_CONNECTION)
                 csv = "email\n" + "".join(f"w{i}@example.org\n" for i in range(workers + 2))
                 client.post(f"/api/sequences/{sequence_id}/enroll/csv", content=csv.encode(),
                             headers={"content-type": "text/csv"})

@@ -1,6 +1,6 @@
 """A lane's two-stage send slots (dripd/send_slots.py) in simulated time: claims are made ahead
-of the wire, at most ``CLAIMS_AHEAD_PER_PLACE x total`` of them, and both stages keep the lane's
-dispatch order."""
+of the wire, at most ``claim_places(total)`` of them, and both stages keep the lane's dispatch
+order."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 import trio
 
-from dripd.send_slots import CLAIMS_AHEAD_PER_PLACE, SendSlots
+from dripd.send_slots import CLAIMS_AHEAD_PER_PLACE, MIN_CLAIM_PLACES, SendSlots, claim_places
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Watch:
 
     def look(self) -> None:
         bound = self.bound or self.slots.total
-        assert self.slots.claimed <= CLAIMS_AHEAD_PER_PLACE * bound and self.slots.busy <= bound
+        assert self.slots.claimed <= claim_places(bound) and self.slots.busy <= bound
         self.most_claimed = max(self.most_claimed, self.slots.claimed)
         self.most_busy = max(self.most_busy, self.slots.busy)
 
@@ -73,8 +73,8 @@ async def test_claims_go_ahead_of_the_wire_and_both_stages_keep_the_order(autoju
     in_order(watch.claim_times, 40)
     in_order(watch.wire_times, 40)
     assert watch.most_busy == 3  # the wire is full
-    # and four times as many are claimed, waiting for it: at most (1 + 4) x 3 rows 'sending'
-    assert watch.most_claimed == CLAIMS_AHEAD_PER_PLACE * 3
+    # and the claim stage is full, waiting for it: at most 3 + 16 rows 'sending'
+    assert watch.most_claimed == claim_places(3) == MIN_CLAIM_PLACES
     assert (watch.slots.claimed, watch.slots.busy) == (0, 0)
 
 
@@ -178,40 +178,57 @@ async def test_withdrawn_tickets_give_their_place_up(autojump_clock: trio.abc.Cl
         refused = watch.slots.issue()  # the gate says no after its claim turn: no claim is made
         nursery.start_soon(lambda: send(watch, refused, 0.0, 0.0, 0.0, sends=False))
         # One more than the claim stage holds: the last gets its turn only from the refused one.
-        after = [watch.slots.issue() for _ in range(CLAIMS_AHEAD_PER_PLACE)]
+        after = [watch.slots.issue() for _ in range(claim_places(1))]
         for ticket in after:
             nursery.start_soon(send, watch, ticket, 0.0, 0.001, 0.01)
     assert sorted(watch.claimed) == [refused, *after] and watch.wired == after
-    in_order(watch.claim_times, 1 + CLAIMS_AHEAD_PER_PLACE)
+    in_order(watch.claim_times, 1 + claim_places(1))
     watch.slots.withdraw(after[-1])  # a ticket already through both stages is left alone
     assert (watch.slots.claimed, watch.slots.busy) == (0, 0)
 
 
 async def test_a_reload_resizes_both_stages(autojump_clock: trio.abc.Clock) -> None:
-    ahead = CLAIMS_AHEAD_PER_PLACE
-    watch = Watch(SendSlots(1), bound=3)
+    small, large = claim_places(4), claim_places(6)
+    assert small < large  # above the floor: four claim places per wire place
+    watch = Watch(SendSlots(4), bound=6)
     async with trio.open_nursery() as nursery:
-        for _ in range(20):
+        for _ in range(40):
             nursery.start_soon(send, watch, watch.slots.issue(), 0.0, 0.001, 10.0)
         await trio.sleep(1.0)
-        assert (watch.slots.busy, watch.slots.claimed) == (1, ahead)
-        watch.slots.resize(3)  # more connections: granted at once, on the wire and ahead of it
+        assert (watch.slots.busy, watch.slots.claimed) == (4, small)
+        watch.slots.resize(6)  # more connections: granted at once, on the wire and ahead of it
         await trio.sleep(1.0)
-        assert (watch.slots.busy, watch.slots.claimed) == (3, 3 * ahead)
-        watch.slots.resize(1)  # fewer: those holding places finish, no new one is granted
-        await trio.sleep(8.5)  # the first send ended at 10 s: nothing takes its place
-        assert (watch.slots.busy, watch.slots.claimed) == (2, 3 * ahead)
-        await trio.sleep(1.0)  # the next two ended at 11 s: one goes on, no claim is added
-        assert (watch.slots.busy, watch.slots.claimed) == (1, 3 * ahead - 1)
-    in_order(watch.wire_times, 20)
-    assert watch.most_busy == 3
+        assert (watch.slots.busy, watch.slots.claimed) == (6, large)
+        watch.slots.resize(4)  # fewer: those holding places finish, no new claim until under it
+        await trio.sleep(8.5)  # the first four sends ended at 10 s: two take their places
+        assert (watch.slots.busy, watch.slots.claimed) == (4, large - 2)
+        await trio.sleep(1.0)  # the two added at 1 s ended at 11 s: two go on, no claim is added
+        assert (watch.slots.busy, watch.slots.claimed) == (4, large - 4)
+    in_order(watch.wire_times, 40)
+    assert watch.most_busy == 6
+
+
+async def test_a_lane_with_one_place_still_claims_ahead_as_one_smtp_connection_does(
+        autojump_clock: trio.abc.Clock) -> None:
+    # One send in flight (a Maildir mailbox, or the null transport): the claim stage is not
+    # 4 but the floor, the 16 places a mailbox with one SMTP connection has (4 handed x 4).
+    assert claim_places(1) == MIN_CLAIM_PLACES == CLAIMS_AHEAD_PER_PLACE * 4
+    watch = Watch(SendSlots(1))
+    async with trio.open_nursery() as nursery:
+        for _ in range(30):
+            nursery.start_soon(send, watch, watch.slots.issue(), 0.0, 0.001, 1.0)
+        await trio.sleep(0.5)
+        assert (watch.slots.busy, watch.slots.claimed) == (1, MIN_CLAIM_PLACES)
+    in_order(watch.claim_times, 30)
+    in_order(watch.wire_times, 30)
+    assert watch.most_claimed == MIN_CLAIM_PLACES
 
 
 @pytest.mark.parametrize("stage", ["claim", "wire"])
 async def test_a_cancelled_ticket_leaks_no_place(autojump_clock: trio.abc.Clock, stage: str) -> None:
     watch = Watch(SendSlots(1))
     # Claimed ahead and waiting for the wire: the whole claim stage, or all of it but one place.
-    ahead = CLAIMS_AHEAD_PER_PLACE if stage == "claim" else CLAIMS_AHEAD_PER_PLACE - 1
+    ahead = claim_places(1) if stage == "claim" else claim_places(1) - 1
     async with trio.open_nursery() as nursery:
         nursery.start_soon(send, watch, watch.slots.issue(), 0.0, 0.0, 5.0)  # on the wire until 5 s
         for _ in range(ahead):
@@ -221,7 +238,7 @@ async def test_a_cancelled_ticket_leaks_no_place(autojump_clock: trio.abc.Clock,
         nursery.start_soon(cancellable, scope, watch, victim)
         await trio.sleep(1.0)
         # waiting for its claim turn behind a full claim stage, or claimed and waiting for the wire
-        assert watch.slots.claimed == CLAIMS_AHEAD_PER_PLACE and victim not in watch.wired
+        assert watch.slots.claimed == claim_places(1) and victim not in watch.wired
         assert (victim in watch.claimed) is (stage == "wire")
         scope.cancel()
         last = watch.slots.issue()
