@@ -123,6 +123,7 @@ class Lane:
     def __init__(
         self, mailbox_id: str, limiter: MailboxLimiter, clock: Clock, source: DueSource, run: Runner,
         *, horizon: float, limit: int, concurrency: int = 1, handed: int | None = None, claim_ahead: bool = True,
+        dispatch_after: trio.Event | None = None,
     ) -> None:
         self.mailbox_id = mailbox_id
         self.limiter = limiter
@@ -136,6 +137,7 @@ class Lane:
         # transport queues them itself (dripd/parallelism.py, ``handed``).
         self.handed = handed or concurrency
         self.slots = SendSlots(self.handed, ahead=claim_ahead)  # ahead: only where a wire journal is kept
+        self._dispatch_after = dispatch_after  # the lane runs, but hands out no work before it is set
         self._due: list[tuple[float, int]] = []  # (next_run_at, id), lazily invalidated
         self._wanted: dict[int, float] = {}  # id -> the due time its live heap entry carries
         self._followup: dict[int, bool] = {}
@@ -242,6 +244,8 @@ class Lane:
             self._workers_nursery, self._work = nursery, receive_channel
             self.set_concurrency(self.concurrency, self.handed)
             task_status.started()
+            if self._dispatch_after is not None:
+                await self._dispatch_after.wait()
             async with send_channel:
                 while not self.stopping:
                     self.last_progress = trio.current_time()

@@ -387,3 +387,23 @@ async def test_stop_lets_the_sends_in_flight_and_claimed_finish_and_starts_no_ot
     assert trio.current_time() == 120
     assert engine_a.sent_at() == [0, 60] and source.rows == {}
     assert engine_b.sent == []  # due at 30, after the stop: never started
+
+
+async def test_a_lane_started_before_ready_hands_out_no_work_until_it(autojump_clock: trio.abc.Clock) -> None:
+    # The daemon starts its lanes before READY=1 and sets the event right after it: start-up
+    # must not share the scheduler with 32 workers a lane sending a backlog.
+    source = MemoryDueSource()
+    for enrollment_id in (1, 2, 3):
+        source.put(enrollment_id, at(0))
+    ready = trio.Event()
+    clock = Clock(epoch_at_zero=EPOCH)
+    engine = Engine(source, clock)
+    lane = engine.lane = Lane("m", MailboxLimiter(UNLIMITED), clock, source, engine.run, horizon=HORIZON,
+                              limit=10_000, dispatch_after=ready)
+    async with running(lane):
+        await until(30)
+        assert engine.runs == Counter() and source.reads == []  # running, but nothing read or run
+        ready.set()
+        await until(31)
+    assert engine.sent_at() == [30, 30, 30]  # all due at 0: they go the moment READY is sent
+    assert engine.order() == [1, 2, 3]
