@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import pytest
 import trio
 
+from dripd.parallelism import HANDED_PER_CONNECTION
+from dripd.scheduler import MIN_WORKERS, WORKERS_PER_SLOT
 from dripd.send_slots import CLAIMS_AHEAD_PER_PLACE, MIN_CLAIM_PLACES, SendSlots, claim_places
 
 
@@ -212,7 +214,8 @@ async def test_a_lane_with_one_place_still_claims_ahead_as_one_smtp_connection_d
         autojump_clock: trio.abc.Clock) -> None:
     # One send in flight (a Maildir mailbox, or the null transport): the claim stage is not
     # 4 but the floor, the 16 places a mailbox with one SMTP connection has (4 handed x 4).
-    assert claim_places(1) == MIN_CLAIM_PLACES == CLAIMS_AHEAD_PER_PLACE * 4
+    assert claim_places(1) == MIN_CLAIM_PLACES == CLAIMS_AHEAD_PER_PLACE * HANDED_PER_CONNECTION
+    assert MIN_WORKERS == WORKERS_PER_SLOT * HANDED_PER_CONNECTION  # and the workers to fill them
     watch = Watch(SendSlots(1))
     async with trio.open_nursery() as nursery:
         for _ in range(30):
