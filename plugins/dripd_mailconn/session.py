@@ -32,6 +32,7 @@ T = TypeVar("T")
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 _UIDNEXT = re.compile(rb"UIDNEXT (\d+)")
 _EXISTS = re.compile(rb"^(\d+) EXISTS")
+_ANNOUNCES_MAIL = re.compile(rb"^(\* )?\d+ (EXISTS|RECENT)\b")
 _MESSAGE_ID = re.compile(r"^<[^\s<>\"\\]+>$")
 
 
@@ -82,6 +83,7 @@ class ImapSession:
         self._client = client
         self.lost = False
         self._lost = trio.Event()
+        self._mail_announced = False  # the server announced mail no command of ours took in
 
     # -- opening and closing -------------------------------------------------------------------
 
@@ -93,6 +95,7 @@ class ImapSession:
         with trio.fail_after(config.timeout_seconds):
             client = await trio_asyncio.aio_as_trio(cls._aio_open)(config, secret)
         session = cls(config, client)
+        session._hear_unclaimed(client.protocol)
         client.protocol.conn_lost_cb = session._on_lost
         if client.protocol.transport is None or client.protocol.transport.is_closing():
             session._on_lost(None)
@@ -224,15 +227,39 @@ class ImapSession:
             response = await self._call(self._client.append, data, folder, "(\\Seen)")
         _ok(response, f"APPEND {folder}")
 
+    def _hear_unclaimed(self, protocol: Any) -> None:
+        """aioimaplib drops an untagged response that no pending command claims (it logs "ignored
+        untagged response"): an EXISTS the server sends with the answer to a UID SEARCH (an async
+        command to aioimaplib, which matches untagged lines to those by name) or between two
+        commands. A message delivered during the catch-up's search was announced only so, and
+        waited unseen for the next IDLE timeout (29 minutes by default; tests/integration/
+        test_inbox_e2e.py failed on it). Such an announcement is remembered for ``wait_for_news``."""
+        untagged = protocol._untagged_response
+
+        def hear(line: bytes) -> Any:
+            command = untagged(line)
+            if command is None and _ANNOUNCES_MAIL.match(line):
+                self._mail_announced = True
+            return command
+
+        protocol._untagged_response = hear
+
+    def _take_announced(self) -> bool:
+        announced, self._mail_announced = self._mail_announced, False
+        return announced
+
     async def wait_for_news(self, seconds: float) -> bool:
         """IDLE until the server pushes something or ``seconds`` pass; True if it pushed."""
         return await self._call(self._aio_idle, seconds, timeout=seconds + self.config.timeout_seconds)
 
     async def _aio_idle(self, seconds: float) -> bool:
         client = self._client
+        if self._take_announced():
+            return True  # since the last look: catch up now, no IDLE
         idle = await client.idle_start(timeout=seconds)
         try:
-            push = await client.wait_server_push(timeout=seconds + 1)
+            # Announced while the IDLE was on its way (not yet the pending command): news too.
+            push = "announced" if self._take_announced() else await client.wait_server_push(timeout=seconds + 1)
         except asyncio.TimeoutError:
             push = aioimaplib.STOP_WAIT_SERVER_PUSH
         finally:

@@ -133,3 +133,31 @@ async def test_wrong_password_is_retried_with_backoff_not_in_a_loop(imap_server:
     # Exponential backoff from the first refusal: retries 1 s, then 2 s, then 4 s after it.
     first = attempts.started[0]
     assert [t - first for t in attempts.started] == [0.0, 1.0, 3.0, 7.0]
+
+
+async def test_mail_announced_beside_a_search_answer_ends_the_next_idle_at_once(imap_server: Dovecot) -> None:
+    # aioimaplib hands untagged lines to an async command (UID SEARCH is one) only by the
+    # command's name, so the "* 1 EXISTS" Dovecot sends beside a search's answer reached no
+    # command and was dropped. A message delivered while the detector's catch-up searched was
+    # announced only so: the IDLE that followed waited its whole timeout (tests/integration/
+    # test_inbox_e2e.py failed on it in CI). The session remembers the announcement instead.
+    from dripd_mailconn.credentials import Credentials
+    from dripd_mailconn.session import ImapSession
+
+    user = imap_server.new_user()
+    config = ImapConfig.model_validate(imap_server.imap_table(user))
+    async with trio_asyncio.open_loop():
+        session = await ImapSession.open(config, Credentials(config, trio.current_time))
+        try:
+            await session.examine("INBOX")
+            imap_server.deliver(user, reply(user, "bob@example.org", "<1@example.com>"))
+            # Searched before Dovecot looked at the folder again: the answer misses the message,
+            # and the EXISTS announcing it comes beside the answer.
+            assert await session.uids_after(0) == []
+            with trio.fail_after(30):  # an IDLE of 600 s that waited for a push would not return
+                assert await session.wait_for_news(600) is True
+            assert await session.uids_after(0) == [1]  # the catch-up that follows finds it
+            # Taken once: the next wait is a real IDLE, here ended by its timeout (1 s), no push.
+            assert await session.wait_for_news(1) is False
+        finally:
+            await session.close()
