@@ -21,6 +21,7 @@ import trio
 
 from dripd.clock import Clock
 from dripd.errors import StoreError
+from dripd.parallelism import HANDED_PER_CONNECTION
 from dripd.send_slots import SendSlots
 from dripd.store.api import DueRow
 from dripd.throttle import MailboxLimiter
@@ -72,7 +73,7 @@ WORKERS_PER_SLOT = 8
 # ... and never fewer than this per lane: a lane with one send in flight has the workers a mailbox
 # with one SMTP connection has (4 handed x 8), enough to fill the claim stage's least places
 # (dripd/send_slots.py, MIN_CLAIM_PLACES, where the numbers are) and prepare behind them.
-MIN_WORKERS = 32
+MIN_WORKERS = WORKERS_PER_SLOT * HANDED_PER_CONNECTION  # 32
 
 
 def workers_for(handed: int) -> int:

@@ -39,6 +39,8 @@ from typing import AsyncIterator, Callable
 
 import trio
 
+from dripd.parallelism import HANDED_PER_CONNECTION
+
 __all__ = ["CLAIMS_AHEAD_PER_PLACE", "MIN_CLAIM_PLACES", "SLOT_STATES", "SendSlots", "claim_places"]
 
 # Claims that may be made ahead per wire place. One per place left each claim its own durable
@@ -59,7 +61,7 @@ CLAIMS_AHEAD_PER_PLACE = 4
 # 0.35 ms and 0.15 commits with 16 and 32; 32 and 64 reached 2,668-2,837. The bound stays 16:
 # it is also how many claimed sends a reply cannot stop once they are claimed (their messages
 # were already built), and it is what one SMTP connection has always had.
-MIN_CLAIM_PLACES = 16
+MIN_CLAIM_PLACES = CLAIMS_AHEAD_PER_PLACE * HANDED_PER_CONNECTION  # 16
 
 # What a wire place's time went to. "waiting_for_claim": free while the oldest ticket that will
 # take it is committing its claim (or waiting for its claim turn); "waiting_for_prepare": free

@@ -249,7 +249,8 @@ class ImapSession:
         return announced
 
     async def wait_for_news(self, seconds: float) -> bool:
-        """IDLE until the server pushes something or ``seconds`` pass; True if it pushed."""
+        """IDLE until the server pushes something or ``seconds`` pass; True if it pushed, or had
+        announced mail beside an earlier answer (``_hear_unclaimed``), which ends the wait at once."""
         return await self._call(self._aio_idle, seconds, timeout=seconds + self.config.timeout_seconds)
 
     async def _aio_idle(self, seconds: float) -> bool:
