@@ -146,6 +146,7 @@ class Lane:
         self._ready_ids: set[int] = set()
         self._inflight: set[int] = set()
         self._watermark: tuple[float, int] = (-math.inf, 0)  # all runnable rows <= this are in memory
+        self._lowered = 0  # times the watermark was lowered (a refill in flight must not cover them)
         self._wake = trio.Event()
         self.paused_reason: str | None = None
         self._backoff_until = -math.inf  # the store failed: no dispatch before this time
@@ -170,6 +171,7 @@ class Lane:
         if self.loaded() >= self.limit and enrollment_id not in self._wanted:
             # Full: stop claiming everything up to the watermark; the refill re-reads from here.
             self._watermark = min(self._watermark, (at, enrollment_id - 1))
+            self._lowered += 1
             self._forget(enrollment_id)
             return
         self._wanted[enrollment_id] = at
@@ -179,6 +181,7 @@ class Lane:
     def invalidate(self) -> None:
         """Rows changed in bulk (start, resume, enrollment): re-read the index from the start."""
         self._watermark = (-math.inf, 0)
+        self._lowered += 1
         self._wake.set()
 
     def nudge(self) -> None:
@@ -333,8 +336,8 @@ class Lane:
         room = min(self.limit - self.loaded(), self.REFILL_BATCH)
         if room <= 0:
             return
-        before = self._watermark
-        rows = await self._source.due_for_mailbox(self.mailbox_id, before, until, room)
+        lowered = self._lowered
+        rows = await self._source.due_for_mailbox(self.mailbox_id, self._watermark, until, room)
         for row in rows:
             known = row.enrollment_id in self._wanted or row.enrollment_id in self._ready_ids
             if known or row.enrollment_id in self._inflight:
@@ -346,9 +349,12 @@ class Lane:
             reached = (rows[-1].next_run_at, rows[-1].enrollment_id)
         else:
             reached = (until, MAX_ID)
-        # An invalidate() or a full-lane schedule() during the read lowered the watermark:
-        # keep the lower one, or work that changed meanwhile would be lost from memory.
-        self._watermark = reached if self._watermark == before else min(reached, self._watermark)
+        # An invalidate() or a full-lane schedule() during the read lowered the watermark: keep
+        # the lower one, or work that changed meanwhile would be lost from memory. Counted, not
+        # compared: an invalidate() during the lane's first read sets the very value the read
+        # began from, and the start that caused it waited half a horizon (tests/unit/
+        # test_scheduler_lanes.py; it showed once lanes waited for READY=1 to dispatch).
+        self._watermark = reached if self._lowered == lowered else min(reached, self._watermark)
 
     async def _worker(self, receive_channel: trio.MemoryReceiveChannel[tuple[int, int]]) -> None:
         async with receive_channel:

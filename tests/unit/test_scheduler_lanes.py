@@ -407,3 +407,35 @@ async def test_a_lane_started_before_ready_hands_out_no_work_until_it(autojump_c
         await until(31)
     assert engine.sent_at() == [30, 30, 30]  # all due at 0: they go the moment READY is sent
     assert engine.order() == [1, 2, 3]
+
+
+class HeldFirstRead(MemoryDueSource):
+    """Its first read finds the rows, then holds its answer until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = trio.Event()
+        self.release = trio.Event()
+
+    async def due_for_mailbox(self, mailbox_id: str, after: tuple[float, int], until: float, limit: int) -> list[Row]:
+        rows = await super().due_for_mailbox(mailbox_id, after, until, limit)
+        if not self.release.is_set():
+            self.reading.set()
+            await self.release.wait()
+        return rows
+
+
+async def test_an_invalidate_while_the_first_read_is_out_is_not_lost(autojump_clock: trio.abc.Clock) -> None:
+    # The lane's first read (nothing runnable yet) is on its way back when a start makes rows
+    # runnable and invalidates the lane: the watermark it set was the one the read began from,
+    # and the read's answer must not cover it, or the start waits half a horizon (1,800 s).
+    source = HeldFirstRead()
+    lane, engine = lane_for(source)
+    async with running(lane):
+        await source.reading.wait()
+        source.put(1, at(0))
+        lane.invalidate()
+        source.release.set()
+        await until(10)
+    assert engine.sent_at() == [0]
+    assert [read.trio_time for read in source.reads] == [0, 0]  # read again at once
