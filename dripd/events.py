@@ -18,6 +18,8 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
 import trio
 
+from dripd.model import EnrollmentStatus
+
 log = logging.getLogger("dripd.events")
 
 
@@ -44,6 +46,19 @@ class EventKind(enum.StrEnum):
     MAILBOX_PAUSED = "mailbox_paused"
     MAILBOX_RESUMED = "mailbox_resumed"
     ANSWERED = "answered"  # a person answered a reply from the reply inbox (not a sequence step)
+
+
+# What the store's journals write when an enrollment ends, by its end status: the one event of
+# each ending (a consumer that must know of every ending, such as the engine's watch of claimed
+# sends, listens for these kinds).
+END_KIND: Mapping[EnrollmentStatus, EventKind] = {
+    EnrollmentStatus.COMPLETED: EventKind.COMPLETED,
+    EnrollmentStatus.REPLIED: EventKind.REPLIED,
+    EnrollmentStatus.BOUNCED: EventKind.BOUNCED,
+    EnrollmentStatus.UNSUBSCRIBED: EventKind.UNSUBSCRIBED,
+    EnrollmentStatus.CANCELLED: EventKind.CANCELLED,
+    EnrollmentStatus.FAILED: EventKind.FAILED,
+}
 
 
 # -- typed payloads: what each kind carries besides its place (mailbox, sequence, contact, step) --

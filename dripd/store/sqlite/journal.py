@@ -17,6 +17,7 @@ from typing import Sequence
 
 from dripd import policy
 from dripd.events import (
+    END_KIND,
     PAYLOAD_OF,
     Bounce,
     Detail,
@@ -104,17 +105,7 @@ def enrollment_event(
         enrollment_id=enrollment_id, contact_id=row[1], step_id=step_id, outbox_id=outbox_id))
 
 
-# -- endings ---------------------------------------------------------------------------------
-
-END_KIND = {
-    EnrollmentStatus.COMPLETED: EventKind.COMPLETED,
-    EnrollmentStatus.REPLIED: EventKind.REPLIED,
-    EnrollmentStatus.BOUNCED: EventKind.BOUNCED,
-    EnrollmentStatus.UNSUBSCRIBED: EventKind.UNSUBSCRIBED,
-    EnrollmentStatus.CANCELLED: EventKind.CANCELLED,
-    EnrollmentStatus.FAILED: EventKind.FAILED,
-}
-
+# -- endings (END_KIND, in dripd.events, names each one's event) -----------------------------
 
 def end_payload(kind: EventKind, reason: str | None) -> Payload:
     """The payload of an ending event, carrying the reason in the field its type has for it."""
