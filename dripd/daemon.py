@@ -240,7 +240,7 @@ class Daemon:
         first_emails = await services.store.first_email_history(mailbox.id, now - HISTORY_SECONDS)
         daemon_settings = services.config.daemon
         parallelism = self.plugins.lane_parallelism(mailbox, f"mailbox {mailbox.id}",
-                                                    queues=services.engine.hands_ahead(mailbox.id))
+                                                    queues=services.engine.hand_over.hands_ahead(mailbox.id))
         lane = Lane(
             mailbox.id, MailboxLimiter(limits_of(mailbox), history=history, new_history=first_emails), self.clock, services.store,
             services.engine.run, horizon=daemon_settings.horizon_seconds, limit=daemon_settings.queue_limit,

@@ -9,26 +9,25 @@ means is decided by ``policy``; the engine applies it.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import random
 from dataclasses import dataclass
 from typing import Callable, MutableMapping, assert_never
 
-import trio
-
 from dripd import cadence, policy, render, variants
 from dripd.clock import Clock
 from dripd.config import LiveConfig, MailboxConfig
+from dripd.endings import EndingWatch
 from dripd.engagement import Engagement, MessageRef
-from dripd.hookspecs import OutgoingMessage, SendOutcome, SendResult, Transport
+from dripd.hand_over import HandOver, Withdrawn
+from dripd.hookspecs import SendResult, Transport
 from dripd.metrics import Metrics
 from dripd.model import EnrollmentStatus, SequenceStatus, Step
 from dripd.recovery import recover_sending
 from dripd.safeguards import Safeguards
 from dripd.scheduler import Gate, RunResult, RunStatus, Scheduler
 from dripd.steps import step_label, with_variant
-from dripd.store.api import Claim, RunContext, RunStore
+from dripd.store.api import Claim, Refused, RunContext, RunStore
 from dripd.window import SendWindow
 from dripd.wire_journal import WireJournal
 
@@ -64,6 +63,7 @@ class Engine:
         self, config: LiveConfig, store: RunStore, transports: MutableMapping[str, Transport], scheduler: Scheduler,
         clock: Clock, *, metrics: Metrics, engagement: Engagement, safeguards: Safeguards,
         extra_headers: HeaderSource, rng: random.Random | None = None, wire_journal: WireJournal | None = None,
+        endings: EndingWatch | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -76,6 +76,8 @@ class Engine:
         self.extra_headers = extra_headers
         self.counters = Counters()
         self.wire_journal = wire_journal  # which claimed rows reached a transport (None: not kept)
+        self.endings = endings or EndingWatch()  # fed by the event stream (dripd/root.py)
+        self.hand_over = HandOver(transports, clock, metrics, wire_journal, self.endings)
         self._rng = rng or random.Random()
         self._templates: dict[tuple[int, str, str, str | None], render.CompiledTemplate] = {}
         self._windows: dict[tuple[object, ...], SendWindow] = {}
@@ -132,27 +134,68 @@ class Engine:
         if not gate(followup, due_at):
             return RunResult(RunStatus.THROTTLED, followup, due_at)
         self.metrics.observe_lateness(mailbox.id, max(0.0, now - due_at))
-        claim, built = await self._claim(ctx, mailbox, plan.step, now, prepared)
+        self.endings.watch(enrollment_id, ctx.sequence.id)  # before the claim: see dripd/endings.py
+        try:
+            return await self._send(ctx, mailbox, plan.step, now, prepared, gate, followup, due_at)
+        finally:
+            self.endings.forget(enrollment_id)
+
+    async def _send(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, now: float, prepared: _Prepared,
+                    gate: Gate, followup: bool, due_at: float) -> RunResult:
+        """From the claim to the recorded result."""
+        enrollment_id = ctx.enrollment.id
+        claim, built = await self._claim(ctx, mailbox, step, now, prepared)
+        if claim is Refused.ENDED:
+            log.info("enrollment %d %s: ended before its claim; not sent", enrollment_id, step_label(ctx.steps, step.id))
+            return RunResult(RunStatus.DROPPED)
         sent: tuple[SendResult, render.Rendered] | policy.Failed | None = None
+        withdrawn: str | None = None
         if isinstance(built, policy.Failed):
             sent = built
-        elif claim is not None and built is not None:
+        elif isinstance(claim, Claim) and built is not None:
             async with gate.on_the_wire():
-                if not gate.paused():
-                    sent = await self._hand_over(ctx, mailbox, plan.step, claim, built, gate.paused)
-            if sent is None:
-                # Paused while this claim waited for the wire (or in the transport, before its
-                # transaction began): a pause stops what has not left, so the row goes back to
-                # 'retry' (same Message-ID) and waits for the resume.
-                await self.store.release_claim(claim.outbox_id, enrollment_id, due_at, now,
-                                               "the mailbox was paused before the send")
+                withdrawn = await self._withdrawal(ctx, gate)
+                if withdrawn is None:
+                    try:
+                        result = await self.hand_over.send(mailbox.id, ctx.contact.email, mailbox.address,
+                                                           claim.message_id, built[1], (enrollment_id, step.id),
+                                                           gate.paused)
+                        sent = (result, built[0])
+                    except Withdrawn:
+                        withdrawn = _PAUSED if gate.paused() else _ENDED
+            if withdrawn is not None:
+                # Paused, or the enrollment ended, while this claim waited for the wire (or in the
+                # transport, before its transaction began): the message did not leave, so the row
+                # goes back to 'retry' (same Message-ID). A paused mailbox's send waits for the
+                # resume; an ended enrollment's run is dropped (confirmed here, or by the lane's
+                # next read of it when only the transport's queue heard of the ending).
+                await self.store.release_claim(claim.outbox_id, enrollment_id, due_at, now, withdrawn)
                 if self.wire_journal is not None:
-                    self.wire_journal.settled((enrollment_id, plan.step.id))
+                    self.wire_journal.settled((enrollment_id, step.id))
+                if withdrawn == _ENDED_CONFIRMED:
+                    log.info("enrollment %d %s: ended while its claim waited for the wire; not sent", enrollment_id,
+                             step_label(ctx.steps, step.id))
+                    return RunResult(RunStatus.DROPPED)
                 return RunResult(RunStatus.THROTTLED, followup, due_at)
-        await self._after_send(ctx, mailbox, plan.step, now, claim, sent)
-        if claim is not None and self.wire_journal is not None:
-            self.wire_journal.settled((enrollment_id, plan.step.id))  # its result is committed
+        await self._after_send(ctx, mailbox, step, now, claim if isinstance(claim, Claim) else None, sent)
+        if isinstance(claim, Claim) and self.wire_journal is not None:
+            self.wire_journal.settled((enrollment_id, step.id))  # its result is committed
         return RunResult(RunStatus.DONE)
+
+    async def _withdrawal(self, ctx: RunContext, gate: Gate) -> str | None:
+        """Why a claimed send that now has its wire place must not go (None: it goes)."""
+        if gate.paused():
+            return _PAUSED
+        enrollment_id = ctx.enrollment.id
+        if not self.endings.ended(enrollment_id):
+            return None
+        # A hint (dripd/endings.py): the store says whether it ended or its sequence was paused.
+        fresh = await self.store.run_context(enrollment_id)
+        if (fresh is None or fresh.enrollment.status is not EnrollmentStatus.ACTIVE
+                or fresh.sequence.status is not SequenceStatus.ACTIVE):
+            return _ENDED_CONFIRMED
+        self.endings.watch(enrollment_id, ctx.sequence.id)  # a false alarm: clear it, keep watching
+        return None
 
     @staticmethod
     def recipient_problem(ctx: RunContext) -> str | None:
@@ -306,15 +349,15 @@ class Engine:
         return _Prepared(variant, subject, candidate, built)
 
     async def _claim(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, now: float, prepared: _Prepared
-                     ) -> tuple[Claim | None, tuple[render.Rendered, bytes] | policy.Failed | None]:
-        """Claim the step in the ledger (committed durably): the claim (None: the ledger already
-        holds the step) and the message to send for it (Failed: it cannot be built)."""
+                     ) -> tuple[Claim | Refused, tuple[render.Rendered, bytes] | policy.Failed | None]:
+        """Claim the step in the ledger (committed durably): the claim (or why none was made)
+        and the message to send for it (Failed: it cannot be built)."""
         if self.wire_journal is not None:
             self.wire_journal.claiming((ctx.enrollment.id, step.id))  # before: no committed claim lacks its line
         claim = await self.store.claim_send(ctx.enrollment.id, step.id, mailbox.id, prepared.message_id,
                                             prepared.subject, now, prepared.variant)
-        if claim is None:
-            return None, None
+        if not isinstance(claim, Claim):
+            return claim, None
         # A retry's row keeps its first Message-ID and variant: what was built for a new row is
         # then not what goes out.
         fits = (claim.message_id, claim.variant) == (prepared.message_id, prepared.variant)
@@ -359,61 +402,6 @@ class Engine:
             # 'sending' and never skipped as if sent (a bug here is reported the same way).
             reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             return policy.Failed(f"the message could not be built: {reason}")
-
-    def hands_ahead(self, mailbox_id: str) -> bool:
-        """Whether the mailbox's lane may hand its transport more sends than it carries at once:
-        the transport says when each begins (``reports_on_wire``) and the journal keeps it."""
-        transport = self.transports.get(mailbox_id)
-        return self.wire_journal is not None and getattr(transport, "reports_on_wire", False) is True
-
-    async def _hand_over(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, claim: Claim,
-                         built: tuple[render.Rendered, bytes], paused: Callable[[], bool],
-                         ) -> tuple[SendResult, render.Rendered] | None:
-        """Hand the claimed message to the transport: its answer and what was sent (None: the
-        transport queued it and the mailbox was paused before its transaction began)."""
-        rendered, data = built
-        row = (ctx.enrollment.id, step.id)
-        journal = self.wire_journal
-        withdrawn = False
-        on_wire: Callable[[], bool] | None = None
-        on_accepted: Callable[[], None] | None = None
-        if journal is not None and self.hands_ahead(mailbox.id):
-            # The transport may queue the message first: the journal's lines follow its
-            # transaction instead, W as it begins (unless a pause withdrew it meanwhile), A as the
-            # server accepts it, both written from the transport's thread.
-            def begins() -> bool:
-                nonlocal withdrawn
-                withdrawn = paused()
-                if not withdrawn:
-                    journal.handed(row)
-                return not withdrawn
-
-            on_wire, on_accepted = begins, functools.partial(journal.accepted, row)
-        elif journal is not None:
-            journal.handed(row)  # before the transport has it: recovery must never resend it
-        message = OutgoingMessage(mailbox.id, claim.message_id, mailbox.address, ctx.contact.email, data,
-                                  on_wire=on_wire, on_accepted=on_accepted)
-        started = self.clock.now()
-        result = await self._transport_send(mailbox.id, message)
-        if withdrawn:
-            return None
-        if journal is not None and on_accepted is None and result.outcome is SendOutcome.ACCEPTED:
-            journal.accepted(row)  # while it still holds its place on the wire
-        log.debug("enrollment %d step %d: mailbox %s transport answered %s (%s)", ctx.enrollment.id, step.id,
-                  mailbox.id, result.outcome.value, result.detail)
-        self.metrics.observe_send_latency(mailbox.id, max(0.0, self.clock.now() - started))
-        return result, rendered
-
-    async def _transport_send(self, mailbox_id: str, message: OutgoingMessage) -> SendResult:
-        transport = self.transports[mailbox_id]
-        try:
-            return await transport.send(message)
-        except trio.Cancelled:
-            raise
-        except Exception as exc:
-            # A transport that raised may or may not have handed the message over: never guess.
-            log.exception("mailbox %s: transport raised while sending %s", mailbox_id, message.message_id)
-            return SendResult(SendOutcome.UNCERTAIN, f"transport error: {type(exc).__name__}: {exc}")
 
     async def _record_decision(self, ctx: RunContext, mailbox: MailboxConfig, step: Step, claim: Claim,
                                decision: policy.SendDecision, now: float) -> None:
@@ -493,6 +481,11 @@ class Engine:
         resolves a mailbox's rows when it takes its lease). Returns how many stayed uncertain.
         The rules are in dripd/recovery.py."""
         return await recover_sending(self, mailbox_id)
+
+
+_PAUSED = "the mailbox was paused before the send"
+_ENDED = "the enrollment ended, or its sequence was paused, before the send"
+_ENDED_CONFIRMED = "the enrollment ended, or its sequence was paused, while the send waited for the wire"
 
 
 def _reply_subject(first: str) -> str:

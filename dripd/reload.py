@@ -98,7 +98,7 @@ async def apply_config(
         lane.horizon = new.daemon.horizon_seconds
         lane.limit = new.daemon.queue_limit
         parallelism = services.plugins.lane_parallelism(mailbox, f"mailbox {mailbox.id}",
-                                                        queues=services.engine.hands_ahead(mailbox.id))
+                                                        queues=services.engine.hand_over.hands_ahead(mailbox.id))
         if (lane.concurrency, lane.handed) != (parallelism.concurrency, parallelism.handed):
             lane.set_concurrency(parallelism.concurrency, parallelism.handed)
         if lane.paused_reason == REMOVED:

@@ -139,6 +139,7 @@ def build(config: Config, plugins: Plugins, store: Backend, events: EventStream,
     engine = Engine(live, store, transports, scheduler, clock, metrics=metrics, engagement=engagement,
                     safeguards=safeguards, extra_headers=plugins.message_headers, rng=rng,
                     wire_journal=None if cluster else WireJournal(config.daemon.state_dir / "wire.journal"))
+    events.listen(engine.endings.on_event)  # claimed sends hear of endings committed after their claim
     health = MailboxHealth(live, store, clock)
     webhooks = Dispatcher(live, store, clock)
     events.listen(webhooks.on_event)  # wakes the dispatcher; the deliveries are in the store already

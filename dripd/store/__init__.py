@@ -22,6 +22,7 @@ from dripd.store.api import (
     MessageFacts,
     OutboxRow,
     PluginState,
+    Refused,
     Reports,
     RunContext,
     RunStore,
@@ -32,5 +33,5 @@ from dripd.store.api import (
 from dripd.store.sqlite import Store, open_store
 
 __all__ = ["BulkResult", "BulkRow", "Catalog", "Claim", "ContactInput", "ContactProgress", "DueRow", "DueSource",
-           "EnrollResult", "FullStore", "LeaseFence", "MessageFacts", "OutboxRow", "PluginState", "Reports", "RunContext", "RunStore",
+           "EnrollResult", "FullStore", "LeaseFence", "MessageFacts", "OutboxRow", "PluginState", "Refused", "Reports", "RunContext", "RunStore",
            "SentRef", "Signals", "Store", "TrackedMessage", "open_store"]

@@ -23,6 +23,7 @@ keep talking to these Protocols unchanged.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Protocol, Sequence as Seq
 
@@ -82,6 +83,13 @@ class Claim:
     variant: str | None = None  # the A/B variant pinned on the row (a retry keeps the first choice)
     # (subject, HTML, text) handed to the transport: written on the row with the attempt's result
     content: tuple[str, str, str] | None = None
+
+
+class Refused(enum.Enum):
+    """Why ``claim_send`` made no claim: nothing may be handed to the transport."""
+
+    IN_LEDGER = "the ledger already holds the step (sent, in flight or uncertain)"
+    ENDED = "the enrollment is no longer active (it replied, bounced, unsubscribed or was cancelled)"
 
 
 @dataclass(frozen=True)
@@ -206,7 +214,7 @@ class RunStore(Protocol):
     async def finish(self, enrollment_id: int, status: EnrollmentStatus, reason: str | None, now: float
                      ) -> int | None: ...
     async def claim_send(self, enrollment_id: int, step_id: int, mailbox_id: str, message_id: str, subject: str,
-                         now: float, variant: str | None = None) -> Claim | None: ...
+                         now: float, variant: str | None = None) -> Claim | Refused: ...
     async def variant_tallies(self, step_id: int) -> dict[str, Tally]: ...
     async def record_sent(self, claim: Claim, enrollment_id: int, step_id: int, cursor_ord: int, anchor_at: float,
                           due_at: float | None, now: float) -> int | None: ...

@@ -5,7 +5,7 @@ resumed (the bounce shield rests after it), and each variant's tally (unflagged 
 from __future__ import annotations
 
 from dripd.events import Engagement, EventKind
-from dripd.store import ContactInput, FullStore
+from dripd.store import Claim, ContactInput, FullStore
 from dripd.variants import Tally
 from tests.contract.support import T0, active_sequence
 
@@ -18,10 +18,10 @@ async def test_first_emails_promised_and_sent(store: FullStore) -> None:
     assert await store.first_emails_waiting(sequence.id) == {"sales": 2, "ops": 1}
 
     claim = await store.claim_send(first, steps[0].id, "sales", "<f1@example.com>", "s", T0 + 10)
-    assert claim is not None
+    assert isinstance(claim, Claim)
     await store.record_sent(claim, first, steps[0].id, steps[1].ord, T0 + 10, T0 + 20, T0 + 10)
     follow = await store.claim_send(first, steps[1].id, "sales", "<f2@example.com>", "s", T0 + 20)
-    assert follow is not None  # a follow-up: a send, but not a first email to a new contact
+    assert isinstance(follow, Claim)  # a follow-up: a send, but not a first email to a new contact
     assert await store.send_history("sales", T0) == [T0 + 10, T0 + 20]
     assert await store.first_email_history("sales", T0) == [T0 + 10]
     assert await store.first_email_history("sales", T0 + 11) == []
@@ -46,7 +46,7 @@ async def test_variant_tallies_count_sent_rows_and_unflagged_hits(store: FullSto
     refs = []
     for index, (enrollment, variant) in enumerate(zip(result.enrolled, ["A", "A", "B"])):
         claim = await store.claim_send(enrollment, step, "sales", f"<v{index}@example.com>", "s", T0, variant)
-        assert claim is not None and claim.variant == variant
+        assert isinstance(claim, Claim) and claim.variant == variant
         await store.record_sent(claim, enrollment, step, steps[0].ord + 1, T0, T0 + 86400, T0)
         [ref] = await store.sent_by_message_ids([f"<v{index}@example.com>"])
         refs.append(ref)

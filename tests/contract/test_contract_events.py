@@ -11,7 +11,7 @@ import trio_asyncio
 
 from dripd.events import Bounce, Engagement, Event, EventKind, NoData, payload_json
 from dripd.model import EnrollmentStatus
-from dripd.store import BulkRow, ContactInput, FullStore
+from dripd.store import BulkRow, Claim, ContactInput, FullStore
 from tests.contract.support import T0, RecordingSink, active_sequence, enroll_one, open_backend
 
 
@@ -19,7 +19,7 @@ async def test_published_events_are_the_stored_rows(store: FullStore, sink: Reco
     sequence, steps = await active_sequence(store, auto_complete=True)
     enrollment = await enroll_one(store, sequence.id)
     claim = await store.claim_send(enrollment, steps[0].id, "sales", "<m1@example.com>", "s", T0)
-    assert claim is not None
+    assert isinstance(claim, Claim)
     await store.record_sent(claim, enrollment, steps[0].id, steps[0].ord + 1, T0, T0 + 10, T0)
     [ref] = await store.sent_by_message_ids(["<m1@example.com>"])
     await store.record_signal(ref, EventKind.OPENED, T0 + 1, Engagement(agent="bot", flagged=True))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dripd.events import Engagement, EventKind
 from dripd.model import EnrollmentStatus
-from dripd.store import FullStore, PluginState, Reports
+from dripd.store import Claim, FullStore, PluginState, Reports
 from tests.contract.support import T0, active_sequence, enroll_one
 
 
@@ -13,7 +13,7 @@ async def test_message_facts_history_and_counts(store: FullStore) -> None:
     sequence, steps = await active_sequence(store, auto_complete=False)
     enrollment = await enroll_one(store, sequence.id)
     claim = await store.claim_send(enrollment, steps[0].id, "sales", "<m1@example.com>", "Hello", T0 + 10)
-    assert claim is not None
+    assert isinstance(claim, Claim)
     assert await reports.count_outbox("sending") == 1
     await store.record_sent(claim, enrollment, steps[0].id, steps[0].ord + 1, T0 + 10, T0 + 500, T0 + 11)
     [ref] = await store.sent_by_message_ids(["<m1@example.com>"])

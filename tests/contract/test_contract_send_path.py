@@ -8,7 +8,7 @@ import pytest
 from dripd.events import Bounce, Detail, EventKind, NoData
 from dripd.model import Action, EnrollmentStatus, SequenceStatus
 from dripd.policy import Bounced
-from dripd.store import DueSource, FullStore, RunStore
+from dripd.store import Claim, DueSource, FullStore, Refused, RunStore
 from tests.contract.support import T0, RecordingSink, active_sequence, enroll_one
 
 
@@ -25,7 +25,7 @@ async def test_due_work_by_keyset_followups_flagged_and_send_history(store: Full
     assert await due.due_for_mailbox("other", (0.0, 0), T0 + 10, 10) == []
 
     claim = await run.claim_send(first, steps[0].id, "sales", "<m1@example.com>", "step 0", T0 + 5)
-    assert claim is not None
+    assert isinstance(claim, Claim)
     assert await due.send_history("sales", T0) == [T0 + 5]
     await due.prune_send_log(T0 + 6)
     assert await due.send_history("sales", 0.0) == []
@@ -37,13 +37,41 @@ async def test_the_ledger_refuses_a_second_claim_of_a_step(store: FullStore) -> 
     sequence, steps = await active_sequence(store, steps=2)
     enrollment = await enroll_one(store, sequence.id)
     claim = await run.claim_send(enrollment, steps[0].id, "sales", "<m1@example.com>", "step 0", T0)
-    assert claim is not None and (claim.message_id, claim.attempts, claim.first_attempt_at) == ("<m1@example.com>", 1, T0)
+    assert isinstance(claim, Claim) and (claim.message_id, claim.attempts, claim.first_attempt_at) == ("<m1@example.com>", 1, T0)
     # In flight, sent or uncertain: never a second claim, whatever Message-ID is offered.
-    assert await run.claim_send(enrollment, steps[0].id, "sales", "<m2@example.com>", "step 0", T0 + 1) is None
+    assert await run.claim_send(enrollment, steps[0].id, "sales", "<m2@example.com>", "step 0", T0 + 1) is Refused.IN_LEDGER
     await run.record_sent(claim, enrollment, steps[0].id, steps[1].ord, T0 + 2, T0 + 100, T0 + 2)
-    assert await run.claim_send(enrollment, steps[0].id, "sales", "<m3@example.com>", "step 0", T0 + 3) is None
+    assert await run.claim_send(enrollment, steps[0].id, "sales", "<m3@example.com>", "step 0", T0 + 3) is Refused.IN_LEDGER
     # The next step is a different ledger row.
-    assert await run.claim_send(enrollment, steps[1].id, "sales", "<m4@example.com>", "step 1", T0 + 4) is not None
+    assert isinstance(await run.claim_send(enrollment, steps[1].id, "sales", "<m4@example.com>", "step 1", T0 + 4), Claim)
+
+
+async def test_a_claim_is_refused_once_the_enrollment_ended(store: FullStore) -> None:
+    """A reply (or any ending) committed between the engine's read of an enrollment and its claim:
+    the claim refuses it, writes no row and counts no send against the caps."""
+    run: RunStore = store
+    sequence, steps = await active_sequence(store, steps=2, auto_complete=False)
+    replied = await enroll_one(store, sequence.id, "a@example.org")
+    await run.finish(replied, EnrollmentStatus.REPLIED, "a reply", T0 + 1)
+    assert await run.claim_send(replied, steps[0].id, "sales", "<a@example.com>", "s", T0 + 2) is Refused.ENDED
+    assert await store.count_outbox("sending") == 0
+    assert await run.send_history("sales", 0.0) == []
+    # A retry row of an enrollment that ended since: refused, and the row stays as it was.
+    retried = await enroll_one(store, sequence.id, "b@example.org")
+    claim = await run.claim_send(retried, steps[0].id, "sales", "<b@example.com>", "s", T0 + 3)
+    assert isinstance(claim, Claim)
+    await run.release_claim(claim.outbox_id, retried, T0 + 4, T0 + 4, "paused before the send")
+    await run.finish(retried, EnrollmentStatus.CANCELLED, "cancelled by request", T0 + 5)
+    assert await run.claim_send(retried, steps[0].id, "sales", "<b2@example.com>", "s", T0 + 6) is Refused.ENDED
+    [row] = await run.outbox_in_state("retry")
+    assert (row.id, row.message_id) == (claim.outbox_id, "<b@example.com>")
+    assert await run.send_history("sales", 0.0) == [T0 + 3]  # the first claim's, not the refused one's
+    # A step the ledger holds is refused as such, ended or not: never a second send.
+    held = await enroll_one(store, sequence.id, "c@example.org")
+    sent = await run.claim_send(held, steps[0].id, "sales", "<c@example.com>", "s", T0 + 7)
+    assert isinstance(sent, Claim)
+    await run.finish(held, EnrollmentStatus.UNSUBSCRIBED, "unsubscribed", T0 + 8)
+    assert await run.claim_send(held, steps[0].id, "sales", "<c2@example.com>", "s", T0 + 9) is Refused.IN_LEDGER
 
 
 async def test_a_retry_keeps_its_message_id_and_counts_attempts(store: FullStore, sink: RecordingSink) -> None:
@@ -51,7 +79,7 @@ async def test_a_retry_keeps_its_message_id_and_counts_attempts(store: FullStore
     sequence, steps = await active_sequence(store)
     enrollment = await enroll_one(store, sequence.id)
     claim = await run.claim_send(enrollment, steps[0].id, "sales", "<m1@example.com>", "step 0", T0)
-    assert claim is not None
+    assert isinstance(claim, Claim)
     sink.clear()
     await run.record_retry(claim, enrollment, steps[0].id, T0 + 600, "451 try later", T0 + 1)
     [retry] = sink.events
@@ -60,7 +88,7 @@ async def test_a_retry_keeps_its_message_id_and_counts_attempts(store: FullStore
     rows = await store.due_for_mailbox("sales", (0.0, 0), T0 + 1000, 10)
     assert [(r.enrollment_id, r.next_run_at) for r in rows] == [(enrollment, T0 + 600)]
     again = await run.claim_send(enrollment, steps[0].id, "sales", "<other@example.com>", "step 0", T0 + 600)
-    assert again is not None
+    assert isinstance(again, Claim)
     assert (again.outbox_id, again.message_id, again.attempts, again.first_attempt_at) == (
         claim.outbox_id, "<m1@example.com>", 2, T0)
 
@@ -70,7 +98,7 @@ async def test_sent_advances_and_the_last_step_completes_the_enrollment(store: F
     sequence, steps = await active_sequence(store, steps=2, auto_complete=False)
     enrollment = await enroll_one(store, sequence.id)
     claim = await run.claim_send(enrollment, steps[0].id, "sales", "<m1@example.com>", "Hello", T0)
-    assert claim is not None
+    assert isinstance(claim, Claim)
     assert await run.record_sent(claim, enrollment, steps[0].id, steps[1].ord, T0, T0 + 86400, T0) is None
     ctx = await run.run_context(enrollment)
     assert ctx is not None
@@ -78,7 +106,7 @@ async def test_sent_advances_and_the_last_step_completes_the_enrollment(store: F
     assert (ctx.enrollment.cursor_ord, ctx.enrollment.due_at, ctx.enrollment.sent_count) == (steps[1].ord, T0 + 86400, 1)
     assert ctx.contact.email == "ada@example.org" and ctx.suppressed is None
     second = await run.claim_send(enrollment, steps[1].id, "sales", "<m2@example.com>", "Re: Hello", T0 + 86400)
-    assert second is not None
+    assert isinstance(second, Claim)
     sink.clear()
     assert await run.record_sent(second, enrollment, steps[1].id, steps[1].ord + 1, T0 + 86400, None, T0 + 86400) is None
     assert sink.kinds() == [EventKind.SENT, EventKind.COMPLETED]
@@ -111,7 +139,7 @@ async def test_a_bounced_send_ends_the_contact_and_a_hard_one_suppresses(
     sequence, steps = await active_sequence(store, auto_complete=False)
     enrollment = await enroll_one(store, sequence.id)
     claim = await run.claim_send(enrollment, steps[0].id, "sales", "<m1@example.com>", "s", T0)
-    assert claim is not None
+    assert isinstance(claim, Claim)
     sink.clear()
     bounce = Bounced(bounce_class, "550 5.1.1 no such user", "5.1.1")
     assert await run.record_bounced(claim, enrollment, steps[0].id, bounce, "ada@example.org", T0 + 1) is None
@@ -135,7 +163,7 @@ async def test_an_unbuildable_message_resolves_the_row_failed_and_the_enrollment
     sequence, steps = await active_sequence(store, auto_complete=False)
     enrollment = await enroll_one(store, sequence.id)
     claim = await run.claim_send(enrollment, steps[0].id, "sales", "<m1@example.com>", "s", T0)
-    assert claim is not None
+    assert isinstance(claim, Claim)
     sink.clear()
     reason = "first name holds a control character"
     assert await run.record_unbuildable(claim, enrollment, steps[0].id, reason, T0 + 1) is None
@@ -150,7 +178,7 @@ async def test_an_unbuildable_message_resolves_the_row_failed_and_the_enrollment
     assert history["enrollments"][0]["end_reason"] == reason
     assert history["messages"][0]["detail"] == reason
     # The ledger still refuses the step: failed is resolved, not retried.
-    assert await run.claim_send(enrollment, steps[0].id, "sales", "<m2@example.com>", "s", T0 + 2) is None
+    assert await run.claim_send(enrollment, steps[0].id, "sales", "<m2@example.com>", "s", T0 + 2) is Refused.IN_LEDGER
 
 
 async def test_recovery_reads_and_resolutions(store: FullStore, sink: RecordingSink) -> None:
@@ -162,7 +190,7 @@ async def test_recovery_reads_and_resolutions(store: FullStore, sink: RecordingS
     claims = {}
     for enrollment in (kept, released, resolved):
         claim = await run.claim_send(enrollment, steps[0].id, "sales", f"<{enrollment}@example.com>", "s", T0)
-        assert claim is not None
+        assert isinstance(claim, Claim)
         claims[enrollment] = claim
     sending = await run.outbox_in_state("sending")
     assert [(r.enrollment_id, r.step_id, r.mailbox_id, r.message_id, r.status, r.attempted_at) for r in sending] == [
@@ -171,13 +199,13 @@ async def test_recovery_reads_and_resolutions(store: FullStore, sink: RecordingS
     # Found not delivered: released, due again under the same Message-ID.
     await run.release_claim(claims[released].outbox_id, released, T0 + 10, T0 + 10, "not delivered before a crash")
     again = await run.claim_send(released, steps[0].id, "sales", "<new@example.com>", "s", T0 + 10)
-    assert again is not None and again.message_id == f"<{released}@example.com>"
+    assert isinstance(again, Claim) and again.message_id == f"<{released}@example.com>"
     # Unknown: uncertain, never resent by default; the contact moves on.
     sink.clear()
     await run.record_uncertain(claims[kept].outbox_id, kept, steps[0].id, steps[1].ord, T0 + 11, T0 + 500,
                                "interrupted by a crash; not resent", T0 + 11)
     assert sink.kinds() == [EventKind.UNCERTAIN]
-    assert await run.claim_send(kept, steps[0].id, "sales", "<x@example.com>", "s", T0 + 12) is None
+    assert await run.claim_send(kept, steps[0].id, "sales", "<x@example.com>", "s", T0 + 12) is Refused.IN_LEDGER
     await run.resolve_outbox(claims[resolved].outbox_id, "uncertain", "step since deleted", T0 + 13)
     assert {r.id for r in await run.outbox_in_state("uncertain")} == {claims[kept].outbox_id, claims[resolved].outbox_id}
     ctx = await run.run_context(kept)
@@ -213,7 +241,7 @@ async def test_auto_complete_when_the_last_active_contact_finishes(store: FullSt
     second = await enroll_one(store, sequence.id, "b@example.org")
     assert await run.finish(first, EnrollmentStatus.REPLIED, None, T0 + 1) is None  # one still active
     claim = await run.claim_send(second, steps[0].id, "sales", "<m@example.com>", "s", T0 + 2)
-    assert claim is not None
+    assert isinstance(claim, Claim)
     sink.clear()
     assert await run.record_sent(claim, second, steps[0].id, steps[0].ord + 1, T0 + 2, None, T0 + 2) == sequence.id
     assert sink.kinds() == [EventKind.SENT, EventKind.COMPLETED, EventKind.SEQUENCE_COMPLETED]

@@ -18,7 +18,7 @@ async def sent(store: FullStore, sequence_id: int, email: str, message_id: str, 
     enrollment = await enroll_one(store, sequence_id, email, at)
     _, steps = await store.get_sequence(sequence_id)
     claim = await store.claim_send(enrollment, steps[0].id, mailbox_id, message_id, "Hello", at)
-    assert claim is not None
+    assert isinstance(claim, Claim)
     await store.record_sent(claim, enrollment, steps[0].id, steps[0].ord + 1, at, at + 86400, at)
     return enrollment, claim
 
@@ -31,7 +31,7 @@ async def test_finding_sent_messages(store: FullStore) -> None:
     assert ref == SentRef(claim.outbox_id, enrollment, steps[0].id, sequence.id, "ada@example.org", "active")
     assert await signals.sent_by_message_ids([]) == []
     second = await store.claim_send(enrollment, steps[1].id, "sales", "<m2@example.com>", "Re: Hello", T0 + 5)
-    assert second is not None
+    assert isinstance(second, Claim)
     await store.record_sent(second, enrollment, steps[1].id, steps[1].ord + 1, T0 + 5, T0 + 9, T0 + 5)
     # The newest message per enrollment: the one a reply most likely answers.
     [latest] = await signals.latest_sent_to("sales", "ada@example.org", True)
@@ -147,7 +147,7 @@ async def test_bounce_counts_for_the_guards(store: FullStore) -> None:
     # A hard refusal during the SMTP conversation.
     refused = await enroll_one(store, sequence.id, "gone@example.org", T0 + 10)
     claim = await store.claim_send(refused, steps[0].id, "sales", "<gone@example.com>", "s", T0 + 10)
-    assert claim is not None
+    assert isinstance(claim, Claim)
     await store.record_bounced(claim, refused, steps[0].id, Bounced("hard", "550 5.1.1"), "gone@example.org", T0 + 10)
     # A DSN bounce of a message that was accepted, then a soft one of another; a hard bounce
     # reported twice (a soft report after it never downgrades it).
@@ -160,10 +160,10 @@ async def test_bounce_counts_for_the_guards(store: FullStore) -> None:
     # A message that could not be built never went out; in flight and retrying rows are not sends yet.
     broken = await enroll_one(store, sequence.id, "broken@example.org", T0 + 29)
     unbuilt = await store.claim_send(broken, steps[0].id, "sales", "<broken@example.com>", "s", T0 + 29)
-    assert unbuilt is not None
+    assert isinstance(unbuilt, Claim)
     await store.record_unbuildable(unbuilt, broken, steps[0].id, "bad header", T0 + 29)
     waiting = await enroll_one(store, sequence.id, "later@example.org", T0 + 30)
-    assert await store.claim_send(waiting, steps[0].id, "sales", "<later@example.com>", "s", T0 + 30) is not None
+    assert isinstance(await store.claim_send(waiting, steps[0].id, "sales", "<later@example.com>", "s", T0 + 30), Claim)
 
     assert await signals.sequence_hard_bounces(sequence.id, 50) == (2, 7)
     assert await signals.sequence_hard_bounces(sequence.id, 3) == (1, 3)  # the last three: ok4, ok5, gone

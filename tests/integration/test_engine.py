@@ -14,6 +14,7 @@ from dripd.errors import AlreadyEnrolled, Conflict, InvalidTransition, ReadOnly
 from dripd.hookspecs import SendOutcome, hookimpl
 from dripd.model import Action
 from dripd.steps import step_from_fields
+from dripd.store import Claim
 from tests.conftest import make_config, running_daemon
 from tests.integration.simulated import (
     START,
@@ -279,7 +280,7 @@ async def test_crash_recovery_resolves_rows_left_sending(tmp_path: Path, autojum
         ids = []
         for contact in contacts:  # what a crash between claim and record leaves behind
             claim = await daemon.store.claim_send(contact.enrollment_id, step_id, "m", f"<c{contact.contact_id}@x>", "One", now)
-            assert claim is not None
+            assert isinstance(claim, Claim)
             ids.append(claim.message_id)
     transport = plugin.transports["m"]
     transport.known = {ids[0]: True, ids[1]: False, ids[2]: None}

@@ -5,12 +5,16 @@ wait on its loop thread for a connection. A real daemon process with ``connectio
 the scripted sink, which holds the first message at its final dot: the other sends handed over
 wait behind it. The mailbox is paused through the API; when the held send ends (by its own
 timeout, uncertain), none of the waiting ones may begin: each goes back to 'retry' with its
-Message-ID and is sent once after the resume.
+Message-ID and is sent once after the resume. A paused sequence withdraws them the same way:
+the engine's watch of endings (dripd/endings.py) hears the pause, which the transport asks
+about as each transaction would begin.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from dripd.parallelism import HANDED_PER_CONNECTION
 from tests.integration.daemon_process import MakeDripd, contact_addresses, smtp_mailbox, start_one_step_sequence
@@ -20,7 +24,9 @@ from tests.integration.waiting import wait_until
 CONTACTS = 12
 
 
-def test_a_pause_withdraws_the_sends_waiting_in_the_transport(tmp_path: Path, dripd_process: MakeDripd) -> None:
+@pytest.mark.parametrize("target", ["mailboxes/sales", "sequences/{sequence_id}"])
+def test_a_pause_withdraws_the_sends_waiting_in_the_transport(tmp_path: Path, dripd_process: MakeDripd,
+                                                              target: str) -> None:
     assert HANDED_PER_CONNECTION > 1, "no send would wait in the transport"
     hold = {"on": "dot", "action": "stall", "times": 1}
     from tests.integration.servers import smtp_sink
@@ -38,7 +44,8 @@ def test_a_pause_withdraws_the_sends_waiting_in_the_transport(tmp_path: Path, dr
             return sink.count("dot") == 1 and sending >= HANDED_PER_CONNECTION
         wait_until(held, interval=0.02, what=lambda: f"{ledger(db_path)}\n{process.log()}")
         with process.client() as client:
-            assert client.post("/api/mailboxes/sales/pause", json={"reason": "operator pause"}).status_code == 200
+            pause = f"/api/{target.format(sequence_id=sequence_id)}/pause"
+            assert client.post(pause, json={"reason": "operator pause"}).status_code == 200
 
         def settled() -> bool:  # the held send timed out (uncertain) and nothing else is 'sending'
             statuses = [status for _, status in ledger(db_path).values()]
@@ -50,7 +57,7 @@ def test_a_pause_withdraws_the_sends_waiting_in_the_transport(tmp_path: Path, dr
         assert len(retried) >= HANDED_PER_CONNECTION - 1, paused  # at least the ones queued in the transport
 
         with process.client() as client:
-            assert client.post("/api/mailboxes/sales/resume").status_code == 200
+            assert client.post(f"/api/{target.format(sequence_id=sequence_id)}/resume").status_code == 200
 
             def completed() -> bool:
                 return bool(client.get(f"/api/sequences/{sequence_id}").json()["status"] == "completed")

@@ -15,7 +15,7 @@ from dripd.cadence import Signals
 from dripd.events import Bounce, Detail, Event, EventKind, NoData, Reason
 from dripd.model import Contact, EnrollmentStatus
 from dripd.policy import Bounced
-from dripd.store.api import Claim, DueRow, LeaseFence, OutboxRow, RunContext
+from dripd.store.api import Claim, DueRow, LeaseFence, OutboxRow, Refused, RunContext
 from dripd.store.rows import enrollment_from_row
 from dripd.store.postgres.connection import operation
 from dripd.store.postgres.sql import Conn, fetch_all, fetch_one, run
@@ -130,16 +130,26 @@ class RunOps:
     def claim_send(
         self, db: Conn, enrollment_id: int, step_id: int, mailbox_id: str, message_id: str,
         subject: str, now: float, variant: str | None = None,
-    ) -> Claim | None:
+    ) -> Claim | Refused:
         """Commit (durably: PostgreSQL's COMMIT with synchronous_commit on returns once the WAL
-        is flushed) the ledger row before the transport is called. None means the step
-        was already sent, is in flight or is uncertain: the ledger refuses a second send. The row
-        pins ``variant``; a retry keeps the variant of the first attempt (``Claim.variant``)."""
+        is flushed) the ledger row before the transport is called. Refused.IN_LEDGER: the step
+        was already sent, is in flight or is uncertain (never a second send); Refused.ENDED: the
+        enrollment ended since its context was read. The row pins ``variant``; a retry keeps the
+        variant of the first attempt (``Claim.variant``)."""
         check_fence(db, self.fence, mailbox_id)
+        # FOR SHARE: an ending (a reply seen by any node) updates this row, so it either committed
+        # before (and the claim is refused) or waits for this claim's commit (and the send was
+        # claimed first: the engine's watch of endings withdraws it while it waits for the wire).
+        active = fetch_one(db, "SELECT 1 FROM enrollments WHERE id = %s AND status = 'active' FOR SHARE",
+                           (enrollment_id,))
         # FOR UPDATE: a concurrent claim of a retry row waits for this one and then sees 'sending'.
         existing = fetch_one(
             db, "SELECT * FROM outbox WHERE enrollment_id = %s AND step_id = %s FOR UPDATE", (enrollment_id, step_id)
         )
+        if existing is not None and existing["status"] != "retry":
+            return Refused.IN_LEDGER
+        if active is None:
+            return Refused.ENDED
         if existing is None:
             # ON CONFLICT: a concurrent first claim (another node, a lease handover) committed
             # the row first; the unique (enrollment, step) refuses this one.
@@ -150,9 +160,9 @@ class RunOps:
                 (enrollment_id, step_id, mailbox_id, message_id, subject, now, now, variant),
             ).fetchone()
             if inserted is None:
-                return None
+                return Refused.IN_LEDGER
             claim = Claim(int(inserted[0]), message_id, 1, now, variant)
-        elif existing["status"] == "retry":
+        else:
             # A retry keeps its Message-ID: the recipient's server sees one message.
             db.execute(
                 "UPDATE outbox SET status = 'sending', attempts = attempts + 1, attempted_at = %s,"
@@ -161,8 +171,6 @@ class RunOps:
             )
             claim = Claim(existing["id"], existing["message_id"], existing["attempts"] + 1,
                           existing["created_at"], existing["variant"])
-        else:
-            return None
         db.execute("INSERT INTO send_log (mailbox_id, at, first_email) VALUES (%s, %s,"
                    " (SELECT (sent_count = 0)::int FROM enrollments WHERE id = %s))", (mailbox_id, now, enrollment_id))
         return claim

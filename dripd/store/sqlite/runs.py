@@ -8,7 +8,7 @@ from dripd.cadence import Signals
 from dripd.events import Bounce, Detail, Event, EventKind, NoData, Reason
 from dripd.model import Contact, EnrollmentStatus
 from dripd.policy import Bounced
-from dripd.store.api import Claim, DueRow, OutboxRow, RunContext
+from dripd.store.api import Claim, DueRow, OutboxRow, Refused, RunContext
 from dripd.store.rows import enrollment_from_row
 from dripd.store.sqlite.connection import (
     Conn,
@@ -130,17 +130,21 @@ class RunOps(SequenceCache):
     def claim_send(
         self, db: Conn, enrollment_id: int, step_id: int, mailbox_id: str, message_id: str,
         subject: str, now: float, variant: str | None = None,
-    ) -> Claim | None:
-        """Commit (durably) the ledger row before the transport is called. None means the step
-        was already sent, is in flight or is uncertain: the ledger refuses a second send. The row
-        pins ``variant``; a retry keeps the variant of the first attempt (``Claim.variant``)."""
-        # The first attempt, by far the most common, is one statement: the insert, skipped when
-        # the step already has its row (read then, to tell a retry from a refusal).
+    ) -> Claim | Refused:
+        """Commit (durably) the ledger row before the transport is called. Refused.IN_LEDGER: the
+        step was already sent, is in flight or is uncertain (never a second send); Refused.ENDED:
+        the enrollment ended since its context was read (a reply, a bounce, an unsubscribe or a
+        cancel committed meanwhile): nothing of it may go out. The row pins ``variant``; a retry
+        keeps the variant of the first attempt (``Claim.variant``)."""
+        # The first attempt, by far the most common, is one statement: the insert, made only
+        # while the enrollment is active and skipped when the step already has its row (read
+        # then, to tell a retry from a refusal).
         cursor = db.execute(
             "INSERT INTO outbox (enrollment_id, step_id, mailbox_id, message_id, subject, status,"
-            " attempts, created_at, attempted_at, variant) VALUES (?,?,?,?,?, 'sending', 1, ?, ?, ?)"
+            " attempts, created_at, attempted_at, variant) SELECT ?,?,?,?,?, 'sending', 1, ?, ?, ?"
+            " WHERE EXISTS (SELECT 1 FROM enrollments WHERE id = ? AND status = 'active')"
             " ON CONFLICT (enrollment_id, step_id) DO NOTHING",
-            (enrollment_id, step_id, mailbox_id, message_id, subject, now, now, variant),
+            (enrollment_id, step_id, mailbox_id, message_id, subject, now, now, variant, enrollment_id),
         )
         if cursor.rowcount == 1:
             claim = Claim(cursor.lastrowid or 0, message_id, 1, now, variant)
@@ -148,14 +152,18 @@ class RunOps(SequenceCache):
             existing = fetch_one(
                 db, "SELECT * FROM outbox WHERE enrollment_id = ? AND step_id = ?", (enrollment_id, step_id)
             )
-            if existing is None or existing["status"] != "retry":
-                return None
+            if existing is not None and existing["status"] != "retry":
+                return Refused.IN_LEDGER
+            if existing is None:
+                return Refused.ENDED  # the insert found no active enrollment
             # A retry keeps its Message-ID: the recipient's server sees one message.
-            db.execute(
+            retried = db.execute(
                 "UPDATE outbox SET status = 'sending', attempts = attempts + 1, attempted_at = ?,"
-                " subject = ? WHERE id = ?",
-                (now, subject, existing["id"]),
+                " subject = ? WHERE id = ? AND EXISTS (SELECT 1 FROM enrollments WHERE id = ? AND status = 'active')",
+                (now, subject, existing["id"], enrollment_id),
             )
+            if retried.rowcount == 0:
+                return Refused.ENDED
             claim = Claim(existing["id"], existing["message_id"], existing["attempts"] + 1,
                           existing["created_at"], existing["variant"])
         db.execute("INSERT INTO send_log (mailbox_id, at, first_email) VALUES (?, ?,"

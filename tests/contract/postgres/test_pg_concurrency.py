@@ -13,7 +13,7 @@ import trio
 
 from dripd.errors import Conflict
 from dripd.model import EnrollmentStatus, SequenceStatus
-from dripd.store import ContactInput
+from dripd.store import Claim, ContactInput
 from dripd.store.postgres import PostgresStore
 from dripd.webhooks.records import EndpointSpec
 from tests.contract.postgres.conftest import Opener, connect
@@ -29,7 +29,7 @@ async def test_two_nodes_claiming_one_step_get_one_claim(open_store: Opener) -> 
 
     async def claim(node: PostgresStore, index: int, enrollment: int) -> None:
         got = await node.claim_send(enrollment, steps[0].id, "sales", f"<{enrollment}.{index}@example.com>", "s", T0)
-        if got is not None:
+        if isinstance(got, Claim):
             claims[enrollment].append(index)
 
     with trio.fail_after(60):
@@ -155,7 +155,7 @@ async def test_a_foreign_key_check_on_the_sequence_holds_up_neither_its_completi
     sequence, steps = await active_sequence(store)
     enrollment = await enroll_one(store, sequence.id)
     claim = await store.claim_send(enrollment, steps[0].id, "sales", "<fk@example.com>", "s", T0)
-    assert claim is not None
+    assert isinstance(claim, Claim)
     with connect(pg_url) as other, other.transaction():
         other.execute("SELECT 1 FROM sequences WHERE id = %s FOR KEY SHARE", (sequence.id,))  # the FK check's lock
         renamed = await store.update_sequence(sequence.id, replace(sequence.settings, name="renamed"), T0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from dripd.errors import FencedOut
+from dripd.store import Claim
 from tests.contract.postgres.conftest import Opener, connect
 from tests.contract.support import T0, Holding, active_sequence, enroll_one
 
@@ -34,7 +35,7 @@ async def test_the_lease_holder_claims_and_records(pg_url: str, open_store: Open
     enrollment = await enroll_one(store, sequence.id)
     set_lease(pg_url, "sales", "n1", 3, 60)
     claim = await store.claim_send(enrollment, steps[0].id, "sales", "<f1@example.com>", "s", T0)
-    assert claim is not None
+    assert isinstance(claim, Claim)
     await store.record_sent(claim, enrollment, steps[0].id, steps[0].ord + 1, T0, None, T0)
     assert ledger(pg_url) == ([(claim.outbox_id, "sent")], 1)
 
@@ -74,7 +75,7 @@ async def test_a_result_after_the_lease_moved_is_refused(pg_url: str, open_store
     enrollment = await enroll_one(store, sequence.id)
     set_lease(pg_url, "sales", "n1", 3, 60)
     claim = await store.claim_send(enrollment, steps[0].id, "sales", "<f4@example.com>", "s", T0)
-    assert claim is not None
+    assert isinstance(claim, Claim)
     set_lease(pg_url, "sales", "n2", 4, 60)
     with pytest.raises(FencedOut):
         await store.record_sent(claim, enrollment, steps[0].id, steps[0].ord + 1, T0, None, T0)

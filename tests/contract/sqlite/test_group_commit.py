@@ -18,7 +18,7 @@ import trio_asyncio
 from dripd.errors import StoreError
 from dripd.events import Event, EventKind
 from dripd.model import SequenceSettings, Step, StepType
-from dripd.store import ContactInput, Store
+from dripd.store import Claim, ContactInput, Store
 from dripd.store.sqlite import control_operation, read_operation, send_operation, thread_operation
 from dripd.store.sqlite.transaction import BUSY_TIMEOUT_MS
 
@@ -352,7 +352,7 @@ def test_a_group_holding_a_claim_commits_with_synchronous_full(tmp_path: Path) -
         await store.trace(statements.append)
         statements.clear()  # the end of the group that set the trace
         try:
-            assert await store.claim_send(enrollment, steps[0].id, "m", "<m@example.com>", "s", 2.0) is not None
+            assert isinstance(await store.claim_send(enrollment, steps[0].id, "m", "<m@example.com>", "s", 2.0), Claim)
             claim_group = list(statements)
             statements.clear()
             await store.mark(7)
