@@ -1,5 +1,6 @@
-"""Shared parts of the benchmarks: arguments, tables, the bulk database builder, a null
-transport, sinks and process probes. Not a benchmark itself (its name starts with "_").
+"""Shared parts of the benchmarks: arguments, tables, the bulk database builder, the null
+transport (bench/_null.py), sinks and process probes. Not a benchmark itself (its name starts
+with "_").
 
 Every benchmark prints a Markdown table whose rows put dripd's figure beside a reference
 measured in the same run, the ratio, and the exact command that reproduces it.
@@ -30,9 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pydantic import BaseModel, ConfigDict  # noqa: E402
-
-from dripd.hookspecs import OutgoingMessage, PluginContext, SendOutcome, SendResult, hookimpl  # noqa: E402
 from dripd.model import SequenceSettings  # noqa: E402
 from dripd.steps import step_from_fields  # noqa: E402
 from dripd.store.rows import settings_to_json, step_data  # noqa: E402
@@ -313,53 +311,9 @@ def open_mailbox(mailbox_id: str, transport: str, table: dict[str, Any] | None, 
     return box
 
 
-# -- the null transport (a real plugin, registered like the built-ins) --------------------------------
+# -- the null transport: bench/_null.py -----------------------------------------------------
 
-
-class NullConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class NullTransport:
-    """Accepts every message at once and keeps only (time, recipient): no message bodies in
-    memory, so it neither slows the engine nor inflates its RSS (tests' ScriptedTransport keeps
-    every message, ~2 KB each)."""
-
-    def __init__(self, now: Callable[[], float], keep: bool) -> None:
-        self.now = now
-        self.count = 0
-        self.keep = keep
-        self.sent: list[tuple[float, str]] = []
-
-    async def send(self, message: OutgoingMessage) -> SendResult:
-        self.count += 1
-        if self.keep:
-            self.sent.append((self.now(), message.to_address))
-        return SendResult(SendOutcome.ACCEPTED, "250 null", 250)
-
-    async def lookup(self, message_id: str) -> bool | None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
-
-
-class NullPlugin:
-    def __init__(self, keep: bool = False) -> None:
-        self.keep = keep
-        self.transports: dict[str, NullTransport] = {}
-
-    @hookimpl
-    def dripd_register(self, registry: Any) -> None:
-        def create(mailbox: Any, section: BaseModel | None, context: PluginContext) -> NullTransport:
-            transport = self.transports.setdefault(mailbox.id, NullTransport(context.now, self.keep))
-            transport.now = context.now
-            return transport
-
-        registry.add_transport("null", create, NullConfig)
-
-    def count(self) -> int:
-        return sum(t.count for t in self.transports.values())
+from _null import NullConfig, NullPlugin, NullTransport  # noqa: E402,F401  (the scripts use c.NullPlugin)
 
 
 # -- building a database as the store would have written it -----------------------------------------
