@@ -146,7 +146,8 @@ class Engine:
         enrollment_id = ctx.enrollment.id
         claim, built = await self._claim(ctx, mailbox, step, now, prepared)
         if claim is Refused.ENDED:
-            log.info("enrollment %d %s: ended before its claim; not sent", enrollment_id, step_label(ctx.steps, step.id))
+            log.info("enrollment %d %s: ended before its claim; not sent", enrollment_id,
+                     step_label(ctx.steps, step.id))
             return RunResult(RunStatus.DROPPED)
         sent: tuple[SendResult, render.Rendered] | policy.Failed | None = None
         withdrawn: str | None = None

@@ -81,7 +81,6 @@ _NEEDS_SECRET = SendResult(SendOutcome.TRANSIENT, "a new connection needs the ma
 @dataclass
 class _Connection:
     smtp: aiosmtplib.SMTP
-    sends: int = 0
 
     @property
     def usable(self) -> bool:
@@ -229,7 +228,6 @@ class SmtpTransport:
             if result.outcome is SendOutcome.ACCEPTED and message.on_accepted is not None:
                 message.on_accepted()  # at once: the answer may wait a while for the event loop
             if keep:
-                connection.sends += 1
                 kept = connection
             return result
         finally:
