@@ -137,18 +137,19 @@ class RunOps:
         enrollment ended since its context was read. The row pins ``variant``; a retry keeps the
         variant of the first attempt (``Claim.variant``)."""
         check_fence(db, self.fence, mailbox_id)
-        # FOR SHARE: an ending (a reply seen by any node) updates this row, so it either committed
-        # before (and the claim is refused) or waits for this claim's commit (and the send was
-        # claimed first: the engine's watch of endings withdraws it while it waits for the wire).
-        active = fetch_one(db, "SELECT 1 FROM enrollments WHERE id = %s AND status = 'active' FOR SHARE",
-                           (enrollment_id,))
         # FOR UPDATE: a concurrent claim of a retry row waits for this one and then sees 'sending'.
         existing = fetch_one(
             db, "SELECT * FROM outbox WHERE enrollment_id = %s AND step_id = %s FOR UPDATE", (enrollment_id, step_id)
         )
         if existing is not None and existing["status"] != "retry":
             return Refused.IN_LEDGER
-        if active is None:
+        # FOR SHARE: an ending (a reply seen by any node) updates this row, so it either committed
+        # before (and the claim is refused) or waits for this claim's commit (and the send was
+        # claimed first: the engine's watch of endings withdraws it while it waits for the wire).
+        # Taken after the outbox row, in the order recording a result takes them (the row, then
+        # the enrollment): the other order deadlocks a claim with a record of the same step.
+        if fetch_one(db, "SELECT 1 FROM enrollments WHERE id = %s AND status = 'active' FOR SHARE",
+                     (enrollment_id,)) is None:
             return Refused.ENDED
         if existing is None:
             # ON CONFLICT: a concurrent first claim (another node, a lease handover) committed

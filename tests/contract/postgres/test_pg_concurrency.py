@@ -13,7 +13,7 @@ import trio
 
 from dripd.errors import Conflict
 from dripd.model import EnrollmentStatus, SequenceStatus
-from dripd.store import Claim, ContactInput
+from dripd.store import Claim, ContactInput, Refused
 from dripd.store.postgres import PostgresStore
 from dripd.webhooks.records import EndpointSpec
 from tests.contract.postgres.conftest import Opener, connect
@@ -38,6 +38,58 @@ async def test_two_nodes_claiming_one_step_get_one_claim(open_store: Opener) -> 
                 for index, node in enumerate(nodes):
                     nursery.start_soon(claim, node, index, enrollment)
     assert all(len(won) == 1 for won in claims.values()), claims
+
+
+async def test_a_claim_beside_a_record_or_an_ending_on_another_node_neither_deadlocks_nor_sends_twice(
+        open_store: Opener) -> None:
+    """A claim on one node beside a record of the same step on another: refused as in the ledger,
+    and both commit; beside an ending on another node: refused as ended, or claimed before it.
+    (The lock order that keeps the first pair from deadlocking is argued in ``claim_send``; these
+    operations run too briefly for this test to force the interleaving that would deadlock.)"""
+    nodes = [await open_store(node_id="n1"), await open_store(node_id="n2")]
+    sequence, steps = await active_sequence(nodes[0], steps=2, auto_complete=False)
+    result = await nodes[0].enroll(sequence.id, [ContactInput(f"c{i}@example.org") for i in range(20)], None, T0,
+                                   strict=True)
+    refused: dict[int, Claim | Refused] = {}
+
+    async def record(enrollment: int, claim: Claim) -> None:
+        await nodes[0].record_sent(claim, enrollment, steps[0].id, steps[1].ord, T0 + 1, T0 + 100, T0 + 1)
+
+    async def claim_again(enrollment: int) -> None:
+        refused[enrollment] = await nodes[1].claim_send(enrollment, steps[0].id, "sales", "<again@x>", "s", T0 + 1)
+
+    claims = {}
+    for enrollment in result.enrolled:
+        claim = await nodes[0].claim_send(enrollment, steps[0].id, "sales", f"<{enrollment}@x>", "s", T0)
+        assert isinstance(claim, Claim)
+        claims[enrollment] = claim
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for enrollment, claim in claims.items():
+                nursery.start_soon(record, enrollment, claim)
+                nursery.start_soon(claim_again, enrollment)
+    assert set(refused.values()) == {Refused.IN_LEDGER}
+    assert await nodes[0].count_outbox("sent") == len(claims)
+
+    # The follow-ups: one node claims while the other ends the same contacts.
+    outcomes: dict[int, Claim | Refused] = {}
+
+    async def claim_next(enrollment: int) -> None:
+        outcomes[enrollment] = await nodes[0].claim_send(enrollment, steps[1].id, "sales", f"<n{enrollment}@x>",
+                                                         "s", T0 + 100)
+
+    async def end(enrollment: int) -> None:
+        await nodes[1].finish(enrollment, EnrollmentStatus.REPLIED, "a reply", T0 + 100)
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            for enrollment in claims:
+                nursery.start_soon(claim_next, enrollment)
+                nursery.start_soon(end, enrollment)
+    for enrollment, outcome in outcomes.items():
+        ctx = await nodes[0].run_context(enrollment)
+        assert ctx is not None and ctx.enrollment.status is EnrollmentStatus.REPLIED
+        assert outcome is Refused.ENDED or isinstance(outcome, Claim), outcome
 
 
 async def _deliveries(store: PostgresStore, count: int) -> int:
