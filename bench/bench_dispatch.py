@@ -180,7 +180,7 @@ def main() -> None:
                 import shutil
                 shutil.rmtree(root / name, ignore_errors=True)
     table.notes.append("in-process daemon (dripd.daemon.Daemon, real clock) with a null transport plugin "
-                       "(bench/_common.py NullTransport): no network, so the figure is the engine's own cost")
+                       "(bench/_null.py NullTransport): no network, so the figure is the engine's own cost")
     table.notes.append("the flat-curve check is the 'vs N=' column: steps/s at N against the smallest N")
     table.print()
 

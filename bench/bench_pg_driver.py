@@ -28,7 +28,7 @@ import psycopg  # noqa: E402
 import trio  # noqa: E402
 import trio_asyncio  # noqa: E402
 
-from dripd.store import ContactInput, FullStore, open_store  # noqa: E402
+from dripd.store import ContactInput, FullStore, Refused, open_store  # noqa: E402
 from dripd.store.postgres import open_postgres_store  # noqa: E402
 from tests.contract.support import active_sequence  # noqa: E402
 from tests.postgres_server import PASSWORD, PostgresServer, postgres_server  # noqa: E402
@@ -59,7 +59,7 @@ async def timed(claim: Claim, enrollments: list[int], step_id: int, concurrency:
             start = time.perf_counter()
             result = await claim(enrollment, step_id, f"<{enrollment}.{tag}@bench.example>")
             latencies.append(time.perf_counter() - start)
-            assert result is not None
+            assert result is not None and not isinstance(result, Refused), result  # a claim, not a refusal
 
     start = time.perf_counter()
     async with trio.open_nursery() as nursery:
@@ -98,6 +98,11 @@ class AsyncClaims:
             cursor = await conn.execute("SELECT * FROM outbox WHERE enrollment_id = %s AND step_id = %s FOR UPDATE",
                                         (enrollment, step_id))
             if await cursor.fetchone() is not None:
+                return None
+            cursor = await conn.execute("SELECT 1 FROM enrollments e JOIN sequences s ON s.id = e.sequence_id"
+                                        " WHERE e.id = %s AND e.status = 'active' AND s.status = 'active'"
+                                        " FOR SHARE OF e", (enrollment,))
+            if await cursor.fetchone() is None:
                 return None
             cursor = await conn.execute(
                 "INSERT INTO outbox (enrollment_id, step_id, mailbox_id, message_id, subject, status, attempts,"

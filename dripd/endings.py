@@ -31,16 +31,27 @@ class EndingWatch:
     """The runs between their claim and the wire, and which of them heard of an ending."""
 
     def __init__(self) -> None:
-        self._runs: dict[int, int] = {}  # enrollment id -> its sequence id, while watched
+        # enrollment id -> (its sequence id, how many of its runs are watched): two runs of one
+        # enrollment can overlap (one on a mailbox it was moved from), and one's end must not
+        # drop the other's watch.
+        self._runs: dict[int, tuple[int, int]] = {}
         self._ended: set[int] = set()
 
     def watch(self, enrollment_id: int, sequence_id: int) -> None:
         """From before the claim: endings committed from now on mark this run."""
-        self._runs[enrollment_id] = sequence_id
+        watched = self._runs.get(enrollment_id)
+        self._runs[enrollment_id] = (sequence_id, 1 if watched is None else watched[1] + 1)
+
+    def clear(self, enrollment_id: int) -> None:
+        """The mark was a false alarm (the store says the enrollment still runs)."""
         self._ended.discard(enrollment_id)
 
     def forget(self, enrollment_id: int) -> None:
         """The run's message is on the wire (or it never claimed): nothing can stop it now."""
+        watched = self._runs.get(enrollment_id)
+        if watched is not None and watched[1] > 1:
+            self._runs[enrollment_id] = (watched[0], watched[1] - 1)
+            return
         self._runs.pop(enrollment_id, None)
         self._ended.discard(enrollment_id)
 
@@ -57,4 +68,4 @@ class EndingWatch:
             if event.enrollment_id in self._runs:
                 self._ended.add(event.enrollment_id)
         elif event.kind is EventKind.SEQUENCE_PAUSED and event.sequence_id is not None:
-            self._ended.update(run for run, sequence in self._runs.items() if sequence == event.sequence_id)
+            self._ended.update(run for run, (sequence, _) in self._runs.items() if sequence == event.sequence_id)

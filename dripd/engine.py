@@ -19,6 +19,7 @@ from dripd.clock import Clock
 from dripd.config import LiveConfig, MailboxConfig
 from dripd.endings import EndingWatch
 from dripd.engagement import Engagement, MessageRef
+from dripd.errors import StoreError
 from dripd.hand_over import HandOver, Withdrawn
 from dripd.hookspecs import SendResult, Transport
 from dripd.metrics import Metrics
@@ -145,7 +146,9 @@ class Engine:
         """From the claim to the recorded result."""
         enrollment_id = ctx.enrollment.id
         claim, built = await self._claim(ctx, mailbox, step, now, prepared)
-        if claim is Refused.ENDED:
+        if not isinstance(claim, Claim) and self.wire_journal is not None:
+            self.wire_journal.settled((enrollment_id, step.id))  # no claim: its journal line is done with
+        if claim is Refused.NOT_RUNNABLE:
             log.info("enrollment %d %s: ended before its claim; not sent", enrollment_id,
                      step_label(ctx.steps, step.id))
             return RunResult(RunStatus.DROPPED)
@@ -185,18 +188,19 @@ class Engine:
 
     async def _withdrawal(self, ctx: RunContext, gate: Gate) -> str | None:
         """Why a claimed send that now has its wire place must not go (None: it goes)."""
-        if gate.paused():
-            return _PAUSED
         enrollment_id = ctx.enrollment.id
-        if not self.endings.ended(enrollment_id):
-            return None
-        # A hint (dripd/endings.py): the store says whether it ended or its sequence was paused.
-        fresh = await self.store.run_context(enrollment_id)
-        if (fresh is None or fresh.enrollment.status is not EnrollmentStatus.ACTIVE
-                or fresh.sequence.status is not SequenceStatus.ACTIVE):
-            return _ENDED_CONFIRMED
-        self.endings.watch(enrollment_id, ctx.sequence.id)  # a false alarm: clear it, keep watching
-        return None
+        while self.endings.ended(enrollment_id):
+            # A hint (dripd/endings.py), asked of the store. Cleared first: an ending committed
+            # after the read is published after it, and marks the run again for the next turn.
+            self.endings.clear(enrollment_id)
+            try:
+                fresh = await self.store.run_context(enrollment_id)
+            except StoreError:
+                return _ENDED  # cannot tell: not sent; the lane's next read of it decides
+            if (fresh is None or fresh.enrollment.status is not EnrollmentStatus.ACTIVE
+                    or fresh.sequence.status is not SequenceStatus.ACTIVE):
+                return _ENDED_CONFIRMED
+        return _PAUSED if gate.paused() else None
 
     @staticmethod
     def recipient_problem(ctx: RunContext) -> str | None:

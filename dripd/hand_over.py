@@ -4,9 +4,9 @@ The engine claims a step (dripd/engine.py), then this hands the built message ov
 the transport's answer. What the wire journal records, and when, is decided here: recovery
 (dripd/recovery.py) reads it to tell a claim that never left from one that may have.
 
-A send is withdrawn instead of handed over when, since its claim, its mailbox was paused or its
-enrollment ended (dripd/endings.py); a transport that queues (``reports_on_wire``) asks again as
-the message's transaction begins.
+A send is withdrawn instead of handed over when, since its claim, its mailbox or its sequence was
+paused or its enrollment ended (dripd/endings.py); a transport that queues (``reports_on_wire``)
+asks again as the message's transaction begins.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ log = logging.getLogger("dripd.engine")
 
 
 class Withdrawn(Exception):
-    """Not handed over: the mailbox was paused or the enrollment ended since the claim."""
+    """Not handed over: since the claim, the mailbox or the sequence was paused or the enrollment ended."""
 
 
 class HandOver:
@@ -49,7 +49,7 @@ class HandOver:
                    paused: Callable[[], bool]) -> SendResult:
         """Hand the claimed message to the transport and return its answer; raises Withdrawn
         when the transport queued it and, before its transaction began, the mailbox was paused
-        or the enrollment (``row[0]``) heard of an ending."""
+        or the run of the enrollment (``row[0]``) heard of an ending or of its sequence's pause."""
         journal = self.wire_journal
         withdrawn = False
         on_wire: Callable[[], bool] | None = None

@@ -67,8 +67,8 @@ class OutgoingMessage:
     # Set by the core for a transport with ``reports_on_wire``, which calls them from any thread
     # (they are quick and never raise): ``on_wire`` right before the first byte of the message's
     # transaction leaves (again if it is retried on a new connection); False means the core has
-    # withdrawn the message (its mailbox was paused or its enrollment ended while it waited),
-    # which then must not begin: the transport answers at once with ``WITHDRAWN``.
+    # withdrawn the message (its mailbox or sequence was paused, or its enrollment ended, while it
+    # waited), which then must not begin: the transport answers at once with ``WITHDRAWN``.
     # ``on_accepted`` as soon as the server has accepted it, before the answer goes back to the core.
     on_wire: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
     on_accepted: Callable[[], None] | None = field(default=None, compare=False, repr=False)

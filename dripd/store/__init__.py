@@ -33,5 +33,6 @@ from dripd.store.api import (
 from dripd.store.sqlite import Store, open_store
 
 __all__ = ["BulkResult", "BulkRow", "Catalog", "Claim", "ContactInput", "ContactProgress", "DueRow", "DueSource",
-           "EnrollResult", "FullStore", "LeaseFence", "MessageFacts", "OutboxRow", "PluginState", "Refused", "Reports", "RunContext", "RunStore",
+           "EnrollResult", "FullStore", "LeaseFence", "MessageFacts", "OutboxRow", "PluginState", "Refused", "Reports",
+           "RunContext", "RunStore",
            "SentRef", "Signals", "Store", "TrackedMessage", "open_store"]

@@ -89,7 +89,9 @@ class Refused(enum.Enum):
     """Why ``claim_send`` made no claim: nothing may be handed to the transport."""
 
     IN_LEDGER = "the ledger already holds the step (sent, in flight or uncertain)"
-    ENDED = "the enrollment is no longer active (it replied, bounced, unsubscribed or was cancelled)"
+    # The enrollment ended (it replied, bounced, unsubscribed or was cancelled) or its sequence is
+    # not active (paused): nothing of it may go out now.
+    NOT_RUNNABLE = "the enrollment has ended or its sequence is not active"
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,8 @@ def test_a_claim_survives_the_process_being_killed(backend: str, tmp_path: Path)
             try:
                 [row] = await store.outbox_in_state("sending")
                 assert (row.id, row.message_id, row.enrollment_id) == (int(outbox_id), "<crash@example.com>", int(enrollment))
-                assert await store.claim_send(int(enrollment), int(step_id), "sales", "<again@example.com>", "s", 1.0) is Refused.IN_LEDGER
+                again = await store.claim_send(int(enrollment), int(step_id), "sales", "<again@example.com>", "s", 1.0)
+                assert again is Refused.IN_LEDGER
             finally:
                 await store.close()
 

@@ -37,13 +37,14 @@ async def test_the_ledger_refuses_a_second_claim_of_a_step(store: FullStore) -> 
     sequence, steps = await active_sequence(store, steps=2)
     enrollment = await enroll_one(store, sequence.id)
     claim = await run.claim_send(enrollment, steps[0].id, "sales", "<m1@example.com>", "step 0", T0)
-    assert isinstance(claim, Claim) and (claim.message_id, claim.attempts, claim.first_attempt_at) == ("<m1@example.com>", 1, T0)
+    assert isinstance(claim, Claim)
+    assert (claim.message_id, claim.attempts, claim.first_attempt_at) == ("<m1@example.com>", 1, T0)
     # In flight, sent or uncertain: never a second claim, whatever Message-ID is offered.
-    assert await run.claim_send(enrollment, steps[0].id, "sales", "<m2@example.com>", "step 0", T0 + 1) is Refused.IN_LEDGER
+    assert await run.claim_send(enrollment, steps[0].id, "sales", "<m2@example.com>", "s", T0 + 1) is Refused.IN_LEDGER
     await run.record_sent(claim, enrollment, steps[0].id, steps[1].ord, T0 + 2, T0 + 100, T0 + 2)
-    assert await run.claim_send(enrollment, steps[0].id, "sales", "<m3@example.com>", "step 0", T0 + 3) is Refused.IN_LEDGER
+    assert await run.claim_send(enrollment, steps[0].id, "sales", "<m3@example.com>", "s", T0 + 3) is Refused.IN_LEDGER
     # The next step is a different ledger row.
-    assert isinstance(await run.claim_send(enrollment, steps[1].id, "sales", "<m4@example.com>", "step 1", T0 + 4), Claim)
+    assert isinstance(await run.claim_send(enrollment, steps[1].id, "sales", "<m4@example.com>", "s", T0 + 4), Claim)
 
 
 async def test_a_claim_is_refused_once_the_enrollment_ended(store: FullStore) -> None:
@@ -53,7 +54,7 @@ async def test_a_claim_is_refused_once_the_enrollment_ended(store: FullStore) ->
     sequence, steps = await active_sequence(store, steps=2, auto_complete=False)
     replied = await enroll_one(store, sequence.id, "a@example.org")
     await run.finish(replied, EnrollmentStatus.REPLIED, "a reply", T0 + 1)
-    assert await run.claim_send(replied, steps[0].id, "sales", "<a@example.com>", "s", T0 + 2) is Refused.ENDED
+    assert await run.claim_send(replied, steps[0].id, "sales", "<a@example.com>", "s", T0 + 2) is Refused.NOT_RUNNABLE
     assert await store.count_outbox("sending") == 0
     assert await run.send_history("sales", 0.0) == []
     # A retry row of an enrollment that ended since: refused, and the row stays as it was.
@@ -62,10 +63,19 @@ async def test_a_claim_is_refused_once_the_enrollment_ended(store: FullStore) ->
     assert isinstance(claim, Claim)
     await run.release_claim(claim.outbox_id, retried, T0 + 4, T0 + 4, "paused before the send")
     await run.finish(retried, EnrollmentStatus.CANCELLED, "cancelled by request", T0 + 5)
-    assert await run.claim_send(retried, steps[0].id, "sales", "<b2@example.com>", "s", T0 + 6) is Refused.ENDED
+    assert await run.claim_send(retried, steps[0].id, "sales", "<b2@example.com>", "s", T0 + 6) is Refused.NOT_RUNNABLE
     [row] = await run.outbox_in_state("retry")
     assert (row.id, row.message_id) == (claim.outbox_id, "<b@example.com>")
     assert await run.send_history("sales", 0.0) == [T0 + 3]  # the first claim's, not the refused one's
+    # A paused sequence holds its contacts: a claim made after the pause is refused, first
+    # attempt or retry, and goes once it resumes.
+    paused, held_steps = await active_sequence(store, "paused", steps=2, auto_complete=False)
+    waiting = await enroll_one(store, paused.id, "d@example.org")
+    await store.transition_sequence(paused.id, Action.PAUSE, T0 + 10, "by hand")
+    assert await run.claim_send(waiting, held_steps[0].id, "sales", "<d@example.com>", "s", T0 + 11) \
+        is Refused.NOT_RUNNABLE
+    await store.transition_sequence(paused.id, Action.RESUME, T0 + 12)
+    assert isinstance(await run.claim_send(waiting, held_steps[0].id, "sales", "<d@example.com>", "s", T0 + 13), Claim)
     # A step the ledger holds is refused as such, ended or not: never a second send.
     held = await enroll_one(store, sequence.id, "c@example.org")
     sent = await run.claim_send(held, steps[0].id, "sales", "<c@example.com>", "s", T0 + 7)

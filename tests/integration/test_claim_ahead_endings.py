@@ -15,9 +15,31 @@ from typing import Any
 
 import trio
 
-from dripd.events import EventKind, Reply
+from dripd.daemon import Daemon
+from dripd.errors import StoreError
+from dripd.events import Bounce, EventKind, Reply
 from dripd.model import Action, EnrollmentStatus
-from tests.integration.simulated import TWO_STEPS, daemon_with, people, sequence
+from dripd.store import OutboxRow, RunContext
+from tests.integration.simulated import daemon_with, people, sequence
+from tests.scripted_transport import ScriptedTransport
+
+
+async def _follow_ups_waiting(daemon: Daemon, transport: ScriptedTransport, sequence_id: int
+                              ) -> tuple[OutboxRow, list[OutboxRow], dict[str, str]]:
+    """Three contacts got the first step; of their follow-ups one is on the wire (held there)
+    and two are claimed ahead, waiting for it. Returns those rows and each first Message-ID."""
+    await daemon.control.transition(sequence_id, Action.START)
+    await daemon.control.enroll(sequence_id, people(3))
+    with trio.fail_after(600):
+        while len(transport.delivered) < 3:  # the first step, to all three
+            await trio.sleep(1)
+    first = {message.to_address: message.message_id for _, message in transport.delivered}
+    transport.hold = trio.Event()  # the next send stays on the wire until the test lets it go
+    with trio.fail_after(7200):  # an hour later, the follow-ups
+        while len(await daemon.store.outbox_in_state("sending")) < 3:
+            await trio.sleep(1)
+    on_wire, *waiting = sorted(await daemon.store.outbox_in_state("sending"), key=lambda row: row.id)
+    return on_wire, waiting, first
 
 
 async def test_a_reply_and_an_unsubscribe_stop_follow_ups_claimed_ahead_of_the_wire(
@@ -25,18 +47,7 @@ async def test_a_reply_and_an_unsubscribe_stop_follow_ups_claimed_ahead_of_the_w
     async with daemon_with(tmp_path) as (daemon, plugin):
         transport = plugin.transports["m"]
         seq = await sequence(daemon)
-        await daemon.control.transition(seq.id, Action.START)
-        await daemon.control.enroll(seq.id, people(3))
-        with trio.fail_after(600):
-            while len(transport.delivered) < 3:  # the first step, to all three
-                await trio.sleep(1)
-        first = {message.to_address: message.message_id for _, message in transport.delivered}
-        transport.hold = trio.Event()  # the next send stays on the wire until the test lets it go
-        # An hour later the follow-ups: one on the wire, two claimed ahead and waiting for it.
-        with trio.fail_after(7200):
-            while len(await daemon.store.outbox_in_state("sending")) < 3:
-                await trio.sleep(1)
-        on_wire, *waiting = sorted(await daemon.store.outbox_in_state("sending"), key=lambda row: row.id)
+        on_wire, waiting, first = await _follow_ups_waiting(daemon, transport, seq.id)
         contacts = {c.enrollment_id: c for c in await daemon.store.sequence_contacts(seq.id)}
         replier, leaver = (contacts[row.enrollment_id] for row in waiting)
 
@@ -60,3 +71,76 @@ async def test_a_reply_and_an_unsubscribe_stop_follow_ups_claimed_ahead_of_the_w
         history = await daemon.store.contact_history(seq.id, replier.contact_id)
         [follow_up] = [m for m in history["messages"] if m["status"] == "retry"]
         assert "ended" in follow_up["detail"], follow_up
+
+
+class _ReadThen:
+    """The engine's store, with one thing done right after one enrollment's next context read:
+    a real store call, committed (and published) before the engine resumes."""
+
+    def __init__(self, store: Any, enrollment_id: int, then: Any) -> None:
+        self._store, self._enrollment_id, self._then = store, enrollment_id, then
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def run_context(self, enrollment_id: int) -> RunContext | None:
+        if enrollment_id != self._enrollment_id or self._then is None:
+            return await self._store.run_context(enrollment_id)
+        then, self._then = self._then, None
+        if then == "fail":
+            raise StoreError("database unavailable: the database is locked by another process")
+        ctx = await self._store.run_context(enrollment_id)
+        await then()
+        return ctx
+
+
+async def test_an_ending_committed_while_a_false_alarm_is_checked_still_stops_the_send(
+        tmp_path: Path, autojump_clock: Any) -> None:
+    """A soft bounce of the first step marks a waiting follow-up (it ends nothing); while the
+    engine asks the store, the contact is cancelled: the send must not go."""
+    async with daemon_with(tmp_path) as (daemon, plugin):
+        transport = plugin.transports["m"]
+        seq = await sequence(daemon)
+        _, (marked, plain), first = await _follow_ups_waiting(daemon, transport, seq.id)
+        contacts = {c.enrollment_id: c for c in await daemon.store.sequence_contacts(seq.id)}
+        target = contacts[marked.enrollment_id]
+
+        async def cancel() -> None:
+            await daemon.control.cancel_enrollment(seq.id, target.contact_id)
+
+        engine = daemon.services.engine
+        engine.store = _ReadThen(engine.store, marked.enrollment_id, cancel)
+        [ref] = await daemon.store.sent_by_message_ids([first[target.email]])
+        await daemon.store.record_signal(ref, EventKind.BOUNCED, daemon.clock.now(), Bounce("soft", "mailbox full"))
+        transport.hold.set()
+        with trio.fail_after(60):
+            while await daemon.store.outbox_in_state("sending"):
+                await trio.sleep(1)
+        await trio.sleep(86400)
+        follow_ups = [message.to_address for _, message in transport.delivered[3:]]
+        assert target.email not in follow_ups and contacts[plain.enrollment_id].email in follow_ups
+        assert [row.message_id for row in await daemon.store.outbox_in_state("retry")] == [marked.message_id]
+        assert {c.email: c.status for c in await daemon.store.sequence_contacts(seq.id)}[target.email] == "cancelled"
+
+
+async def test_a_store_error_while_checking_a_mark_withdraws_the_send_and_it_goes_later_once(
+        tmp_path: Path, autojump_clock: Any) -> None:
+    """The store fails the read that would confirm a mark: the claim is not sent then, is
+    released, and goes once later under its Message-ID (not skipped as if in flight)."""
+    async with daemon_with(tmp_path) as (daemon, plugin):
+        transport = plugin.transports["m"]
+        seq = await sequence(daemon)
+        _, (marked, _plain), first = await _follow_ups_waiting(daemon, transport, seq.id)
+        contacts = {c.enrollment_id: c for c in await daemon.store.sequence_contacts(seq.id)}
+        target = contacts[marked.enrollment_id]
+        engine = daemon.services.engine
+        engine.store = _ReadThen(engine.store, marked.enrollment_id, "fail")
+        [ref] = await daemon.store.sent_by_message_ids([first[target.email]])
+        await daemon.store.record_signal(ref, EventKind.BOUNCED, daemon.clock.now(), Bounce("soft", "mailbox full"))
+        transport.hold.set()
+        with trio.fail_after(86400):
+            while await daemon.store.count_outbox("sent") < 6:
+                await trio.sleep(60)
+        follow_ups = [message for _, message in transport.delivered[3:] if message.to_address == target.email]
+        assert [message.message_id for message in follow_ups] == [marked.message_id], "once, its Message-ID"
+        assert {c.email: c.status for c in await daemon.store.sequence_contacts(seq.id)}[target.email] == "completed"

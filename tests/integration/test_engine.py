@@ -274,6 +274,10 @@ async def test_crash_recovery_resolves_rows_left_sending(tmp_path: Path, autojum
     async with daemon_with(tmp_path) as (daemon, plugin):
         seq = await sequence(daemon, TWO_STEPS[:1])
         await daemon.control.enroll(seq.id, people(3))
+        # The sequence runs (a claim refuses one that does not), its mailbox paused so that only
+        # the test claims.
+        await daemon.control.pause_mailbox("m", "the test claims by hand")
+        await daemon.control.transition(seq.id, Action.START)
         now = daemon.clock.now()
         contacts = await daemon.store.sequence_contacts(seq.id)
         step_id = (await daemon.store.get_sequence(seq.id))[1][0].id
@@ -286,7 +290,7 @@ async def test_crash_recovery_resolves_rows_left_sending(tmp_path: Path, autojum
     transport.known = {ids[0]: True, ids[1]: False, ids[2]: None}
     async with daemon_with(tmp_path, plugin=plugin) as (daemon, plugin):
         assert daemon.uncertain_at_start == 1
-        await daemon.control.transition(seq.id, Action.START)
+        await daemon.control.resume_mailbox("m")
         await sleep_until(daemon, START + dt.timedelta(minutes=10))
         assert [m.to_address for _, m in transport.delivered] == ["p001@example.org"]
         assert await status_of(daemon, seq.id) == ["completed", "completed", "completed"]

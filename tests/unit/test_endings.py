@@ -41,14 +41,25 @@ def test_a_paused_sequence_marks_its_runs() -> None:
     assert (watch.ended(7), watch.ended(8), watch.ended(9)) == (True, False, True)
 
 
-def test_forget_and_a_new_watch_clear_the_mark() -> None:
+def test_clear_and_forget_drop_the_mark() -> None:
     watch = EndingWatch()
     watch.watch(7, 1)
     watch.on_event(_event(EventKind.REPLIED, enrollment_id=7))
-    watch.watch(7, 1)  # the engine's answer to a false alarm: watch again, unmarked
-    assert not watch.ended(7)
+    watch.clear(7)  # the engine's answer to a false alarm: still watched, unmarked
+    assert not watch.ended(7) and watch.watched() == 1
     watch.on_event(_event(EventKind.CANCELLED, enrollment_id=7))
     watch.forget(7)
     assert not watch.ended(7) and watch.watched() == 0
     watch.on_event(_event(EventKind.CANCELLED, enrollment_id=7))  # after the wire: nothing to stop
     assert not watch.ended(7)
+
+
+def test_two_overlapping_runs_of_one_enrollment_keep_the_watch_until_both_end() -> None:
+    watch = EndingWatch()
+    watch.watch(7, 1)
+    watch.watch(7, 1)  # a second run of the same enrollment (moved to another mailbox)
+    watch.forget(7)  # the second ends first
+    watch.on_event(_event(EventKind.REPLIED, enrollment_id=7))
+    assert watch.ended(7), "the first run is still watched"
+    watch.forget(7)
+    assert not watch.ended(7) and watch.watched() == 0

@@ -133,9 +133,10 @@ class RunOps:
     ) -> Claim | Refused:
         """Commit (durably: PostgreSQL's COMMIT with synchronous_commit on returns once the WAL
         is flushed) the ledger row before the transport is called. Refused.IN_LEDGER: the step
-        was already sent, is in flight or is uncertain (never a second send); Refused.ENDED: the
-        enrollment ended since its context was read. The row pins ``variant``; a retry keeps the
-        variant of the first attempt (``Claim.variant``)."""
+        was already sent, is in flight or is uncertain (never a second send);
+        Refused.NOT_RUNNABLE: since its context was read the enrollment ended or its sequence was
+        paused. The row pins ``variant``; a retry keeps the variant of the first attempt
+        (``Claim.variant``)."""
         check_fence(db, self.fence, mailbox_id)
         # FOR UPDATE: a concurrent claim of a retry row waits for this one and then sees 'sending'.
         existing = fetch_one(
@@ -143,14 +144,17 @@ class RunOps:
         )
         if existing is not None and existing["status"] != "retry":
             return Refused.IN_LEDGER
-        # FOR SHARE: an ending (a reply seen by any node) updates this row, so it either committed
-        # before (and the claim is refused) or waits for this claim's commit (and the send was
-        # claimed first: the engine's watch of endings withdraws it while it waits for the wire).
+        # FOR SHARE OF e: an ending (a reply seen by any node) updates the enrollment's row, so it
+        # either committed before (and the claim is refused) or waits for this claim's commit (the
+        # send was claimed first; on this node the engine's watch of endings still withdraws it
+        # while it waits for the wire, an ending committed by another node is not heard there).
         # Taken after the outbox row, in the order recording a result takes them (the row, then
-        # the enrollment): the other order deadlocks a claim with a record of the same step.
-        if fetch_one(db, "SELECT 1 FROM enrollments WHERE id = %s AND status = 'active' FOR SHARE",
-                     (enrollment_id,)) is None:
-            return Refused.ENDED
+        # the enrollment): the other order deadlocks a claim with a record of the same step. The
+        # sequence row is only read: every claim of the sequence share-locking it would starve
+        # an edit, as new share lockers pass a waiting updater (dripd/store/postgres/fencing.py).
+        if fetch_one(db, "SELECT 1 FROM enrollments e JOIN sequences s ON s.id = e.sequence_id WHERE e.id = %s"
+                         " AND e.status = 'active' AND s.status = 'active' FOR SHARE OF e", (enrollment_id,)) is None:
+            return Refused.NOT_RUNNABLE
         if existing is None:
             # ON CONFLICT: a concurrent first claim (another node, a lease handover) committed
             # the row first; the unique (enrollment, step) refuses this one.

@@ -126,23 +126,28 @@ class RunOps(SequenceCache):
         this auto-completed."""
         return end_now(db, enrollment_id, status, reason, now)
 
+    # An enrollment (the one parameter) that may send now: active, in an active sequence.
+    _RUNNABLE = ("EXISTS (SELECT 1 FROM enrollments e JOIN sequences s ON s.id = e.sequence_id"
+                 " WHERE e.id = ? AND e.status = 'active' AND s.status = 'active')")
+
     @claim_operation
     def claim_send(
         self, db: Conn, enrollment_id: int, step_id: int, mailbox_id: str, message_id: str,
         subject: str, now: float, variant: str | None = None,
     ) -> Claim | Refused:
         """Commit (durably) the ledger row before the transport is called. Refused.IN_LEDGER: the
-        step was already sent, is in flight or is uncertain (never a second send); Refused.ENDED:
-        the enrollment ended since its context was read (a reply, a bounce, an unsubscribe or a
-        cancel committed meanwhile): nothing of it may go out. The row pins ``variant``; a retry
-        keeps the variant of the first attempt (``Claim.variant``)."""
+        step was already sent, is in flight or is uncertain (never a second send);
+        Refused.NOT_RUNNABLE: since its context was read the enrollment ended (a reply, a bounce,
+        an unsubscribe or a cancel committed meanwhile) or its sequence was paused: nothing of it
+        may go out now. The row pins ``variant``; a retry keeps the variant of the first attempt
+        (``Claim.variant``)."""
         # The first attempt, by far the most common, is one statement: the insert, made only
-        # while the enrollment is active and skipped when the step already has its row (read
-        # then, to tell a retry from a refusal).
+        # while the enrollment and its sequence are active and skipped when the step already has
+        # its row (read then, to tell a retry from a refusal).
         cursor = db.execute(
             "INSERT INTO outbox (enrollment_id, step_id, mailbox_id, message_id, subject, status,"
             " attempts, created_at, attempted_at, variant) SELECT ?,?,?,?,?, 'sending', 1, ?, ?, ?"
-            " WHERE EXISTS (SELECT 1 FROM enrollments WHERE id = ? AND status = 'active')"
+            f" WHERE {self._RUNNABLE}"
             " ON CONFLICT (enrollment_id, step_id) DO NOTHING",
             (enrollment_id, step_id, mailbox_id, message_id, subject, now, now, variant, enrollment_id),
         )
@@ -155,15 +160,15 @@ class RunOps(SequenceCache):
             if existing is not None and existing["status"] != "retry":
                 return Refused.IN_LEDGER
             if existing is None:
-                return Refused.ENDED  # the insert found no active enrollment
+                return Refused.NOT_RUNNABLE  # the insert found the enrollment or its sequence not active
             # A retry keeps its Message-ID: the recipient's server sees one message.
             retried = db.execute(
                 "UPDATE outbox SET status = 'sending', attempts = attempts + 1, attempted_at = ?,"
-                " subject = ? WHERE id = ? AND EXISTS (SELECT 1 FROM enrollments WHERE id = ? AND status = 'active')",
+                f" subject = ? WHERE id = ? AND {self._RUNNABLE}",
                 (now, subject, existing["id"], enrollment_id),
             )
             if retried.rowcount == 0:
-                return Refused.ENDED
+                return Refused.NOT_RUNNABLE
             claim = Claim(existing["id"], existing["message_id"], existing["attempts"] + 1,
                           existing["created_at"], existing["variant"])
         db.execute("INSERT INTO send_log (mailbox_id, at, first_email) VALUES (?, ?,"

@@ -40,12 +40,11 @@ async def test_two_nodes_claiming_one_step_get_one_claim(open_store: Opener) -> 
     assert all(len(won) == 1 for won in claims.values()), claims
 
 
-async def test_a_claim_beside_a_record_or_an_ending_on_another_node_neither_deadlocks_nor_sends_twice(
+async def test_claims_beside_records_of_their_steps_on_another_node_are_refused_and_both_commit(
         open_store: Opener) -> None:
-    """A claim on one node beside a record of the same step on another: refused as in the ledger,
-    and both commit; beside an ending on another node: refused as ended, or claimed before it.
-    (The lock order that keeps the first pair from deadlocking is argued in ``claim_send``; these
-    operations run too briefly for this test to force the interleaving that would deadlock.)"""
+    """Twenty steps recorded on one node while another claims them again: every second claim is
+    refused as in the ledger and every record commits. (The interleaving that would deadlock
+    under the other lock order is forced in the test after this one.)"""
     nodes = [await open_store(node_id="n1"), await open_store(node_id="n2")]
     sequence, steps = await active_sequence(nodes[0], steps=2, auto_complete=False)
     result = await nodes[0].enroll(sequence.id, [ContactInput(f"c{i}@example.org") for i in range(20)], None, T0,
@@ -71,25 +70,68 @@ async def test_a_claim_beside_a_record_or_an_ending_on_another_node_neither_dead
     assert set(refused.values()) == {Refused.IN_LEDGER}
     assert await nodes[0].count_outbox("sent") == len(claims)
 
-    # The follow-ups: one node claims while the other ends the same contacts.
-    outcomes: dict[int, Claim | Refused] = {}
 
-    async def claim_next(enrollment: int) -> None:
-        outcomes[enrollment] = await nodes[0].claim_send(enrollment, steps[1].id, "sales", f"<n{enrollment}@x>",
-                                                         "s", T0 + 100)
 
-    async def end(enrollment: int) -> None:
-        await nodes[1].finish(enrollment, EnrollmentStatus.REPLIED, "a reply", T0 + 100)
+def _someone_waits_for_a_lock(url: str) -> bool:
+    with connect(url) as probe:
+        row = probe.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND datname = current_database()").fetchone()
+    return bool(row and row[0])
 
-    with trio.fail_after(60):
+
+async def _until_a_claim_waits(url: str) -> None:
+    with trio.fail_after(30):
+        while not _someone_waits_for_a_lock(url):
+            await trio.sleep(0.01)
+
+
+async def test_a_claim_waits_for_an_ending_being_committed_and_is_then_refused(pg_url: str, open_store: Opener) -> None:
+    """An ending not yet committed (a reply on another node): the claim waits for it (FOR SHARE on
+    the enrollment) and is refused, where reading the row's last committed state would claim it."""
+    store = await open_store()
+    sequence, steps = await active_sequence(store, steps=2, auto_complete=False)
+    enrollment = await enroll_one(store, sequence.id)
+    outcome: list[Claim | Refused] = []
+
+    async def claim() -> None:
+        outcome.append(await store.claim_send(enrollment, steps[0].id, "sales", "<w@x>", "s", T0))
+
+    with connect(pg_url) as other:
+        other.execute("BEGIN")
+        other.execute("UPDATE enrollments SET status = 'replied' WHERE id = %s", (enrollment,))
         async with trio.open_nursery() as nursery:
-            for enrollment in claims:
-                nursery.start_soon(claim_next, enrollment)
-                nursery.start_soon(end, enrollment)
-    for enrollment, outcome in outcomes.items():
-        ctx = await nodes[0].run_context(enrollment)
-        assert ctx is not None and ctx.enrollment.status is EnrollmentStatus.REPLIED
-        assert outcome is Refused.ENDED or isinstance(outcome, Claim), outcome
+            nursery.start_soon(claim)
+            await _until_a_claim_waits(pg_url)
+            other.execute("COMMIT")
+    assert outcome == [Refused.NOT_RUNNABLE]
+    assert await store.count_outbox("sending") == 0
+
+
+async def test_a_claim_blocked_on_its_ledger_row_holds_no_lock_a_record_needs(pg_url: str, open_store: Opener) -> None:
+    """A record of the step holds its ledger row and then updates the enrollment: a second claim
+    of the step waits on the row without holding the enrollment, so the record goes through (the
+    other lock order deadlocks the two) and the claim is refused as in the ledger."""
+    store = await open_store()
+    sequence, steps = await active_sequence(store, steps=2, auto_complete=False)
+    enrollment = await enroll_one(store, sequence.id)
+    first = await store.claim_send(enrollment, steps[0].id, "sales", "<r@x>", "s", T0)
+    assert isinstance(first, Claim)
+    outcome: list[Claim | Refused] = []
+
+    async def claim_again() -> None:
+        outcome.append(await store.claim_send(enrollment, steps[0].id, "sales", "<r2@x>", "s", T0 + 1))
+
+    # The record must not wait at all: lock_timeout (under deadlock_timeout's 1 s) turns the wait
+    # the other order makes (a deadlock PostgreSQL would break, and the store retry) into an error.
+    with connect(pg_url, options="-c lock_timeout=500") as record:
+        record.execute("BEGIN")
+        record.execute("UPDATE outbox SET status = 'sent' WHERE id = %s", (first.outbox_id,))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(claim_again)
+            await _until_a_claim_waits(pg_url)
+            record.execute("UPDATE enrollments SET sent_count = sent_count + 1 WHERE id = %s", (enrollment,))
+            record.execute("COMMIT")
+    assert outcome == [Refused.IN_LEDGER]
 
 
 async def _deliveries(store: PostgresStore, count: int) -> int:

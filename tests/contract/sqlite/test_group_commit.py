@@ -17,7 +17,7 @@ import trio_asyncio
 
 from dripd.errors import StoreError
 from dripd.events import Event, EventKind
-from dripd.model import SequenceSettings, Step, StepType
+from dripd.model import Action, SequenceSettings, Step, StepType
 from dripd.store import Claim, ContactInput, Store
 from dripd.store.sqlite import control_operation, read_operation, send_operation, thread_operation
 from dripd.store.sqlite.transaction import BUSY_TIMEOUT_MS
@@ -348,6 +348,7 @@ def test_a_group_holding_a_claim_commits_with_synchronous_full(tmp_path: Path) -
                                                [Step(type=StepType.EMAIL, subject="s", body="b")], 1.0)
         _, steps = await store.get_sequence(sequence.id)
         [enrollment] = (await store.enroll(sequence.id, [ContactInput("a@example.org")], None, 1.0, strict=True)).enrolled
+        await store.transition_sequence(sequence.id, Action.START, 1.0)  # a claim refuses a draft's contacts
         statements: list[str] = []
         await store.trace(statements.append)
         statements.clear()  # the end of the group that set the trace
