@@ -11,7 +11,7 @@ transport holding its one send on the wire.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import trio
 
@@ -19,7 +19,7 @@ from dripd.daemon import Daemon
 from dripd.errors import StoreError
 from dripd.events import Bounce, EventKind, Reply
 from dripd.model import Action, EnrollmentStatus
-from dripd.store import OutboxRow, RunContext
+from dripd.store import ContactProgress, OutboxRow, RunContext
 from tests.integration.simulated import daemon_with, people, sequence
 from tests.scripted_transport import ScriptedTransport
 
@@ -94,6 +94,24 @@ class _ReadThen:
         return ctx
 
 
+async def _false_alarm_then(daemon: Daemon, transport: ScriptedTransport, sequence_id: int,
+                            then: Callable[[ContactProgress], Any]) -> tuple[OutboxRow, ContactProgress, str]:
+    """Follow-ups waiting (``_follow_ups_waiting``); a soft bounce of the first step marks the
+    first waiting one (it ends nothing), ``then(its contact)`` is what comes right after the
+    engine's next read of it; then the held send is let go. Returns the marked row, its contact
+    and the other waiting contact's address."""
+    _, (marked, plain), first = await _follow_ups_waiting(daemon, transport, sequence_id)
+    contacts = {c.enrollment_id: c for c in await daemon.store.sequence_contacts(sequence_id)}
+    target = contacts[marked.enrollment_id]
+    engine = daemon.services.engine
+    engine.store = _ReadThen(engine.store, marked.enrollment_id, then(target))
+    [ref] = await daemon.store.sent_by_message_ids([first[target.email]])
+    await daemon.store.record_signal(ref, EventKind.BOUNCED, daemon.clock.now(), Bounce("soft", "mailbox full"))
+    assert transport.hold is not None
+    transport.hold.set()
+    return marked, target, contacts[plain.enrollment_id].email
+
+
 async def test_an_ending_committed_while_a_false_alarm_is_checked_still_stops_the_send(
         tmp_path: Path, autojump_clock: Any) -> None:
     """A soft bounce of the first step marks a waiting follow-up (it ends nothing); while the
@@ -101,24 +119,16 @@ async def test_an_ending_committed_while_a_false_alarm_is_checked_still_stops_th
     async with daemon_with(tmp_path) as (daemon, plugin):
         transport = plugin.transports["m"]
         seq = await sequence(daemon)
-        _, (marked, plain), first = await _follow_ups_waiting(daemon, transport, seq.id)
-        contacts = {c.enrollment_id: c for c in await daemon.store.sequence_contacts(seq.id)}
-        target = contacts[marked.enrollment_id]
+        def cancel(contact: ContactProgress) -> Callable[[], Awaitable[None]]:
+            return lambda: daemon.control.cancel_enrollment(seq.id, contact.contact_id)
 
-        async def cancel() -> None:
-            await daemon.control.cancel_enrollment(seq.id, target.contact_id)
-
-        engine = daemon.services.engine
-        engine.store = _ReadThen(engine.store, marked.enrollment_id, cancel)
-        [ref] = await daemon.store.sent_by_message_ids([first[target.email]])
-        await daemon.store.record_signal(ref, EventKind.BOUNCED, daemon.clock.now(), Bounce("soft", "mailbox full"))
-        transport.hold.set()
+        marked, target, other = await _false_alarm_then(daemon, transport, seq.id, cancel)
         with trio.fail_after(60):
             while await daemon.store.outbox_in_state("sending"):
                 await trio.sleep(1)
         await trio.sleep(86400)
         follow_ups = [message.to_address for _, message in transport.delivered[3:]]
-        assert target.email not in follow_ups and contacts[plain.enrollment_id].email in follow_ups
+        assert target.email not in follow_ups and other in follow_ups
         assert [row.message_id for row in await daemon.store.outbox_in_state("retry")] == [marked.message_id]
         assert {c.email: c.status for c in await daemon.store.sequence_contacts(seq.id)}[target.email] == "cancelled"
 
@@ -130,14 +140,7 @@ async def test_a_store_error_while_checking_a_mark_withdraws_the_send_and_it_goe
     async with daemon_with(tmp_path) as (daemon, plugin):
         transport = plugin.transports["m"]
         seq = await sequence(daemon)
-        _, (marked, _plain), first = await _follow_ups_waiting(daemon, transport, seq.id)
-        contacts = {c.enrollment_id: c for c in await daemon.store.sequence_contacts(seq.id)}
-        target = contacts[marked.enrollment_id]
-        engine = daemon.services.engine
-        engine.store = _ReadThen(engine.store, marked.enrollment_id, "fail")
-        [ref] = await daemon.store.sent_by_message_ids([first[target.email]])
-        await daemon.store.record_signal(ref, EventKind.BOUNCED, daemon.clock.now(), Bounce("soft", "mailbox full"))
-        transport.hold.set()
+        marked, target, _ = await _false_alarm_then(daemon, transport, seq.id, lambda contact: "fail")
         with trio.fail_after(86400):
             while await daemon.store.count_outbox("sent") < 6:
                 await trio.sleep(60)
