@@ -64,7 +64,7 @@ class Engine:
         self, config: LiveConfig, store: RunStore, transports: MutableMapping[str, Transport], scheduler: Scheduler,
         clock: Clock, *, metrics: Metrics, engagement: Engagement, safeguards: Safeguards,
         extra_headers: HeaderSource, rng: random.Random | None = None, wire_journal: WireJournal | None = None,
-        endings: EndingWatch | None = None,
+        endings: EndingWatch,
     ) -> None:
         self.config = config
         self.store = store
@@ -77,7 +77,7 @@ class Engine:
         self.extra_headers = extra_headers
         self.counters = Counters()
         self.wire_journal = wire_journal  # which claimed rows reached a transport (None: not kept)
-        self.endings = endings or EndingWatch()  # fed by the event stream (dripd/root.py)
+        self.endings = endings  # fed by the event stream (dripd/root.py)
         self.hand_over = HandOver(transports, clock, metrics, wire_journal, self.endings)
         self._rng = rng or random.Random()
         self._templates: dict[tuple[int, str, str, str | None], render.CompiledTemplate] = {}

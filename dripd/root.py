@@ -18,6 +18,7 @@ from dripd.clock import Clock
 from dripd.config import Config, LiveConfig, MailboxConfig
 from dripd.control import Control
 from dripd.engagement import Engagement, NoTracking
+from dripd.endings import EndingWatch
 from dripd.engine import Engine
 from dripd.events import EventStream
 from dripd.health import MailboxHealth
@@ -136,10 +137,12 @@ def build(config: Config, plugins: Plugins, store: Backend, events: EventStream,
             mailbox, plugin_context(store, clock, mailbox.transport, mailbox.id))
     safeguards = Safeguards(live, store, store, store, scheduler, clock)
     engagement = engagement_for(config)
+    endings = EndingWatch()
+    events.listen(endings.on_event)  # claimed sends hear of endings committed after their claim
     engine = Engine(live, store, transports, scheduler, clock, metrics=metrics, engagement=engagement,
                     safeguards=safeguards, extra_headers=plugins.message_headers, rng=rng,
-                    wire_journal=None if cluster else WireJournal(config.daemon.state_dir / "wire.journal"))
-    events.listen(engine.endings.on_event)  # claimed sends hear of endings committed after their claim
+                    wire_journal=None if cluster else WireJournal(config.daemon.state_dir / "wire.journal"),
+                    endings=endings)
     health = MailboxHealth(live, store, clock)
     webhooks = Dispatcher(live, store, clock)
     events.listen(webhooks.on_event)  # wakes the dispatcher; the deliveries are in the store already
