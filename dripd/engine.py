@@ -89,10 +89,8 @@ class Engine:
     async def run(self, enrollment_id: int, gate: Gate) -> RunResult:
         now = self.clock.now()
         ctx = await self.store.run_context(enrollment_id)
-        if ctx is None or ctx.enrollment.status is not EnrollmentStatus.ACTIVE:
-            return RunResult(RunStatus.DROPPED)
-        if ctx.sequence.status is not SequenceStatus.ACTIVE:
-            return RunResult(RunStatus.DROPPED)  # held; start/resume makes it runnable again
+        if ctx is None or not _runnable(ctx):
+            return RunResult(RunStatus.DROPPED)  # ended, or held: start/resume makes it runnable again
         mailbox = self.config.current.mailbox(ctx.enrollment.mailbox_id)
         if mailbox is None:
             log.warning("enrollment %d: mailbox %r is not configured; holding it", enrollment_id,
@@ -197,8 +195,7 @@ class Engine:
                 fresh = await self.store.run_context(enrollment_id)
             except StoreError:
                 return _ENDED  # cannot tell: not sent; the lane's next read of it decides
-            if (fresh is None or fresh.enrollment.status is not EnrollmentStatus.ACTIVE
-                    or fresh.sequence.status is not SequenceStatus.ACTIVE):
+            if fresh is None or not _runnable(fresh):
                 return _ENDED_CONFIRMED
         return _PAUSED if gate.paused() else None
 
@@ -486,6 +483,11 @@ class Engine:
         resolves a mailbox's rows when it takes its lease). Returns how many stayed uncertain.
         The rules are in dripd/recovery.py."""
         return await recover_sending(self, mailbox_id)
+
+
+def _runnable(ctx: RunContext) -> bool:
+    """Active, in an active sequence: the store's claim checks the same in SQL."""
+    return ctx.enrollment.status is EnrollmentStatus.ACTIVE and ctx.sequence.status is SequenceStatus.ACTIVE
 
 
 _PAUSED = "the mailbox was paused before the send"

@@ -37,6 +37,9 @@ _SIGNAL_KINDS = (EventKind.REPLIED.value, EventKind.OPENED.value, EventKind.CLIC
 _WENT_OUT = "(o.status IN ('sent', 'uncertain') OR (o.status = 'failed' AND o.bounce_class IS NOT NULL))"
 _RUNNABLE_IF_ACTIVE = ("next_run_at = CASE WHEN (SELECT status FROM sequences WHERE id = sequence_id) = 'active'"
                        " THEN ? ELSE NULL END")
+# An enrollment (the one parameter) that may send now: active, in an active sequence.
+_RUNNABLE = ("EXISTS (SELECT 1 FROM enrollments e JOIN sequences s ON s.id = e.sequence_id"
+             " WHERE e.id = ? AND e.status = 'active' AND s.status = 'active')")
 
 
 class RunOps(SequenceCache):
@@ -126,10 +129,6 @@ class RunOps(SequenceCache):
         this auto-completed."""
         return end_now(db, enrollment_id, status, reason, now)
 
-    # An enrollment (the one parameter) that may send now: active, in an active sequence.
-    _RUNNABLE = ("EXISTS (SELECT 1 FROM enrollments e JOIN sequences s ON s.id = e.sequence_id"
-                 " WHERE e.id = ? AND e.status = 'active' AND s.status = 'active')")
-
     @claim_operation
     def claim_send(
         self, db: Conn, enrollment_id: int, step_id: int, mailbox_id: str, message_id: str,
@@ -147,7 +146,7 @@ class RunOps(SequenceCache):
         cursor = db.execute(
             "INSERT INTO outbox (enrollment_id, step_id, mailbox_id, message_id, subject, status,"
             " attempts, created_at, attempted_at, variant) SELECT ?,?,?,?,?, 'sending', 1, ?, ?, ?"
-            f" WHERE {self._RUNNABLE}"
+            f" WHERE {_RUNNABLE}"
             " ON CONFLICT (enrollment_id, step_id) DO NOTHING",
             (enrollment_id, step_id, mailbox_id, message_id, subject, now, now, variant, enrollment_id),
         )
@@ -164,7 +163,7 @@ class RunOps(SequenceCache):
             # A retry keeps its Message-ID: the recipient's server sees one message.
             retried = db.execute(
                 "UPDATE outbox SET status = 'sending', attempts = attempts + 1, attempted_at = ?,"
-                f" subject = ? WHERE id = ? AND {self._RUNNABLE}",
+                f" subject = ? WHERE id = ? AND {_RUNNABLE}",
                 (now, subject, existing["id"], enrollment_id),
             )
             if retried.rowcount == 0:
