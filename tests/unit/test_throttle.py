@@ -136,6 +136,35 @@ def test_history_replay_after_restart_gives_same_answers() -> None:
         assert after.sends_in_last_hour(probe) == before.sends_in_last_hour(probe)
 
 
+def test_a_send_given_back_leaves_the_limits_as_if_it_had_never_been_recorded() -> None:
+    """A claim withdrawn before the wire (dripd/engine.py) gives its token back: every limit
+    then answers as for a limiter that never recorded it."""
+    limits = Limits(daily_cap=3, hourly_cap=2, burst=1, daily_new_cap=1)
+    given, never = MailboxLimiter(limits), MailboxLimiter(limits)
+    for limiter in (given, never):
+        limiter.record(T0)
+    given.record(T0 + 1800, new=True)
+    given.give_back(T0 + 1800, new=True)
+    for probe in (T0 + 1800, T0 + 2700, T0 + 3600, T0 + 86400):
+        assert given.next_allowed(probe) == never.next_allowed(probe)
+        assert given.next_allowed_new(probe) == never.next_allowed_new(probe) == given.next_allowed(probe)
+        assert given.tokens(probe) == never.tokens(probe)
+        assert given.sends_today(probe) == never.sends_today(probe)
+        assert given.new_sends_today(probe) == 0
+        assert given.sends_in_last_hour(probe) == never.sends_in_last_hour(probe)
+    assert given.sends_today(T0 + 1800) == 1
+
+
+def test_giving_back_an_old_send_keeps_the_newer_ones_counted() -> None:
+    limiter = MailboxLimiter(Limits(daily_cap=100, hourly_cap=2, burst=2))
+    limiter.record(T0)
+    limiter.record(T0 + 4000)  # T0 has left the rolling hour
+    limiter.give_back(T0)
+    assert limiter.sends_today(T0 + 4000) == 1
+    assert limiter.sends_in_last_hour(T0 + 4000) == 1
+    assert limiter.tokens(T0 + 4000) == pytest.approx(2.0)  # capped at the burst, not above it
+
+
 def test_jitter_within_bounds_and_seeded() -> None:
     limits = Limits(daily_cap=1000, hourly_cap=10, burst=1, jitter_seconds=60)
     a = greedy(MailboxLimiter(limits, rng=random.Random(42)), T0, 30)
