@@ -144,11 +144,12 @@ class Engine:
         """From the claim to the recorded result."""
         enrollment_id = ctx.enrollment.id
         claim, built = await self._claim(ctx, mailbox, step, now, prepared)
-        if not isinstance(claim, Claim) and self.wire_journal is not None:
-            self.wire_journal.settled((enrollment_id, step.id))  # no claim: its journal line is done with
+        if not isinstance(claim, Claim):
+            gate.give_back()  # no claim, so no send: the token is not spent
+            if self.wire_journal is not None:
+                self.wire_journal.settled((enrollment_id, step.id))  # its journal line is done with
         if claim is Refused.NOT_RUNNABLE:
-            log.info("enrollment %d %s: ended before its claim; not sent", enrollment_id,
-                     step_label(ctx.steps, step.id))
+            log.info("enrollment %d %s: ended before its claim; not sent", enrollment_id, step_label(ctx.steps, step.id))
             return RunResult(RunStatus.DROPPED)
         sent: tuple[SendResult, render.Rendered] | policy.Failed | None = None
         withdrawn: str | None = None
@@ -167,11 +168,12 @@ class Engine:
                         withdrawn = _PAUSED if gate.paused() else _ENDED
             if withdrawn is not None:
                 # Paused, or the enrollment ended, while this claim waited for the wire (or in the
-                # transport, before its transaction began): the message did not leave, so the row
-                # goes back to 'retry' (same Message-ID). A paused mailbox's send waits for the
-                # resume; an ended enrollment's run is dropped (confirmed here, or by the lane's
-                # next read of it when only the transport's queue heard of the ending).
-                await self.store.release_claim(claim.outbox_id, enrollment_id, due_at, now, withdrawn)
+                # transport, before its transaction began): never tried, so the row goes back to
+                # 'retry' (same Message-ID) with its attempt and its place under the caps given
+                # back. A paused mailbox's send waits for the resume; an ended enrollment's run is
+                # dropped (confirmed here, or by the lane's next read when only the transport heard).
+                await self.store.release_claim(claim.outbox_id, enrollment_id, due_at, now, withdrawn, untried=True)
+                gate.give_back()
                 if self.wire_journal is not None:
                     self.wire_journal.settled((enrollment_id, step.id))
                 if withdrawn == _ENDED_CONFIRMED:
@@ -432,8 +434,7 @@ class Engine:
                 claim.outbox_id, enrollment.id, step.id, cursor_ord, anchor, due, decision.detail, now, claim.content)
             self.counters.uncertain += 1
             log.warning("enrollment %d %s: delivery uncertain (%s); not resent", enrollment.id,
-                        step_label(ctx.steps, step.id),
-                        decision.detail)
+                        step_label(ctx.steps, step.id), decision.detail)
             if due is not None:
                 self.scheduler.schedule(mailbox.id, enrollment.id, due, True)
             self._completed(completed)
@@ -441,8 +442,7 @@ class Engine:
             completed = await self.store.record_bounced(claim, enrollment.id, step.id, decision, ctx.contact.email, now)
             self.counters.bounced += 1
             log.info("enrollment %d %s: %s bounce: %s", enrollment.id, step_label(ctx.steps, step.id),
-                     decision.bounce_class,
-                     decision.detail)
+                     decision.bounce_class, decision.detail)
             self._completed(completed)
             if decision.suppresses:
                 await self.safeguards.after_hard_bounce(ctx.sequence.id, mailbox.id)

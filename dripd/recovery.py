@@ -46,7 +46,8 @@ async def recover_sending(engine: Engine, mailbox_id: str | None = None) -> int:
         now = engine.clock.now()
         if delivered is False or (delivered is None and engine.config.current.daemon.resend_uncertain):
             why = "claimed, never handed to the transport (wire journal)," if last == CLAIMED else "not delivered"
-            await store.release_claim(row.id, row.enrollment_id, now, now, f"{why} before a crash")
+            await store.release_claim(row.id, row.enrollment_id, now, now, f"{why} before a crash",
+                                      untried=last == CLAIMED)
             log.warning("outbox %s: %s before a crash; will send", row.message_id, why)
             continue
         ctx = await store.run_context(row.enrollment_id)

@@ -49,7 +49,8 @@ class Gate(Protocol):
     """What a run gets from its lane, in the order a send uses it: ``claim_turn()``, its turn to
     claim (in dispatch order); the check-and-take of a send token (``gate(followup, due_at)``),
     right before the ledger claim; and ``on_the_wire()``, held while the transport sends.
-    ``paused()``: the mailbox was paused since (a claim made ahead is then released, not sent)."""
+    ``paused()``: the mailbox was paused since (a claim made ahead is then released, not sent);
+    ``give_back()``: the token bought no send (the claim was refused, or withdrawn before the wire)."""
 
     async def claim_turn(self) -> None: ...
 
@@ -58,6 +59,8 @@ class Gate(Protocol):
     def __call__(self, followup: bool, due_at: float) -> bool: ...
 
     def on_the_wire(self) -> AbstractAsyncContextManager[None]: ...
+
+    def give_back(self) -> None: ...
 
 
 Runner = Callable[[int, Gate], Awaitable[RunResult]]
@@ -84,20 +87,30 @@ def workers_for(handed: int) -> int:
 class _RunGate:
     """One run's gate: the lane's token check and the run's own place in the slots' order."""
 
-    __slots__ = ("_lane", "_ticket")
+    __slots__ = ("_lane", "_ticket", "_taken")
 
     def __init__(self, lane: "Lane", ticket: int) -> None:
         self._lane = lane
         self._ticket = ticket
+        self._taken: tuple[float, bool] | None = None  # when its token was taken, and for a follow-up
 
     async def claim_turn(self) -> None:
         await self._lane.slots.claim_turn(self._ticket)
 
     def __call__(self, followup: bool, due_at: float) -> bool:
         try:
-            return self._lane.gate(followup, due_at)
+            taken_at = self._lane.take_token(followup, due_at)
         finally:
             self._lane.slots.gated(self._ticket)  # the next ticket may take its turn at the gate
+        if taken_at is None:
+            return False
+        self._taken = (taken_at, followup)
+        return True
+
+    def give_back(self) -> None:
+        if self._taken is not None:
+            self._lane.give_back(*self._taken)
+            self._taken = None
 
     def on_the_wire(self) -> AbstractAsyncContextManager[None]:
         return self._lane.slots.on_the_wire(self._ticket)
@@ -209,18 +222,23 @@ class Lane:
 
     # -- the loop ----------------------------------------------------------------------------
 
-    def gate(self, followup: bool, due_at: float) -> bool:
-        """Right before a send: may it go now? Takes the limiter's token when it may. Called
-        with no await between the check and the take, so concurrent workers cannot both pass."""
+    def take_token(self, followup: bool, due_at: float) -> float | None:
+        """Right before a send: may it go now? Takes the limiter's token when it may and says
+        when (None: it may not). Called with no await between the check and the take, so
+        concurrent workers cannot both pass."""
         now = self._clock.now()
         if self.paused_reason is not None or self.stopping:
-            return False
+            return None
         if self._allowed_at(not followup, now) > now:
-            return False
+            return None
         if self._ready and self._ready[0][:2] < (0 if followup else 1, due_at):
-            return False  # an older or higher-class send is waiting: it goes first
+            return None  # an older or higher-class send is waiting: it goes first
         self.limiter.record(now, new=not followup)
-        return True
+        return now
+
+    def give_back(self, taken_at: float, followup: bool) -> None:
+        """The token taken at ``taken_at`` bought no send (see ``Gate``)."""
+        self.limiter.give_back(taken_at, new=not followup)
 
     def _allowed_at(self, new: bool, now: float) -> float:
         # A first email also waits for the daily new-contact cap; a follow-up does not.

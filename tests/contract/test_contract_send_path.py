@@ -103,6 +103,31 @@ async def test_a_retry_keeps_its_message_id_and_counts_attempts(store: FullStore
         claim.outbox_id, "<m1@example.com>", 2, T0)
 
 
+async def test_a_claim_released_untried_gives_back_its_attempt_and_its_place_under_the_caps(store: FullStore) -> None:
+    """A claim withdrawn before the wire (or claimed before a crash and never handed over) was
+    never tried: releasing it undoes its attempt and its send_log row, and only its row (another
+    claim of the same mailbox at the same instant keeps its own). One released after a try (a
+    refused sender) keeps both."""
+    run: RunStore = store
+    sequence, steps = await active_sequence(store)
+    withdrawn = await enroll_one(store, sequence.id, "a@example.org", T0)
+    beside = await enroll_one(store, sequence.id, "b@example.org", T0)
+    assert isinstance(await run.claim_send(beside, steps[0].id, "sales", "<b@example.com>", "s", T0 + 2), Claim)
+    claim = await run.claim_send(withdrawn, steps[0].id, "sales", "<a@example.com>", "s", T0 + 2)
+    assert isinstance(claim, Claim)
+    await run.release_claim(claim.outbox_id, withdrawn, T0 + 3, T0 + 3, "paused before the send", untried=True)
+    assert await run.send_history("sales", 0.0) == [T0 + 2]
+    assert await run.first_email_history("sales", 0.0) == [T0 + 2]
+    again = await run.claim_send(withdrawn, steps[0].id, "sales", "<other@example.com>", "s", T0 + 4)
+    assert isinstance(again, Claim)
+    assert (again.outbox_id, again.message_id, again.attempts) == (claim.outbox_id, "<a@example.com>", 1)
+    assert await run.send_history("sales", 0.0) == [T0 + 2, T0 + 4]
+    await run.release_claim(again.outbox_id, withdrawn, T0 + 5, T0 + 5, "sender refused: 550 not allowed")
+    third = await run.claim_send(withdrawn, steps[0].id, "sales", "<other@example.com>", "s", T0 + 6)
+    assert isinstance(third, Claim) and third.attempts == 2
+    assert await run.send_history("sales", 0.0) == [T0 + 2, T0 + 4, T0 + 6]
+
+
 async def test_sent_advances_and_the_last_step_completes_the_enrollment(store: FullStore, sink: RecordingSink) -> None:
     run: RunStore = store
     sequence, steps = await active_sequence(store, steps=2, auto_complete=False)

@@ -95,3 +95,11 @@ def test_kill_9_with_claims_waiting_sends_the_never_handed_ones_once(tmp_path: P
     assert set(recipients) == everyone - held  # the claimed-and-waiting ones were sent after the restart
     assert all(final[address][1] == "sent" for address in everyone - held)
     assert log.count("claimed, never handed to the transport (wire journal), before a crash; will send") == AHEAD
+    # A claim never handed over was no attempt: each contact's row was tried once, and the caps
+    # count one send per contact, not the claims the crash left behind as well.
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    try:
+        assert db.execute("SELECT DISTINCT attempts FROM outbox").fetchall() == [(1,)]
+        assert db.execute("SELECT COUNT(*) FROM send_log").fetchone() == (CONTACTS,)
+    finally:
+        db.close()

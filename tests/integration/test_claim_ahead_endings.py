@@ -71,6 +71,11 @@ async def test_a_reply_and_an_unsubscribe_stop_follow_ups_claimed_ahead_of_the_w
         history = await daemon.store.contact_history(seq.id, replier.contact_id)
         [follow_up] = [m for m in history["messages"] if m["status"] == "retry"]
         assert "ended" in follow_up["detail"], follow_up
+        assert follow_up["attempts"] == 0, "never tried: its attempt is undone"
+        # The caps count the four sends made, not the two withdrawn, now and after a restart.
+        assert len(await daemon.store.send_history("m", 0.0)) == len(transport.delivered) == 4
+        last_sent_at = transport.delivered[-1][0]  # all four on START's day
+        assert daemon.services.scheduler.lanes["m"].limiter.sends_today(last_sent_at) == 4
 
 
 class _ReadThen:
@@ -146,4 +151,30 @@ async def test_a_store_error_while_checking_a_mark_withdraws_the_send_and_it_goe
                 await trio.sleep(60)
         follow_ups = [message for _, message in transport.delivered[3:] if message.to_address == target.email]
         assert [message.message_id for message in follow_ups] == [marked.message_id], "once, its Message-ID"
+        history = await daemon.store.contact_history(seq.id, target.contact_id)
+        assert [m["attempts"] for m in history["messages"]] == [1, 1], "the withdrawn claim was no attempt"
+        assert len(await daemon.store.send_history("m", 0.0)) == len(transport.delivered) == 6
         assert {c.email: c.status for c in await daemon.store.sequence_contacts(seq.id)}[target.email] == "completed"
+
+
+async def test_a_claim_refused_for_an_ending_after_the_read_takes_no_place_under_the_caps(
+        tmp_path: Path, autojump_clock: Any) -> None:
+    """A contact cancelled between the engine's read of it and its claim: the claim is refused,
+    nothing is sent, and the token the lane took for it is given back (the caps count the sends
+    made, in memory as in the store)."""
+    async with daemon_with(tmp_path) as (daemon, plugin):
+        transport = plugin.transports["m"]
+        seq = await sequence(daemon)
+        await daemon.control.enroll(seq.id, people(3))
+        target, *others = await daemon.store.sequence_contacts(seq.id)
+        engine = daemon.services.engine
+        engine.store = _ReadThen(engine.store, target.enrollment_id,
+                                 lambda: daemon.control.cancel_enrollment(seq.id, target.contact_id))
+        await daemon.control.transition(seq.id, Action.START)
+        with trio.fail_after(600):
+            while len(transport.delivered) < 2 or await daemon.store.outbox_in_state("sending"):
+                await trio.sleep(1)
+        assert sorted(message.to_address for _, message in transport.delivered) == sorted(c.email for c in others)
+        assert {c.email: c.status for c in await daemon.store.sequence_contacts(seq.id)}[target.email] == "cancelled"
+        assert len(await daemon.store.send_history("m", 0.0)) == 2
+        assert daemon.services.scheduler.lanes["m"].limiter.sends_today(transport.delivered[-1][0]) == 2

@@ -313,11 +313,21 @@ class RunOps:
 
     @operation
     def release_claim(self, db: Conn, outbox_id: int, enrollment_id: int, due_at: float, now: float,
-                      detail: str) -> None:
+                      detail: str, *, untried: bool = False) -> None:
         """The message surely did not go (found missing after a crash, or refused before
-        delivery): the step may be sent again, under the same Message-ID."""
+        delivery): the step may be sent again, under the same Message-ID. ``untried``: it never
+        reached the transport, so the claim's attempt and its send_log row are undone (the
+        SQLite store's ``release_claim`` says which row)."""
         self._fenced(db, outbox_id)
-        db.execute("UPDATE outbox SET status = 'retry', detail = %s WHERE id = %s", (detail, outbox_id))
+        if untried:
+            db.execute(
+                "DELETE FROM send_log WHERE ctid = (SELECT s.ctid FROM send_log s JOIN outbox o ON o.id = %s"
+                " JOIN enrollments e ON e.id = o.enrollment_id WHERE s.mailbox_id = o.mailbox_id"
+                " AND s.at = o.attempted_at AND s.first_email = (e.sent_count = 0)::int LIMIT 1)", (outbox_id,))
+            db.execute("UPDATE outbox SET status = 'retry', detail = %s, attempts = GREATEST(attempts - 1, 0)"
+                       " WHERE id = %s", (detail, outbox_id))
+        else:
+            db.execute("UPDATE outbox SET status = 'retry', detail = %s WHERE id = %s", (detail, outbox_id))
         self._due_again(db, enrollment_id, due_at, now)
 
     @operation

@@ -303,10 +303,22 @@ class RunOps(SequenceCache):
 
     @send_operation
     def release_claim(self, db: Conn, outbox_id: int, enrollment_id: int, due_at: float, now: float,
-                      detail: str) -> None:
+                      detail: str, *, untried: bool = False) -> None:
         """The message surely did not go (found missing after a crash, or refused before
-        delivery): the step may be sent again, under the same Message-ID."""
-        db.execute("UPDATE outbox SET status = 'retry', detail = ? WHERE id = ?", (detail, outbox_id))
+        delivery): the step may be sent again, under the same Message-ID. ``untried``: it never
+        reached the transport (withdrawn, or claimed before a crash and never handed over), so
+        the claim's attempt and its send_log row (its place under the caps) are undone."""
+        if untried:
+            # The row its claim wrote: same mailbox, same instant, a first email or not as its
+            # enrollment still is (nothing of it was sent since). One row: another claim of the
+            # mailbox at the same instant keeps its own.
+            db.execute("DELETE FROM send_log WHERE rowid = (SELECT s.rowid FROM send_log s JOIN outbox o ON o.id = ?"
+                       " JOIN enrollments e ON e.id = o.enrollment_id WHERE s.mailbox_id = o.mailbox_id"
+                       " AND s.at = o.attempted_at AND s.first_email = (e.sent_count = 0) LIMIT 1)", (outbox_id,))
+            db.execute("UPDATE outbox SET status = 'retry', detail = ?, attempts = MAX(attempts - 1, 0) WHERE id = ?",
+                       (detail, outbox_id))
+        else:
+            db.execute("UPDATE outbox SET status = 'retry', detail = ? WHERE id = ?", (detail, outbox_id))
         self._due_again(db, enrollment_id, due_at, now)
 
     @thread_operation
