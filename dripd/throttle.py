@@ -185,16 +185,19 @@ class MailboxLimiter:
 
     def give_back(self, t: float, new: bool = False) -> None:
         """The send recorded at ``t`` did not happen (withdrawn before it reached the transport):
-        its token, its place in the rolling hour and its count for the day (and for new
-        contacts, when ``new``) are given back. The gap drawn after it stays: the next send may
-        wait a little longer than it had to, never less."""
+        its place in the rolling hour and its count for the day (and for new contacts, when
+        ``new``) are given back, and its token when it is the latest send. A token taken before
+        a later send is not: the bucket may have been full between them, and only replaying the
+        later sends could tell. The gap drawn after it stays too: the next send may wait a
+        little longer than it had to, never less."""
         if t in self._recent:
             self._recent.remove(t)
         day = self._local_date(t)
         for counts, counted in ((self._per_day, True), (self._new_per_day, new)):
             if counted and counts.get(day, 0) > 0:
                 counts[day] -= 1
-        if self._level_at is not None:
+        if t == self._level_at:
+            # Exact: the level before the send, carried to ``t``, is the level after it plus one.
             self._level = min(self._level + 1.0, float(self._limits.burst))
 
     def update(self, limits: Limits) -> None:

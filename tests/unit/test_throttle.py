@@ -155,14 +155,29 @@ def test_a_send_given_back_leaves_the_limits_as_if_it_had_never_been_recorded() 
     assert given.sends_today(T0 + 1800) == 1
 
 
-def test_giving_back_an_old_send_keeps_the_newer_ones_counted() -> None:
+def test_giving_back_an_older_send_never_lets_the_burst_be_exceeded() -> None:
+    """A claim withdrawn while a later one went out: its counts come back, but its token only
+    if no later send took one (the bucket may have been full in between)."""
+    limits = Limits(daily_cap=100, hourly_cap=60, burst=3)
+    given, never = MailboxLimiter(limits), MailboxLimiter(limits)
+    given.record(T0)
+    for limiter in (given, never):
+        limiter.record(T0 + 60)
+    given.give_back(T0)
+    assert given.sends_today(T0 + 60) == never.sends_today(T0 + 60) == 1
+    assert given.sends_in_last_hour(T0 + 60) == 1
+    assert greedy(given, T0 + 60, 2) == greedy(never, T0 + 60, 2) == [T0 + 60, T0 + 60]
+    assert given.next_allowed(T0 + 60) == never.next_allowed(T0 + 60) > T0 + 60  # the burst of 3 holds
+
+
+def test_giving_back_a_send_out_of_the_rolling_hour_keeps_the_newer_ones_counted() -> None:
     limiter = MailboxLimiter(Limits(daily_cap=100, hourly_cap=2, burst=2))
     limiter.record(T0)
     limiter.record(T0 + 4000)  # T0 has left the rolling hour
     limiter.give_back(T0)
     assert limiter.sends_today(T0 + 4000) == 1
     assert limiter.sends_in_last_hour(T0 + 4000) == 1
-    assert limiter.tokens(T0 + 4000) == pytest.approx(2.0)  # capped at the burst, not above it
+    assert limiter.tokens(T0 + 4000) == pytest.approx(1.0)  # as if only T0 + 4000 had been sent
 
 
 def test_jitter_within_bounds_and_seeded() -> None:
