@@ -105,27 +105,46 @@ async def test_a_retry_keeps_its_message_id_and_counts_attempts(store: FullStore
 
 async def test_a_claim_released_untried_gives_back_its_attempt_and_its_place_under_the_caps(store: FullStore) -> None:
     """A claim withdrawn before the wire (or claimed before a crash and never handed over) was
-    never tried: releasing it undoes its attempt and its send_log row, and only its row (another
-    claim of the same mailbox at the same instant keeps its own). One released after a try (a
-    refused sender) keeps both."""
+    never tried: releasing it undoes its attempt and its own send_log row (not a follow-up's or
+    another mailbox's at the same instant). Claimed again, the row takes the claiming mailbox (the
+    enrollment may have moved) and, never tried before, makes its first attempt then. One
+    released after a try (a refused sender) keeps both."""
     run: RunStore = store
-    sequence, steps = await active_sequence(store)
+    sequence, steps = await active_sequence(store, steps=2)
     withdrawn = await enroll_one(store, sequence.id, "a@example.org", T0)
     beside = await enroll_one(store, sequence.id, "b@example.org", T0)
-    assert isinstance(await run.claim_send(beside, steps[0].id, "sales", "<b@example.com>", "s", T0 + 2), Claim)
+    following = await enroll_one(store, sequence.id, "c@example.org", T0)
+    elsewhere = await enroll_one(store, sequence.id, "d@example.org", T0)
+    first = await run.claim_send(following, steps[0].id, "sales", "<c0@example.com>", "s", T0)
+    assert isinstance(first, Claim)
+    await run.record_sent(first, following, steps[0].id, steps[1].ord, T0, T0 + 2, T0)
+    # At the instant of the claim to withdraw: a follow-up (logged first), a first email of the
+    # same mailbox and one of another mailbox.
+    for enrollment, step, mailbox in ((following, steps[1], "sales"), (beside, steps[0], "sales"),
+                                      (elsewhere, steps[0], "other")):
+        assert isinstance(await run.claim_send(enrollment, step.id, mailbox, f"<{enrollment}@example.com>", "s", T0 + 2),
+                          Claim)
     claim = await run.claim_send(withdrawn, steps[0].id, "sales", "<a@example.com>", "s", T0 + 2)
     assert isinstance(claim, Claim)
     await run.release_claim(claim.outbox_id, withdrawn, T0 + 3, T0 + 3, "paused before the send", untried=True)
-    assert await run.send_history("sales", 0.0) == [T0 + 2]
-    assert await run.first_email_history("sales", 0.0) == [T0 + 2]
-    again = await run.claim_send(withdrawn, steps[0].id, "sales", "<other@example.com>", "s", T0 + 4)
+    assert await run.send_history("sales", 0.0) == [T0, T0 + 2, T0 + 2]  # c's first, b's, c's follow-up
+    assert await run.first_email_history("sales", 0.0) == [T0, T0 + 2]
+    assert await run.send_history("other", 0.0) == [T0 + 2]
+    # Claimed again by the mailbox the enrollment moved to, and withdrawn again.
+    again = await run.claim_send(withdrawn, steps[0].id, "moved", "<other@example.com>", "s", T0 + 4)
     assert isinstance(again, Claim)
-    assert (again.outbox_id, again.message_id, again.attempts) == (claim.outbox_id, "<a@example.com>", 1)
-    assert await run.send_history("sales", 0.0) == [T0 + 2, T0 + 4]
-    await run.release_claim(again.outbox_id, withdrawn, T0 + 5, T0 + 5, "sender refused: 550 not allowed")
-    third = await run.claim_send(withdrawn, steps[0].id, "sales", "<other@example.com>", "s", T0 + 6)
-    assert isinstance(third, Claim) and third.attempts == 2
-    assert await run.send_history("sales", 0.0) == [T0 + 2, T0 + 4, T0 + 6]
+    assert (again.outbox_id, again.message_id, again.attempts, again.first_attempt_at) == (
+        claim.outbox_id, "<a@example.com>", 1, T0 + 4)
+    assert {row.id: row.mailbox_id for row in await run.outbox_in_state("sending")}[claim.outbox_id] == "moved"
+    assert await run.send_history("moved", 0.0) == [T0 + 4]
+    await run.release_claim(again.outbox_id, withdrawn, T0 + 5, T0 + 5, "the enrollment ended", untried=True)
+    assert await run.send_history("moved", 0.0) == []
+    tried = await run.claim_send(withdrawn, steps[0].id, "moved", "<other@example.com>", "s", T0 + 6)
+    assert isinstance(tried, Claim) and (tried.attempts, tried.first_attempt_at) == (1, T0 + 6)
+    await run.release_claim(tried.outbox_id, withdrawn, T0 + 7, T0 + 7, "sender refused: 550 not allowed")
+    third = await run.claim_send(withdrawn, steps[0].id, "moved", "<other@example.com>", "s", T0 + 8)
+    assert isinstance(third, Claim) and (third.attempts, third.first_attempt_at) == (2, T0 + 6)
+    assert await run.send_history("moved", 0.0) == [T0 + 6, T0 + 8]
 
 
 async def test_sent_advances_and_the_last_step_completes_the_enrollment(store: FullStore, sink: RecordingSink) -> None:

@@ -10,9 +10,11 @@ transport holding its one send on the wire.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+import pytest
 import trio
 
 from dripd.daemon import Daemon
@@ -72,7 +74,8 @@ async def test_a_reply_and_an_unsubscribe_stop_follow_ups_claimed_ahead_of_the_w
         [follow_up] = [m for m in history["messages"] if m["status"] == "retry"]
         assert "ended" in follow_up["detail"], follow_up
         assert follow_up["attempts"] == 0, "never tried: its attempt is undone"
-        # The caps count the four sends made, not the two withdrawn, now and after a restart.
+        # The caps count the four sends made, not the two withdrawn: in the store (what a restart
+        # reads) and in the lane's limiter.
         assert len(await daemon.store.send_history("m", 0.0)) == len(transport.delivered) == 4
         last_sent_at = transport.delivered[-1][0]  # all four on START's day
         assert daemon.services.scheduler.lanes["m"].limiter.sends_today(last_sent_at) == 4
@@ -158,10 +161,11 @@ async def test_a_store_error_while_checking_a_mark_withdraws_the_send_and_it_goe
 
 
 async def test_a_claim_refused_for_an_ending_after_the_read_takes_no_place_under_the_caps(
-        tmp_path: Path, autojump_clock: Any) -> None:
+        tmp_path: Path, autojump_clock: Any, caplog: pytest.LogCaptureFixture) -> None:
     """A contact cancelled between the engine's read of it and its claim: the claim is refused,
     nothing is sent, and the token the lane took for it is given back (the caps count the sends
     made, in memory as in the store)."""
+    caplog.set_level(logging.INFO, logger="dripd.engine")
     async with daemon_with(tmp_path) as (daemon, plugin):
         transport = plugin.transports["m"]
         seq = await sequence(daemon)
@@ -176,5 +180,6 @@ async def test_a_claim_refused_for_an_ending_after_the_read_takes_no_place_under
                 await trio.sleep(1)
         assert sorted(message.to_address for _, message in transport.delivered) == sorted(c.email for c in others)
         assert {c.email: c.status for c in await daemon.store.sequence_contacts(seq.id)}[target.email] == "cancelled"
-        assert len(await daemon.store.send_history("m", 0.0)) == 2
+        assert [r.getMessage() for r in caplog.records if "before its claim" in r.getMessage()] == [
+            f"enrollment {target.enrollment_id} step 0: ended before its claim; not sent"]
         assert daemon.services.scheduler.lanes["m"].limiter.sends_today(transport.delivered[-1][0]) == 2

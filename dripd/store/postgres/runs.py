@@ -168,14 +168,16 @@ class RunOps:
                 return Refused.IN_LEDGER
             claim = Claim(int(inserted[0]), message_id, 1, now, variant)
         else:
-            # A retry keeps its Message-ID: the recipient's server sees one message.
+            # A retry keeps its Message-ID: the recipient's server sees one message. It takes the
+            # mailbox that claims it now, and a row whose claims were all released untried makes
+            # its first attempt now (the SQLite store's ``claim_send`` says why).
             db.execute(
-                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, attempted_at = %s,"
-                " subject = %s WHERE id = %s",
-                (now, subject, existing["id"]),
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, attempted_at = %s, subject = %s,"
+                " mailbox_id = %s, created_at = CASE WHEN attempts = 0 THEN %s ELSE created_at END WHERE id = %s",
+                (now, subject, mailbox_id, now, existing["id"]),
             )
             claim = Claim(existing["id"], existing["message_id"], existing["attempts"] + 1,
-                          existing["created_at"], existing["variant"])
+                          existing["created_at"] if existing["attempts"] else now, existing["variant"])
         db.execute("INSERT INTO send_log (mailbox_id, at, first_email) VALUES (%s, %s,"
                    " (SELECT (sent_count = 0)::int FROM enrollments WHERE id = %s))", (mailbox_id, now, enrollment_id))
         return claim

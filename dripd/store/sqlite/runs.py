@@ -160,16 +160,19 @@ class RunOps(SequenceCache):
                 return Refused.IN_LEDGER
             if existing is None:
                 return Refused.NOT_RUNNABLE  # the insert found the enrollment or its sequence not active
-            # A retry keeps its Message-ID: the recipient's server sees one message.
+            # A retry keeps its Message-ID: the recipient's server sees one message. It takes the
+            # mailbox that claims it now (the enrollment may have moved since), and a row whose
+            # claims were all released untried makes its first attempt now (``release_claim``).
             retried = db.execute(
-                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, attempted_at = ?,"
-                f" subject = ? WHERE id = ? AND {_RUNNABLE}",
-                (now, subject, existing["id"], enrollment_id),
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, attempted_at = ?, subject = ?,"
+                " mailbox_id = ?, created_at = CASE WHEN attempts = 0 THEN ? ELSE created_at END"
+                f" WHERE id = ? AND {_RUNNABLE}",
+                (now, subject, mailbox_id, now, existing["id"], enrollment_id),
             )
             if retried.rowcount == 0:
                 return Refused.NOT_RUNNABLE
             claim = Claim(existing["id"], existing["message_id"], existing["attempts"] + 1,
-                          existing["created_at"], existing["variant"])
+                          existing["created_at"] if existing["attempts"] else now, existing["variant"])
         db.execute("INSERT INTO send_log (mailbox_id, at, first_email) VALUES (?, ?,"
                    " (SELECT sent_count = 0 FROM enrollments WHERE id = ?))", (mailbox_id, now, enrollment_id))
         return claim
