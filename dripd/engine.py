@@ -22,7 +22,7 @@ from dripd.engagement import Engagement, MessageRef
 from dripd.errors import StoreError
 from dripd.hand_over import HandOver, Withdrawn
 from dripd.hookspecs import SendResult, Transport
-from dripd.metrics import Metrics
+from dripd.metrics import Counters, Metrics
 from dripd.model import EnrollmentStatus, SequenceStatus, Step
 from dripd.recovery import recover_sending
 from dripd.safeguards import Safeguards
@@ -36,17 +36,6 @@ log = logging.getLogger("dripd.engine")
 
 # (mailbox id, sequence id, step id) -> extra headers from plugins
 HeaderSource = Callable[[str, int, int], list[tuple[str, str]]]
-
-
-@dataclass
-class Counters:
-    """Running totals the status endpoint and metrics read."""
-
-    sent: int = 0
-    retried: int = 0
-    bounced: int = 0
-    uncertain: int = 0
-    failed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,11 +132,15 @@ class Engine:
                     gate: Gate, followup: bool, due_at: float) -> RunResult:
         """From the claim to the recorded result."""
         enrollment_id = ctx.enrollment.id
-        claim, built = await self._claim(ctx, mailbox, step, now, prepared)
+        try:
+            claim, built = await self._claim(ctx, mailbox, step, now, prepared)
+        except StoreError:
+            self._nothing_sent(gate, (enrollment_id, step.id))  # the lane backs off; its next read decides
+            raise
         if not isinstance(claim, Claim):
-            gate.give_back()  # no claim, so no send: the token is not spent
-            if self.wire_journal is not None:
-                self.wire_journal.settled((enrollment_id, step.id))  # its journal line is done with
+            self._nothing_sent(gate, (enrollment_id, step.id))
+        elif isinstance(built, policy.Failed):
+            gate.give_back()  # claimed, but its message cannot be built: it never reaches the transport
         if claim is Refused.NOT_RUNNABLE:
             log.info("enrollment %d %s: ended before its claim; not sent", enrollment_id, step_label(ctx.steps, step.id))
             return RunResult(RunStatus.DROPPED)
@@ -173,9 +166,7 @@ class Engine:
                 # back. A paused mailbox's send waits for the resume; an ended enrollment's run is
                 # dropped (confirmed here, or by the lane's next read when only the transport heard).
                 await self.store.release_claim(claim.outbox_id, enrollment_id, due_at, now, withdrawn, untried=True)
-                gate.give_back()
-                if self.wire_journal is not None:
-                    self.wire_journal.settled((enrollment_id, step.id))
+                self._nothing_sent(gate, (enrollment_id, step.id))
                 if withdrawn == _ENDED_CONFIRMED:
                     log.info("enrollment %d %s: ended while its claim waited for the wire; not sent", enrollment_id,
                              step_label(ctx.steps, step.id))
@@ -185,6 +176,13 @@ class Engine:
         if isinstance(claim, Claim) and self.wire_journal is not None:
             self.wire_journal.settled((enrollment_id, step.id))  # its result is committed
         return RunResult(RunStatus.DONE)
+
+    def _nothing_sent(self, gate: Gate, row: tuple[int, int]) -> None:
+        """The claim was not made, or released untried: its token is not spent (the caps count
+        sends), and its wire journal line is done with."""
+        gate.give_back()
+        if self.wire_journal is not None:
+            self.wire_journal.settled(row)
 
     async def _withdrawal(self, ctx: RunContext, gate: Gate) -> str | None:
         """Why a claimed send that now has its wire place must not go (None: it goes)."""

@@ -7,6 +7,7 @@ Counters move where things happen; gauges are read from the running daemon at sc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -21,6 +22,17 @@ from dripd.store.api import Reports
 if TYPE_CHECKING:
     from dripd.health import MailboxHealth
     from dripd.scheduler import Scheduler
+
+@dataclass
+class Counters:
+    """The engine's running totals of send results, which the status endpoint reads."""
+
+    sent: int = 0
+    retried: int = 0
+    bounced: int = 0
+    uncertain: int = 0
+    failed: int = 0
+
 
 # The kinds the dripd_events counter follows, as spelled in the event stream.
 COUNTED_KINDS = frozenset({

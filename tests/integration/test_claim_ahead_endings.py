@@ -183,3 +183,40 @@ async def test_a_claim_refused_for_an_ending_after_the_read_takes_no_place_under
         assert [r.getMessage() for r in caplog.records if "before its claim" in r.getMessage()] == [
             f"enrollment {target.enrollment_id} step 0: ended before its claim; not sent"]
         assert daemon.services.scheduler.lanes["m"].limiter.sends_today(transport.delivered[-1][0]) == 2
+
+
+class _ClaimFailsOnce:
+    """The engine's store, failing one enrollment's first claim as a locked database would."""
+
+    def __init__(self, store: Any, enrollment_id: int) -> None:
+        self._store, self._enrollment_id, self.failed = store, enrollment_id, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def claim_send(self, enrollment_id: int, *args: Any) -> Any:
+        if enrollment_id == self._enrollment_id and not self.failed:
+            self.failed = True
+            raise StoreError("database unavailable: the database is locked by another process")
+        return await self._store.claim_send(enrollment_id, *args)
+
+
+async def test_a_claim_the_store_fails_takes_no_place_under_the_caps(tmp_path: Path, autojump_clock: Any) -> None:
+    """The store fails one contact's claim: nothing was committed and nothing sent, so the token
+    the lane took for it is given back; the lane backs off and sends it later, once."""
+    async with daemon_with(tmp_path) as (daemon, plugin):
+        transport = plugin.transports["m"]
+        seq = await sequence(daemon)
+        await daemon.control.enroll(seq.id, people(3))
+        target, *_ = await daemon.store.sequence_contacts(seq.id)
+        engine = daemon.services.engine
+        engine.store = failing = _ClaimFailsOnce(engine.store, target.enrollment_id)
+        await daemon.control.transition(seq.id, Action.START)
+        with trio.fail_after(600):
+            while len(transport.delivered) < 3:
+                await trio.sleep(1)
+        assert failing.failed
+        assert sorted(message.to_address for _, message in transport.delivered) == sorted(
+            c.email for c in await daemon.store.sequence_contacts(seq.id))
+        assert len(await daemon.store.send_history("m", 0.0)) == 3
+        assert daemon.services.scheduler.lanes["m"].limiter.sends_today(transport.delivered[-1][0]) == 3

@@ -1,7 +1,8 @@
 """The seams issue's bugs, through the real engine and store (in-process daemon):
 
-- a message that cannot be built after its ledger claim is resolved as failed with its reason,
-  never left 'sending' and never counted as sent;
+- a contact no message can be addressed to ends failed before any claim, and a message that
+  cannot be built after its ledger claim is resolved as failed with its reason, never left
+  'sending', never counted as sent and taking no place under the caps;
 - hard refusals during the SMTP conversation reach the bounce guards (sequence and mailbox),
   like DSN bounces do;
 - the plugin hook ``dripd_event`` sees every kind of event, after commit.
@@ -62,6 +63,54 @@ async def test_a_contact_no_message_can_be_addressed_to_ends_failed_with_its_rea
     kinds = [e["kind"] for e in history["events"]]
     assert kinds[0] == "enrolled" and kinds.count("failed") == 1 and "sent" not in kinds
     assert (counters.sent, counters.failed) == (1, 1)
+    assert len(outbox) == 1 and b"kim@example.org" in outbox[0].read_bytes()
+
+
+class BadHeaders:
+    """A plugin that adds a header no message can carry to one sequence's messages: building
+    fails only when the message is composed, after the ledger claim."""
+
+    def __init__(self) -> None:
+        self.sequence_id: int | None = None
+
+    @hookimpl
+    def dripd_message_headers(self, mailbox_id: str, sequence_id: int, step_id: int) -> list[tuple[str, str]]:
+        return [("X Not A Name", "1")] if sequence_id == self.sequence_id else []
+
+
+async def test_a_message_that_cannot_be_built_after_its_claim_ends_failed_and_takes_no_place_under_the_caps(
+    tmp_path: Path, autojump_clock: Any,
+) -> None:
+    bad_headers = BadHeaders()
+    config, plugins = make_config(tmp_path, [maildir_mailbox(tmp_path, "m", timezone="UTC", hourly_cap=60, burst=5)],
+                                  extra_plugins=(bad_headers,))
+    async with running_daemon(config, plugins, START) as daemon:
+        broken = await daemon.control.create_sequence(SequenceSettings("broken", "m"), [step_from_fields(EMAIL)])
+        fine = await daemon.control.create_sequence(SequenceSettings("fine", "m"), [step_from_fields(EMAIL)])
+        bad_headers.sequence_id = broken.id
+        await daemon.control.enroll(broken.id, [ContactInput("sam@example.org"), ContactInput("ann@example.org")])
+        await daemon.control.enroll(fine.id, [ContactInput("kim@example.org")])
+        await daemon.control.transition(broken.id, Action.START)
+        await daemon.control.transition(fine.id, Action.START)
+        await trio.sleep(3600)
+        progress = {p.email: p for p in await daemon.store.sequence_contacts(broken.id)}
+        histories = [await daemon.store.contact_history(broken.id, p.contact_id) for p in progress.values()]
+        sending = await daemon.store.outbox_in_state("sending")
+        send_log = await daemon.store.send_history("m", 0.0)
+        counters = daemon.engine.counters
+        sends_today = daemon.scheduler.lanes["m"].limiter.sends_today(daemon.clock.now())
+    outbox = sorted((tmp_path / "outbox" / "m" / "new").iterdir())
+
+    assert {email: p.status for email, p in progress.items()} == {"sam@example.org": "failed",
+                                                                  "ann@example.org": "failed"}
+    for history in histories:
+        [message] = history["messages"]  # claimed in the ledger, resolved with the reason
+        assert message["status"] == "failed" and message["attempts"] == 0, message
+        assert "could not be built" in message["detail"] and "extra_headers" in message["detail"], message
+    assert sending == []
+    # Never handed to the transport: the caps count the one send made, in the store and in memory.
+    assert len(send_log) == 1 and sends_today == 1
+    assert (counters.sent, counters.failed) == (1, 2)
     assert len(outbox) == 1 and b"kim@example.org" in outbox[0].read_bytes()
 
 

@@ -291,9 +291,12 @@ class RunOps:
         self, db: Conn, claim: Claim, enrollment_id: int, step_id: int, reason: str, now: float,
     ) -> int | None:
         """The message could not be built after its claim: the row is resolved failed with the
-        reason and the enrollment ends failed, never left 'sending' nor silently skipped."""
-        return self._end_after_claim(db, claim, enrollment_id, step_id, EventKind.FAILED, Detail(detail=reason),
-                                     EnrollmentStatus.FAILED, reason, now)
+        reason and the enrollment ends failed, never left 'sending' nor silently skipped. It
+        never reached the transport: the claim's attempt and its place under the caps are undone."""
+        completed = self._end_after_claim(db, claim, enrollment_id, step_id, EventKind.FAILED,
+                                          Detail(detail=reason), EnrollmentStatus.FAILED, reason, now)
+        _undo_attempt(db, claim.outbox_id)  # after the fence _end_after_claim checks
+        return completed
 
     @operation
     def record_uncertain(
@@ -322,14 +325,8 @@ class RunOps:
         SQLite store's ``release_claim`` says which row)."""
         self._fenced(db, outbox_id)
         if untried:
-            db.execute(
-                "DELETE FROM send_log WHERE ctid = (SELECT s.ctid FROM send_log s JOIN outbox o ON o.id = %s"
-                " JOIN enrollments e ON e.id = o.enrollment_id WHERE s.mailbox_id = o.mailbox_id"
-                " AND s.at = o.attempted_at AND s.first_email = (e.sent_count = 0)::int LIMIT 1)", (outbox_id,))
-            db.execute("UPDATE outbox SET status = 'retry', detail = %s, attempts = GREATEST(attempts - 1, 0)"
-                       " WHERE id = %s", (detail, outbox_id))
-        else:
-            db.execute("UPDATE outbox SET status = 'retry', detail = %s WHERE id = %s", (detail, outbox_id))
+            _undo_attempt(db, outbox_id)
+        db.execute("UPDATE outbox SET status = 'retry', detail = %s WHERE id = %s", (detail, outbox_id))
         self._due_again(db, enrollment_id, due_at, now)
 
     @operation
@@ -429,3 +426,13 @@ class RunOps:
             "INSERT INTO plugin_state (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+def _undo_attempt(db: Conn, outbox_id: int) -> None:
+    """The claim of ``outbox_id`` never reached the transport: take back its attempt and the
+    send_log row it wrote (the SQLite store's ``_undo_attempt`` says which row)."""
+    db.execute(
+        "DELETE FROM send_log WHERE ctid = (SELECT s.ctid FROM send_log s JOIN outbox o ON o.id = %s"
+        " JOIN enrollments e ON e.id = o.enrollment_id WHERE s.mailbox_id = o.mailbox_id"
+        " AND s.at = o.attempted_at AND s.first_email = (e.sent_count = 0)::int LIMIT 1)", (outbox_id,))
+    db.execute("UPDATE outbox SET attempts = GREATEST(attempts - 1, 0) WHERE id = %s", (outbox_id,))

@@ -289,7 +289,9 @@ class RunOps(SequenceCache):
         self, db: Conn, claim: Claim, enrollment_id: int, step_id: int, reason: str, now: float,
     ) -> int | None:
         """The message could not be built after its claim: the row is resolved failed with the
-        reason and the enrollment ends failed, never left 'sending' nor silently skipped."""
+        reason and the enrollment ends failed, never left 'sending' nor silently skipped. It
+        never reached the transport: the claim's attempt and its place under the caps are undone."""
+        _undo_attempt(db, claim.outbox_id)
         return self._end_after_claim(db, claim, enrollment_id, step_id, EventKind.FAILED, Detail(detail=reason),
                                      EnrollmentStatus.FAILED, reason, now)
 
@@ -312,16 +314,8 @@ class RunOps(SequenceCache):
         reached the transport (withdrawn, or claimed before a crash and never handed over), so
         the claim's attempt and its send_log row (its place under the caps) are undone."""
         if untried:
-            # The row its claim wrote: same mailbox, same instant, a first email or not as its
-            # enrollment still is (nothing of it was sent since). One row: another claim of the
-            # mailbox at the same instant keeps its own.
-            db.execute("DELETE FROM send_log WHERE rowid = (SELECT s.rowid FROM send_log s JOIN outbox o ON o.id = ?"
-                       " JOIN enrollments e ON e.id = o.enrollment_id WHERE s.mailbox_id = o.mailbox_id"
-                       " AND s.at = o.attempted_at AND s.first_email = (e.sent_count = 0) LIMIT 1)", (outbox_id,))
-            db.execute("UPDATE outbox SET status = 'retry', detail = ?, attempts = MAX(attempts - 1, 0) WHERE id = ?",
-                       (detail, outbox_id))
-        else:
-            db.execute("UPDATE outbox SET status = 'retry', detail = ? WHERE id = ?", (detail, outbox_id))
+            _undo_attempt(db, outbox_id)
+        db.execute("UPDATE outbox SET status = 'retry', detail = ? WHERE id = ?", (detail, outbox_id))
         self._due_again(db, enrollment_id, due_at, now)
 
     @thread_operation
@@ -419,3 +413,14 @@ class RunOps(SequenceCache):
             "INSERT INTO plugin_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+
+def _undo_attempt(db: Conn, outbox_id: int) -> None:
+    """The claim of ``outbox_id`` never reached the transport: take back its attempt and the
+    send_log row it wrote (its place under the caps). That row: same mailbox, same instant, a
+    first email or not as its enrollment still is (nothing of it was sent since). One row:
+    another claim of the mailbox at the same instant keeps its own."""
+    db.execute("DELETE FROM send_log WHERE rowid = (SELECT s.rowid FROM send_log s JOIN outbox o ON o.id = ?"
+               " JOIN enrollments e ON e.id = o.enrollment_id WHERE s.mailbox_id = o.mailbox_id"
+               " AND s.at = o.attempted_at AND s.first_email = (e.sent_count = 0) LIMIT 1)", (outbox_id,))
+    db.execute("UPDATE outbox SET attempts = MAX(attempts - 1, 0) WHERE id = ?", (outbox_id,))
