@@ -26,6 +26,9 @@ import _common as c  # noqa: E402
 import _ledger_steps as ledger_steps  # noqa: E402
 
 MAILBOX = "m"
+# Batch sizes of the batched-lane model's rows (bench/_batched_lane.py): what a batched send path
+# could save per step, for issue 14's decision; 16 is the headline's sends in flight.
+MODEL_BATCHES = (16, 32)  # each compared with the engine at that concurrency
 
 
 def child(params: dict[str, Any]) -> dict[str, Any]:
@@ -37,6 +40,10 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
 
     root = Path(params["root"])
     n, k, concurrency = params["n"], params["k"], params["concurrency"]
+    if params.get("batched"):
+        import _batched_lane  # a model, not dripd's path: see its docstring
+
+        _batched_lane.install(params["batched"])
     mailboxes = [MAILBOX] if params.get("mailboxes", 1) == 1 else [f"m{i}" for i in range(params["mailboxes"])]
     now = c.epoch_now()
     build = c.build_db(root / "var" / "dripd.sqlite3", mailboxes=mailboxes, sequences=max(10, 2 * len(mailboxes)),
@@ -145,11 +152,13 @@ def main() -> None:
     table = c.Table("3. Dispatch rate (null transport)")
     with c.workdir(args, "dripd-bench-dispatch-") as root:
         refs, durable_refs = {}, {}
-        for group in sorted({boxes * conc for boxes, conc in shapes}):
+        for group in sorted({boxes * conc for boxes, conc in shapes} | set(MODEL_BATCHES)):
             refs[group] = reference(root / f"ref{group}", min(k_max, 5000 if not args.smoke else 200), group)
             durable_refs[group] = reference(root / f"dref{group}", min(k_max, 5000 if not args.smoke else 200), group,
                                             durable=True)
         base: dict[tuple[int, int], float] = {}
+        engine_at_model_n: dict[int, dict[str, Any]] = {}  # concurrency -> the engine's run at the model's N
+        model_n = sizes[min(1, len(sizes) - 1)]
         for n in sizes:
             for boxes, conc in shapes:
                 k = min(n, k_max)
@@ -160,6 +169,8 @@ def main() -> None:
                 r = c.run_child(Path(__file__), {"root": str(root / name), "n": n, "k": k, "concurrency": conc,
                                                  "mailboxes": boxes}, profile=profile)
                 base.setdefault((boxes, conc), r["rate"])
+                if n == model_n and boxes == 1:
+                    engine_at_model_n[conc] = r
                 group = boxes * conc
                 ok = "all recorded" if r["recorded"] >= r["sent"] else f"RECORDED {r['recorded']} < SENT {r['sent']}"
                 shape = f"{boxes} mailbox{'es' if boxes > 1 else ''} x concurrency {conc}"
@@ -179,6 +190,29 @@ def main() -> None:
                              if r.get("before_ready") else ""))
                 import shutil
                 shutil.rmtree(root / name, ignore_errors=True)
+        if 16 in MODEL_BATCHES:  # the engine with as many in flight as the smaller batch (the headline's)
+            engine_at_model_n[16] = c.run_child(Path(__file__), {"root": str(root / "engine-c16"), "n": model_n,
+                                                                "k": min(model_n, k_max), "concurrency": 16,
+                                                                "mailboxes": 1})
+        for batch in MODEL_BATCHES:
+            k = min(model_n, k_max)
+            name = f"model-n{model_n}-b{batch}"
+            r = c.run_child(Path(__file__), {"root": str(root / name), "n": model_n, "k": k, "concurrency": 4,
+                                             "mailboxes": 1, "batched": batch})
+            engine = engine_at_model_n[batch]
+            table.row(f"a model of a batched lane, not dripd's path (bench/_batched_lane.py): N={c.fnum(model_n)} due, "
+                      f"1 mailbox, batches of {batch} (one read, one durable claim and one record operation per "
+                      f"batch): steps/s over {c.fnum(r['sent'])} sends",
+                      c.fnum(r["rate"]), f"{c.fnum(refs[batch])} (plain sqlite3 loop, {batch}/commit)",
+                      c.ratio(r["rate"], refs[batch]),
+                      f"CPU {r['main_cpu_ms']:.3f} ms/step in the trio thread + {r['other_cpu_ms']:.3f} ms in the "
+                      f"others, against the engine's {engine['main_cpu_ms']:.3f} + {engine['other_cpu_ms']:.3f} with as many "
+                      f"in flight (concurrency {batch}, N={c.fnum(model_n)}, this run: {c.fnum(engine['rate'])} "
+                      f"steps/s; {c.ratio(engine['main_cpu_ms'], r['main_cpu_ms'])} the model's trio-thread CPU); "
+                      f"{r['recorded']:,} recorded 'sent'; a bound, not a cost: no send slots, withdrawals or "
+                      f"outcomes but 'sent'")
+            import shutil
+            shutil.rmtree(root / name, ignore_errors=True)
     table.notes.append("in-process daemon (dripd.daemon.Daemon, real clock) with a null transport plugin "
                        "(bench/_null.py NullTransport): no network, so the figure is the engine's own cost")
     table.notes.append("the flat-curve check is the 'vs N=' column: steps/s at N against the smallest N")
