@@ -18,7 +18,7 @@ Left out, because a batched design would have to rebuild them: the send slots (d
 the wire places' accounting), withdrawals, pauses, retries and every other outcome but 'sent',
 the lane's per-enrollment bookkeeping beyond the in-flight set. So the figure is a bound for a
 batched path, not its cost. Up to ``pipeline`` batches are in flight, so one batch's claim commit
-overlaps the next batch's reads.
+overlaps the next batch's reads: up to ``2 * batch`` enrollments are in flight.
 """
 
 from __future__ import annotations
@@ -92,8 +92,10 @@ async def _batch(engine: Any, lane: Lane, ids: list[int], done: trio.Semaphore) 
         for _, enrollment_id, step_id, *_ in records:
             engine.counters.sent += 1
             engine.wire_journal.settled((enrollment_id, step_id))
-            lane._inflight.discard(enrollment_id)
     finally:
+        # Out of the lane's in-flight set however the batch ended: the daemon's graceful stop
+        # waits for that set to empty.
+        lane._inflight.difference_update(ids)
         done.release()
 
 
@@ -119,6 +121,10 @@ def install(batch: int, pipeline: int = 2) -> None:
                     await self._sleep(now)
                     continue
                 await in_flight.acquire()
+                if self.stopping:
+                    self._inflight.difference_update(ids)
+                    in_flight.release()
+                    break
                 nursery.start_soon(_batch, engine, self, ids, in_flight)
 
     Lane.run = run  # type: ignore[method-assign]

@@ -135,7 +135,10 @@ class Engine:
         try:
             claim, built = await self._claim(ctx, mailbox, step, now, prepared)
         except StoreError:
-            self._nothing_sent(gate, (enrollment_id, step.id))  # the lane backs off; its next read decides
+            # Nothing goes out now (the lane backs off): the token is not spent. The journal line
+            # stays in flight: the claim may be committed all the same, or the row 'sending' from
+            # a send whose result failed to record, whose W or A a later C must not replace.
+            gate.give_back()
             raise
         if not isinstance(claim, Claim):
             self._nothing_sent(gate, (enrollment_id, step.id))

@@ -23,9 +23,11 @@ if TYPE_CHECKING:
     from dripd.health import MailboxHealth
     from dripd.scheduler import Scheduler
 
+
 @dataclass
 class Counters:
-    """The engine's running totals of send results, which the status endpoint reads."""
+    """The engine's running totals of send results, which the status endpoint reads (plain
+    numbers, not Prometheus counters)."""
 
     sent: int = 0
     retried: int = 0

@@ -50,7 +50,8 @@ class Gate(Protocol):
     claim (in dispatch order); the check-and-take of a send token (``gate(followup, due_at)``),
     right before the ledger claim; and ``on_the_wire()``, held while the transport sends.
     ``paused()``: the mailbox was paused since (a claim made ahead is then released, not sent);
-    ``give_back()``: the token bought no send (the claim was refused, or withdrawn before the wire)."""
+    ``give_back()``: the token bought no send (the claim was refused or failed, its message could
+    not be built, or it was withdrawn before the wire)."""
 
     async def claim_turn(self) -> None: ...
 

@@ -214,21 +214,24 @@ async def _row(store: FullStore, outbox_id: int) -> object:
 async def test_an_unbuildable_message_resolves_the_row_failed_and_the_enrollment_failed(
         store: FullStore, sink: RecordingSink) -> None:
     """The row is resolved failed with the reason, and the enrollment ends failed. Never handed
-    to a transport, it was no attempt and takes no place under the caps (another send of the
-    mailbox at the same instant keeps its place)."""
+    to a transport, it was no attempt and takes no place under the caps (a follow-up of the
+    mailbox claimed at the same instant keeps its place)."""
     run: RunStore = store
-    sequence, steps = await active_sequence(store, auto_complete=False)
+    sequence, steps = await active_sequence(store, steps=2, auto_complete=False)
     enrollment = await enroll_one(store, sequence.id)
     beside = await enroll_one(store, sequence.id, "bo@example.org", T0)
-    other = await run.claim_send(beside, steps[0].id, "sales", "<b1@example.com>", "s", T0)
+    first = await run.claim_send(beside, steps[0].id, "sales", "<b0@example.com>", "s", T0 - 10)
+    assert isinstance(first, Claim)
+    await run.record_sent(first, beside, steps[0].id, steps[1].ord, T0 - 10, T0, T0 - 10)
+    other = await run.claim_send(beside, steps[1].id, "sales", "<b1@example.com>", "s", T0)
     assert isinstance(other, Claim)
     claim = await run.claim_send(enrollment, steps[0].id, "sales", "<m1@example.com>", "s", T0)
     assert isinstance(claim, Claim)
     sink.clear()
     reason = "first name holds a control character"
     assert await run.record_unbuildable(claim, enrollment, steps[0].id, reason, T0 + 1) is None
-    assert await run.send_history("sales", 0.0) == [T0]
-    assert await run.first_email_history("sales", 0.0) == [T0]
+    assert await run.send_history("sales", 0.0) == [T0 - 10, T0]
+    assert await run.first_email_history("sales", 0.0) == [T0 - 10]  # its own row went, not the follow-up's
     assert sink.kinds() == [EventKind.FAILED]
     assert sink.events[0].payload == Detail(detail=reason)
     assert [row.id for row in await run.outbox_in_state("sending")] == [other.outbox_id]

@@ -10,6 +10,7 @@ transport holding its one send on the wire.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -22,8 +23,8 @@ from dripd.errors import StoreError
 from dripd.events import Bounce, EventKind, Reply
 from dripd.model import Action, EnrollmentStatus
 from dripd.store import ContactProgress, OutboxRow, RunContext
-from tests.integration.simulated import daemon_with, people, sequence
-from tests.scripted_transport import ScriptedTransport
+from tests.integration.simulated import START, TWO_STEPS, daemon_with, people, sequence
+from tests.scripted_transport import ScriptedPlugin, ScriptedTransport
 
 
 async def _follow_ups_waiting(daemon: Daemon, transport: ScriptedTransport, sequence_id: int
@@ -185,20 +186,28 @@ async def test_a_claim_refused_for_an_ending_after_the_read_takes_no_place_under
         assert daemon.services.scheduler.lanes["m"].limiter.sends_today(transport.delivered[-1][0]) == 2
 
 
-class _ClaimFailsOnce:
-    """The engine's store, failing one enrollment's first claim as a locked database would."""
+class _FailsOnce:
+    """The engine's store, failing one enrollment's calls of ``operations`` (the claim, the record
+    of a send) as a locked database would: each once, in that order."""
 
-    def __init__(self, store: Any, enrollment_id: int) -> None:
-        self._store, self._enrollment_id, self.failed = store, enrollment_id, False
+    def __init__(self, store: Any, enrollment_id: int, *operations: str) -> None:
+        self._store, self._enrollment_id, self.failing = store, enrollment_id, list(operations)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def claim_send(self, enrollment_id: int, *args: Any) -> Any:
-        if enrollment_id == self._enrollment_id and not self.failed:
-            self.failed = True
+    def _fail(self, operation: str, enrollment_id: int) -> None:
+        if enrollment_id == self._enrollment_id and self.failing[:1] == [operation]:
+            self.failing.pop(0)
             raise StoreError("database unavailable: the database is locked by another process")
+
+    async def claim_send(self, enrollment_id: int, *args: Any) -> Any:
+        self._fail("claim_send", enrollment_id)
         return await self._store.claim_send(enrollment_id, *args)
+
+    async def record_sent(self, claim: Any, enrollment_id: int, *args: Any) -> Any:
+        self._fail("record_sent", enrollment_id)
+        return await self._store.record_sent(claim, enrollment_id, *args)
 
 
 async def test_a_claim_the_store_fails_takes_no_place_under_the_caps(tmp_path: Path, autojump_clock: Any) -> None:
@@ -210,13 +219,40 @@ async def test_a_claim_the_store_fails_takes_no_place_under_the_caps(tmp_path: P
         await daemon.control.enroll(seq.id, people(3))
         target, *_ = await daemon.store.sequence_contacts(seq.id)
         engine = daemon.services.engine
-        engine.store = failing = _ClaimFailsOnce(engine.store, target.enrollment_id)
+        engine.store = failing = _FailsOnce(engine.store, target.enrollment_id, "claim_send")
         await daemon.control.transition(seq.id, Action.START)
         with trio.fail_after(600):
             while len(transport.delivered) < 3:
                 await trio.sleep(1)
-        assert failing.failed
+        assert not failing.failing
         assert sorted(message.to_address for _, message in transport.delivered) == sorted(
             c.email for c in await daemon.store.sequence_contacts(seq.id))
         assert len(await daemon.store.send_history("m", 0.0)) == 3
         assert daemon.services.scheduler.lanes["m"].limiter.sends_today(transport.delivered[-1][0]) == 3
+
+
+async def test_a_failed_claim_keeps_the_journal_line_of_a_send_whose_result_was_not_recorded(
+        tmp_path: Path, autojump_clock: Any) -> None:
+    """A message goes out and its result cannot be recorded (the row stays 'sending', the wire
+    journal says accepted); the lane's next claim of that step fails too. That failure must not
+    drop the journal's line: the claim after it would write a C, and a restart would take the row
+    for one never handed over and release it unsent, though the server accepted it. With the line
+    kept, the restart records it sent, and nothing goes out twice."""
+    async with daemon_with(tmp_path) as (daemon, plugin):
+        seq = await sequence(daemon, TWO_STEPS[:1])
+        await daemon.control.enroll(seq.id, people(1))
+        [target] = await daemon.store.sequence_contacts(seq.id)
+        engine = daemon.services.engine
+        engine.store = failing = _FailsOnce(engine.store, target.enrollment_id, "record_sent", "claim_send")
+        await daemon.control.transition(seq.id, Action.START)
+        with trio.fail_after(600):
+            while failing.failing or (await daemon.store.sequence_contacts(seq.id))[0].status == "active":
+                await trio.sleep(1)  # sent, not recorded; claimed again: failed, then refused (in the ledger)
+        [row] = await daemon.store.outbox_in_state("sending")
+        assert plugin.transports["m"].delivered[0][1].message_id == row.message_id
+    async with daemon_with(tmp_path, plugin=ScriptedPlugin(), start=START + dt.timedelta(days=1)) as (daemon, again):
+        with trio.fail_after(600):
+            while await daemon.store.outbox_in_state("sending"):
+                await trio.sleep(1)
+        assert again.transports["m"].delivered == [], "a message the server accepted is never sent again"
+        assert [r.message_id for r in await daemon.store.outbox_in_state("sent")] == [row.message_id]

@@ -67,8 +67,9 @@ async def test_a_contact_no_message_can_be_addressed_to_ends_failed_with_its_rea
 
 
 class BadHeaders:
-    """A plugin that adds a header no message can carry to one sequence's messages: building
-    fails only when the message is composed, after the ledger claim."""
+    """A plugin that adds a header no message can carry to one sequence's messages. The engine
+    builds each message before its claim and, when that fails, again after it, where the failure
+    is recorded: the path a message that cannot be built takes."""
 
     def __init__(self) -> None:
         self.sequence_id: int | None = None
