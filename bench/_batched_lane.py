@@ -3,8 +3,9 @@
 Not dripd's send path, and not a design: a measurement for a decision (issue 14). The engine runs
 each due enrollment in a task of its own, through the send slots' two stages, with three store
 operations (its read, its claim, its result) that group commits then gather. This model replaces
-``Lane.run`` in bench_dispatch.py's child with a loop that takes up to ``batch`` due enrollments
-at once and, per batch:
+``Lane.run`` with a loop that takes up to ``batch`` due enrollments at once, in bench_dispatch.py's
+child (a null transport) and in one dripd process of bench_send.py (the SMTP transport, installed
+by bench/_model_site/sitecustomize.py), and, per batch:
 
 - one read operation for every context (the store's own ``run_context`` statements, in a loop),
 - the engine's own plan, render and build of each message (``Engine._prepare``), a token from the

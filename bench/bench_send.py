@@ -15,7 +15,9 @@ at concurrency following the connections and at 4x, and the plain client driven 
 where the headline's limit lies: the least a sender with dripd's ledger pays in one interpreter
 (bench/_bare_sender.py, once per round), the engine alone with a null transport and the SMTP
 transport alone (each in fresh interpreters, alternated), and what one interpreter allows the two
-together.
+together. And what a batched send path could buy: the headline's configuration and flow, once per
+round, with the lanes of that one daemon replaced by a model of a batched lane
+(bench/_batched_lane.py, installed by bench/_model_site/sitecustomize.py).
 
     .venv/bin/python bench/bench_send.py [--full | --smoke] [--connections C] [--concurrency W]
 """
@@ -44,6 +46,13 @@ import _common as c  # noqa: E402
 from dripd.parallelism import HANDED_PER_CONNECTION  # noqa: E402
 
 MAILBOX = "sales"
+# The batched-lane model (bench/_batched_lane.py) in the headline's configuration: batches of 32,
+# two in flight, installed in that daemon only (bench/_model_site/sitecustomize.py). Of the sizes
+# tried in the headline on 2026-12-05 (16, 32 and 64, two to four in flight) it came closest to
+# the plain client. A bound for issue 14's decision, not dripd's path.
+MODEL_BATCH = 32
+MODEL_ENV = {"PYTHONPATH": str(Path(__file__).resolve().parent / "_model_site"),
+             "DRIPD_BENCH_BATCHED_LANE": f"{MODEL_BATCH}:2"}
 
 
 def messages(n: int) -> list[tuple[str, bytes]]:
@@ -244,18 +253,20 @@ def dripctl(daemon: c.Daemon, *args: str) -> str:
     return result.stdout
 
 
-def dripd_as_a_user(root: Path, sink: CountedSink, n: int, connections: int,
-                    profile: Path | None = None) -> tuple[float, int, int, float, dict[str, float], tuple[float, float]]:
+def dripd_as_a_user(root: Path, sink: CountedSink, n: int, connections: int, profile: Path | None = None,
+                    env: dict[str, str] | None = None,
+                    ) -> tuple[float, int, int, float, dict[str, float], tuple[float, float]]:
     """The issue's user: `connections` only, a draft sequence, ``dripctl enroll --csv``, ``start``.
     Returns msg/s from the start call to the sink's N-th acceptance, rows recorded 'sent', how
     many messages the sink accepted in all (N: no duplicate), the daemon's CPU ms per message, its
     send places' seconds by state, and how busy its event loop's thread and its other threads were
-    (CPU seconds per second), all over the same span."""
+    (CPU seconds per second), all over the same span. ``env``: added to the daemon's environment
+    (``MODEL_ENV`` runs the batched-lane model in it)."""
     root.mkdir(parents=True, exist_ok=True)
     table = {"host": "127.0.0.1", "port": sink.port, "security": "none", "connections": connections,
              "timeout_seconds": 30}
     daemon = c.Daemon(root, {"daemon": c.daemon_section(root), "mailboxes": [c.open_mailbox(MAILBOX, "smtp", table)]},
-                      profile=profile)
+                      env=env, profile=profile)
     csv_path = root / "contacts.csv"
     with csv_path.open("w") as f:
         f.write("email,firstName,company\n")
@@ -407,6 +418,7 @@ def main() -> None:
         naives: list[float] = []
         bares: list[tuple[float, float]] = []
         users = []
+        models = []
         for k in range(rounds):
             if k:
                 plains.append(plain_client(port, conns, items_file))
@@ -414,6 +426,7 @@ def main() -> None:
             bares.append(bare_sender(root, port, conns, n))
             users.append(dripd_as_a_user(root / f"dripd-user-{k}", sink, n, conns,
                                          args.profile / "send-daemon.txt" if args.profile and not k else None))
+            models.append(dripd_as_a_user(root / f"dripd-model-{k}", sink, n, conns, env=MODEL_ENV))
         plains.append(plain_client(port, conns, items_file))
         ours, recorded, ours_cpu = dripd_run(root / "dripd", port, n, conns, None)
         ahead, ahead_recorded, ahead_cpu = dripd_run(root / "dripd-ahead", port, n, conns, concurrency)
@@ -455,6 +468,21 @@ def main() -> None:
               f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(bare, raw),
               f"a floor, not a design: no events, metrics, journal or scheduler; CPU {bare_cpu:.2f} ms/message; "
               f"the headline is {c.ratio(user, bare)} of it; median of {len(bares)}, one per round")
+    model = sorted(models, key=lambda run: run[0])[len(models) // 2]
+    model_whole = all(run[1] == n and run[2] == n for run in models)
+    model_rounds = ", ".join(
+        f"{c.ratio(run[0], (plains[k][0] + plains[k + 1][0]) / 2)} ({c.ratio(users[k][0], run[0])})"
+        for k, run in enumerate(models))
+    table.row(f"a model of a batched lane, not dripd's path (bench/_batched_lane.py), in the headline's configuration "
+              f"and flow: batches of {MODEL_BATCH}, two in flight, per batch one read, one durable claim and one "
+              "record operation: messages/s", c.fnum(model[0]), f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)",
+              c.ratio(model[0], raw),
+              f"a bound for a batched send path, not a cost: no send slots, withdrawals, pauses or outcomes but "
+              f"'sent'; the headline is {c.ratio(user, model[0])} of it; per round against the plain client (and "
+              f"the headline's share of it): {model_rounds}; {'every round' if model_whole else 'NOT EVERY ROUND'} "
+              f"{c.fnum(n)}/{c.fnum(n)} recorded 'sent' and accepted once; the median round: daemon CPU "
+              f"{model[3]:.2f} ms/message, on a CPU {100 * model[5][0]:.0f} % of the time the event loop's thread, "
+              f"{100 * model[5][1]:.0f} % the others")
     table.row(f"dripd on a database built beforehand, `connections = {conns}`, READY=1 to {c.fnum(n)} rows 'sent': "
               "messages/s", c.fnum(ours), f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(ours, raw),
               f"{c.fnum(recorded)}/{c.fnum(n)} durably recorded 'sent'; ~{size:,.0f} bytes/message; "
