@@ -20,6 +20,11 @@ the wire places' accounting), withdrawals, pauses, retries and every other outco
 the lane's per-enrollment bookkeeping beyond the in-flight set. So the figure is a bound for a
 batched path, not its cost. Up to ``pipeline`` batches are in flight, so one batch's claim commit
 overlaps the next batch's reads: up to ``2 * batch`` enrollments are in flight.
+
+``install(..., ledger=False)`` goes further, for one question only (what the ledger's writes cost
+a batched path): the claims are made up in memory and the results are not recorded, so nothing
+is durable, no 'sent' row or event is written and a crash would resend everything. Never a
+design, only the difference between two bounds.
 """
 
 from __future__ import annotations
@@ -39,6 +44,17 @@ from dripd.store.sqlite.runs import RunOps
 _contexts = read_operation(lambda self, db, ids: [RunOps.run_context.__wrapped__(self, db, i) for i in ids])
 _claims = claim_operation(lambda self, db, rows: [RunOps.claim_send.__wrapped__(self, db, *r) for r in rows])
 _records = send_operation(lambda self, db, rows: [RunOps.record_sent.__wrapped__(self, db, *r) for r in rows])
+
+
+async def _claims_in_memory(store: Any, rows: list[tuple[Any, ...]]) -> list[Claim]:
+    """``ledger=False``: the claims a first attempt would get, made up without the store."""
+    first = _claims_in_memory.__dict__.setdefault("next_id", 1)
+    _claims_in_memory.next_id = first + len(rows)  # type: ignore[attr-defined]
+    return [Claim(first + k, row[3], 1, row[5], row[6]) for k, row in enumerate(rows)]
+
+
+async def _no_records(store: Any, rows: list[tuple[Any, ...]]) -> None:
+    """``ledger=False``: the results are not recorded."""
 
 
 async def _batch(engine: Any, lane: Lane, ids: list[int], done: trio.Semaphore) -> None:
@@ -100,8 +116,12 @@ async def _batch(engine: Any, lane: Lane, ids: list[int], done: trio.Semaphore) 
         done.release()
 
 
-def install(batch: int, pipeline: int = 2) -> None:
-    """Make every lane of this process run the model instead of its workers."""
+def install(batch: int, pipeline: int = 2, ledger: bool = True) -> None:
+    """Make every lane of this process run the model instead of its workers (``ledger=False``:
+    without the ledger's claim and record writes, see the module's docstring)."""
+    global _claims, _records
+    if not ledger:
+        _claims, _records = _claims_in_memory, _no_records
 
     async def run(self: Lane, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         engine = self._run.__self__  # type: ignore[attr-defined]  # the lane's runner is Engine.run

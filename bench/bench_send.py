@@ -17,7 +17,8 @@ where the headline's limit lies: the least a sender with dripd's ledger pays in 
 transport alone (each in fresh interpreters, alternated), and what one interpreter allows the two
 together. And what a batched send path could buy: the headline's configuration and flow, once per
 round, with the lanes of that one daemon replaced by a model of a batched lane
-(bench/_batched_lane.py, installed by bench/_model_site/sitecustomize.py).
+(bench/_batched_lane.py, installed by bench/_model_site/sitecustomize.py), and the same model
+without the ledger's writes (what those cost it).
 
     .venv/bin/python bench/bench_send.py [--full | --smoke] [--connections C] [--concurrency W]
 """
@@ -53,6 +54,9 @@ MAILBOX = "sales"
 MODEL_BATCH = 32
 MODEL_ENV = {"PYTHONPATH": str(Path(__file__).resolve().parent / "_model_site"),
              "DRIPD_BENCH_BATCHED_LANE": f"{MODEL_BATCH}:2"}
+# The same model without the ledger's claim and record writes (nothing durable, nothing recorded):
+# the difference between the two rows is what those writes cost a batched path.
+MODEL_WITHOUT_LEDGER_ENV = {**MODEL_ENV, "DRIPD_BENCH_BATCHED_LANE": f"{MODEL_BATCH}:2:without-ledger"}
 
 
 def messages(n: int) -> list[tuple[str, bytes]]:
@@ -254,14 +258,15 @@ def dripctl(daemon: c.Daemon, *args: str) -> str:
 
 
 def dripd_as_a_user(root: Path, sink: CountedSink, n: int, connections: int, profile: Path | None = None,
-                    env: dict[str, str] | None = None,
+                    env: dict[str, str] | None = None, recorded_check: bool = True,
                     ) -> tuple[float, int, int, float, dict[str, float], tuple[float, float]]:
     """The issue's user: `connections` only, a draft sequence, ``dripctl enroll --csv``, ``start``.
     Returns msg/s from the start call to the sink's N-th acceptance, rows recorded 'sent', how
     many messages the sink accepted in all (N: no duplicate), the daemon's CPU ms per message, its
     send places' seconds by state, and how busy its event loop's thread and its other threads were
     (CPU seconds per second), all over the same span. ``env``: added to the daemon's environment
-    (``MODEL_ENV`` runs the batched-lane model in it)."""
+    (``MODEL_ENV`` runs the batched-lane model in it); ``recorded_check=False`` for a model that
+    records nothing (the count is then 0)."""
     root.mkdir(parents=True, exist_ok=True)
     table = {"host": "127.0.0.1", "port": sink.port, "security": "none", "connections": connections,
              "timeout_seconds": 30}
@@ -296,8 +301,10 @@ def dripd_as_a_user(root: Path, sink: CountedSink, n: int, connections: int, pro
             slots = {state: seconds - slots_before.get(state, 0.0)
                      for state, seconds in slot_seconds(client.get("/metrics").text).items()}
         deadline = time.monotonic() + 60
-        while (recorded := c.outbox_count(db_path)) < n and time.monotonic() < deadline:
+        recorded = c.outbox_count(db_path)
+        while recorded_check and recorded < n and time.monotonic() < deadline:
             time.sleep(0.05)
+            recorded = c.outbox_count(db_path)
         time.sleep(0.5)  # anything more the sink would count (a duplicate) arrives meanwhile
     finally:
         daemon.stop()
@@ -419,6 +426,7 @@ def main() -> None:
         bares: list[tuple[float, float]] = []
         users = []
         models = []
+        unledgered = []
         for k in range(rounds):
             if k:
                 plains.append(plain_client(port, conns, items_file))
@@ -427,6 +435,8 @@ def main() -> None:
             users.append(dripd_as_a_user(root / f"dripd-user-{k}", sink, n, conns,
                                          args.profile / "send-daemon.txt" if args.profile and not k else None))
             models.append(dripd_as_a_user(root / f"dripd-model-{k}", sink, n, conns, env=MODEL_ENV))
+            unledgered.append(dripd_as_a_user(root / f"dripd-model-unledgered-{k}", sink, n, conns,
+                                              env=MODEL_WITHOUT_LEDGER_ENV, recorded_check=False))
         plains.append(plain_client(port, conns, items_file))
         ours, recorded, ours_cpu = dripd_run(root / "dripd", port, n, conns, None)
         ahead, ahead_recorded, ahead_cpu = dripd_run(root / "dripd-ahead", port, n, conns, concurrency)
@@ -483,6 +493,16 @@ def main() -> None:
               f"{c.fnum(n)}/{c.fnum(n)} recorded 'sent' and accepted once; the median round: daemon CPU "
               f"{model[3]:.2f} ms/message, on a CPU {100 * model[5][0]:.0f} % of the time the event loop's thread, "
               f"{100 * model[5][1]:.0f} % the others")
+    bare_model = sorted(unledgered, key=lambda run: run[0])[len(unledgered) // 2]
+    bare_whole = all(run[2] == n for run in unledgered)
+    table.row("the same model without the ledger's writes: claims made up in memory, results not recorded "
+              "(nothing durable; never a design): messages/s", c.fnum(bare_model[0]),
+              f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(bare_model[0], raw),
+              f"the row above is {c.ratio(model[0], bare_model[0])} of it: the rest is what the durable claims "
+              f"and the recorded results cost a batched path (daemon CPU {model[3]:.2f} against "
+              f"{bare_model[3]:.2f} ms/message in the median rounds); per round against the plain client: "
+              + ", ".join(c.ratio(run[0], (plains[k][0] + plains[k + 1][0]) / 2) for k, run in enumerate(unledgered))
+              + f"; {'every round' if bare_whole else 'NOT EVERY ROUND'} accepted by the sink once")
     table.row(f"dripd on a database built beforehand, `connections = {conns}`, READY=1 to {c.fnum(n)} rows 'sent': "
               "messages/s", c.fnum(ours), f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(ours, raw),
               f"{c.fnum(recorded)}/{c.fnum(n)} durably recorded 'sent'; ~{size:,.0f} bytes/message; "

@@ -4,6 +4,7 @@ starts with this folder on PYTHONPATH and ``DRIPD_BENCH_BATCHED_LANE=<batch>[:<p
 A measurement for a decision (issue 14), never part of dripd: Python imports ``sitecustomize`` at
 start-up from the first folder on its path that has one, so only the daemon started with this
 folder on PYTHONPATH runs the model; every other process of the benchmark runs dripd as shipped.
+``<batch>:<pipeline>:without-ledger`` runs it with ``ledger=False`` (bench/_batched_lane.py).
 """
 
 import os
@@ -14,5 +15,6 @@ if _spec:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # bench/
     import _batched_lane
 
-    _batch, _, _pipeline = _spec.partition(":")
-    _batched_lane.install(int(_batch), int(_pipeline or 2))
+    _parts = _spec.split(":")
+    _batched_lane.install(int(_parts[0]), int(_parts[1]) if len(_parts) > 1 else 2,
+                          ledger="without-ledger" not in _parts[2:])
