@@ -21,10 +21,20 @@ the lane's per-enrollment bookkeeping beyond the in-flight set. So the figure is
 batched path, not its cost. Up to ``pipeline`` batches are in flight, so one batch's claim commit
 overlaps the next batch's reads: up to ``2 * batch`` enrollments are in flight.
 
-``install(..., ledger=False)`` goes further, for one question only (what the ledger's writes cost
-a batched path): the claims are made up in memory and the results are not recorded, so nothing
-is durable, no 'sent' row or event is written and a crash would resend everything. Never a
-design, only the difference between two bounds.
+``ledger`` says how the batch's claims and results are written:
+
+- ``"per-row"`` (the default): the store's own ``claim_send`` and ``record_sent``, once per row,
+  inside the batch's one operation each;
+- ``"multi-row"``: the same rows written by one statement per table for the whole batch
+  (``INSERT ... SELECT FROM (VALUES ...) RETURNING``, ``UPDATE ... FROM (VALUES ...)``): the same
+  claims, made durable the same way, the same 'sent' and 'completed' events (published after the
+  commit), the sequence's auto-complete checked once per batch. What a store API taking batches
+  could save. Only a first attempt of a last step (the benchmarks' one-step sequences) is
+  modelled; anything else stops the model;
+- ``"none"``, for one question only (what the ledger's writes cost a batched path): the claims are
+  made up in memory and the results are not recorded, so nothing is durable, no 'sent' row or
+  event is written and a crash would resend everything. Never a design, only the difference
+  between two bounds.
 """
 
 from __future__ import annotations
@@ -35,8 +45,10 @@ from typing import Any
 import trio
 
 from dripd import cadence, policy
+from dripd.events import Event, EventKind, NoData
 from dripd.scheduler import Lane
 from dripd.store.api import Claim
+from dripd.store.sqlite import journal
 from dripd.store.sqlite.connection import claim_operation, read_operation, send_operation
 from dripd.store.sqlite.runs import RunOps
 
@@ -46,15 +58,82 @@ _claims = claim_operation(lambda self, db, rows: [RunOps.claim_send.__wrapped__(
 _records = send_operation(lambda self, db, rows: [RunOps.record_sent.__wrapped__(self, db, *r) for r in rows])
 
 
+def _values(rows: int, columns: int) -> str:
+    return ",".join(["(" + ",".join("?" * columns) + ")"] * rows)
+
+
+def _claim_rows(self: Any, db: Any, rows: list[tuple[Any, ...]]) -> list[Claim]:
+    """``ledger="multi-row"``: ``claim_send``'s first attempt for every row at once."""
+    params = [value for row in rows for value in (*row[:6], row[5], row[6])]
+    inserted = db.execute(
+        "INSERT INTO outbox (enrollment_id, step_id, mailbox_id, message_id, subject, status, attempts, created_at,"
+        " attempted_at, variant) SELECT v.column1, v.column2, v.column3, v.column4, v.column5, 'sending', 1,"
+        f" v.column6, v.column7, v.column8 FROM (VALUES {_values(len(rows), 8)}) v WHERE EXISTS (SELECT 1 FROM"
+        " enrollments e JOIN sequences s ON s.id = e.sequence_id WHERE e.id = v.column1 AND e.status = 'active'"
+        " AND s.status = 'active') ON CONFLICT (enrollment_id, step_id) DO NOTHING RETURNING id, enrollment_id",
+        params).fetchall()
+    ids = {enrollment_id: outbox_id for outbox_id, enrollment_id in inserted}
+    if len(ids) != len(rows):
+        raise RuntimeError("the model only makes first claims of runnable enrollments")
+    db.execute("INSERT INTO send_log (mailbox_id, at, first_email) SELECT v.column1, v.column2, (SELECT sent_count = 0"
+               f" FROM enrollments WHERE id = v.column3) FROM (VALUES {_values(len(rows), 3)}) v",
+               [value for row in rows for value in (row[2], row[5], row[0])])
+    return [Claim(ids[row[0]], row[3], 1, row[5], row[6]) for row in rows]
+
+
+def _record_rows(self: Any, db: Any, rows: list[tuple[Any, ...]]) -> None:
+    """``ledger="multi-row"``: ``record_sent`` of a last step for every row at once, its events
+    written and handed to the store to publish after the commit."""
+    if any(due is not None for *_, due, _now in rows):
+        raise RuntimeError("the model only records last steps")
+    db.execute("UPDATE outbox SET status = 'sent', resolved_at = v.column2, detail = NULL, subject = v.column3,"
+               f" body = v.column4, text_body = v.column5 FROM (VALUES {_values(len(rows), 5)}) v"
+               " WHERE outbox.id = v.column1",
+               [value for claim, *_, now in rows for value in (claim.outbox_id, now, *(claim.content or ("", "", "")))])
+    places = db.execute(
+        "UPDATE enrollments SET sent_count = sent_count + 1, cursor_ord = v.column2, anchor_at = v.column3,"
+        " status = 'completed', end_reason = NULL, ended_at = v.column4, updated_at = v.column4,"
+        f" last_event_at = v.column4, next_run_at = NULL, due_at = NULL FROM (VALUES {_values(len(rows), 4)}) v"
+        " WHERE enrollments.id = v.column1 AND enrollments.status = 'active'"
+        " RETURNING id, sequence_id, contact_id, mailbox_id",
+        [value for _, enrollment_id, _, cursor, anchor, _, now in rows for value in (enrollment_id, cursor, anchor, now)],
+    ).fetchall()
+    place = {enrollment_id: (sequence_id, contact_id, mailbox_id)
+             for enrollment_id, sequence_id, contact_id, mailbox_id in places}
+    events = []
+    for claim, enrollment_id, step_id, *_, now in rows:
+        sequence_id, contact_id, mailbox_id = place[enrollment_id]
+        events.append(Event(EventKind.SENT, now, NoData(), mailbox_id=mailbox_id, sequence_id=sequence_id,
+                            enrollment_id=enrollment_id, contact_id=contact_id, step_id=step_id,
+                            outbox_id=claim.outbox_id))
+        events.append(Event(EventKind.COMPLETED, now, NoData(), mailbox_id=mailbox_id, sequence_id=sequence_id,
+                            enrollment_id=enrollment_id, contact_id=contact_id))
+    numbers = db.execute(
+        "INSERT INTO events (at, kind, mailbox_id, sequence_id, enrollment_id, contact_id, step_id, outbox_id, flagged,"
+        f" data) VALUES {_values(len(events), 10)} RETURNING id",
+        [value for event in events for value in journal._values(event)]).fetchall()
+    # RETURNING gives the rows in no promised order: the ids are the sequence's next ones, in order.
+    journal._collected().extend(event.numbered(number) for event, number in zip(events, sorted(r[0] for r in numbers)))
+    for sequence_id in {sequence_id for sequence_id, _, _ in place.values()}:
+        journal.autocomplete(db, sequence_id, rows[0][-1])
+
+
 async def _claims_in_memory(store: Any, rows: list[tuple[Any, ...]]) -> list[Claim]:
-    """``ledger=False``: the claims a first attempt would get, made up without the store."""
+    """``ledger="none"``: the claims a first attempt would get, made up without the store."""
     first = _claims_in_memory.__dict__.setdefault("next_id", 1)
     _claims_in_memory.next_id = first + len(rows)  # type: ignore[attr-defined]
     return [Claim(first + k, row[3], 1, row[5], row[6]) for k, row in enumerate(rows)]
 
 
 async def _no_records(store: Any, rows: list[tuple[Any, ...]]) -> None:
-    """``ledger=False``: the results are not recorded."""
+    """``ledger="none"``: the results are not recorded."""
+
+
+_LEDGERS = {
+    "per-row": (_claims, _records),
+    "multi-row": (claim_operation(_claim_rows), send_operation(_record_rows)),
+    "none": (_claims_in_memory, _no_records),
+}
 
 
 async def _batch(engine: Any, lane: Lane, ids: list[int], done: trio.Semaphore) -> None:
@@ -116,12 +195,11 @@ async def _batch(engine: Any, lane: Lane, ids: list[int], done: trio.Semaphore) 
         done.release()
 
 
-def install(batch: int, pipeline: int = 2, ledger: bool = True) -> None:
-    """Make every lane of this process run the model instead of its workers (``ledger=False``:
-    without the ledger's claim and record writes, see the module's docstring)."""
+def install(batch: int, pipeline: int = 2, ledger: str = "per-row") -> None:
+    """Make every lane of this process run the model instead of its workers, writing the ledger
+    as ``ledger`` says (the module's docstring)."""
     global _claims, _records
-    if not ledger:
-        _claims, _records = _claims_in_memory, _no_records
+    _claims, _records = _LEDGERS[ledger]
 
     async def run(self: Lane, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         engine = self._run.__self__  # type: ignore[attr-defined]  # the lane's runner is Engine.run

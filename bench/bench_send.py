@@ -16,9 +16,8 @@ where the headline's limit lies: the least a sender with dripd's ledger pays in 
 (bench/_bare_sender.py, once per round), the engine alone with a null transport and the SMTP
 transport alone (each in fresh interpreters, alternated), and what one interpreter allows the two
 together. And what a batched send path could buy: the headline's configuration and flow, once per
-round, with the lanes of that one daemon replaced by a model of a batched lane
-(bench/_batched_lane.py, installed by bench/_model_site/sitecustomize.py), and the same model
-without the ledger's writes (what those cost it).
+round for each way the model writes the ledger, with the lanes of that one daemon replaced by a
+model of a batched lane (bench/_batched_lane.py, installed by bench/_model_site/sitecustomize.py).
 
     .venv/bin/python bench/bench_send.py [--full | --smoke] [--connections C] [--concurrency W]
 """
@@ -50,13 +49,20 @@ MAILBOX = "sales"
 # The batched-lane model (bench/_batched_lane.py) in the headline's configuration: batches of 32,
 # two in flight, installed in that daemon only (bench/_model_site/sitecustomize.py). Of the sizes
 # tried in the headline on 2026-12-05 (16, 32 and 64, two to four in flight) it came closest to
-# the plain client. A bound for issue 14's decision, not dripd's path.
+# the plain client. Bounds for issue 14's decision, not dripd's path, each with the ledger written
+# its own way: row by row by the store's own operations, a statement per table for the whole
+# batch, and not at all (nothing durable: what the ledger's writes cost, never a design).
 MODEL_BATCH = 32
-MODEL_ENV = {"PYTHONPATH": str(Path(__file__).resolve().parent / "_model_site"),
-             "DRIPD_BENCH_BATCHED_LANE": f"{MODEL_BATCH}:2"}
-# The same model without the ledger's claim and record writes (nothing durable, nothing recorded):
-# the difference between the two rows is what those writes cost a batched path.
-MODEL_WITHOUT_LEDGER_ENV = {**MODEL_ENV, "DRIPD_BENCH_BATCHED_LANE": f"{MODEL_BATCH}:2:without-ledger"}
+MODEL_LEDGERS = {
+    "per-row": "the store's own claim and record operations, row by row, one operation each per batch",
+    "multi-row": "the same rows written by one statement per table for the whole batch",
+    "none": "claims made up in memory and results not recorded: nothing durable, never a design",
+}
+
+
+def model_env(ledger: str) -> dict[str, str]:
+    return {"PYTHONPATH": str(Path(__file__).resolve().parent / "_model_site"),
+            "DRIPD_BENCH_BATCHED_LANE": f"{MODEL_BATCH}:2:{ledger}"}
 
 
 def messages(n: int) -> list[tuple[str, bytes]]:
@@ -425,8 +431,8 @@ def main() -> None:
         naives: list[float] = []
         bares: list[tuple[float, float]] = []
         users = []
-        models = []
-        unledgered = []
+        models: dict[str, list[tuple[float, int, int, float, dict[str, float], tuple[float, float]]]] = {
+            ledger: [] for ledger in MODEL_LEDGERS}
         for k in range(rounds):
             if k:
                 plains.append(plain_client(port, conns, items_file))
@@ -434,9 +440,9 @@ def main() -> None:
             bares.append(bare_sender(root, port, conns, n))
             users.append(dripd_as_a_user(root / f"dripd-user-{k}", sink, n, conns,
                                          args.profile / "send-daemon.txt" if args.profile and not k else None))
-            models.append(dripd_as_a_user(root / f"dripd-model-{k}", sink, n, conns, env=MODEL_ENV))
-            unledgered.append(dripd_as_a_user(root / f"dripd-model-unledgered-{k}", sink, n, conns,
-                                              env=MODEL_WITHOUT_LEDGER_ENV, recorded_check=False))
+            for ledger, runs in models.items():
+                runs.append(dripd_as_a_user(root / f"dripd-model-{ledger}-{k}", sink, n, conns, env=model_env(ledger),
+                                            recorded_check=ledger != "none"))
         plains.append(plain_client(port, conns, items_file))
         ours, recorded, ours_cpu = dripd_run(root / "dripd", port, n, conns, None)
         ahead, ahead_recorded, ahead_cpu = dripd_run(root / "dripd-ahead", port, n, conns, concurrency)
@@ -478,31 +484,25 @@ def main() -> None:
               f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(bare, raw),
               f"a floor, not a design: no events, metrics, journal or scheduler; CPU {bare_cpu:.2f} ms/message; "
               f"the headline is {c.ratio(user, bare)} of it; median of {len(bares)}, one per round")
-    model = sorted(models, key=lambda run: run[0])[len(models) // 2]
-    model_whole = all(run[1] == n and run[2] == n for run in models)
-    model_rounds = ", ".join(
-        f"{c.ratio(run[0], (plains[k][0] + plains[k + 1][0]) / 2)} ({c.ratio(users[k][0], run[0])})"
-        for k, run in enumerate(models))
-    table.row(f"a model of a batched lane, not dripd's path (bench/_batched_lane.py), in the headline's configuration "
-              f"and flow: batches of {MODEL_BATCH}, two in flight, per batch one read, one durable claim and one "
-              "record operation: messages/s", c.fnum(model[0]), f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)",
-              c.ratio(model[0], raw),
-              f"a bound for a batched send path, not a cost: no send slots, withdrawals, pauses or outcomes but "
-              f"'sent'; the headline is {c.ratio(user, model[0])} of it; per round against the plain client (and "
-              f"the headline's share of it): {model_rounds}; {'every round' if model_whole else 'NOT EVERY ROUND'} "
-              f"{c.fnum(n)}/{c.fnum(n)} recorded 'sent' and accepted once; the median round: daemon CPU "
-              f"{model[3]:.2f} ms/message, on a CPU {100 * model[5][0]:.0f} % of the time the event loop's thread, "
-              f"{100 * model[5][1]:.0f} % the others")
-    bare_model = sorted(unledgered, key=lambda run: run[0])[len(unledgered) // 2]
-    bare_whole = all(run[2] == n for run in unledgered)
-    table.row("the same model without the ledger's writes: claims made up in memory, results not recorded "
-              "(nothing durable; never a design): messages/s", c.fnum(bare_model[0]),
-              f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(bare_model[0], raw),
-              f"the row above is {c.ratio(model[0], bare_model[0])} of it: the rest is what the durable claims "
-              f"and the recorded results cost a batched path (daemon CPU {model[3]:.2f} against "
-              f"{bare_model[3]:.2f} ms/message in the median rounds); per round against the plain client: "
-              + ", ".join(c.ratio(run[0], (plains[k][0] + plains[k + 1][0]) / 2) for k, run in enumerate(unledgered))
-              + f"; {'every round' if bare_whole else 'NOT EVERY ROUND'} accepted by the sink once")
+    for ledger, runs in models.items():
+        model = sorted(runs, key=lambda run: run[0])[len(runs) // 2]
+        recorded_ok = all((run[1] == n or ledger == "none") and run[2] == n for run in runs)
+        per_model_round = ", ".join(
+            f"{c.ratio(run[0], (plains[k][0] + plains[k + 1][0]) / 2)} ({c.ratio(users[k][0], run[0])})"
+            for k, run in enumerate(runs))
+        table.row(f"a model of a batched lane, not dripd's path (bench/_batched_lane.py), in the headline's "
+                  f"configuration and flow: batches of {MODEL_BATCH}, two in flight, the ledger written {ledger}: "
+                  f"{MODEL_LEDGERS[ledger]}: messages/s", c.fnum(model[0]),
+                  f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(model[0], raw),
+                  f"a bound for a batched send path, not a cost: no send slots, withdrawals, pauses or outcomes but "
+                  f"'sent'; the headline is {c.ratio(user, model[0])} of it; per round against the plain client (and "
+                  f"the headline's share of it): {per_model_round}; "
+                  + (f"{'every round' if recorded_ok else 'NOT EVERY ROUND'} {c.fnum(n)}/{c.fnum(n)} "
+                     "recorded 'sent' and accepted once" if ledger != "none" else
+                     f"{'every round' if recorded_ok else 'NOT EVERY ROUND'} accepted by the sink once, nothing "
+                     "recorded")
+                  + f"; the median round: daemon CPU {model[3]:.2f} ms/message, on a CPU {100 * model[5][0]:.0f} % "
+                  f"of the time the event loop's thread, {100 * model[5][1]:.0f} % the others")
     table.row(f"dripd on a database built beforehand, `connections = {conns}`, READY=1 to {c.fnum(n)} rows 'sent': "
               "messages/s", c.fnum(ours), f"{c.fnum(raw)} (plain aiosmtplib, pre-rendered)", c.ratio(ours, raw),
               f"{c.fnum(recorded)}/{c.fnum(n)} durably recorded 'sent'; ~{size:,.0f} bytes/message; "

@@ -4,7 +4,8 @@ starts with this folder on PYTHONPATH and ``DRIPD_BENCH_BATCHED_LANE=<batch>[:<p
 A measurement for a decision (issue 14), never part of dripd: Python imports ``sitecustomize`` at
 start-up from the first folder on its path that has one, so only the daemon started with this
 folder on PYTHONPATH runs the model; every other process of the benchmark runs dripd as shipped.
-``<batch>:<pipeline>:without-ledger`` runs it with ``ledger=False`` (bench/_batched_lane.py).
+``<batch>:<pipeline>:<ledger>`` names how it writes the ledger (bench/_batched_lane.py: per-row,
+multi-row or none).
 """
 
 import os
@@ -17,4 +18,4 @@ if _spec:
 
     _parts = _spec.split(":")
     _batched_lane.install(int(_parts[0]), int(_parts[1]) if len(_parts) > 1 else 2,
-                          ledger="without-ledger" not in _parts[2:])
+                          _parts[2] if len(_parts) > 2 else "per-row")
