@@ -58,7 +58,8 @@ def _data(payload: Payload) -> str:
     return json.dumps(payload_json(payload))
 
 
-def _values(event: Event) -> tuple[object, ...]:
+def event_columns(event: Event) -> tuple[object, ...]:
+    """An event's row from ``at`` on (every column but its id), as ``_INSERT`` lists them."""
     flagged = isinstance(event.payload, Engagement) and event.payload.flagged
     return (event.at, event.kind.value, event.mailbox_id, event.sequence_id, event.enrollment_id,
             event.contact_id, event.step_id, event.outbox_id, int(flagged), _data(event.payload))
@@ -66,7 +67,7 @@ def _values(event: Event) -> tuple[object, ...]:
 
 def write_event(db: sqlite3.Connection, event: Event) -> Event:
     """Write one event in the caller's transaction; it is published after the commit."""
-    cursor = db.execute(_INSERT, _values(event))
+    cursor = db.execute(_INSERT, event_columns(event))
     written = event.numbered(cursor.lastrowid)
     _collected().append(written)
     return written
@@ -82,7 +83,7 @@ def write_events(db: sqlite3.Connection, events: Sequence[Event]) -> None:
     (numbered from ``next_event_id``); they are published after the commit."""
     if any(event.id is None for event in events):
         raise ValueError("write_events needs events numbered from next_event_id")
-    rows = [(event.id, *_values(event)) for event in events]
+    rows = [(event.id, *event_columns(event)) for event in events]
     db.executemany(_INSERT.replace("(at,", "(id, at,").replace("VALUES (?", "VALUES (?,?"), rows)
     _collected().extend(events)
 

@@ -19,7 +19,9 @@ from dripd.store.sqlite.connection import (
     send_operation,
     thread_operation,
 )
+from dripd.store.sqlite import multi_row
 from dripd.store.sqlite.sequences import SequenceCache
+from dripd.store.sqlite.transaction import batched_by
 from dripd.store.sqlite.journal import (
     announce_end,
     autocomplete,
@@ -130,6 +132,7 @@ class RunOps(SequenceCache):
         return end_now(db, enrollment_id, status, reason, now)
 
     @claim_operation
+    @batched_by(multi_row.claim_sends)
     def claim_send(
         self, db: Conn, enrollment_id: int, step_id: int, mailbox_id: str, message_id: str,
         subject: str, now: float, variant: str | None = None,
@@ -202,6 +205,7 @@ class RunOps(SequenceCache):
         return {r[0]: Tally(int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
 
     @send_operation
+    @batched_by(multi_row.record_sents)
     def record_sent(
         self, db: Conn, claim: Claim, enrollment_id: int, step_id: int, cursor_ord: int,
         anchor_at: float, due_at: float | None, now: float,

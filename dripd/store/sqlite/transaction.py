@@ -2,6 +2,11 @@
 (a read in none), and its COMMIT, durable or not; which thread runs which part is the caller's
 choice (``connection.SqliteConnection._lead``): these functions only run statements.
 
+An operation marked ``batched_by(form)`` runs with the others of its kind in the group through
+``form``, in one savepoint (dripd/store/sqlite/multi_row.py: the send path's claims and results,
+a statement per table for the group). Should the form fail, it is rolled back and each of them
+runs alone, so an error stays the one operation's own.
+
 A ledger claim is committed before the transport is called and must survive a power cut, or the
 restarted daemon sends the step again: a group holding a claim commits with synchronous=FULL
 (the WAL fsynced at its COMMIT), the others with NORMAL (``commit_group``).
@@ -12,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import trio
 
@@ -21,6 +26,24 @@ from dripd.store.sqlite import journal
 
 # How long a group waits for another process's write lock before the store reports it locked.
 BUSY_TIMEOUT_MS = 5000
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+Outcome = tuple[Any, list[Event]]
+"""What one operation of a multi-row form came to: its result and the events it wrote."""
+MultiRow = Callable[[sqlite3.Connection, list["Pending"]], list[Outcome]]
+
+
+def batched_by(form: MultiRow) -> Callable[[F], F]:
+    """Mark a one-row operation (``def op(self, conn, ...)``, under its store decorator) as one
+    that ``form`` runs for every such operation of a group at once."""
+
+    def mark(fn: F) -> F:
+        fn.multi_row = form  # type: ignore[attr-defined]  # read by _run_operations
+        return fn
+
+    return mark
 
 
 class Pending:
@@ -66,22 +89,61 @@ def run_group(conn: sqlite3.Connection, group: list[Pending], stats: CommitStats
 
 
 def _run_operations(conn: sqlite3.Connection, group: list[Pending]) -> None:
-    """The body of a group's transaction, once BEGIN IMMEDIATE holds the write lock."""
+    """The body of a group's transaction, once BEGIN IMMEDIATE holds the write lock. The
+    operations of a multi-row form run together where the first of them stands in the group."""
+    together: dict[MultiRow, list[Pending]] = {}
+    units: list[Pending | list[Pending]] = []
     for item in group:
-        if item.reads_only:
-            _run_read(conn, item)
-            continue
-        conn.execute("SAVEPOINT op")
-        journal.collect_into(item.events)
-        try:
-            item.result = item.call()
-        except Exception as exc:
-            conn.execute("ROLLBACK TO op")
-            item.error = exc
-            item.events.clear()  # rolled back: these never happened
-        finally:
-            journal.collect_into(None)
+        form: MultiRow | None = getattr(getattr(item.call, "func", None), "multi_row", None)
+        if form is None:
+            units.append(item)
+        elif form in together:
+            together[form].append(item)
+        else:
+            units.append(together.setdefault(form, [item]))
+    for unit in units:
+        if isinstance(unit, list):
+            if not _run_together(conn, unit):
+                for item in unit:
+                    _run_one(conn, item)
+        elif unit.reads_only:
+            _run_read(conn, unit)
+        else:
+            _run_one(conn, unit)
+
+
+def _run_one(conn: sqlite3.Connection, item: Pending) -> None:
+    conn.execute("SAVEPOINT op")
+    journal.collect_into(item.events)
+    try:
+        item.result = item.call()
+    except Exception as exc:
+        conn.execute("ROLLBACK TO op")
+        item.error = exc
+        item.events.clear()  # rolled back: these never happened
+    finally:
+        journal.collect_into(None)
+    conn.execute("RELEASE op")
+
+
+def _run_together(conn: sqlite3.Connection, items: list[Pending]) -> bool:
+    """Run operations of one multi-row form in one savepoint; False, with nothing done, when the
+    form failed (each then runs alone and meets its own error, if any)."""
+    form: MultiRow = items[0].call.func.multi_row  # type: ignore[attr-defined]
+    conn.execute("SAVEPOINT op")
+    try:
+        outcomes = form(conn, items)
+        if len(outcomes) != len(items):
+            raise RuntimeError(f"{form.__name__} answered {len(outcomes)} of {len(items)} operations")
+    except Exception:
+        conn.execute("ROLLBACK TO op")
         conn.execute("RELEASE op")
+        return False
+    conn.execute("RELEASE op")
+    for item, (result, events) in zip(items, outcomes):
+        item.result = result
+        item.events.extend(events)
+    return True
 
 
 def commit_group(conn: sqlite3.Connection, group: list[Pending], stats: CommitStats) -> None:
