@@ -84,12 +84,12 @@ def _claim_rows(self: Any, db: Any, rows: list[tuple[Any, ...]]) -> list[Claim]:
 def _record_rows(self: Any, db: Any, rows: list[tuple[Any, ...]]) -> None:
     """``ledger="multi-row"``: ``record_sent`` of a last step for every row at once, its events
     written and handed to the store to publish after the commit."""
-    if any(due is not None for *_, due, _now in rows):
-        raise RuntimeError("the model only records last steps")
+    if any(due is not None or claim.content is None for claim, *_, due, _now in rows):
+        raise RuntimeError("the model only records last steps, with what was handed over")
     db.execute("UPDATE outbox SET status = 'sent', resolved_at = v.column2, detail = NULL, subject = v.column3,"
                f" body = v.column4, text_body = v.column5 FROM (VALUES {_values(len(rows), 5)}) v"
                " WHERE outbox.id = v.column1",
-               [value for claim, *_, now in rows for value in (claim.outbox_id, now, *(claim.content or ("", "", "")))])
+               [value for claim, *_, now in rows for value in (claim.outbox_id, now, *claim.content)])
     places = db.execute(
         "UPDATE enrollments SET sent_count = sent_count + 1, cursor_ord = v.column2, anchor_at = v.column3,"
         " status = 'completed', end_reason = NULL, ended_at = v.column4, updated_at = v.column4,"
@@ -111,7 +111,7 @@ def _record_rows(self: Any, db: Any, rows: list[tuple[Any, ...]]) -> None:
     numbers = db.execute(
         "INSERT INTO events (at, kind, mailbox_id, sequence_id, enrollment_id, contact_id, step_id, outbox_id, flagged,"
         f" data) VALUES {_values(len(events), 10)} RETURNING id",
-        [value for event in events for value in journal._values(event)]).fetchall()
+        [value for event in events for value in journal.event_columns(event)]).fetchall()
     # RETURNING gives the rows in no promised order: the ids are the sequence's next ones, in order.
     journal._collected().extend(event.numbered(number) for event, number in zip(events, sorted(r[0] for r in numbers)))
     for sequence_id in {sequence_id for sequence_id, _, _ in place.values()}:

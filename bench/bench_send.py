@@ -61,7 +61,9 @@ MODEL_LEDGERS = {
 
 
 def model_env(ledger: str) -> dict[str, str]:
-    return {"PYTHONPATH": str(Path(__file__).resolve().parent / "_model_site"),
+    """The daemon's environment additions for the model: its sitecustomize first on the path."""
+    site = str(Path(__file__).resolve().parent / "_model_site")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, (site, os.environ.get("PYTHONPATH")))),
             "DRIPD_BENCH_BATCHED_LANE": f"{MODEL_BATCH}:2:{ledger}"}
 
 
@@ -271,7 +273,7 @@ def dripd_as_a_user(root: Path, sink: CountedSink, n: int, connections: int, pro
     many messages the sink accepted in all (N: no duplicate), the daemon's CPU ms per message, its
     send places' seconds by state, and how busy its event loop's thread and its other threads were
     (CPU seconds per second), all over the same span. ``env``: added to the daemon's environment
-    (``MODEL_ENV`` runs the batched-lane model in it); ``recorded_check=False`` for a model that
+    (``model_env(...)`` runs the batched-lane model in it); ``recorded_check=False`` for a model that
     records nothing (the count is then 0)."""
     root.mkdir(parents=True, exist_ok=True)
     table = {"host": "127.0.0.1", "port": sink.port, "security": "none", "connections": connections,

@@ -295,10 +295,13 @@ class SqliteConnection:
             cache.clear()
 
     def _publish(self, group: list[Pending]) -> None:
-        """Hand the committed group's events to the sink, in the order they were written."""
+        """Hand the committed group's events to the sink, in the order they were written (their
+        ids: operations of a multi-row form run together, and a sequence's completion is written
+        after the group's results, ``transaction._run_operations``)."""
         events = [event for item in group for event in item.events]
         if not events:
             return
+        events.sort(key=lambda event: event.id or 0)
         try:
             self.events.publish(events)
         except Exception:

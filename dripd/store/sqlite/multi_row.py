@@ -4,19 +4,19 @@ A group commit (dripd/store/sqlite/transaction.py) gathers the operations of eve
 flight: at ``connections = 4`` a group holds a dozen claims or results, and each ran its own
 statements, with its own Python around them. Here the claims of a group are one ``INSERT ...
 SELECT FROM (VALUES ...)`` into the outbox and one into the send log, and its results one
-``UPDATE ... FROM (VALUES ...)`` per table and one ``INSERT`` of their events. Measured (issue 14,
-BENCHMARKS.md): in a plain loop of 32 sends a group, 0.055 ms of CPU per send against 0.13 for
-the same rows written one by one; in the engine with a null transport at 16 sends in flight, 8 %
-less CPU per step in the event loop's thread (0.449 against 0.491 ms, medians of 5 alternated
-runs); in the batched-lane model (bench/_batched_lane.py) the send went from 0.71x to 0.89x of
-the plain client.
+``UPDATE ... FROM (VALUES ...)`` per table and one ``INSERT`` of their events, ``CHUNK`` rows a
+statement at most. Measured (issue 14; BENCHMARKS.md, the sixteenth stop): in a plain loop of 32
+sends a group, 0.055 ms of CPU per send against 0.13 for the same rows written one by one; in the
+engine with a null transport at 16 sends in flight, 8 % less CPU per step in the event loop's
+thread (0.449 against 0.491 ms, medians of 5 alternated runs).
 
 Each form gives every operation the result and the events its one-row function
 (``RunOps.claim_send``, ``RunOps.record_sent``) would have given it. What the common case does not
 cover runs through that function itself, inside the same savepoint: a claim the insert did not
 make (a retry, a refusal), the event of a result whose enrollment ended meanwhile, a group naming
 one enrollment twice. The operations of one group are concurrent (no caller waits for another's),
-so the order they take inside it is free; only the event ids show it.
+so the order they take inside it is free; only the event ids show it (a sequence completed by the
+group is numbered after all of the group's results).
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ from dripd.store.sqlite.transaction import Outcome, Pending
 _CLAIM_ARGS = ("enrollment_id", "step_id", "mailbox_id", "message_id", "subject", "now", "variant")
 _RECORD_ARGS = ("claim", "enrollment_id", "step_id", "cursor_ord", "anchor_at", "due_at", "now")
 _COMPLETED_PAYLOAD = journal.end_payload(EventKind.COMPLETED, None)
+# Rows a statement at most: a group takes every queued send-path operation, and a statement has
+# at most 32,766 parameters (SQLite 3.32 on); the events of 256 results take 5,632.
+CHUNK = 256
 
 
 def _arguments(item: Pending, names: Sequence[str]) -> tuple[Any, ...]:
@@ -70,6 +73,8 @@ def claim_sends(db: sqlite3.Connection, items: list[Pending]) -> list[Outcome]:
     """``RunOps.claim_send`` for every item: the first attempts in one insert (made only while the
     enrollment and its sequence are active, skipped where the step already has its row), their
     send-log rows in another; the rest one by one."""
+    if len(items) > CHUNK:
+        return claim_sends(db, items[:CHUNK]) + claim_sends(db, items[CHUNK:])
     rows = [_arguments(item, _CLAIM_ARGS) for item in items]
     if not _distinct(rows, 0):
         return _one_by_one(items)
@@ -106,6 +111,8 @@ def record_sents(db: sqlite3.Connection, items: list[Pending]) -> list[Outcome]:
     """``RunOps.record_sent`` for every item: the outbox rows resolved, the enrollments moved on
     (a last step ends them completed), the 'sent' and 'completed' events, then each sequence's
     auto-complete once."""
+    if len(items) > CHUNK:
+        return record_sents(db, items[:CHUNK]) + record_sents(db, items[CHUNK:])
     rows = [_arguments(item, _RECORD_ARGS) for item in items]
     if not _distinct(rows, 1):
         return _one_by_one(items)

@@ -4,10 +4,11 @@ leave the database, and give each caller, exactly what the one-row operations wo
 One scenario, run three times on fresh databases: with the multi-row forms (each group of claims
 and of results written one statement per table), without them (every operation alone, in its
 own savepoint), and with forms that fail (rolled back, each operation then run alone). Every case
-the forms hand back to the one-row functions is in it: a retry, a step already sent, an enrollment
-ended before its claim and one ended between its claim and its result, a result with and without
-the content handed over, a step that is not the last, and the last contact of a sequence, which
-completes it.
+the forms hand back to the one-row functions is in it: a retry, a step already sent, a step claimed
+twice in one group, an enrollment ended before its claim and two ended between their claim and
+their result (one at its last step), a result with and without the content handed over, a step
+that is not the last, a sequence paused meanwhile, the last contact of a sequence, which completes
+it, an operation that fails on its own, and other operations in the same groups (an ending, a read).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import trio.testing
 import trio_asyncio
 
 from dripd.model import Action, EnrollmentStatus
-from dripd.store import Claim
-from dripd.store.sqlite import Store, read_operation, thread_operation
+from dripd.store import Claim, Refused
+from dripd.store.sqlite import Store, multi_row, read_operation, thread_operation
 from dripd.store.sqlite.runs import RunOps
 from tests.contract.support import T0, RecordingSink, active_sequence, enroll_one
 
@@ -61,10 +62,14 @@ class HoldingStore(Store):
 
 
 async def _in_one_group(store: HoldingStore, calls: list[Callable[[], Awaitable[Any]]]) -> list[Any]:
+    """Each call's result, or the name of the error it raised."""
     results: list[Any] = [None] * len(calls)
 
     async def run(index: int) -> None:
-        results[index] = await calls[index]()
+        try:
+            results[index] = await calls[index]()
+        except Exception as exc:
+            results[index] = type(exc).__name__
 
     go = threading.Event()
     async with trio.open_nursery() as nursery:
@@ -94,6 +99,8 @@ def _scenario(path: Path) -> tuple[list[Any], list[Any], dict[str, list[tuple[An
                 await store.close()
 
     trio.run(main)
+    for batch in sink.batches:  # each committed group's events, in the order they were written
+        assert [event.id for event in batch] == sorted(event.id or 0 for event in batch)
     claims, records, (tables, named), statements = out
     claims = [dataclasses.replace(claim, outbox_id=named[claim.outbox_id]) if isinstance(claim, Claim) else claim
               for claim in claims]
@@ -105,13 +112,15 @@ def _scenario(path: Path) -> tuple[list[Any], list[Any], dict[str, list[tuple[An
 async def _body(store: HoldingStore, sink: RecordingSink) -> list[Any]:
     last, last_steps = await active_sequence(store, "one step", steps=1)
     two, two_steps = await active_sequence(store, "two steps", steps=2)
-    finishing = [await enroll_one(store, last.id, f"f{k}@example.org") for k in range(3)]
+    finishing = [await enroll_one(store, last.id, f"f{k}@example.org") for k in range(4)]  # f3 ends meanwhile
     moving, ends_meanwhile, sent_before, ended_before, retried = [
         await enroll_one(store, two.id, f"{name}@example.org")
         for name in ("moving", "meanwhile", "sent", "ended", "retried")]
     held, held_steps = await active_sequence(store, "paused between", steps=2)
     paused_later = await enroll_one(store, held.id, "paused@example.org")
     first, second = two_steps[0].id, two_steps[1].ord  # the first step's id, the cursor past it
+    second_step = two_steps[1].id
+    ended_before_too = await enroll_one(store, two.id, "ended-in-group@example.org")
     # Before the groups: one step already sent, one enrollment ended, one row waiting as 'retry'.
     done = await store.claim_send(sent_before, first, "sales", "<sent@x>", "s", T0)
     assert isinstance(done, Claim)
@@ -135,10 +144,17 @@ async def _body(store: HoldingStore, sink: RecordingSink) -> list[Any]:
         lambda: store.claim_send(paused_later, held_steps[0].id, "sales", "<paused@x>", "s", now),
     ]
     claims = await _in_one_group(store, claim_calls)
+    # The same step twice in a group (never made by one lane): one claim, one refusal, either way.
+    twice = await _in_one_group(store, [
+        lambda: store.claim_send(sent_before, second_step, "sales", "<twice@x>", "s", now),
+        lambda: store.claim_send(sent_before, second_step, "sales", "<twice@x>", "s", now),
+    ])
+    claims += sorted(twice, key=repr)
     await store.finish(ends_meanwhile, EnrollmentStatus.CANCELLED, "replied elsewhere", now)
+    await store.finish(finishing[3], EnrollmentStatus.UNSUBSCRIBED, "unsubscribed", now)
     await store.transition_sequence(held.id, Action.PAUSE, now)  # its contact is held, not due
     later = now + 10
-    c = dict(zip(("f0", "f1", "f2", "moving", "meanwhile", "sent", "ended", "retried", "paused"), claims))
+    c = dict(zip(("f0", "f1", "f2", "f3", "moving", "meanwhile", "sent", "ended", "retried", "paused"), claims))
     record_calls: list[Callable[[], Awaitable[Any]]] = [
         lambda: store.record_sent(dataclasses.replace(c["f0"], content=CONTENT), finishing[0], last_steps[0].id,
                                   1, now, None, later),
@@ -148,10 +164,18 @@ async def _body(store: HoldingStore, sink: RecordingSink) -> list[Any]:
                                   now, later + HOUR, later),
         lambda: store.record_sent(c["meanwhile"], ends_meanwhile, first, second, now, later + HOUR, later),
         lambda: store.record_sent(c["retried"], retried, first, second, now, later + HOUR, later),
-        lambda: store.record_sent(c["paused"], paused_later, held_steps[0].id, held_steps[1].ord, now, later + HOUR,
-                                  later),
+        lambda: store.record_sent(c["f3"], finishing[3], last_steps[0].id, 1, now, None, later),
+        lambda: store.finish(ended_before_too, EnrollmentStatus.CANCELLED, "cancelled", later),
+        lambda: store.run_context(ended_before),
     ]
     records = await _in_one_group(store, record_calls)
+    records[-1] = records[-1].enrollment.id  # the read: of a row no operation of the group writes
+    # A group whose form fails on one operation's bad argument: that one fails, alone.
+    records += await _in_one_group(store, [
+        lambda: store.record_sent(c["paused"], paused_later, held_steps[0].id, held_steps[1].ord, now, later + HOUR,
+                                  later),
+        lambda: store.record_sent(None, moving, second_step, 2, now, None, later),  # type: ignore[arg-type]
+    ])
     await store.trace(None)
     return [claims, records, await store.dump(), statements]
 
@@ -177,19 +201,24 @@ def test_groups_written_a_statement_per_table_are_what_one_row_at_a_time_writes(
     # Which of the one-step sequence's three finishing contacts completed it depends on the
     # order the group's operations took (the last one did): one of them says so either way.
     assert sorted(records[:3], key=repr) == sorted(alone[1][:3], key=repr) and records[3:] == alone[1][3:]
-    assert sum("FROM (VALUES" in s for s in statements) >= 5, "the groups ran through the multi-row forms"
+    assert any(s.startswith("INSERT INTO outbox") and "FROM (VALUES" in s for s in statements), "claims together"
+    assert any(s.startswith("UPDATE enrollments") and "FROM (VALUES" in s for s in statements), "results together"
+    assert "ROLLBACK TO op" in statements, "the last group's form failed and its operations ran alone"
     assert not any("FROM (VALUES" in s for s in alone[4])
 
     # And what they wrote is what each case calls for.
-    f0, f1, f2, moving, meanwhile, sent, ended, retried, paused = claims
-    assert all(isinstance(claim, Claim) and claim.attempts == 1 for claim in (f0, f1, f2, moving, meanwhile, paused))
+    f0, f1, f2, f3, moving, meanwhile, sent, ended, retried, paused, *twice = claims
+    assert all(isinstance(claim, Claim) and claim.attempts == 1
+               for claim in (f0, f1, f2, f3, moving, meanwhile, paused))
+    assert twice[0] is Refused.IN_LEDGER and isinstance(twice[1], Claim)  # (sorted by repr)
     assert moving.variant == "B"
     assert sent.name == "IN_LEDGER" and ended.name == "NOT_RUNNABLE"
     assert isinstance(retried, Claim) and retried.attempts == 2 and retried.message_id == "<retried@x>"
-    assert records[:3].count(None) == 2 and last_sequence_id(tables) in records[:3] and records[3:] == [None] * 4, \
+    assert records[:3].count(None) == 2 and last_sequence_id(tables) in records[:3], \
         "the last contact of the one-step sequence completes it, and only its result says so"
+    assert records[3:8] == [None] * 5 and isinstance(records[8], int) and records[9:] == [None, "AttributeError"]
     kinds = [kind.value for kind, *_ in published]
-    assert kinds.count("sent") == 7 and kinds.count("completed") == 3 and kinds.count("sequence_completed") == 1
+    assert kinds.count("sent") == 8 and kinds.count("completed") == 3 and kinds.count("sequence_completed") == 1
 
 
 def test_a_form_that_fails_is_rolled_back_and_each_operation_runs_alone(
@@ -212,3 +241,16 @@ def test_a_form_that_fails_is_rolled_back_and_each_operation_runs_alone(
     assert failed[0] == alone[0] and failed[2:4] == alone[2:4]
     assert sorted(failed[1], key=repr) == sorted(alone[1], key=repr)
     assert any("FROM (VALUES" in s for s in failed[4]) and any("ROLLBACK TO op" in s for s in failed[4])
+
+
+def test_a_group_larger_than_a_statement_takes_is_written_in_chunks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for fn in _forms():
+        monkeypatch.delattr(fn, "multi_row")
+    alone = _scenario(tmp_path / "alone.sqlite3")
+    monkeypatch.undo()
+    monkeypatch.setattr(multi_row, "CHUNK", 2)
+    chunked = _scenario(tmp_path / "chunked.sqlite3")
+    assert chunked[0] == alone[0] and chunked[2:4] == alone[2:4]
+    assert sorted(chunked[1], key=repr) == sorted(alone[1], key=repr)
+    assert sum(s.startswith("INSERT INTO outbox") and "FROM (VALUES" in s for s in chunked[4]) >= 4
