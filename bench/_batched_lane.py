@@ -25,12 +25,9 @@ overlaps the next batch's reads: up to ``2 * batch`` enrollments are in flight.
 
 - ``"per-row"`` (the default): the store's own ``claim_send`` and ``record_sent``, once per row,
   inside the batch's one operation each;
-- ``"multi-row"``: the same rows written by one statement per table for the whole batch
-  (``INSERT ... SELECT FROM (VALUES ...) RETURNING``, ``UPDATE ... FROM (VALUES ...)``): the same
-  claims, made durable the same way, the same 'sent' and 'completed' events (published after the
-  commit), the sequence's auto-complete checked once per batch. What a store API taking batches
-  could save. Only a first attempt of a last step (the benchmarks' one-step sequences) is
-  modelled; anything else stops the model;
+- ``"multi-row"``: the same rows written by the store's own multi-row forms
+  (dripd/store/sqlite/multi_row.py), one statement per table for the whole batch, inside the
+  batch's one operation each: the same claims, made durable the same way, the same events;
 - ``"none"``, for one question only (what the ledger's writes cost a batched path): the claims are
   made up in memory and the results are not recorded, so nothing is durable, no 'sent' row or
   event is written and a crash would resend everything. Never a design, only the difference
@@ -40,17 +37,18 @@ overlaps the next batch's reads: up to ``2 * batch`` enrollments are in flight.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import trio
 
 from dripd import cadence, policy
-from dripd.events import Event, EventKind, NoData
 from dripd.scheduler import Lane
 from dripd.store.api import Claim
-from dripd.store.sqlite import journal
+from dripd.store.sqlite import journal, multi_row
 from dripd.store.sqlite.connection import claim_operation, read_operation, send_operation
 from dripd.store.sqlite.runs import RunOps
+from dripd.store.sqlite.transaction import MultiRow, Pending
 
 # The store's send-path operations, unwrapped and run in a loop inside one group-committed operation.
 _contexts = read_operation(lambda self, db, ids: [RunOps.run_context.__wrapped__(self, db, i) for i in ids])
@@ -58,64 +56,22 @@ _claims = claim_operation(lambda self, db, rows: [RunOps.claim_send.__wrapped__(
 _records = send_operation(lambda self, db, rows: [RunOps.record_sent.__wrapped__(self, db, *r) for r in rows])
 
 
-def _values(rows: int, columns: int) -> str:
-    return ",".join(["(" + ",".join("?" * columns) + ")"] * rows)
+def _all_at_once(form: MultiRow, operation: Any) -> Any:
+    """``ledger="multi-row"``: the batch's rows written by the store's own multi-row ``form``
+    (dripd/store/sqlite/multi_row.py), as a group of ``operation`` calls would be; their events go
+    to the batch's one operation, published after its commit."""
 
+    def run(self: Any, db: Any, rows: list[tuple[Any, ...]]) -> list[Any]:
+        collected = journal._collected()  # the batch operation's; the form sets its own and clears it
+        items = [Pending(functools.partial(operation, self, db, *row), True, False) for row in rows]
+        try:
+            outcomes = form(db, items)
+        finally:
+            journal.collect_into(collected)
+        collected.extend(event for _, events in outcomes for event in events)
+        return [result for result, _ in outcomes]
 
-def _claim_rows(self: Any, db: Any, rows: list[tuple[Any, ...]]) -> list[Claim]:
-    """``ledger="multi-row"``: ``claim_send``'s first attempt for every row at once."""
-    params = [value for row in rows for value in (*row[:6], row[5], row[6])]
-    inserted = db.execute(
-        "INSERT INTO outbox (enrollment_id, step_id, mailbox_id, message_id, subject, status, attempts, created_at,"
-        " attempted_at, variant) SELECT v.column1, v.column2, v.column3, v.column4, v.column5, 'sending', 1,"
-        f" v.column6, v.column7, v.column8 FROM (VALUES {_values(len(rows), 8)}) v WHERE EXISTS (SELECT 1 FROM"
-        " enrollments e JOIN sequences s ON s.id = e.sequence_id WHERE e.id = v.column1 AND e.status = 'active'"
-        " AND s.status = 'active') ON CONFLICT (enrollment_id, step_id) DO NOTHING RETURNING id, enrollment_id",
-        params).fetchall()
-    ids = {enrollment_id: outbox_id for outbox_id, enrollment_id in inserted}
-    if len(ids) != len(rows):
-        raise RuntimeError("the model only makes first claims of runnable enrollments")
-    db.execute("INSERT INTO send_log (mailbox_id, at, first_email) SELECT v.column1, v.column2, (SELECT sent_count = 0"
-               f" FROM enrollments WHERE id = v.column3) FROM (VALUES {_values(len(rows), 3)}) v",
-               [value for row in rows for value in (row[2], row[5], row[0])])
-    return [Claim(ids[row[0]], row[3], 1, row[5], row[6]) for row in rows]
-
-
-def _record_rows(self: Any, db: Any, rows: list[tuple[Any, ...]]) -> None:
-    """``ledger="multi-row"``: ``record_sent`` of a last step for every row at once, its events
-    written and handed to the store to publish after the commit."""
-    if any(due is not None or claim.content is None for claim, *_, due, _now in rows):
-        raise RuntimeError("the model only records last steps, with what was handed over")
-    db.execute("UPDATE outbox SET status = 'sent', resolved_at = v.column2, detail = NULL, subject = v.column3,"
-               f" body = v.column4, text_body = v.column5 FROM (VALUES {_values(len(rows), 5)}) v"
-               " WHERE outbox.id = v.column1",
-               [value for claim, *_, now in rows for value in (claim.outbox_id, now, *claim.content)])
-    places = db.execute(
-        "UPDATE enrollments SET sent_count = sent_count + 1, cursor_ord = v.column2, anchor_at = v.column3,"
-        " status = 'completed', end_reason = NULL, ended_at = v.column4, updated_at = v.column4,"
-        f" last_event_at = v.column4, next_run_at = NULL, due_at = NULL FROM (VALUES {_values(len(rows), 4)}) v"
-        " WHERE enrollments.id = v.column1 AND enrollments.status = 'active'"
-        " RETURNING id, sequence_id, contact_id, mailbox_id",
-        [value for _, enrollment_id, _, cursor, anchor, _, now in rows for value in (enrollment_id, cursor, anchor, now)],
-    ).fetchall()
-    place = {enrollment_id: (sequence_id, contact_id, mailbox_id)
-             for enrollment_id, sequence_id, contact_id, mailbox_id in places}
-    events = []
-    for claim, enrollment_id, step_id, *_, now in rows:
-        sequence_id, contact_id, mailbox_id = place[enrollment_id]
-        events.append(Event(EventKind.SENT, now, NoData(), mailbox_id=mailbox_id, sequence_id=sequence_id,
-                            enrollment_id=enrollment_id, contact_id=contact_id, step_id=step_id,
-                            outbox_id=claim.outbox_id))
-        events.append(Event(EventKind.COMPLETED, now, NoData(), mailbox_id=mailbox_id, sequence_id=sequence_id,
-                            enrollment_id=enrollment_id, contact_id=contact_id))
-    numbers = db.execute(
-        "INSERT INTO events (at, kind, mailbox_id, sequence_id, enrollment_id, contact_id, step_id, outbox_id, flagged,"
-        f" data) VALUES {_values(len(events), 10)} RETURNING id",
-        [value for event in events for value in journal.event_columns(event)]).fetchall()
-    # RETURNING gives the rows in no promised order: the ids are the sequence's next ones, in order.
-    journal._collected().extend(event.numbered(number) for event, number in zip(events, sorted(r[0] for r in numbers)))
-    for sequence_id in {sequence_id for sequence_id, _, _ in place.values()}:
-        journal.autocomplete(db, sequence_id, rows[0][-1])
+    return run
 
 
 async def _claims_in_memory(store: Any, rows: list[tuple[Any, ...]]) -> list[Claim]:
@@ -131,7 +87,8 @@ async def _no_records(store: Any, rows: list[tuple[Any, ...]]) -> None:
 
 _LEDGERS = {
     "per-row": (_claims, _records),
-    "multi-row": (claim_operation(_claim_rows), send_operation(_record_rows)),
+    "multi-row": (claim_operation(_all_at_once(multi_row.claim_sends, RunOps.claim_send.__wrapped__)),
+                  send_operation(_all_at_once(multi_row.record_sents, RunOps.record_sent.__wrapped__))),
     "none": (_claims_in_memory, _no_records),
 }
 

@@ -55,7 +55,7 @@ MAILBOX = "sales"
 MODEL_BATCH = 32
 MODEL_LEDGERS = {
     "per-row": "the store's own claim and record operations, row by row, one operation each per batch",
-    "multi-row": "the same rows written by one statement per table for the whole batch",
+    "multi-row": "the same rows written by the store's own multi-row forms, one statement per table per batch",
     "none": "claims made up in memory and results not recorded: nothing durable, never a design",
 }
 

@@ -185,6 +185,16 @@ def last_sequence_id(tables: dict[str, list[tuple[Any, ...]]]) -> int:
     return int(completed)
 
 
+def _alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The scenario with every operation run alone (the multi-row forms' marks taken away, and
+    put back after it)."""
+    for fn in _forms():
+        monkeypatch.delattr(fn, "multi_row")
+    alone = _scenario(tmp_path / "alone.sqlite3")
+    monkeypatch.undo()
+    return alone
+
+
 def _forms() -> list[Any]:
     return [RunOps.claim_send.__wrapped__, RunOps.record_sent.__wrapped__]  # type: ignore[attr-defined]
 
@@ -192,9 +202,7 @@ def _forms() -> list[Any]:
 def test_groups_written_a_statement_per_table_are_what_one_row_at_a_time_writes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     together = _scenario(tmp_path / "together.sqlite3")
-    for fn in _forms():
-        monkeypatch.delattr(fn, "multi_row")
-    alone = _scenario(tmp_path / "alone.sqlite3")
+    alone = _alone(tmp_path, monkeypatch)
 
     claims, records, tables, published, statements = together
     assert claims == alone[0] and tables == alone[2] and published == alone[3]
@@ -223,10 +231,7 @@ def test_groups_written_a_statement_per_table_are_what_one_row_at_a_time_writes(
 
 def test_a_form_that_fails_is_rolled_back_and_each_operation_runs_alone(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for fn in _forms():
-        monkeypatch.delattr(fn, "multi_row")
-    alone = _scenario(tmp_path / "alone.sqlite3")
-    monkeypatch.undo()
+    alone = _alone(tmp_path, monkeypatch)
 
     def half_done(form: Callable[..., Any]) -> Callable[..., Any]:
         def fails(db: sqlite3.Connection, items: list[Any]) -> Any:
@@ -245,10 +250,7 @@ def test_a_form_that_fails_is_rolled_back_and_each_operation_runs_alone(
 
 def test_a_group_larger_than_a_statement_takes_is_written_in_chunks(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for fn in _forms():
-        monkeypatch.delattr(fn, "multi_row")
-    alone = _scenario(tmp_path / "alone.sqlite3")
-    monkeypatch.undo()
+    alone = _alone(tmp_path, monkeypatch)
     monkeypatch.setattr(multi_row, "CHUNK", 2)
     chunked = _scenario(tmp_path / "chunked.sqlite3")
     assert chunked[0] == alone[0] and chunked[2:4] == alone[2:4]
