@@ -141,7 +141,7 @@ class MailboxConfig(BaseModel):
         default=None, gt=0,
         description="Sends in flight at once for this mailbox; by default as many as its transport carries "
                     "(SMTP: `connections`; others: 1). A value above or below the connections is warned about. "
-                    "Unless it is below `connections`, the SMTP transport is handed four sends per connection: they "
+                    "Unless it is below `connections`, the SMTP transport is handed sixteen sends per connection: they "
                     "wait on its thread, and a connection that frees starts the next at once (still `connections` "
                     "conversations at a time).")
     bounce_pause_threshold: float = Field(

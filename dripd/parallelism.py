@@ -23,11 +23,17 @@ from typing import Protocol, runtime_checkable
 DEFAULT_SENDS_IN_FLIGHT = 1  # a transport that does not say (Maildir, a plugin's) sends one at a time
 
 # Sends handed per connection to a transport that queues them (``reports_on_wire``): one on the
-# wire and three waiting for it. bench/bench_send.py's database-built row at connections = 4
-# (5,000 messages, alternated, 2026-12-04): handing 16 sends, 1,155-1,250 msg/s at 0.86-0.94 ms
-# of CPU per message against 982-1,074 at 0.98-1.08 handing 4 (faster in 4 of 4 pairs). Two or
-# eight per connection measured the same as four within the machine's noise (3 rounds each).
-HANDED_PER_CONNECTION = 4
+# wire and fifteen waiting for it, with four claims made ahead of each (dripd/send_slots.py).
+# More in flight makes the group commits and the event loop's passes carry more sends each: in
+# bench/bench_send.py's headline (connections = 4, 5,000 messages by CSV), four alternated A/B
+# runs of 3-4 rounds on 2026-12-05 gave 1.23x, 1.13x, 1.05x and 1.26x the msg/s of four per
+# connection, at 0.83-0.91 ms of daemon CPU per message against 0.96-1.08; 32 per connection,
+# 1.17x where 16 gave 1.13x. (On 2026-12-04, before the ledger's multi-row forms, 1 -> 4 per
+# connection gained ~15 % and 2 or 8 measured as 4.) The cost: after a power cut the wire
+# journal is not believed, and every row then 'sending' (up to 64 handed + 256 claimed at
+# connections = 4; at a capped rate, only the few in flight) is looked up or reported uncertain.
+# A kill -9 still leaves at most ``connections`` uncertain rows.
+HANDED_PER_CONNECTION = 16
 
 
 @runtime_checkable

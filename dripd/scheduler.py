@@ -21,7 +21,6 @@ import trio
 
 from dripd.clock import Clock
 from dripd.errors import StoreError
-from dripd.parallelism import HANDED_PER_CONNECTION
 from dripd.send_slots import SendSlots
 from dripd.store.api import DueRow
 from dripd.throttle import MailboxLimiter
@@ -74,10 +73,10 @@ Runner = Callable[[int, Gate], Awaitable[RunResult]]
 # (bench/bench_send.py). One on the wire, up to four claimed, three preparing or recording: with
 # four per slot no ticket was left to prepare while the claims waited, and each claim went alone.
 WORKERS_PER_SLOT = 8
-# ... and never fewer than this per lane: a lane with one send in flight has the workers a mailbox
-# with one SMTP connection has (4 handed x 8), enough to fill the claim stage's least places
-# (dripd/send_slots.py, MIN_CLAIM_PLACES, where the numbers are) and prepare behind them.
-MIN_WORKERS = WORKERS_PER_SLOT * HANDED_PER_CONNECTION  # 32
+# ... and never fewer than this per lane: a lane with one send in flight has enough to fill the
+# claim stage's least places (dripd/send_slots.py, MIN_CLAIM_PLACES, where the numbers are) and
+# prepare behind them.
+MIN_WORKERS = 32
 
 
 def workers_for(handed: int) -> int:

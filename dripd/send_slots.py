@@ -39,7 +39,6 @@ from typing import AsyncIterator, Callable
 
 import trio
 
-from dripd.parallelism import HANDED_PER_CONNECTION
 
 __all__ = ["CLAIMS_AHEAD_PER_PLACE", "MIN_CLAIM_PLACES", "SLOT_STATES", "SendSlots", "claim_places"]
 
@@ -51,17 +50,16 @@ __all__ = ["CLAIMS_AHEAD_PER_PLACE", "MIN_CLAIM_PLACES", "SLOT_STATES", "SendSlo
 # became 0.56). Eight per place saved another ~10 % of the commits and no measurable time.
 CLAIMS_AHEAD_PER_PLACE = 4
 
-# The claim stage's places are never fewer than this, however few wire places a lane has: what
-# a mailbox with one SMTP connection already gets (4 sends handed per connection, 4 claims each,
-# dripd/parallelism.py). With one send in flight and 4 claim places, each durable commit covered
+# The claim stage's places are never fewer than this, however few wire places a lane has (a
+# Maildir mailbox, the null transport: one send in flight). With one send in flight and 4 claim places, each durable commit covered
 # about two claims, and the claim's commit and the scheduler passes around it were the lane's
 # limit: bench/bench_dispatch.py's null transport at one in flight, 4,000 steps, two alternated
 # rounds on 2026-12-04: 1,274-1,322 steps/s at 0.53 ms of event-loop CPU and 0.47 durable
 # commits per step with 4 places and 8 workers (scheduler.py's MIN_WORKERS), 2,235-2,322 at
 # 0.35 ms and 0.15 commits with 16 and 32; 32 and 64 reached 2,668-2,837. The bound stays 16:
 # it is also how many claimed sends a reply cannot stop once they are claimed (their messages
-# were already built), and it is what one SMTP connection has always had.
-MIN_CLAIM_PLACES = CLAIMS_AHEAD_PER_PLACE * HANDED_PER_CONNECTION  # 16
+# were already built). A mailbox with SMTP connections has more (dripd/parallelism.py).
+MIN_CLAIM_PLACES = 16
 
 # What a wire place's time went to. "waiting_for_claim": free while the oldest ticket that will
 # take it is committing its claim (or waiting for its claim turn); "waiting_for_prepare": free

@@ -7,7 +7,7 @@ the measurement). Here aiosmtplib runs on a native asyncio loop (uvloop's); the 
 each piece of a conversation over with ``call_soon_threadsafe`` and is answered through its
 ``TrioToken`` (the pattern of the SQLite store's ``_ThreadReply``): two thread wake-ups per
 hand-off, however many callbacks the conversation takes. Hand-offs made while a wake-up is already
-on its way ride with it (``_Batch``): at four sends per connection several start or finish in the
+on its way ride with it (``_Batch``): at sixteen sends per connection several start or finish in the
 same turn of a loop, and each wake-up is a system call, a wake-up of the other thread and a GIL
 hand-over.
 

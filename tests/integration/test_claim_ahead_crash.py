@@ -22,9 +22,9 @@ from tests.integration.daemon_process import MakeDripd, contact_addresses, smtp_
 from tests.integration.servers import SmtpSink, smtp_sink
 from tests.integration.waiting import wait_until
 
-CONTACTS = 30
 CONNECTIONS = 4
 WITH_TRANSPORT = HANDED_PER_CONNECTION * CONNECTIONS  # handed over: on the wire or waiting for it
+CONTACTS = WITH_TRANSPORT + 14
 SENDING = min(CONTACTS, WITH_TRANSPORT + claim_places(WITH_TRANSPORT))  # every row the lane may claim
 AHEAD = SENDING - CONNECTIONS  # claimed, and never in a transaction
 assert WITH_TRANSPORT < CONTACTS, "some sends must wait in the transport and some for their turn to be handed"

@@ -21,7 +21,7 @@ from tests.integration.daemon_process import MakeDripd, contact_addresses, smtp_
 from tests.integration.test_claim_ahead_crash import accepted, ledger
 from tests.integration.waiting import wait_until
 
-CONTACTS = 12
+CONTACTS = HANDED_PER_CONNECTION + 8
 
 
 @pytest.mark.parametrize("target", ["mailboxes/sales", "sequences/{sequence_id}"])

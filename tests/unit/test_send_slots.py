@@ -213,9 +213,9 @@ async def test_a_reload_resizes_both_stages(autojump_clock: trio.abc.Clock) -> N
 async def test_a_lane_with_one_place_still_claims_ahead_as_one_smtp_connection_does(
         autojump_clock: trio.abc.Clock) -> None:
     # One send in flight (a Maildir mailbox, or the null transport): the claim stage is not
-    # 4 but the floor, the 16 places a mailbox with one SMTP connection has (4 handed x 4).
-    assert claim_places(1) == MIN_CLAIM_PLACES == CLAIMS_AHEAD_PER_PLACE * HANDED_PER_CONNECTION
-    assert MIN_WORKERS == WORKERS_PER_SLOT * HANDED_PER_CONNECTION  # and the workers to fill them
+    # 4 but the floor, 16 places; one SMTP connection has more (HANDED_PER_CONNECTION x 4).
+    assert claim_places(1) == MIN_CLAIM_PLACES == 16 < claim_places(HANDED_PER_CONNECTION)
+    assert MIN_WORKERS == WORKERS_PER_SLOT * 4  # and the workers to fill them
     watch = Watch(SendSlots(1))
     async with trio.open_nursery() as nursery:
         for _ in range(30):
