@@ -73,15 +73,22 @@ Runner = Callable[[int, Gate], Awaitable[RunResult]]
 # (bench/bench_send.py). One on the wire, up to four claimed, three preparing or recording: with
 # four per slot no ticket was left to prepare while the claims waited, and each claim went alone.
 WORKERS_PER_SLOT = 8
+# Workers per send handed to a transport that queues them (more than ``concurrency``, see
+# dripd/parallelism.py): the sends waiting in the transport take no preparing or recording
+# worker of their own. At connections = 4 (64 handed) bench_send's headline measured the same
+# with 4, 6 and 8 per handed send (one run of 4 rounds, 2026-12-05); with 8, 50 mailboxes of one
+# SMTP connection each held 116 MB at READY instead of 101 (bench/bench_scale.py).
+WORKERS_PER_HANDED = 4
 # ... and never fewer than this per lane: a lane with one send in flight has enough to fill the
 # claim stage's least places (dripd/send_slots.py, MIN_CLAIM_PLACES, where the numbers are) and
 # prepare behind them.
 MIN_WORKERS = 32
 
 
-def workers_for(handed: int) -> int:
-    """How many workers a lane runs when ``handed`` sends are with its transport at once."""
-    return max(handed * WORKERS_PER_SLOT, MIN_WORKERS)
+def workers_for(concurrency: int, handed: int) -> int:
+    """How many workers a lane runs with ``concurrency`` sends in flight and ``handed`` with its
+    transport at once (more where the transport queues them)."""
+    return max(concurrency * WORKERS_PER_SLOT, handed * WORKERS_PER_HANDED, MIN_WORKERS)
 
 
 class _RunGate:
@@ -258,7 +265,7 @@ class Lane:
         self._wake.set()
 
     def worker_count(self) -> int:
-        return workers_for(self.handed)
+        return workers_for(self.concurrency, self.handed)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         send_channel, receive_channel = trio.open_memory_channel[tuple[int, int]](0)

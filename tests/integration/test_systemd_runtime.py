@@ -118,7 +118,7 @@ def test_watchdog_pings_stop_when_the_scheduler_is_wedged(tmp_path: Path, dripd_
                 # More contacts than the lane has workers (one send stalled, the others handed
                 # to the transport behind it, claimed, or waiting their turn): the next dispatch
                 # blocks the lane's loop. One connection; the SMTP transport is handed more.
-                workers = workers_for(HANDED_PER_CONNECTION)
+                workers = workers_for(1, HANDED_PER_CONNECTION)
                 csv = "email\n" + "".join(f"w{i}@example.org\n" for i in range(workers + 2))
                 client.post(f"/api/sequences/{sequence_id}/enroll/csv", content=csv.encode(),
                             headers={"content-type": "text/csv"})
