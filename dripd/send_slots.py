@@ -39,7 +39,6 @@ from typing import AsyncIterator, Callable
 
 import trio
 
-
 __all__ = ["CLAIMS_AHEAD_PER_PLACE", "MIN_CLAIM_PLACES", "SLOT_STATES", "SendSlots", "claim_places"]
 
 # Claims that may be made ahead per wire place. One per place left each claim its own durable
@@ -51,14 +50,15 @@ __all__ = ["CLAIMS_AHEAD_PER_PLACE", "MIN_CLAIM_PLACES", "SLOT_STATES", "SendSlo
 CLAIMS_AHEAD_PER_PLACE = 4
 
 # The claim stage's places are never fewer than this, however few wire places a lane has (a
-# Maildir mailbox, the null transport: one send in flight). With one send in flight and 4 claim places, each durable commit covered
-# about two claims, and the claim's commit and the scheduler passes around it were the lane's
-# limit: bench/bench_dispatch.py's null transport at one in flight, 4,000 steps, two alternated
-# rounds on 2026-12-04: 1,274-1,322 steps/s at 0.53 ms of event-loop CPU and 0.47 durable
-# commits per step with 4 places and 8 workers (scheduler.py's MIN_WORKERS), 2,235-2,322 at
-# 0.35 ms and 0.15 commits with 16 and 32; 32 and 64 reached 2,668-2,837. The bound stays 16:
-# it is also how many claimed sends a reply cannot stop once they are claimed (their messages
-# were already built). A mailbox with SMTP connections has more (dripd/parallelism.py).
+# Maildir mailbox, the null transport: one send in flight). With one send in flight and 4 claim
+# places, each durable commit covered about two claims, and the claim's commit and the scheduler
+# passes around it were the lane's limit: bench/bench_dispatch.py's null transport at one in
+# flight, 4,000 steps, two alternated rounds on 2026-12-04: 1,274-1,322 steps/s at 0.53 ms of
+# event-loop CPU and 0.47 durable commits per step with 4 places and 8 workers (scheduler.py's
+# MIN_WORKERS), 2,235-2,322 at 0.35 ms and 0.15 commits with 16 and 32; 32 and 64 reached
+# 2,668-2,837. The bound stays 16: it is also how many claimed sends a reply cannot stop once they
+# are claimed (their messages were already built). A mailbox with SMTP connections has more
+# (dripd/parallelism.py).
 MIN_CLAIM_PLACES = 16
 
 # What a wire place's time went to. "waiting_for_claim": free while the oldest ticket that will

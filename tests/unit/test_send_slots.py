@@ -210,7 +210,7 @@ async def test_a_reload_resizes_both_stages(autojump_clock: trio.abc.Clock) -> N
     assert watch.most_busy == 6
 
 
-async def test_a_lane_with_one_place_still_claims_ahead_as_one_smtp_connection_does(
+async def test_a_lane_with_one_place_still_claims_ahead_to_the_floor(
         autojump_clock: trio.abc.Clock) -> None:
     # One send in flight (a Maildir mailbox, or the null transport): the claim stage is not
     # 4 but the floor, 16 places; one SMTP connection has more (HANDED_PER_CONNECTION x 4).
