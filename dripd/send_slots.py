@@ -56,9 +56,10 @@ CLAIMS_AHEAD_PER_PLACE = 4
 # flight, 4,000 steps, two alternated rounds on 2026-12-04: 1,274-1,322 steps/s at 0.53 ms of
 # event-loop CPU and 0.47 durable commits per step with 4 places and 8 workers (scheduler.py's
 # MIN_WORKERS), 2,235-2,322 at 0.35 ms and 0.15 commits with 16 and 32; 32 and 64 reached
-# 2,668-2,837. The bound stays 16: it is also how many claimed sends a reply cannot stop once they
-# are claimed (their messages were already built). A mailbox with SMTP connections has more
-# (dripd/parallelism.py).
+# 2,668-2,837. The bound stays 16 for such lanes; a mailbox with SMTP connections has more
+# (dripd/parallelism.py). A reply, bounce, unsubscribe or cancel committed after a claim still
+# stops the send while it waits for the wire (dripd/endings.py): the depth costs built messages
+# and, after a power cut, rows to look up, not sends a reply cannot stop.
 MIN_CLAIM_PLACES = 16
 
 # What a wire place's time went to. "waiting_for_claim": free while the oldest ticket that will
