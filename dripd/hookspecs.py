@@ -65,10 +65,11 @@ class OutgoingMessage:
     to_address: str
     data: bytes  # the complete RFC 5322 message, CRLF line endings
     # Set by the core for a transport with ``reports_on_wire``, which calls them from any thread
-    # (they are quick and never raise): ``on_wire`` right before the first byte of the message's
-    # transaction leaves (again if it is retried on a new connection); False means the core has
+    # (they are quick and never raise): ``on_wire`` right before the first byte that could deliver
+    # the message leaves: its transaction's first command, or its content when its envelope went
+    # out ahead (again if it is retried on a new connection); False means the core has
     # withdrawn the message (its mailbox or sequence was paused, or its enrollment ended, while it
-    # waited), which then must not begin: the transport answers at once with ``WITHDRAWN``.
+    # waited), which then must not be sent: the transport answers at once with ``WITHDRAWN``.
     # ``on_accepted`` as soon as the server has accepted it, before the answer goes back to the core.
     on_wire: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
     on_accepted: Callable[[], None] | None = field(default=None, compare=False, repr=False)
@@ -97,7 +98,7 @@ WITHDRAWN = SendResult(SendOutcome.TRANSIENT, "withdrawn before its transaction 
 class Transport(Protocol):
     """Optionally also ``reports_on_wire = True``: the transport may be handed more sends than
     it carries at once (they wait inside it for a connection) and calls each message's
-    ``on_wire`` when its transaction begins and ``on_accepted`` when the server accepted it, so
+    ``on_wire`` right before it could deliver it and ``on_accepted`` when the server accepted it, so
     the core's wire journal follows the wire, not the queue. Without it, the core hands a
     transport only as many sends as it carries at once and counts a message as gone once it is
     handed over."""

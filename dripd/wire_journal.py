@@ -10,8 +10,9 @@ line is appended per event with ``os.write`` on an ``O_APPEND`` descriptor:
 - ``C <row>`` right before the claim is issued, so no committed claim can be missing its line,
 - ``W <row>`` right before the message is handed to the transport, or, for a transport that
   queues the messages it is handed and reports each transaction (``reports_on_wire``, the SMTP
-  transport), right before its transaction begins (``OutgoingMessage.on_wire``, written from the
-  transport's thread), and
+  transport), right before its transaction could deliver it (``OutgoingMessage.on_wire``, written
+  from the transport's thread: before its first command, or before its content when its
+  envelope went out pipelined behind the message before it), and
 - ``A <row>`` when the server accepted it (the transport answered ``accepted``, or reported it
   with ``on_accepted``), before the send gives up its place and long before its result is
   committed.

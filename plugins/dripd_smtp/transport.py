@@ -30,9 +30,22 @@ connection that frees starts its next message at once instead of idling until th
 thread has taken the answer and handed the next message over, which on a busy daemon took longer
 than the transaction itself. The core may therefore hand a mailbox's sends ahead of its
 connections (``reports_on_wire``; dripd/parallelism.py sizes the lane): they wait here, in the
-order they came. Each message's ``on_wire`` is called right before its first command and its
-``on_accepted`` as the server accepts it, so the core's wire journal follows the transactions,
-not the queue: a crash leaves uncertain only the messages that were in a transaction.
+order they came. Each message's ``on_wire`` is called right before its first command (or its
+content, below) and its ``on_accepted`` as the server accepts it, so the core's wire journal
+follows the transactions, not the queue: a crash leaves uncertain only the messages that were in
+a transaction.
+
+**A connection with sends waiting takes one round trip per message (issue 14).** Where the
+server offers PIPELINING, a message's content goes out together with the MAIL, RCPT and DATA of
+the oldest send waiting (RFC 2920 lets content open a group), and the connection passes to that
+send, which reads their replies and writes its own content. Its ``on_wire`` is asked once the
+server has answered its DATA, right before its content: an envelope alone delivers nothing, so a
+crash still leaves at most one uncertain message per connection (dripd/wire_journal.py), and a
+send withdrawn meanwhile closes the connection (the server waits for content that will not
+come). A refusal or fault of the message before it also closes the connection; the waiting send
+then opens its own, and nothing of it was delivered. Transport alone, 4 connections, sends queued
+(16 trio tasks, 4,000 pre-rendered messages, 2026-12-05): 5,714 msg/s at 0.195 ms of CPU per
+message against 4,015 at 0.276 with two round trips.
 
 Cancellation and timeouts: a real-time timer on the loop bounds each connect, each transaction and
 each RSET (``timeout_seconds``; trio's clock cannot: the simulated test clock stands still while a
@@ -46,10 +59,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import ssl
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Awaitable, TypeVar
+from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
 
 import aiosmtplib
 import trio
@@ -61,7 +75,7 @@ from dripd_smtp.config import SmtpConfig
 from dripd_smtp.loop_thread import LoopThread
 from dripd_smtp.outcome import Stage, classify_fault, classify_reply
 from dripd_smtp.pipelining import PipeliningSMTP
-from dripd_smtp.wire import Attempt, Failed, transaction
+from dripd_smtp.wire import Attempt, Failed, envelope_bytes, envelope_of, transaction
 
 if TYPE_CHECKING:
     from dripd_smtp.sent import SentFolder  # only with an IMAP table: the transport itself needs no IMAP
@@ -81,10 +95,17 @@ _NEEDS_SECRET = SendResult(SendOutcome.TRANSIENT, "a new connection needs the ma
 @dataclass
 class _Connection:
     smtp: aiosmtplib.SMTP
+    # The waiting send whose MAIL, RCPT and DATA this connection's last transaction wrote after its
+    # content (``_next_envelope``): the connection goes to that send next, or is closed.
+    ahead: _Waiter | None = None
 
     @property
     def usable(self) -> bool:
         return self.smtp.is_connected
+
+
+# A send waiting for a connection: what will hand it one (None: a place to open one), and its message.
+_Waiter = tuple["asyncio.Future[_Connection | None]", OutgoingMessage]
 
 
 def _begins(message: OutgoingMessage) -> bool:
@@ -115,12 +136,13 @@ class SmtpTransport:
         self.sent_folder = sent_folder
         self.connects = 0  # connections opened so far (tests and status)
         self.pipelined = 0  # transactions sent with RFC 2920 pipelining (tests)
+        self.written_ahead = 0  # of those, the ones whose envelope followed the previous content (tests)
         self._thread: LoopThread | None = None  # held from the first use until aclose
         self._in_flight = 0  # sends between their start and their result
         self._closed = False
         # The pool, touched only on the loop thread.
         self._idle: list[_Connection] = []
-        self._waiting: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
+        self._waiting: collections.deque[_Waiter] = collections.deque()
         self._places = 0  # connections open or being opened, at most ``config.connections``
 
     def _loop(self) -> LoopThread:
@@ -195,6 +217,8 @@ class SmtpTransport:
             self.credentials.invalidate()
         if attempt.pipelined:
             self.pipelined += 1
+        if attempt.written_ahead:
+            self.written_ahead += 1
         return result
 
     # -- on the loop thread --------------------------------------------------------------------
@@ -202,7 +226,12 @@ class SmtpTransport:
     async def _aio_send(self, message: OutgoingMessage, secret: str | None, attempt: Attempt) -> SendResult:
         """One send: a connection from the pool (or a new one in a free place), the transaction,
         and the connection passed on to the next waiting send."""
-        connection = await self._aio_acquire()
+        connection = await self._aio_acquire(message)
+        written = connection is not None and connection.ahead is not None
+        if written:
+            assert connection is not None and connection.ahead is not None and connection.ahead[1] is message
+            connection.ahead = None
+            attempt.written_ahead = True  # its envelope is on the wire; ``on_wire`` comes before its content
         kept: _Connection | None = None
         try:
             reused = connection is not None
@@ -214,10 +243,12 @@ class SmtpTransport:
                     if isinstance(opened, SendResult):
                         return opened
                     connection = opened
-                if not _begins(message):
+                if not written and not _begins(message):
                     kept = connection
                     return WITHDRAWN
-                result, keep = await self._aio_transaction(connection, message, attempt)
+                result, keep = await self._aio_transaction(connection, message, attempt,
+                                                           functools.partial(_begins, message) if written else None)
+                written = False  # a second try, on a new connection, writes its own envelope
                 if not (reused and result.outcome is SendOutcome.TRANSIENT and attempt.stage is Stage.MAIL
                         and attempt.replies == 0):
                     break
@@ -233,7 +264,19 @@ class SmtpTransport:
         finally:
             if connection is not None and kept is None:
                 connection.smtp.close()  # broken, refused past repair, or interrupted mid-way
-            if kept is not None and self._closed and not self._waiting:
+            ahead = connection.ahead if connection is not None else None
+            if ahead is not None and kept is None:
+                # Closed with the next send's envelope written: that send gets the place and
+                # opens a connection of its own (asked ``on_wire`` before its first command).
+                assert connection is not None
+                connection.ahead = None
+                if not ahead[0].done():
+                    ahead[0].set_result(None)
+                else:
+                    self._aio_release(None)
+            elif ahead is not None:
+                self._aio_release(kept)  # to the send whose envelope it carries
+            elif kept is not None and self._closed and not self._waiting:
                 # Closed meanwhile (a reload replaced it): nobody reuses it. The place first, so
                 # a cancel during the goodbye cannot keep it.
                 self._aio_release(None)
@@ -241,7 +284,7 @@ class SmtpTransport:
             else:
                 self._aio_release(kept)
 
-    async def _aio_acquire(self) -> _Connection | None:
+    async def _aio_acquire(self, message: OutgoingMessage) -> _Connection | None:
         """An idle connection, or None with a place reserved for a new one; else wait, in order,
         for a send to pass one on."""
         while self._idle:
@@ -255,21 +298,30 @@ class SmtpTransport:
             return None
         assert self._thread is not None
         waiter: asyncio.Future[_Connection | None] = self._thread.loop.create_future()
-        self._waiting.append(waiter)
+        self._waiting.append((waiter, message))
         try:
             return await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self._aio_release(waiter.result())  # passed on as this send was cancelled: pass it on
-            elif waiter in self._waiting:
-                self._waiting.remove(waiter)
+            elif (waiter, message) in self._waiting:
+                self._waiting.remove((waiter, message))
             raise
 
     def _aio_release(self, connection: _Connection | None) -> None:
-        """Pass a connection (None: its place, for a new one) to the oldest waiting send, else
-        keep it idle (or free the place)."""
+        """Pass a connection (None: its place, for a new one) to the send whose envelope it
+        carries, else to the oldest waiting send, else keep it idle (or free the place)."""
+        if connection is not None and connection.ahead is not None:
+            waiter = connection.ahead[0]
+            if not waiter.done():
+                waiter.set_result(connection)  # it finds itself in ``ahead`` (``_aio_send``)
+                return
+            # That send is gone (cancelled) and the server holds its envelope: a new one instead.
+            connection.ahead = None
+            connection.smtp.close()
+            connection = None
         while self._waiting:
-            waiter = self._waiting.popleft()
+            waiter, _ = self._waiting.popleft()
             if not waiter.done():
                 waiter.set_result(connection)
                 return
@@ -319,16 +371,40 @@ class SmtpTransport:
         finally:
             timer.cancel()
 
-    async def _aio_transaction(self, connection: _Connection, message: OutgoingMessage, attempt: Attempt
-                               ) -> tuple[SendResult, bool]:
+    def _next_envelope(self, connection: _Connection) -> bytes | None:
+        """The MAIL, RCPT and DATA of the oldest send waiting for a connection, to be written
+        right after the content of the message on ``connection`` (``wire.transaction``); that send
+        then gets this connection next. It is asked ``on_wire`` only before its content (the
+        envelope alone delivers nothing). None when nobody waits, or the oldest one's commands are
+        refused (it waits on, and its own turn says so)."""
+        waiting = self._waiting
+        while waiting and waiting[0][0].done():
+            waiting.popleft()  # cancelled while waiting
+        if not waiting:
+            return None
+        waiter, queued = waiting[0]
+        try:
+            commands = envelope_bytes(envelope_of(connection.smtp, queued))
+        except ValueError:
+            return None
+        waiting.popleft()
+        connection.ahead = (waiter, queued)
+        return commands
+
+    async def _aio_transaction(self, connection: _Connection, message: OutgoingMessage, attempt: Attempt,
+                               written: Callable[[], bool] | None) -> tuple[SendResult, bool]:
         """The transaction's outcome and whether the connection may carry another one."""
         attempt.stage, attempt.replies, attempt.began = Stage.MAIL, 0, True
+        following = functools.partial(self._next_envelope, connection)
         try:
-            return await self._within(transaction(connection.smtp, message, attempt)), True
+            return await self._within(transaction(connection.smtp, message, attempt, written=written,
+                                                  next_envelope=following)), True
         except _Expired:
             return classify_fault(attempt.stage, f"no answer within {self.config.timeout_seconds:g}s"), False
         except Failed as failed:
-            keep = failed.keep and connection.smtp.is_connected
+            # Refused with the next send's envelope written after it (at the dot): rather than
+            # tell the replies apart, the connection is closed and that send opens its own.
+            keep = failed.keep and connection.smtp.is_connected and connection.ahead is None
             if keep:
                 keep = await self._aio_reset(connection)
             return failed.result, keep

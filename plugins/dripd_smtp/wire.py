@@ -13,17 +13,20 @@ import asyncio
 import functools
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import aiosmtplib
 from aiosmtplib.email import quote_address
 
-from dripd.hookspecs import OutgoingMessage, SendOutcome, SendResult
+from dripd.hookspecs import WITHDRAWN, OutgoingMessage, SendOutcome, SendResult
 from dripd_smtp.outcome import Stage, classify_reply
 from dripd_smtp.pipelining import PipeliningProtocol
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _CONTROL = re.compile(rb"[\x00-\x1f\x7f]")  # never inside a command's arguments
+
+# MAIL, RCPT and DATA: each stage, the command's words and the reply codes that let it go on.
+Envelope = tuple[tuple[Stage, tuple[bytes, ...], tuple[int, ...]], ...]
 
 
 def dot_stuffed(data: bytes) -> bytes:
@@ -53,6 +56,8 @@ class Attempt:
     pipelined: bool = False  # sent with RFC 2920 pipelining
     began: bool = False  # it got a connection (else it was still waiting for one)
     token_refused: bool = False  # the server refused the OAuth2 token at AUTH (it is fetched again)
+    written_ahead: bool = False  # its envelope went out after the previous message's content
+    wrote_next: bool = False  # the next message's envelope went out after this one's content
 
 
 @dataclass
@@ -61,20 +66,54 @@ class Failed(Exception):
     keep: bool = True  # the connection is still in a known state
 
 
-async def transaction(smtp: aiosmtplib.SMTP, message: OutgoingMessage, attempt: Attempt) -> SendResult:
-    """MAIL, RCPT, DATA and the content on an open connection: the outcome, or ``Failed``
-    (refused; ``keep`` says whether the connection is still in a known state). ``attempt``
-    records the stage reached, for a timeout's or a fault's classification."""
+def envelope_of(smtp: aiosmtplib.SMTP, message: OutgoingMessage) -> Envelope:
+    """The message's MAIL, RCPT and DATA, with the options the connection's server offers."""
     options = [b"SIZE=%d" % len(message.data)] if smtp.supports_extension("size") else []
     if smtp.supports_extension("8bitmime"):
         options.append(b"BODY=8BITMIME")
-    envelope = ((Stage.MAIL, (b"MAIL", b"FROM:" + _quoted(message.from_address), *options), (250,)),
-                (Stage.RCPT, (b"RCPT", b"TO:" + _recipient(message.to_address)), (250, 251)),
-                (Stage.DATA, (b"DATA",), (354,)))
+    return ((Stage.MAIL, (b"MAIL", b"FROM:" + _quoted(message.from_address), *options), (250,)),
+            (Stage.RCPT, (b"RCPT", b"TO:" + _recipient(message.to_address)), (250, 251)),
+            (Stage.DATA, (b"DATA",), (354,)))
+
+
+def envelope_bytes(envelope: Envelope) -> bytes:
+    """The envelope's commands as written in one group (RFC 2920)."""
+    if any(_CONTROL.search(arg) for _, args, _ in envelope for arg in args):
+        # What aiosmtplib's execute_command refuses too: a CR or LF would inject a command.
+        raise ValueError("Command arg contains a prohibited control character")
+    return b"".join(b" ".join(args) + b"\r\n" for _, args, _ in envelope)
+
+
+def pipelines(smtp: aiosmtplib.SMTP) -> bool:
+    """Whether transactions on this connection are written with RFC 2920 pipelining."""
+    return isinstance(smtp.protocol, PipeliningProtocol) and smtp.supports_extension("pipelining")
+
+
+async def transaction(smtp: aiosmtplib.SMTP, message: OutgoingMessage, attempt: Attempt, *,
+                      written: Callable[[], bool] | None = None,
+                      next_envelope: Callable[[], bytes | None] | None = None) -> SendResult:
+    """MAIL, RCPT, DATA and the content on an open connection: the outcome, or ``Failed``
+    (refused; ``keep`` says whether the connection is still in a known state). ``attempt``
+    records the stage reached, for a timeout's or a fault's classification.
+
+    On a pipelining connection, ``next_envelope`` is asked right before the content is written:
+    the commands it returns (the next waiting message's MAIL, RCPT and DATA) go out with the
+    content, whose final "." may open a group (RFC 2920, 3.1), and ``attempt.wrote_next`` says
+    so; the pipeline then stays open for their replies. That next message's own transaction is
+    then run with ``written``: it only reads those replies and writes its content. A connection
+    with messages waiting so takes one round trip per message instead of two.
+
+    ``written`` is that message's ``on_wire`` (``OutgoingMessage``), asked once the server has
+    answered DATA with 354 and right before the content, the first byte that could deliver it:
+    an envelope alone delivers nothing, so the wire journal names only the message whose content
+    is going out, one per connection. When it says no (withdrawn while its envelope was on the
+    wire), the server is left waiting for content: ``Failed`` with ``WITHDRAWN`` and no reuse."""
+    envelope = envelope_of(smtp, message)
     protocol = smtp.protocol
-    if isinstance(protocol, PipeliningProtocol) and smtp.supports_extension("pipelining"):
+    if written is not None or pipelines(smtp):
+        assert isinstance(protocol, PipeliningProtocol)
         attempt.pipelined = True
-        return await _pipelined(protocol, envelope, message, attempt)
+        return await _pipelined(protocol, envelope, message, attempt, written, next_envelope)
     for stage, args, expect in envelope:
         attempt.stage = stage
         # No asyncio timeout per command: one timer bounds the whole transaction (the pool's
@@ -119,18 +158,20 @@ def _final(response: Any) -> SendResult:
                       response.code)
 
 
-async def _pipelined(protocol: PipeliningProtocol, envelope: tuple[tuple[Stage, tuple[bytes, ...], tuple[int, ...]], ...],
-                     message: OutgoingMessage, attempt: Attempt) -> SendResult:
-    """One transaction with RFC 2920 pipelining: MAIL, RCPT and DATA in one write, their three
-    replies read in order, then the content. Outcomes keep the stage of the command whose reply
-    decided them, so a refusal means what it means without pipelining."""
-    if any(_CONTROL.search(arg) for _, args, _ in envelope for arg in args):
-        # What aiosmtplib's execute_command refuses too: a CR or LF would inject a command.
-        raise ValueError("Command arg contains a prohibited control character")
-    protocol.open_pipeline()
+async def _pipelined(protocol: PipeliningProtocol, envelope: Envelope, message: OutgoingMessage, attempt: Attempt,
+                     written: Callable[[], bool] | None, next_envelope: Callable[[], bytes | None] | None
+                     ) -> SendResult:
+    """One transaction with RFC 2920 pipelining: MAIL, RCPT and DATA in one write (unless
+    ``written`` before, see ``transaction``), their three replies read in order, then the content.
+    Outcomes keep the stage of the command whose reply decided them, so a refusal means what it
+    means without pipelining."""
+    if written is None:
+        commands = envelope_bytes(envelope)  # refused before a byte is written
+        protocol.open_pipeline()
     clean = False
     try:
-        protocol.write(b"".join(b" ".join(args) + b"\r\n" for _, args, _ in envelope))
+        if written is None:
+            protocol.write(commands)
         failed: Failed | None = None
         for stage, _, expect in envelope:
             if failed is None:
@@ -152,13 +193,20 @@ async def _pipelined(protocol: PipeliningProtocol, envelope: tuple[tuple[Stage, 
         if failed is not None:
             clean = True
             raise failed
+        if written is not None and not written():
+            raise Failed(WITHDRAWN, keep=False)  # the server waits for content that will not come
         attempt.stage = Stage.CONTENT
         transport = protocol.transport
         assert transport is not None
         # Report when the buffer holds any unsent byte (pause) and when it is empty (resume).
         transport.set_write_buffer_limits(high=0, low=0)  # type: ignore[attr-defined]
         try:
-            protocol.write(dot_stuffed(message.data))
+            content = dot_stuffed(message.data)
+            following = next_envelope() if next_envelope is not None else None
+            if following is not None:
+                content += following
+                attempt.wrote_next = True
+            protocol.write(content)
             if await _flushed(protocol):
                 attempt.stage = Stage.DOT
             response = await protocol.next_reply()
@@ -169,7 +217,9 @@ async def _pipelined(protocol: PipeliningProtocol, envelope: tuple[tuple[Stage, 
         clean = True
         return _final(response)
     finally:
-        if not protocol.close_pipeline() and clean and protocol.transport is not None:
+        if attempt.wrote_next:
+            pass  # the next message's replies follow: its transaction reads them, or the connection is closed
+        elif not protocol.close_pipeline() and clean and protocol.transport is not None:
             # The server answered more than was asked: its state is unknown, so no reuse.
             protocol.transport.close()
 
