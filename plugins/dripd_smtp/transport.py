@@ -63,7 +63,7 @@ import functools
 import logging
 import ssl
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Awaitable, TypeVar
 
 import aiosmtplib
 import trio
@@ -75,7 +75,7 @@ from dripd_smtp.config import SmtpConfig
 from dripd_smtp.loop_thread import LoopThread
 from dripd_smtp.outcome import Stage, classify_fault, classify_reply
 from dripd_smtp.pipelining import PipeliningSMTP
-from dripd_smtp.wire import Attempt, Failed, envelope_bytes, envelope_of, transaction
+from dripd_smtp.wire import Attempt, Failed, Written, envelope_bytes, envelope_of, transaction
 
 if TYPE_CHECKING:
     from dripd_smtp.sent import SentFolder  # only with an IMAP table: the transport itself needs no IMAP
@@ -96,8 +96,8 @@ _NEEDS_SECRET = SendResult(SendOutcome.TRANSIENT, "a new connection needs the ma
 class _Connection:
     smtp: aiosmtplib.SMTP
     # The waiting send whose MAIL, RCPT and DATA this connection's last transaction wrote after its
-    # content (``_next_envelope``): the connection goes to that send next, or is closed.
-    ahead: _Waiter | None = None
+    # content (``_next_envelope``), with what was written: the connection goes to it next, or is closed.
+    ahead: tuple[asyncio.Future[_Connection | None], OutgoingMessage, Written] | None = None
 
     @property
     def usable(self) -> bool:
@@ -227,9 +227,10 @@ class SmtpTransport:
         """One send: a connection from the pool (or a new one in a free place), the transaction,
         and the connection passed on to the next waiting send."""
         connection = await self._aio_acquire(message)
-        written = connection is not None and connection.ahead is not None
-        if written:
-            assert connection is not None and connection.ahead is not None and connection.ahead[1] is message
+        written: Written | None = None
+        if connection is not None and connection.ahead is not None:
+            _, ahead_message, written = connection.ahead
+            assert ahead_message is message
             connection.ahead = None
             attempt.written_ahead = True  # its envelope is on the wire; ``on_wire`` comes before its content
         kept: _Connection | None = None
@@ -243,12 +244,11 @@ class SmtpTransport:
                     if isinstance(opened, SendResult):
                         return opened
                     connection = opened
-                if not written and not _begins(message):
+                if written is None and not _begins(message):
                     kept = connection
                     return WITHDRAWN
-                result, keep = await self._aio_transaction(connection, message, attempt,
-                                                           functools.partial(_begins, message) if written else None)
-                written = False  # a second try, on a new connection, writes its own envelope
+                result, keep = await self._aio_transaction(connection, message, attempt, written)
+                written = None  # a second try, on a new connection, writes its own envelope
                 if not (reused and result.outcome is SendOutcome.TRANSIENT and attempt.stage is Stage.MAIL
                         and attempt.replies == 0):
                     break
@@ -383,16 +383,17 @@ class SmtpTransport:
         if not waiting:
             return None
         waiter, queued = waiting[0]
+        envelope = envelope_of(connection.smtp, queued)
         try:
-            commands = envelope_bytes(envelope_of(connection.smtp, queued))
+            commands = envelope_bytes(envelope)
         except ValueError:
             return None
         waiting.popleft()
-        connection.ahead = (waiter, queued)
+        connection.ahead = (waiter, queued, Written(envelope, functools.partial(_begins, queued)))
         return commands
 
     async def _aio_transaction(self, connection: _Connection, message: OutgoingMessage, attempt: Attempt,
-                               written: Callable[[], bool] | None) -> tuple[SendResult, bool]:
+                               written: Written | None) -> tuple[SendResult, bool]:
         """The transaction's outcome and whether the connection may carry another one."""
         attempt.stage, attempt.replies, attempt.began = Stage.MAIL, 0, True
         following = functools.partial(self._next_envelope, connection)

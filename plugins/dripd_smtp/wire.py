@@ -60,6 +60,16 @@ class Attempt:
     wrote_next: bool = False  # the next message's envelope went out after this one's content
 
 
+@dataclass(frozen=True)
+class Written:
+    """A message whose MAIL, RCPT and DATA already went out after the previous message's content
+    (``transaction``'s ``next_envelope``): those commands, and its ``on_wire``, asked right
+    before its content."""
+
+    envelope: Envelope
+    begins: Callable[[], bool]
+
+
 @dataclass
 class Failed(Exception):
     result: SendResult
@@ -90,7 +100,7 @@ def pipelines(smtp: aiosmtplib.SMTP) -> bool:
 
 
 async def transaction(smtp: aiosmtplib.SMTP, message: OutgoingMessage, attempt: Attempt, *,
-                      written: Callable[[], bool] | None = None,
+                      written: Written | None = None,
                       next_envelope: Callable[[], bytes | None] | None = None) -> SendResult:
     """MAIL, RCPT, DATA and the content on an open connection: the outcome, or ``Failed``
     (refused; ``keep`` says whether the connection is still in a known state). ``attempt``
@@ -103,12 +113,12 @@ async def transaction(smtp: aiosmtplib.SMTP, message: OutgoingMessage, attempt: 
     then run with ``written``: it only reads those replies and writes its content. A connection
     with messages waiting so takes one round trip per message instead of two.
 
-    ``written`` is that message's ``on_wire`` (``OutgoingMessage``), asked once the server has
-    answered DATA with 354 and right before the content, the first byte that could deliver it:
+    ``written.begins`` is that message's ``on_wire`` (``OutgoingMessage``), asked once the server
+    has answered DATA with 354 and right before the content, the first byte that could deliver it:
     an envelope alone delivers nothing, so the wire journal names only the message whose content
     is going out, one per connection. When it says no (withdrawn while its envelope was on the
     wire), the server is left waiting for content: ``Failed`` with ``WITHDRAWN`` and no reuse."""
-    envelope = envelope_of(smtp, message)
+    envelope = envelope_of(smtp, message) if written is None else written.envelope
     protocol = smtp.protocol
     if written is not None or pipelines(smtp):
         assert isinstance(protocol, PipeliningProtocol)
@@ -159,7 +169,7 @@ def _final(response: Any) -> SendResult:
 
 
 async def _pipelined(protocol: PipeliningProtocol, envelope: Envelope, message: OutgoingMessage, attempt: Attempt,
-                     written: Callable[[], bool] | None, next_envelope: Callable[[], bytes | None] | None
+                     written: Written | None, next_envelope: Callable[[], bytes | None] | None
                      ) -> SendResult:
     """One transaction with RFC 2920 pipelining: MAIL, RCPT and DATA in one write (unless
     ``written`` before, see ``transaction``), their three replies read in order, then the content.
@@ -193,7 +203,7 @@ async def _pipelined(protocol: PipeliningProtocol, envelope: Envelope, message: 
         if failed is not None:
             clean = True
             raise failed
-        if written is not None and not written():
+        if written is not None and not written.begins():
             raise Failed(WITHDRAWN, keep=False)  # the server waits for content that will not come
         attempt.stage = Stage.CONTENT
         transport = protocol.transport
