@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from typing import Sequence as Seq, assert_never
 
 from dripd.model import Condition, Step
+from dripd.quick_init import quick_init
 from dripd.steps import KINDS, Advance, Hold, Registry, Send, Walk
 from dripd.steps import Window as Window  # the walk's window; re-exported for cadence's callers
 
 
+@quick_init
 @dataclass(frozen=True)
 class Signals:
     """Engagement seen for one enrollment so far (flagged scanner hits excluded)."""
@@ -32,6 +34,7 @@ class Signals:
         }[condition]
 
 
+@quick_init
 @dataclass(frozen=True)
 class SendStep:
     """Send this email step now. The cursor stays on it until the send is recorded."""
@@ -40,6 +43,7 @@ class SendStep:
     anchor_at: float
 
 
+@quick_init
 @dataclass(frozen=True)
 class Wake:
     """Nothing to do before ``at``; then plan again from ``cursor_ord`` counting from ``anchor_at``."""
@@ -49,6 +53,7 @@ class Wake:
     anchor_at: float
 
 
+@quick_init
 @dataclass(frozen=True)
 class Finish:
     """No steps left: the enrollment is completed."""

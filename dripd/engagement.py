@@ -11,8 +11,10 @@ from typing import Protocol
 
 from dripd.config import MailboxConfig
 from dripd.model import SequenceSettings
+from dripd.quick_init import quick_init
 
 
+@quick_init
 @dataclass(frozen=True)
 class MessageRef:
     """Names one outgoing message; signed tokens carry it."""

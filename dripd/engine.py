@@ -24,6 +24,7 @@ from dripd.hand_over import HandOver, Withdrawn
 from dripd.hookspecs import SendResult, Transport
 from dripd.metrics import Counters, Metrics
 from dripd.model import EnrollmentStatus, SequenceStatus, Step
+from dripd.quick_init import quick_init
 from dripd.recovery import recover_sending
 from dripd.safeguards import Safeguards
 from dripd.scheduler import Gate, RunResult, RunStatus, Scheduler
@@ -38,6 +39,7 @@ log = logging.getLogger("dripd.engine")
 HeaderSource = Callable[[str, int, int], list[tuple[str, str]]]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     """A send made ready before its slot: what its ledger row will say and the built message."""

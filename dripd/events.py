@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 import trio
 
 from dripd.model import EnrollmentStatus
+from dripd.quick_init import quick_init
 
 log = logging.getLogger("dripd.events")
 
@@ -64,6 +65,7 @@ END_KIND: Mapping[EnrollmentStatus, EventKind] = {
 # -- typed payloads: what each kind carries besides its place (mailbox, sequence, contact, step) --
 
 
+@quick_init
 @dataclass(frozen=True)
 class NoData:
     """Kinds whose place says everything (enrolled, sent, completed, cancelled, ...)."""
@@ -159,6 +161,7 @@ def payload_from_json(kind: EventKind, data: Mapping[str, Any]) -> Payload:
     return cls(**{key: value for key, value in data.items() if key in names})
 
 
+@quick_init
 @dataclass(frozen=True)
 class Event:
     """One thing that happened, with where it happened. ``payload`` must be the kind's type."""

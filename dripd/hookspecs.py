@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 # Re-exported for plugin authors: a detector emits MailEvent(EventKind.REPLIED, ...) and the like.
 from dripd.events import DETECTED_KINDS, EventKind, MailEvent
+from dripd.quick_init import quick_init
 
 __all__ = [
     "DETECTED_KINDS", "PROJECT", "AddressCheck", "AddressVerifier", "Detector", "DetectorFactory", "DripdSpec",
@@ -57,6 +58,7 @@ class MailboxSettings:
         return self.tables.get(name)
 
 
+@quick_init
 @dataclass(frozen=True)
 class OutgoingMessage:
     mailbox_id: str
@@ -83,6 +85,7 @@ class SendOutcome(enum.StrEnum):
     UNCERTAIN = "uncertain"  # may have been delivered (connection lost after the final dot)
 
 
+@quick_init
 @dataclass(frozen=True)
 class SendResult:
     outcome: SendOutcome

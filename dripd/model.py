@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from dripd.calendars import check_blackout_dates, check_calendars
 from dripd.errors import InvalidTransition, ValidationError
+from dripd.quick_init import quick_init
 from dripd.render import address_problem
 from dripd.variants import AutoWinner, Variant
 from dripd.window import SendWindow, load_zone, zone_is_known
@@ -191,6 +192,7 @@ class Step:
     auto_winner: AutoWinner | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class Contact:
     id: int
@@ -242,6 +244,7 @@ def normalize_email(value: object, *, field_name: str = "email") -> str:
     return value.strip().lower()
 
 
+@quick_init
 @dataclass(frozen=True)
 class Enrollment:
     id: int

@@ -17,10 +17,12 @@ from typing import Any
 from dripd.errors import AlreadyEnrolled, Conflict, ReadOnly, Suppressed
 from dripd.hookspecs import SendOutcome, SendResult
 from dripd.model import REENROLLABLE, EnrollmentStatus, SequenceStatus
+from dripd.quick_init import quick_init
 
 # -- a send's result -------------------------------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True)
 class RetryRules:
     """How transient failures are retried: exponential backoff with jitter, within bounds."""
@@ -31,6 +33,7 @@ class RetryRules:
     jitter: float = 0.25  # up to +25 %: retries of many contacts spread out
 
 
+@quick_init
 @dataclass(frozen=True)
 class Sent:
     """Accepted by the transport: the contact moves on."""

@@ -21,6 +21,7 @@ import trio
 
 from dripd.clock import Clock
 from dripd.errors import StoreError
+from dripd.quick_init import quick_init
 from dripd.send_slots import SendSlots
 from dripd.store.api import DueRow
 from dripd.throttle import MailboxLimiter
@@ -37,6 +38,7 @@ class RunStatus(enum.Enum):
     DROPPED = "dropped"  # nothing to run (ended, held, unknown)
 
 
+@quick_init
 @dataclass(frozen=True)
 class RunResult:
     status: RunStatus

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 
 from dripd.errors import ValidationError
+from dripd.quick_init import quick_init
 from dripd.render._headers import CRLF, address_line, check_text, from_line, pack, subject_line, unstructured
 from dripd.render._identity import check_msg_id, date_line, unique_hex
 from dripd.render._template import Rendered
@@ -36,6 +37,7 @@ def _encode_body(field: str, text: str) -> tuple[str, bytes]:
     return "quoted-printable", binascii.b2a_qp(data, istext=True).replace(b"\n", b"\r\n")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Envelope:
     """Everything about one message that is not its content. ``date`` is epoch seconds (UTC).

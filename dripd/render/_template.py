@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
+from dripd.quick_init import quick_init
 from dripd.render._html_text import html_to_text
 from dripd.render._urls import safe_url_value, starts_url_attribute
 
@@ -111,6 +112,7 @@ class _Part:
         return "".join(out)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """One contact's message content; ``missing`` lists keys left as literal ``{{key}}``."""

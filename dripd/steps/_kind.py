@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dripd.model import Condition, Step, StepType
+from dripd.quick_init import quick_init
 
 
 class Window(Protocol):
@@ -26,6 +27,7 @@ class Engagement(Protocol):
     def matches(self, condition: Condition) -> bool: ...
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Walk:
     """Where the walk stands when it reaches a step."""
@@ -52,6 +54,7 @@ class Hold:
     anchor_at: float
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Send:
     """Send this step now; the contact reached it at ``anchor_at``."""

@@ -31,6 +31,7 @@ from dripd.cadence import Signals as SignalFlags
 from dripd.events import EventKind, Payload
 from dripd.model import Action, Contact, Enrollment, EnrollmentStatus, Sequence, SequenceSettings, Step
 from dripd.policy import Bounced
+from dripd.quick_init import quick_init
 from dripd.variants import Tally
 
 # -- values ----------------------------------------------------------------------------------
@@ -51,6 +52,7 @@ class LeaseFence(Protocol):
 
 
 
+@quick_init
 @dataclass(frozen=True)
 class DueRow:
     enrollment_id: int
@@ -58,6 +60,7 @@ class DueRow:
     followup: bool  # already sent at least one email: goes first when caps are tight
 
 
+@quick_init
 @dataclass(frozen=True)
 class RunContext:
     """Everything the engine needs to decide and render one enrollment's next step."""
@@ -72,6 +75,7 @@ class RunContext:
     variants: Mapping[int, str] = field(default_factory=dict)  # step id -> A/B variant pinned on the ledger
 
 
+@quick_init
 @dataclass(frozen=True)
 class Claim:
     """A committed (and durable) ledger row: the step may now be handed to the transport."""
