@@ -2,17 +2,19 @@
 
 A frozen dataclass's generated ``__init__`` sets each field through
 ``object.__setattr__(self, name, value)``: a global lookup, an attribute lookup and a generic
-setattr per field, ~4x the cost of a plain class's. A send builds about 23 of them (the run's
-context, its claim, its envelope, the plan, the result, the events; bench_dispatch's null
-transport, counted per step), and their ``__init__`` lines were ~7 % of the event loop's samples in
-the headline (py-spy --gil; issue 14, BENCHMARKS.md). ``quick_init`` replaces that ``__init__``
-with one that writes the same values where ``object.__setattr__`` would have put them: into the
-instance's ``__dict__``, or through the slot's own descriptor. The class stays frozen (its
-``__setattr__`` still refuses), and ``dataclasses.replace`` and ``__post_init__`` work as before.
+setattr per field, 2-4x the cost of a plain class's ``__init__``. A send builds about 23 of them
+(the run's context, its claim, its envelope, the plan, the result, the events; bench_dispatch's
+null transport, counted per step), and their ``__init__`` lines were ~7 % of the event loop's
+samples in the headline (py-spy --gil; issue 14, BENCHMARKS.md). ``quick_init`` replaces that
+``__init__`` with one that writes the same values where ``object.__setattr__`` would have put
+them: through the class's data descriptor for the name (a slot), else into the instance's
+``__dict__``. The class stays frozen (its ``__setattr__`` still refuses), and
+``dataclasses.replace`` and ``__post_init__`` work as before.
 
 Only for plain fields: a class with an ``InitVar`` or an ``init=False`` field is refused when it
-is decorated, so a class this cannot copy fails at import, not at its first use. tests/unit/test_quick_init.py holds each decorated class to its
-dataclass twin.
+is decorated, so a class this cannot copy fails at import, not at its first use.
+tests/unit/test_quick_init.py holds each decorated class to the ``__init__`` dataclasses made
+for it.
 """
 
 from __future__ import annotations
@@ -34,11 +36,11 @@ def quick_init(cls: type[T]) -> type[T]:
     params = getattr(cls, "__dataclass_params__", None)
     if params is None or not params.frozen or not params.init:
         raise TypeError(f"quick_init: {cls.__qualname__} is not a frozen dataclass with an __init__")
-    slots = "__slots__" in cls.__dict__
     namespace: dict[str, Any] = {"_FACTORY": _FACTORY}
     positional: list[str] = []
     keyword_only: list[str] = []
-    body = [] if slots else ["    values = self.__dict__"]
+    body: list[str] = []
+    in_dict = False
     for field in dataclasses.fields(cast(Any, cls)):
         if not field.init:
             raise TypeError(f"quick_init: {cls.__qualname__}.{field.name} is init=False")
@@ -52,11 +54,15 @@ def quick_init(cls: type[T]) -> type[T]:
             parameter += "=_FACTORY"
             body.append(f"    if {name} is _FACTORY: {name} = _factory_{name}()")
         (keyword_only if field.kw_only else positional).append(parameter)
-        if slots:
-            namespace[f"_set_{name}"] = cls.__dict__[name].__set__  # the slot's member descriptor
+        descriptor = inspect.getattr_static(cls, name, None)
+        if hasattr(type(descriptor), "__set__"):  # a slot (this class's or a base's): it holds the value
+            namespace[f"_set_{name}"] = descriptor.__set__
             body.append(f"    _set_{name}(self, {name})")
         else:
+            in_dict = True
             body.append(f"    values[{name!r}] = {name}")
+    if in_dict:
+        body.insert(0, "    values = self.__dict__")
     if hasattr(cls, "__post_init__"):
         body.append("    self.__post_init__()")
     signature = ", ".join(["self", *positional, *(["*", *keyword_only] if keyword_only else [])])

@@ -107,6 +107,24 @@ def test_instances_stay_frozen_and_replace_works() -> None:
     assert dataclasses.replace(slotted, y="w") == _Slotted(x=1, y="w")
 
 
+@dataclass(frozen=True, slots=True)
+class _SlottedBase:
+    inherited: int
+
+
+@quick_init
+@dataclass(frozen=True)
+class _OnASlottedBase(_SlottedBase):
+    own: str = "own"
+
+
+def test_a_field_held_by_a_bases_slot_goes_into_the_slot() -> None:
+    made = _OnASlottedBase(3)
+    assert (made.inherited, made.own) == (3, "own")
+    assert "inherited" not in made.__dict__ and made.__dict__ == {"own": "own"}
+    assert made == _OnASlottedBase(3) and dataclasses.replace(made, inherited=4).inherited == 4
+
+
 def test_the_same_errors_for_wrong_arguments() -> None:
     with pytest.raises(TypeError):
         _Quick()  # type: ignore[call-arg]
