@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import random
-from dataclasses import dataclass
 from typing import Callable, MutableMapping, assert_never
 
 from dripd import cadence, policy, render, variants
@@ -35,12 +34,11 @@ from dripd.wire_journal import WireJournal
 
 log = logging.getLogger("dripd.engine")
 
-# (mailbox id, sequence id, step id) -> extra headers from plugins
-HeaderSource = Callable[[str, int, int], list[tuple[str, str]]]
+HeaderSource = Callable[[str, int, int], list[tuple[str, str]]]  # (mailbox, sequence, step ids) -> plugins' headers
 
 
 @quick_init
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Prepared:
     """A send made ready before its slot: what its ledger row will say and the built message."""
 
