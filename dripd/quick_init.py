@@ -36,36 +36,41 @@ def quick_init(cls: type[T]) -> type[T]:
     params = getattr(cls, "__dataclass_params__", None)
     if params is None or not params.frozen or not params.init:
         raise TypeError(f"quick_init: {cls.__qualname__} is not a frozen dataclass with an __init__")
-    namespace: dict[str, Any] = {"_FACTORY": _FACTORY}
+    # The generated code's own names are ``__quick_...__``, which no field is called: a field
+    # named like one of them (``values``, say) would shadow it. As in dataclasses, the instance
+    # is ``__dataclass_self__`` when a field is named ``self``.
+    fields = dataclasses.fields(cast(Any, cls))
+    me = "__dataclass_self__" if any(field.name == "self" for field in fields) else "self"
+    namespace: dict[str, Any] = {"__quick_factory__": _FACTORY}
     positional: list[str] = []
     keyword_only: list[str] = []
     body: list[str] = []
     in_dict = False
-    for field in dataclasses.fields(cast(Any, cls)):
+    for field in fields:
         if not field.init:
             raise TypeError(f"quick_init: {cls.__qualname__}.{field.name} is init=False")
         name = field.name
         parameter = name
         if field.default is not dataclasses.MISSING:
-            namespace[f"_default_{name}"] = field.default
-            parameter += f"=_default_{name}"
+            namespace[f"__quick_default_{name}__"] = field.default
+            parameter += f"=__quick_default_{name}__"
         elif field.default_factory is not dataclasses.MISSING:
-            namespace[f"_factory_{name}"] = field.default_factory
-            parameter += "=_FACTORY"
-            body.append(f"    if {name} is _FACTORY: {name} = _factory_{name}()")
+            namespace[f"__quick_factory_{name}__"] = field.default_factory
+            parameter += "=__quick_factory__"
+            body.append(f"    if {name} is __quick_factory__: {name} = __quick_factory_{name}__()")
         (keyword_only if field.kw_only else positional).append(parameter)
         descriptor = inspect.getattr_static(cls, name, None)
         if hasattr(type(descriptor), "__set__"):  # a slot (this class's or a base's): it holds the value
-            namespace[f"_set_{name}"] = descriptor.__set__
-            body.append(f"    _set_{name}(self, {name})")
+            namespace[f"__quick_set_{name}__"] = descriptor.__set__
+            body.append(f"    __quick_set_{name}__({me}, {name})")
         else:
             in_dict = True
-            body.append(f"    values[{name!r}] = {name}")
+            body.append(f"    __quick_dict__[{name!r}] = {name}")
     if in_dict:
-        body.insert(0, "    values = self.__dict__")
+        body.insert(0, f"    __quick_dict__ = {me}.__dict__")
     if hasattr(cls, "__post_init__"):
-        body.append("    self.__post_init__()")
-    signature = ", ".join(["self", *positional, *(["*", *keyword_only] if keyword_only else [])])
+        body.append(f"    {me}.__post_init__()")
+    signature = ", ".join([me, *positional, *(["*", *keyword_only] if keyword_only else [])])
     source = f"def __init__({signature}):\n" + "\n".join(body or ["    pass"]) + "\n"
     exec(source, namespace)  # as dataclasses itself does; the names are fields, checked by it
     init = namespace["__init__"]

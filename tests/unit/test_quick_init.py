@@ -125,6 +125,20 @@ def test_a_field_held_by_a_bases_slot_goes_into_the_slot() -> None:
     assert made == _OnASlottedBase(3) and dataclasses.replace(made, inherited=4).inherited == 4
 
 
+@quick_init
+@dataclass(frozen=True)
+class _NamedLikeItsMachinery:
+    values: int
+    self: str = "s"
+    extra: list[int] = field(default_factory=list)
+
+
+def test_fields_named_like_the_generated_codes_own_names_get_their_values() -> None:
+    made = _NamedLikeItsMachinery(1, "me")
+    assert (made.values, made.self, made.extra) == (1, "me", [])
+    assert made == _NamedLikeItsMachinery(values=1, self="me")
+
+
 def test_the_same_errors_for_wrong_arguments() -> None:
     with pytest.raises(TypeError):
         _Quick()  # type: ignore[call-arg]
