@@ -86,6 +86,17 @@ def step_from_row(row: Row) -> Step:
     )
 
 
+def json_value(text: str) -> Any:
+    """``json.loads``, with the common empty object and list (no custom or merge fields, no ledger
+    row yet) made without the decoder: three decodes per send were ~1 % of the event loop's
+    thread in the headline (issue 14). Each call returns a new value, as ``json.loads`` does."""
+    if text == "{}":
+        return {}
+    if text == "[]":
+        return []
+    return json.loads(text)
+
+
 def contact_from_row(row: Row) -> Contact:
     return Contact(
         id=row["id"],
@@ -93,7 +104,7 @@ def contact_from_row(row: Row) -> Contact:
         first_name=row["first_name"],
         last_name=row["last_name"],
         company=row["company"],
-        fields=json.loads(row["fields"]),
+        fields=json_value(row["fields"]),
     )
 
 
@@ -106,7 +117,7 @@ def enrollment_from_row(row: Row) -> Enrollment:
         status=EnrollmentStatus(row["status"]),
         cursor_ord=row["cursor_ord"],
         due_at=row["due_at"],
-        merge_fields=json.loads(row["merge_fields"]),
+        merge_fields=json_value(row["merge_fields"]),
         sent_count=row["sent_count"],
         enrolled_at=row["enrolled_at"],
         last_event_at=row["last_event_at"],

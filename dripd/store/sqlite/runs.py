@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 
 from dripd.cadence import Signals
 from dripd.events import Bounce, Detail, Event, EventKind, NoData, Reason
 from dripd.model import Contact, EnrollmentStatus
 from dripd.policy import Bounced
 from dripd.store.api import Claim, DueRow, OutboxRow, Refused, RunContext
-from dripd.store.rows import enrollment_from_row
+from dripd.store.rows import enrollment_from_row, json_value
 from dripd.store.sqlite.connection import (
     Conn,
     claim_operation,
@@ -87,13 +86,13 @@ class RunOps(SequenceCache):
         contact = Contact(
             id=enrollment.contact_id, email=row["contact_email"], first_name=row["contact_first_name"],
             last_name=row["contact_last_name"], company=row["contact_company"],
-            fields=json.loads(row["contact_fields"]),
+            fields=json_value(row["contact_fields"]),
         )
         thread: list[tuple[str, str]] = []
         pinned: dict[int, str] = {}
         # The enrollment's ledger rows came with the row as JSON (one statement, not two), in
         # the order they were claimed: the thread's References follow it.
-        for _, message_id, subject, status, step_id, variant in sorted(json.loads(row["ledger"])):
+        for _, message_id, subject, status, step_id, variant in sorted(json_value(row["ledger"])):
             if status in ("sent", "uncertain"):
                 thread.append((message_id, subject))
             if variant is not None:
