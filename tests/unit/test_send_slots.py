@@ -294,3 +294,21 @@ async def test_a_turn_granted_at_once_takes_no_scheduler_pass(autojump_clock: tr
         assert went == [] and slots.busy == 1
         await holding.__aexit__(None, None, None)  # the first leaves the wire
     assert went == [(second, 2.0)] and (slots.busy, slots.claimed) == (0, 0)
+
+
+async def test_an_error_on_the_wire_gives_the_place_back_and_goes_on(autojump_clock: trio.abc.Clock) -> None:
+    slots = SendSlots(1)
+    first, second = slots.issue(), slots.issue()
+    await slots.claim_turn(first)
+    slots.gated(first)
+    with pytest.raises(ValueError, match="the transport failed"):
+        async with slots.on_the_wire(first):
+            assert slots.busy == 1
+            raise ValueError("the transport failed")
+    assert slots.busy == 0
+    slots.withdraw(first)
+    await slots.claim_turn(second)  # the next ticket is not held back by it
+    slots.gated(second)
+    async with slots.on_the_wire(second):
+        assert slots.busy == 1
+    assert (slots.busy, slots.claimed) == (0, 0)
