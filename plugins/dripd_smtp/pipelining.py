@@ -17,7 +17,7 @@ import collections
 from typing import Any
 
 import aiosmtplib
-from aiosmtplib.protocol import MAX_LINE_LENGTH, MAX_RESPONSE_LENGTH, SMTPProtocol
+from aiosmtplib.protocol import MAX_RESPONSE_LENGTH, SMTPProtocol
 from aiosmtplib.response import SMTPResponse
 
 
@@ -72,7 +72,6 @@ class PipeliningProtocol(SMTPProtocol):
             return
         self._buffer.extend(data)
         try:
-            self._take_one_line_replies()
             while (response := self._read_response_from_buffer()) is not None:
                 self._replies.append(response)
         except Exception as exc:  # a malformed reply: the connection cannot be trusted
@@ -82,27 +81,6 @@ class PipeliningProtocol(SMTPProtocol):
             self._fail_pipeline(aiosmtplib.SMTPResponseException(500, "Response too long"))
             return
         self._wake()
-
-    def _take_one_line_replies(self) -> None:
-        """Queue the complete one-line replies at the head of the buffer ("250 2.1.0 Ok"), the
-        whole of a pipelined transaction's answers, parsed as aiosmtplib's
-        ``_read_response_from_buffer`` parses them but a buffer at a time: its line-by-line
-        parse was a sixth of the SMTP loop's Python per message (issue 14). It stops at the
-        first line that is anything else (a multi-line reply, a code that is not three digits,
-        an over-long line), which aiosmtplib's parser then reads, errors included."""
-        buffer = self._buffer
-        end = buffer.rfind(b"\n")
-        if end < 0:
-            return
-        replies = self._replies
-        assert replies is not None
-        taken = 0
-        for line in bytes(buffer[:end]).split(b"\n"):
-            if line[3:4] == b"-" or not line[:3].isdigit() or len(line) >= MAX_LINE_LENGTH:
-                break
-            replies.append(SMTPResponse(int(line[:3]), line[4:].strip(b" \t\r\n").decode("utf-8", "surrogateescape")))
-            taken += len(line) + 1
-        del buffer[:taken]
 
     def eof_received(self) -> bool:
         if self._replies is not None:
