@@ -90,7 +90,6 @@ class SendSlots:
         self._now = now
         self._since: float | None = None  # when the seconds were last accounted
         self._seconds = dict.fromkeys(SLOT_STATES, 0.0)  # place-seconds by state
-        self._doing = self._places()  # what the places have been doing since ``_since``
 
     def seconds(self) -> dict[str, float]:
         """Place-seconds by state (``SLOT_STATES``), up to now, since the lane first counted them
@@ -98,34 +97,18 @@ class SendSlots:
         self._account()
         return dict(self._seconds)
 
-    def _places(self) -> tuple[int, int, str]:
-        """What the places are doing: how many are on the wire, how many are free, and why."""
-        busy = min(self.busy, self.total)
-        free = self.total - busy
-        return busy, free, self._free_state() if free > 0 else ""
-
-    def _changed(self) -> None:
-        """Called after every change of the tickets or places: when what the places are doing
-        changed, the time since the last such change goes to what they were doing before. Most
-        changes of a busy lane leave it as it was (a send leaves the wire and the next takes its
-        place), so the clock is read only when it matters (issue 14: reading it before every
-        change was ~1.4 % of the event loop in the headline)."""
-        places = self._places()
-        if places != self._doing:
-            self._account()
-            self._doing = places
-
     def _account(self) -> None:
-        """Add the time since the last accounting to what the places were doing (``_doing``)."""
+        """Add the time since the last change to the state the places were in; called before
+        every change of state."""
         now = self._now()
         since, self._since = self._since, now
         if since is None or now <= since:
             return
         elapsed = now - since
-        busy, free, why = self._doing
+        busy = min(self.busy, self.total)
         self._seconds["on_the_wire"] += elapsed * busy
-        if free:
-            self._seconds[why] += elapsed * free
+        if busy < self.total:
+            self._seconds[self._free_state()] += elapsed * (self.total - busy)
 
     def _free_state(self) -> str:
         """Why a wire place is free: what the oldest ticket that will take it is doing."""
@@ -136,16 +119,17 @@ class SendSlots:
         return "idle"
 
     def issue(self) -> int:
+        self._account()
         ticket = self._next_ticket
         self._next_ticket += 1
         self._to_claim[ticket] = None  # preparing: it holds its place in the order
-        self._changed()
         return ticket
 
     def withdraw(self, ticket: int) -> None:
         """The ticket sends nothing more: give up its place in either queue (and its claim place).
         A ticket already through both stages (or never issued) is left alone, so the lane's
         workers may call this after every run."""
+        self._account()
         gating = self._gating == ticket
         if gating:
             self._gating = None
@@ -161,6 +145,7 @@ class SendSlots:
     def resize(self, total: int) -> None:
         """A reload changed the lane's concurrency: a larger one grants at once; a smaller one
         lets the tickets holding places finish and grants no more until they are under it."""
+        self._account()
         self.total = total
         self._grant()
 
@@ -175,6 +160,7 @@ class SendSlots:
     def gated(self, ticket: int) -> None:
         """The ticket's gate check is done (passed or not): the next ticket may have its turn."""
         if self._gating == ticket:
+            self._account()
             self._gating = None
             self._grant()
 
@@ -194,6 +180,7 @@ class SendSlots:
         """Ask for the ticket's place in ``queue``'s stage and wait until it is granted. Cancelled
         before the grant, the ticket withdraws; granted and cancelled in the same batch, it holds
         the place: ``granted_then_cancelled`` gives it up (else the worker's withdraw does)."""
+        self._account()
         granted = queue[ticket] = trio.Event()
         self._grant()
         if granted.is_set():
@@ -212,15 +199,11 @@ class SendSlots:
         return claim_places(self.total) if self.ahead else self.total - self.busy
 
     def _release(self) -> None:
+        self._account()
         self.busy -= 1
         self._grant()
 
     def _grant(self) -> None:
-        """Grant the turns that are due, then account for what the change did to the places."""
-        self._grant_turns()
-        self._changed()
-
-    def _grant_turns(self) -> None:
         # The wire first: a ticket going on the wire frees its claim place for a later one.
         while self.busy < self.total and self._to_wire:
             ticket, event = next(iter(self._to_wire.items()))
