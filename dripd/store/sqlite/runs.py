@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from dripd.cadence import Signals
 from dripd.events import Bounce, Detail, Event, EventKind, NoData, Reason
 from dripd.model import Contact, EnrollmentStatus
