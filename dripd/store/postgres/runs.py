@@ -9,14 +9,12 @@ send whoever asks.
 
 from __future__ import annotations
 
-import json
-
 from dripd.cadence import Signals
 from dripd.events import Bounce, Detail, Event, EventKind, NoData, Reason
 from dripd.model import Contact, EnrollmentStatus
 from dripd.policy import Bounced
 from dripd.store.api import Claim, DueRow, LeaseFence, OutboxRow, Refused, RunContext
-from dripd.store.rows import enrollment_from_row
+from dripd.store.rows import enrollment_from_row, json_value
 from dripd.store.postgres.connection import operation
 from dripd.store.postgres.sql import Conn, fetch_all, fetch_one, run
 from dripd.store.postgres.fencing import check_fence
@@ -83,7 +81,7 @@ class RunOps:
         contact = Contact(
             id=enrollment.contact_id, email=row["contact_email"], first_name=row["contact_first_name"],
             last_name=row["contact_last_name"], company=row["contact_company"],
-            fields=json.loads(row["contact_fields"]),
+            fields=json_value(row["contact_fields"]),
         )
         thread: list[tuple[str, str]] = []
         pinned: dict[int, str] = {}
