@@ -108,18 +108,32 @@ def contact_from_row(row: Row) -> Contact:
     )
 
 
-def enrollment_from_row(row: Row) -> Enrollment:
+# The columns of an enrollment that make its model, in the order ``enrollment_from_values`` takes.
+ENROLLMENT_COLUMNS = ("id", "sequence_id", "contact_id", "mailbox_id", "status", "cursor_ord", "due_at",
+                      "merge_fields", "sent_count", "enrolled_at", "last_event_at", "anchor_at")
+
+
+def enrollment_from_values(values: tuple[Any, ...]) -> Enrollment:
+    """The enrollment from its ``ENROLLMENT_COLUMNS`` by position (a plain tuple row). The send
+    path's context read takes it so: a sqlite3.Row finds each column by comparing names, and its
+    twenty-one lookups were ~1.5 % of the event loop's thread in the headline (issue 14)."""
+    (id_, sequence_id, contact_id, mailbox_id, status, cursor_ord, due_at, merge_fields, sent_count, enrolled_at,
+     last_event_at, anchor_at) = values
     return Enrollment(
-        id=row["id"],
-        sequence_id=row["sequence_id"],
-        contact_id=row["contact_id"],
-        mailbox_id=row["mailbox_id"],
-        status=EnrollmentStatus(row["status"]),
-        cursor_ord=row["cursor_ord"],
-        due_at=row["due_at"],
-        merge_fields=json_value(row["merge_fields"]),
-        sent_count=row["sent_count"],
-        enrolled_at=row["enrolled_at"],
-        last_event_at=row["last_event_at"],
-        anchor_at=row["anchor_at"],
+        id=id_,
+        sequence_id=sequence_id,
+        contact_id=contact_id,
+        mailbox_id=mailbox_id,
+        status=EnrollmentStatus(status),
+        cursor_ord=cursor_ord,
+        due_at=due_at,
+        merge_fields=json_value(merge_fields),
+        sent_count=sent_count,
+        enrolled_at=enrolled_at,
+        last_event_at=last_event_at,
+        anchor_at=anchor_at,
     )
+
+
+def enrollment_from_row(row: Row) -> Enrollment:
+    return enrollment_from_values(tuple(row[name] for name in ENROLLMENT_COLUMNS))

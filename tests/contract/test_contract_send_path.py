@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from dripd.events import Bounce, Detail, EventKind, NoData
-from dripd.model import Action, EnrollmentStatus, SequenceStatus
+from dripd.model import Action, Enrollment, EnrollmentStatus, SequenceStatus
 from dripd.policy import Bounced
-from dripd.store import Claim, DueSource, FullStore, Refused, RunStore
+from dripd.store import Claim, ContactInput, DueSource, FullStore, Refused, RunStore
 from tests.contract.support import T0, RecordingSink, active_sequence, enroll_one
 
 
@@ -170,6 +170,28 @@ async def test_sent_advances_and_the_last_step_completes_the_enrollment(store: F
     ctx = await run.run_context(enrollment)
     assert ctx is not None and ctx.enrollment.status is EnrollmentStatus.COMPLETED
 
+
+
+async def test_the_run_context_carries_every_field_of_the_enrollment(store: FullStore) -> None:
+    """Each column of the enrollment reaches its model (the SQLite store unpacks them by
+    position: a column out of place would show here)."""
+    run: RunStore = store
+    sequence, steps = await active_sequence(store, steps=2)
+    result = await store.enroll(sequence.id, [ContactInput("ada@example.org", first_name="Ada")],
+                                [{"topic": "a"}], T0, strict=True)
+    enrollment = result.enrolled[0]
+    contact = await store.find_contact("ada@example.org")
+    assert contact is not None
+    claim = await run.claim_send(enrollment, steps[0].id, "sales", "<m1@example.com>", "Hello", T0 + 5)
+    assert isinstance(claim, Claim)
+    await run.record_sent(claim, enrollment, steps[0].id, steps[1].ord, T0 + 6, T0 + 86400, T0 + 7)
+    ctx = await run.run_context(enrollment)
+    assert ctx is not None
+    assert ctx.enrollment == Enrollment(
+        id=enrollment, sequence_id=sequence.id, contact_id=contact.id, mailbox_id="sales",
+        status=EnrollmentStatus.ACTIVE, cursor_ord=steps[1].ord, due_at=T0 + 86400, merge_fields={"topic": "a"},
+        sent_count=1, enrolled_at=T0, last_event_at=T0 + 7, anchor_at=T0 + 6)
+    assert (ctx.contact.id, ctx.contact.email, ctx.contact.first_name) == (contact.id, "ada@example.org", "Ada")
 
 async def test_set_plan_holds_outside_an_active_sequence_and_refuses_ended(store: FullStore) -> None:
     run: RunStore = store

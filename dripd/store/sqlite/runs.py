@@ -7,7 +7,7 @@ from dripd.events import Bounce, Detail, Event, EventKind, NoData, Reason
 from dripd.model import Contact, EnrollmentStatus
 from dripd.policy import Bounced
 from dripd.store.api import Claim, DueRow, OutboxRow, Refused, RunContext
-from dripd.store.rows import enrollment_from_row, json_value
+from dripd.store.rows import ENROLLMENT_COLUMNS, enrollment_from_values, json_value
 from dripd.store.sqlite.connection import (
     Conn,
     claim_operation,
@@ -41,6 +41,19 @@ _RUNNABLE_IF_ACTIVE = ("next_run_at = CASE WHEN (SELECT status FROM sequences WH
 _RUNNABLE = ("EXISTS (SELECT 1 FROM enrollments e JOIN sequences s ON s.id = e.sequence_id"
              " WHERE e.id = ? AND e.status = 'active' AND s.status = 'active')")
 
+_ENROLLMENT_WIDTH = len(ENROLLMENT_COLUMNS)
+_RUN_CONTEXT = (
+    "SELECT " + ", ".join(f"e.{name}" for name in ENROLLMENT_COLUMNS) + ", s.status, c.email, c.first_name,"
+    " c.last_name, c.company, c.fields,"
+    " (SELECT reason FROM suppressions WHERE email = c.email),"
+    " (SELECT group_concat(DISTINCT kind) FROM events WHERE enrollment_id = e.id AND flagged = 0"
+    "  AND kind IN (?, ?, ?)),"
+    " (SELECT json_group_array(json_array(o.id, o.message_id, o.subject, o.status, o.step_id, o.variant))"
+    "  FROM outbox o WHERE o.enrollment_id = e.id)"
+    " FROM enrollments e JOIN contacts c ON c.id = e.contact_id JOIN sequences s ON s.id = e.sequence_id"
+    " WHERE e.id = ?"
+)
+
 
 class RunOps(SequenceCache):
     """Mixin of send-path operations; ``self._db`` comes from SqliteConnection."""
@@ -57,46 +70,37 @@ class RunOps(SequenceCache):
             " AND next_run_at <= ? ORDER BY next_run_at, id LIMIT ?",
             (mailbox_id, after[0], after[1], until, limit),
         )
-        return [DueRow(r["id"], r["next_run_at"], r["sent_count"] > 0) for r in rows]
+        return [DueRow(id_, next_run_at, sent_count > 0) for id_, next_run_at, sent_count in rows]
 
     @read_operation
     def run_context(self, db: Conn, enrollment_id: int) -> RunContext | None:
         # One statement for the enrollment, its contact, its sequence's status, the address's
         # suppression, the engagement signals and its ledger rows (was six; each execute is
         # Python work on the connection thread, which the event loop then waits for the GIL behind).
-        row = fetch_one(
-            db,
-            "SELECT e.*, s.status AS sequence_status, c.email AS contact_email,"
-            " c.first_name AS contact_first_name, c.last_name AS contact_last_name,"
-            " c.company AS contact_company, c.fields AS contact_fields,"
-            " (SELECT reason FROM suppressions WHERE email = c.email) AS suppressed,"
-            " (SELECT group_concat(DISTINCT kind) FROM events WHERE enrollment_id = e.id AND flagged = 0"
-            "  AND kind IN (?, ?, ?)) AS signal_kinds,"
-            " (SELECT json_group_array(json_array(o.id, o.message_id, o.subject, o.status, o.step_id, o.variant))"
-            "  FROM outbox o WHERE o.enrollment_id = e.id) AS ledger"
-            " FROM enrollments e JOIN contacts c ON c.id = e.contact_id JOIN sequences s ON s.id = e.sequence_id"
-            " WHERE e.id = ?",
-            (*_SIGNAL_KINDS, enrollment_id),
-        )
+        # A plain tuple row, unpacked by position: see enrollment_from_values.
+        cursor = db.cursor()
+        cursor.row_factory = None
+        row = cursor.execute(_RUN_CONTEXT, (*_SIGNAL_KINDS, enrollment_id)).fetchone()
         if row is None:
             return None
-        enrollment = enrollment_from_row(row)
-        sequence, steps = self._sequence_and_steps(db, enrollment.sequence_id, row["sequence_status"])
+        enrollment = enrollment_from_values(row[:_ENROLLMENT_WIDTH])
+        (sequence_status, email, first_name, last_name, company, fields, suppressed, signal_kinds,
+         ledger) = row[_ENROLLMENT_WIDTH:]
+        sequence, steps = self._sequence_and_steps(db, enrollment.sequence_id, sequence_status)
         contact = Contact(
-            id=enrollment.contact_id, email=row["contact_email"], first_name=row["contact_first_name"],
-            last_name=row["contact_last_name"], company=row["contact_company"],
-            fields=json_value(row["contact_fields"]),
+            id=enrollment.contact_id, email=email, first_name=first_name, last_name=last_name, company=company,
+            fields=json_value(fields),
         )
         thread: list[tuple[str, str]] = []
         pinned: dict[int, str] = {}
         # The enrollment's ledger rows came with the row as JSON (one statement, not two), in
         # the order they were claimed: the thread's References follow it.
-        for _, message_id, subject, status, step_id, variant in sorted(json_value(row["ledger"])):
+        for _, message_id, subject, status, step_id, variant in sorted(json_value(ledger)):
             if status in ("sent", "uncertain"):
                 thread.append((message_id, subject))
             if variant is not None:
                 pinned[step_id] = variant
-        kinds = set((row["signal_kinds"] or "").split(","))
+        kinds = set((signal_kinds or "").split(","))
         return RunContext(
             enrollment=enrollment,
             sequence=sequence,
@@ -104,7 +108,7 @@ class RunOps(SequenceCache):
             contact=contact,
             thread=thread,
             signals=Signals(EventKind.REPLIED in kinds, EventKind.OPENED in kinds, EventKind.CLICKED in kinds),
-            suppressed=row["suppressed"],
+            suppressed=suppressed,
             variants=pinned,
         )
 
