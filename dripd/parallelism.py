@@ -81,3 +81,29 @@ def _sends_in_flight(where: str, configured: int | None, transport_parallel: int
             f"{where}.concurrency = {configured} keeps only {configured} of {transport_key} = "
             f"{transport_parallel} connections busy; leave concurrency out to use them all")
     return configured, None
+
+
+# Workers per send slot (a send handed to the transport). A lane keeps ``concurrency`` sends on the
+# wire (``handed`` with the transport, where it queues them itself) and up to four times as
+# many claims made ahead of them (dripd/send_slots.py); the other workers read the next
+# enrollments' context and build their messages before their turn, and record results after the
+# send: the store's round trips and the claims' fsync overlap the sends instead of following them
+# (bench/bench_send.py). One on the wire, up to four claimed, three preparing or recording: with
+# four per slot no ticket was left to prepare while the claims waited, and each claim went alone.
+WORKERS_PER_SLOT = 8
+# Workers per send handed to a transport that queues them (more than ``concurrency``, see
+# dripd/parallelism.py): the sends waiting in the transport take no preparing or recording
+# worker of their own. At connections = 4 (64 handed) bench_send's headline measured the same
+# with 4, 6 and 8 per handed send (one run of 4 rounds, 2026-12-05); with 8, 50 mailboxes of one
+# SMTP connection each held 116 MB at READY instead of 101 (bench/bench_scale.py).
+WORKERS_PER_HANDED = 4
+# ... and never fewer than this per lane: a lane with one send in flight has enough to fill the
+# claim stage's least places (dripd/send_slots.py, MIN_CLAIM_PLACES, where the numbers are) and
+# prepare behind them.
+MIN_WORKERS = 32
+
+
+def workers_for(concurrency: int, handed: int) -> int:
+    """How many workers a lane runs with ``concurrency`` sends in flight and ``handed`` with its
+    transport at once (more where the transport queues them)."""
+    return max(concurrency * WORKERS_PER_SLOT, handed * WORKERS_PER_HANDED, MIN_WORKERS)

@@ -21,6 +21,7 @@ import trio
 
 from dripd.clock import Clock
 from dripd.errors import StoreError
+from dripd.parallelism import workers_for
 from dripd.quick_init import quick_init
 from dripd.send_slots import SendSlots
 from dripd.store.api import DueRow
@@ -66,32 +67,6 @@ class Gate(Protocol):
 
 
 Runner = Callable[[int, Gate], Awaitable[RunResult]]
-
-# Workers per send slot (a send handed to the transport). A lane keeps ``concurrency`` sends on the
-# wire (``handed`` with the transport, where it queues them itself) and up to four times as
-# many claims made ahead of them (dripd/send_slots.py); the other workers read the next
-# enrollments' context and build their messages before their turn, and record results after the
-# send: the store's round trips and the claims' fsync overlap the sends instead of following them
-# (bench/bench_send.py). One on the wire, up to four claimed, three preparing or recording: with
-# four per slot no ticket was left to prepare while the claims waited, and each claim went alone.
-WORKERS_PER_SLOT = 8
-# Workers per send handed to a transport that queues them (more than ``concurrency``, see
-# dripd/parallelism.py): the sends waiting in the transport take no preparing or recording
-# worker of their own. At connections = 4 (64 handed) bench_send's headline measured the same
-# with 4, 6 and 8 per handed send (one run of 4 rounds, 2026-12-05); with 8, 50 mailboxes of one
-# SMTP connection each held 116 MB at READY instead of 101 (bench/bench_scale.py).
-WORKERS_PER_HANDED = 4
-# ... and never fewer than this per lane: a lane with one send in flight has enough to fill the
-# claim stage's least places (dripd/send_slots.py, MIN_CLAIM_PLACES, where the numbers are) and
-# prepare behind them.
-MIN_WORKERS = 32
-
-
-def workers_for(concurrency: int, handed: int) -> int:
-    """How many workers a lane runs with ``concurrency`` sends in flight and ``handed`` with its
-    transport at once (more where the transport queues them)."""
-    return max(concurrency * WORKERS_PER_SLOT, handed * WORKERS_PER_HANDED, MIN_WORKERS)
-
 
 class _RunGate:
     """One run's gate: the lane's token check and the run's own place in the slots' order."""
@@ -291,23 +266,46 @@ class Lane:
                             log.error("mailbox %s: cannot read due work: %s; retrying in %.0fs",
                                       self.mailbox_id, exc.message, delay)
                             continue
-                    enrollment_id = self._next_ready(now) or self._next_due(now)
-                    if enrollment_id is not None:
-                        self._inflight.add(enrollment_id)
-                        ticket = self.slots.issue()
+                    item = self._take(now)
+                    if item is not None:
                         try:
                             try:
                                 # To a worker already waiting, without a scheduler pass per item:
                                 # the lane hands out what is due in one turn.
-                                send_channel.send_nowait((enrollment_id, ticket))
+                                send_channel.send_nowait(item)
                             except trio.WouldBlock:
-                                await send_channel.send((enrollment_id, ticket))
+                                await send_channel.send(item)
                         except BaseException:
-                            self.slots.withdraw(ticket)
+                            self.slots.withdraw(item[1])
                             raise
                         continue
                     await self._sleep(now)
             # Workers drain: the channel is closed, they finish what they hold and return.
+
+    def _take(self, now: float) -> tuple[int, int] | None:
+        """The next enrollment to run, in flight from now on, and its send ticket (None: none is
+        due, or the lane may not send now)."""
+        enrollment_id = self._next_ready(now) or self._next_due(now)
+        if enrollment_id is None:
+            return None
+        self._inflight.add(enrollment_id)
+        return enrollment_id, self.slots.issue()
+
+    def _take_next(self, receive_channel: trio.MemoryReceiveChannel[tuple[int, int]]) -> tuple[int, int] | None:
+        """A worker that finished a run takes its next one without waiting: the item the
+        dispatcher is waiting to hand over (its ticket is the older), else the next due one
+        itself. The dispatcher's hand-off cost a scheduler pass per send (issue 14). None: wait
+        for the dispatcher (nothing due, a store read due first, the lane stopping or shrinking)."""
+        try:
+            return receive_channel.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            pass
+        if self.stopping or self._workers > self.worker_count():
+            return None
+        now = self._clock.now()
+        if self._needs_refill(now):
+            return None  # the dispatcher reads the store; _settle has woken it
+        return self._take(now)
 
     def _next_ready(self, now: float) -> int | None:
         if not self._ready or self.paused_reason is not None or now < self._backoff_until:
@@ -385,7 +383,14 @@ class Lane:
 
     async def _worker(self, receive_channel: trio.MemoryReceiveChannel[tuple[int, int]]) -> None:
         async with receive_channel:
-            async for enrollment_id, ticket in receive_channel:
+            item: tuple[int, int] | None = None
+            while True:
+                if item is None:
+                    try:
+                        item = await receive_channel.receive()  # a checkpoint, whatever it finds
+                    except trio.EndOfChannel:
+                        return
+                enrollment_id, ticket = item
                 if self._workers > self.worker_count():
                     # Lowered by a reload: this worker hands its item back and stops.
                     self.slots.withdraw(ticket)
@@ -417,6 +422,10 @@ class Lane:
                     self._inflight.discard(enrollment_id)
                 self.last_progress = trio.current_time()
                 self._settle(enrollment_id, result)
+                # A run done (sent, ended, planned) awaited the store or the transport on the way
+                # (all but a wake-up whose plan had not changed: it moves to a later time); one
+                # dropped or held back may not have yielded at all, so it waits its turn.
+                item = self._take_next(receive_channel) if result.status is RunStatus.DONE else None
 
     def _retry_later(self, enrollment_id: int, delay: float) -> None:
         self._wanted.pop(enrollment_id, None)

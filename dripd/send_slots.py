@@ -53,7 +53,7 @@ CLAIMS_AHEAD_PER_PLACE = 4
 # places, each durable commit covered about two claims, and the claim's commit and the scheduler
 # passes around it were the lane's limit: bench/bench_dispatch.py's null transport at one in
 # flight, 4,000 steps, two alternated rounds on 2026-12-04: 1,274-1,322 steps/s at 0.53 ms of
-# event-loop CPU and 0.47 durable commits per step with 4 places and 8 workers (scheduler.py's
+# event-loop CPU and 0.47 durable commits per step with 4 places and 8 workers (parallelism.py's
 # MIN_WORKERS), 2,235-2,322 at 0.35 ms and 0.15 commits with 16 and 32; 32 and 64 reached
 # 2,668-2,837. The bound stays 16 for such lanes; a mailbox with SMTP connections has more
 # (dripd/parallelism.py). A reply, bounce, unsubscribe or cancel committed after a claim still

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from dripd.parallelism import HANDED_PER_CONNECTION
-from dripd.scheduler import workers_for
+from dripd.parallelism import workers_for
 from tests.integration.daemon_process import DRIPCTL, DRIPD, MakeDripd
 from tests.integration.waiting import wait_until
 

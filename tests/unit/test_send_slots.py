@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from dripd.parallelism import HANDED_PER_CONNECTION
-from dripd.scheduler import MIN_WORKERS, WORKERS_PER_SLOT
+from dripd.parallelism import MIN_WORKERS, WORKERS_PER_SLOT
 from dripd.send_slots import CLAIMS_AHEAD_PER_PLACE, MIN_CLAIM_PLACES, SendSlots, claim_places
 
 
