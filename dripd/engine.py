@@ -383,7 +383,7 @@ class Engine:
         assert sent is not None
         result, rendered = sent
         # What went out, kept on the row with the result: the contact's log outlives later edits.
-        claim = dataclasses.replace(claim, content=(rendered.subject, rendered.html, rendered.text))
+        claim = claim.with_content((rendered.subject, rendered.html, rendered.text))
         self.metrics.sent(mailbox.id, ctx.sequence.id, step.id, result.outcome.value)
         settings = self.config.current.daemon
         rules = policy.RetryRules(settings.retry_max_attempts, settings.retry_max_age_hours * 3600,
