@@ -68,6 +68,12 @@ class Gate(Protocol):
 
 Runner = Callable[[int, Gate], Awaitable[RunResult]]
 
+# Runs a worker makes in a row, the first handed over by the dispatcher and the others taken
+# itself, before it waits for the dispatcher again (a checkpoint): runs that never yield cannot
+# keep the other tasks from their turn for long (Lane._worker).
+TAKEN_IN_A_ROW = 16
+
+
 class _RunGate:
     """One run's gate: the lane's token check and the run's own place in the slots' order."""
 
@@ -384,12 +390,14 @@ class Lane:
     async def _worker(self, receive_channel: trio.MemoryReceiveChannel[tuple[int, int]]) -> None:
         async with receive_channel:
             item: tuple[int, int] | None = None
+            taken = 0  # runs since this worker last waited for the dispatcher
             while True:
                 if item is None:
                     try:
                         item = await receive_channel.receive()  # a checkpoint, whatever it finds
                     except trio.EndOfChannel:
                         return
+                    taken = 0
                 enrollment_id, ticket = item
                 if self._workers > self.worker_count():
                     # Lowered by a reload: this worker hands its item back and stops.
@@ -422,10 +430,13 @@ class Lane:
                     self._inflight.discard(enrollment_id)
                 self.last_progress = trio.current_time()
                 self._settle(enrollment_id, result)
-                # A run done (sent, ended, planned) awaited the store or the transport on the way
-                # (all but a wake-up whose plan had not changed: it moves to a later time); one
-                # dropped or held back may not have yielded at all, so it waits its turn.
-                item = self._take_next(receive_channel) if result.status is RunStatus.DONE else None
+                # A run done (sent, ended, planned) awaited the store or the transport on the way,
+                # all but a wake-up whose plan had not changed (SQLite may read without yielding);
+                # one dropped or held back may not have yielded at all. So the worker takes its
+                # next run itself only after a run done, and makes TAKEN_IN_A_ROW runs at most.
+                taken += 1
+                take = result.status is RunStatus.DONE and taken < TAKEN_IN_A_ROW
+                item = self._take_next(receive_channel) if take else None
 
     def _retry_later(self, enrollment_id: int, delay: float) -> None:
         self._wanted.pop(enrollment_id, None)

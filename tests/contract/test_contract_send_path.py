@@ -171,27 +171,36 @@ async def test_sent_advances_and_the_last_step_completes_the_enrollment(store: F
     assert ctx is not None and ctx.enrollment.status is EnrollmentStatus.COMPLETED
 
 
-
 async def test_the_run_context_carries_every_field_of_the_enrollment(store: FullStore) -> None:
-    """Each column of the enrollment reaches its model (the SQLite store unpacks them by
-    position: a column out of place would show here)."""
+    """Each column of the enrollment and its contact reaches its model (the SQLite store unpacks
+    them by position: a column out of place would show here). Every id and number differs."""
     run: RunStore = store
-    sequence, steps = await active_sequence(store, steps=2)
-    result = await store.enroll(sequence.id, [ContactInput("ada@example.org", first_name="Ada")],
+    other, _ = await active_sequence(store, "other")
+    await store.create_contact(ContactInput("nobody@example.org"), T0)
+    for email in ("zed@example.org", "yan@example.org"):
+        await enroll_one(store, other.id, email)
+    sequence, steps = await active_sequence(store, steps=3)
+    result = await store.enroll(sequence.id, [ContactInput("ada@example.org", first_name="Ada", last_name="Lovelace",
+                                                           company="Analytical", fields={"city": "London"})],
                                 [{"topic": "a"}], T0, strict=True)
     enrollment = result.enrolled[0]
     contact = await store.find_contact("ada@example.org")
     assert contact is not None
+    assert len({enrollment, sequence.id, contact.id}) == 3
     claim = await run.claim_send(enrollment, steps[0].id, "sales", "<m1@example.com>", "Hello", T0 + 5)
     assert isinstance(claim, Claim)
-    await run.record_sent(claim, enrollment, steps[0].id, steps[1].ord, T0 + 6, T0 + 86400, T0 + 7)
+    await run.record_sent(claim, enrollment, steps[0].id, steps[2].ord, T0 + 6, T0 + 86400, T0 + 7)
     ctx = await run.run_context(enrollment)
     assert ctx is not None
+    assert steps[2].ord != 1  # not the sent count
     assert ctx.enrollment == Enrollment(
         id=enrollment, sequence_id=sequence.id, contact_id=contact.id, mailbox_id="sales",
-        status=EnrollmentStatus.ACTIVE, cursor_ord=steps[1].ord, due_at=T0 + 86400, merge_fields={"topic": "a"},
+        status=EnrollmentStatus.ACTIVE, cursor_ord=steps[2].ord, due_at=T0 + 86400, merge_fields={"topic": "a"},
         sent_count=1, enrolled_at=T0, last_event_at=T0 + 7, anchor_at=T0 + 6)
-    assert (ctx.contact.id, ctx.contact.email, ctx.contact.first_name) == (contact.id, "ada@example.org", "Ada")
+    assert ctx.contact == contact
+    assert (ctx.contact.last_name, ctx.contact.company, ctx.contact.fields) == ("Lovelace", "Analytical",
+                                                                                {"city": "London"})
+
 
 async def test_set_plan_holds_outside_an_active_sequence_and_refuses_ended(store: FullStore) -> None:
     run: RunStore = store

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import trio
 
-from dripd.scheduler import Gate, RunResult
+from dripd.parallelism import workers_for
+from dripd.scheduler import TAKEN_IN_A_ROW, Gate, RunResult, RunStatus
 from tests.unit.test_scheduler_lanes import MemoryDueSource, at, lane_for, running, until
 
 
@@ -75,3 +76,52 @@ async def test_runs_that_drop_wait_for_the_dispatcher_so_other_tasks_keep_their_
     # batch of the scheduler and one after it in the previous.
     steps = [b - a for a, b in zip([0, *seen], [*seen, count])]
     assert max(steps) <= 2 * lane.worker_count()
+
+
+async def test_runs_done_without_yielding_are_taken_only_so_many_in_a_row(autojump_clock: trio.abc.Clock) -> None:
+    # A run can be done without yielding (a wake-up whose plan had not changed, read without a
+    # wait): a worker takes at most TAKEN_IN_A_ROW runs in a row before it waits for the
+    # dispatcher, so one worker cannot do every due run in a single turn.
+    source = MemoryDueSource()
+    count = 2000
+    for enrollment_id in range(1, count + 1):
+        source.put(enrollment_id, at(10))
+    lane, _ = lane_for(source, concurrency=4)
+    lane.REFILL_BATCH = 2 * count  # all in memory at once: no read of due work stops a worker
+    runs: list[int] = []
+
+    async def done_at_once(enrollment_id: int, gate: Gate) -> RunResult:
+        runs.append(enrollment_id)
+        return RunResult(RunStatus.DONE)
+
+    lane._run = done_at_once
+    seen: list[int] = []
+    async with running(lane):
+        await until(10)
+        while len(runs) < count:
+            seen.append(len(runs))
+            await trio.lowlevel.checkpoint()
+    assert sorted(runs) == list(range(1, count + 1))
+    steps = [b - a for a, b in zip([0, *seen], [*seen, count])]
+    assert max(steps) <= 2 * lane.worker_count() * TAKEN_IN_A_ROW  # without the limit one worker took 1,992
+
+
+async def test_a_reload_that_lowers_concurrency_while_workers_take_their_own_runs(
+        autojump_clock: trio.abc.Clock) -> None:
+    # Workers taking their next runs themselves still stop when a reload leaves the lane with
+    # more of them than it needs: each sends once, and the lane goes on at the new concurrency.
+    source = MemoryDueSource()
+    for enrollment_id in range(1, 201):
+        source.put(enrollment_id, at(10))
+    lane, engine = lane_for(source, concurrency=8)
+    engine.send_seconds = 1.0
+    async with running(lane):
+        await until(12.5)
+        assert engine.in_flight == 8 and lane._workers == workers_for(8, 8)
+        lane.set_concurrency(1)
+        await until(400)
+        assert lane._workers == workers_for(1, 1) < workers_for(8, 8)
+    assert sorted(engine.order()) == list(range(1, 201)) and set(engine.runs.values()) == {1}
+    assert engine.sent_at()[:24] == [10] * 8 + [11] * 8 + [12] * 8
+    later = engine.sent_at()[24:]
+    assert later == sorted(later) and len(set(later)) == len(later)  # one at a time after the reload
