@@ -92,7 +92,7 @@ def _sends_in_flight(where: str, configured: int | None, transport_parallel: int
 # four per slot no ticket was left to prepare while the claims waited, and each claim went alone.
 WORKERS_PER_SLOT = 8
 # Workers per send handed to a transport that queues them (more than ``concurrency``, see
-# dripd/parallelism.py): the sends waiting in the transport take no preparing or recording
+# HANDED_PER_CONNECTION above): the sends waiting in the transport take no preparing or recording
 # worker of their own. At connections = 4 (64 handed) bench_send's headline measured the same
 # with 4, 6 and 8 per handed send (one run of 4 rounds, 2026-12-05); with 8, 50 mailboxes of one
 # SMTP connection each held 116 MB at READY instead of 101 (bench/bench_scale.py).

@@ -89,8 +89,8 @@ class Claim:
     content: tuple[str, str, str] | None = None
 
     def with_content(self, content: tuple[str, str, str]) -> "Claim":
-        """This claim with what was handed over (``dataclasses.replace`` looks every field up
-        again: ~1 % of the event loop per send, issue 14)."""
+        """This claim with what was handed over. ``dataclasses.replace`` looks every field up
+        again: 1.8 us against 0.6 per send (issue 14)."""
         return Claim(self.outbox_id, self.message_id, self.attempts, self.first_attempt_at, self.variant, content)
 
 
