@@ -86,15 +86,29 @@ def step_from_row(row: Row) -> Step:
     )
 
 
+# The decoder's C scanner, called without ``json.loads``'s Python layers (decode, raw_decode and
+# two whitespace matches): 0.7 us for a contact's three fields against 3.3 us.
+_SCAN = json.JSONDecoder().scan_once
+
+
 def json_value(text: str) -> Any:
-    """``json.loads``, with the common empty object and list (no custom or merge fields, no ledger
-    row yet) made without the decoder: three decodes per send were ~1 % of the event loop's
-    thread in the headline (issue 14). Each call returns a new value, as ``json.loads`` does."""
+    """``json.loads``, faster for what the store wrote itself (three decodes per send: issue 14).
+
+    The common empty object and list (no custom or merge fields, no ledger row yet) are made
+    without the decoder; other text goes to the C scanner, and to ``json.loads`` (its errors and
+    its tolerance of surrounding whitespace) when the scanner does not take it all. Each call
+    returns a new value, as ``json.loads`` does."""
     if text == "{}":
         return {}
     if text == "[]":
         return []
-    return json.loads(text)
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:  # the scanner's "no value here"
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
 
 
 def contact_from_row(row: Row) -> Contact:
