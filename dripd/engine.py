@@ -69,7 +69,7 @@ class Engine:
         self.endings = endings  # fed by the event stream (dripd/root.py)
         self.hand_over = HandOver(transports, clock, metrics, wire_journal, self.endings)
         self._rng = rng or random.Random()
-        self._templates: dict[tuple[int, str, str, str | None], render.CompiledTemplate] = {}
+        self._templates = render.StepTemplates()
         self._windows: dict[tuple[object, ...], SendWindow] = {}
         self._tallies: dict[int, tuple[float, dict[str, variants.Tally]]] = {}
 
@@ -259,18 +259,8 @@ class Engine:
     def template(self, step: Step, ctx: RunContext) -> render.CompiledTemplate:
         """The step's compiled template for this contact: spintax is resolved per contact and
         step (the same words in the preview and in the sent message), then merge tags."""
-        subject, body, text = step.subject, step.body, step.text
-        if render.has_spintax(subject) or render.has_spintax(body) or (text and render.has_spintax(text)):
-            seed = f"{ctx.contact.email}\x00{step.id}"
-            subject, body = render.spin(subject, seed), render.spin(body, seed)
-            text = None if text is None else render.spin(text, seed)
-        key = (step.id, subject, body, text)
-        compiled = self._templates.get(key)
-        if compiled is None:
-            if len(self._templates) > 4096:
-                self._templates.clear()  # edited steps leave old keys behind; keep it bounded
-            compiled = self._templates[key] = render.compile_template(subject or " ", body, text)
-        return compiled
+        return self._templates.get(step.id, step.subject, step.body, step.text,
+                                   lambda: f"{ctx.contact.email}\x00{step.id}")
 
     def merge_fields(self, ctx: RunContext) -> dict[str, str]:
         """Contact fields, overridden by the enrollment's own merge fields (seed 003)."""

@@ -22,7 +22,9 @@ The modules, by concern (each private; everything public is re-exported here):
 - ``_identity``: ``make_message_id``, the Date line, ``unique_hex``;
 - ``_mime``: ``Envelope`` and ``build_message``, the message as bytes;
 - ``_spintax``: ``spin`` (``{Hi|Hello}``, one option per contact and step) and
-  ``spintax_problem``, the check made when a step is saved.
+  ``spintax_problem``, the check made when a step is saved;
+- ``_step_templates``: ``StepTemplates``, a step's compiled template per contact (spun, then
+  compiled once per distinct text).
 
 Every message that cannot be built raises ``ValidationError`` naming the field (``to_name``,
 ``subject``, ``message_id``, ...), never another exception type: the engine resolves a step
@@ -36,6 +38,7 @@ from dripd.render._html_text import html_to_text
 from dripd.render._identity import make_message_id, unique_hex
 from dripd.render._mime import Envelope, build_message
 from dripd.render._spintax import has_spintax, spin, spintax_problem
+from dripd.render._step_templates import StepTemplates
 from dripd.render._template import CompiledTemplate, Rendered, compile_template, template_problem
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "CompiledTemplate",
     "Envelope",
     "Rendered",
+    "StepTemplates",
     "address_problem",
     "build_message",
     "compile_template",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from dripd.model import (
     Condition,
@@ -88,7 +88,7 @@ def step_from_row(row: Row) -> Step:
 
 # The decoder's C scanner, called without ``json.loads``'s Python layers (decode, raw_decode and
 # two whitespace matches): 0.7 us for a contact's three fields against 3.3 us.
-_SCAN = json.JSONDecoder().scan_once
+_SCAN: Callable[[str, int], tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")  # not in typeshed
 
 
 def json_value(text: str) -> Any:
