@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import Any
+import os
+from typing import Any, cast
 
 import aiosmtplib
 from aiosmtplib.protocol import MAX_RESPONSE_LENGTH, SMTPProtocol
@@ -29,6 +30,38 @@ class PipeliningProtocol(SMTPProtocol):
         self._replies: collections.deque[SMTPResponse] | None = None  # None: no pipeline open
         self._reply_arrived: asyncio.Future[None] | None = None
         self._pipeline_error: BaseException | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # The socket of a plain TCP connection, for ``write``. A TLS transport (implicit TLS, or
+        # the one STARTTLS puts in place later) is never bypassed: ``write`` checks that the
+        # protocol's transport is still this one.
+        self._direct: tuple[object, int] | None = None
+        sock = transport.get_extra_info("socket")
+        if sock is not None and transport.get_extra_info("sslcontext") is None:
+            self._direct = (transport, sock.fileno())
+
+    def write(self, data: bytes) -> None:
+        """aiosmtplib's write, with the system call made without the GIL.
+
+        uvloop writes to the socket while holding the GIL (its ``_try_write``), so in bench_send's
+        headline the SMTP thread held it through every message's socket write (a quarter of that
+        thread's GIL time), and the event loop's thread waited. When nothing is queued on a plain
+        connection, the bytes go to the socket here with ``os.write``, which lets go of the GIL
+        for the call; what the socket does not take now goes to the transport, queued behind
+        nothing, as before. A write error also goes to the transport, whose own write meets it
+        and reports it as it always has."""
+        direct, transport = self._direct, cast("asyncio.WriteTransport | None", self.transport)
+        if (direct is not None and transport is not None and transport is direct[0]
+                and not transport.is_closing() and transport.get_write_buffer_size() == 0):
+            try:
+                sent = os.write(direct[1], data)
+            except OSError:  # EAGAIN (nothing taken), or an error the transport's write will meet
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        super().write(data)
 
     def open_pipeline(self) -> None:
         """From now until ``close_pipeline``, every reply is queued for ``next_reply``."""

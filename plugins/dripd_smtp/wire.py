@@ -264,6 +264,12 @@ async def _flushed(protocol: Any) -> bool:
     drain = getattr(protocol, "_drain_helper", None)
     if drain is None:
         return True
+    if not getattr(protocol, "_paused", True):
+        # Nothing queued right after the write: every byte went to the socket, unless the write
+        # failed. uvloop drops its buffer on a failed write without pausing, and closes; a
+        # transport already closing here (nothing has run since the write) lost those bytes.
+        transport = protocol.transport
+        return transport is not None and not transport.is_closing()
     try:
         await drain()  # a loss while bytes were unsent raises; a clean close drains first
     except (ConnectionError, OSError):

@@ -105,8 +105,10 @@ async def test_421_closes_the_connection_and_the_next_send_reconnects() -> None:
 
 
 async def test_connection_lost_before_the_final_dot_is_transient() -> None:
-    # 4 MiB cannot sit in the socket buffers, so the server's reset lands before the dot leaves.
-    big = message(body=(b"y" * 998 + b"\r\n") * 4200)
+    # 16 MiB cannot sit in the socket buffers (the send buffer grows to tcp_wmem's 4 MiB, and the
+    # server reads 1 kB), so the server's reset lands before the dot leaves. 4 MiB could: with
+    # time between two writes (the GIL taken back after one that let go of it), all of it did.
+    big = message(body=(b"y" * 998 + b"\r\n") * 16000)
     with smtp_sink({"rules": [{"on": "data", "action": "drop-mid-data", "times": 1}]}) as sink:
         results, _ = await send_all(sink.smtp_table(timeout_seconds=5), big, message(n=2))
         assert results[0].outcome is SendOutcome.TRANSIENT, results[0]
