@@ -31,13 +31,14 @@ class PipeliningProtocol(SMTPProtocol):
         self._replies: collections.deque[SMTPResponse] | None = None  # None: no pipeline open
         self._reply_arrived: asyncio.Future[None] | None = None
         self._pipeline_error: BaseException | None = None
+        self._direct: tuple[object, int] | None = None  # see connection_made
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         # The socket of a plain TCP connection, for ``write``. A TLS transport (implicit TLS, or
         # the one STARTTLS puts in place later) is never bypassed: ``write`` checks that the
         # protocol's transport is still this one.
-        self._direct: tuple[object, int] | None = None
+        self._direct = None
         sock = transport.get_extra_info("socket")
         if sock is not None and transport.get_extra_info("sslcontext") is None:
             self._direct = (transport, sock.fileno())
