@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c  # noqa: E402
 import _ledger_steps as ledger_steps  # noqa: E402
 
+from dripd.send_slots import MIN_CLAIM_PLACES  # noqa: E402
+
 MAILBOX = "m"
 # Batch sizes of the batched-lane model's rows (bench/_batched_lane.py): what a batched send path
 # could save per step, for issue 14's decision; 16 is the headline's sends in flight. Each is
@@ -46,6 +48,10 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
         import _batched_lane  # a model, not dripd's path: see its docstring
 
         _batched_lane.install(params["batched"])
+    if params.get("free_store"):
+        import _free_store  # a bound, not dripd's path: see its docstring
+
+        _free_store.install()
     mailboxes = [MAILBOX] if params.get("mailboxes", 1) == 1 else [f"m{i}" for i in range(params["mailboxes"])]
     now = c.epoch_now()
     build = c.build_db(root / "var" / "dripd.sqlite3", mailboxes=mailboxes, sequences=max(10, 2 * len(mailboxes)),
@@ -100,12 +106,13 @@ def child(params: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def reference(root: Path, k: int, group: int, durable: bool = False) -> float:
+def reference(root: Path, k: int, group: int, durable: bool = False, build: bool = True) -> float:
     """The same per-step work without the engine: the reads of run_context, the ledger writes of
     claim_send and record_sent (+ end of a one-step enrollment), render + build of the message,
     ``group`` steps per transaction pair (claims committed before the sends, results after).
     ``durable``: the claims' commit is synchronous=FULL (the WAL fsynced), as dripd's must be
-    before a transport is called; the floor any design pays per group of claims. Steps/s."""
+    before a transport is called; the floor any design pays per group of claims. ``build``
+    False leaves the message build out: the store's statements alone. Steps/s."""
     from dripd import render
 
     path = root / "ref.sqlite3"
@@ -127,7 +134,7 @@ def reference(root: Path, k: int, group: int, durable: bool = False) -> float:
         db.execute("COMMIT")
         if durable:
             db.execute("PRAGMA synchronous=NORMAL")
-        for one in claimed:
+        for one in claimed if build else ():
             envelope = render.Envelope(from_address="m@sender.example", from_name="M", to_address=one.contact.email,
                                        to_name=one.contact.first_name, message_id=one.message_id, date=now)
             render.build_message(envelope, one.rendered)
@@ -138,6 +145,39 @@ def reference(root: Path, k: int, group: int, durable: bool = False) -> float:
     elapsed = time.perf_counter() - started
     db.close()
     return len(ids) / elapsed
+
+
+def free_store_row(table: c.Table, root: Path, n: int, durable_refs: dict[int, float]) -> None:
+    """Issue 14's question at one step in flight: which part is the limit, the store or the
+    engine, and can the two together fit the target's 0.2 ms a step. The engine runs with its
+    store made free (bench/_free_store.py), paired with the engine as it is, just before it."""
+    runs = {}
+    for label, params in (("engine", {}), ("free", {"free_store": True})):
+        name = f"{label}-store-n{n}"
+        runs[label] = c.run_child(Path(__file__), {"root": str(root / name), "n": n, "k": n, "concurrency": 1,
+                                                   "mailboxes": 1, **params})
+        shutil.rmtree(root / name, ignore_errors=True)
+    engine, free = runs["engine"], runs["free"]
+    # The store's floor: the plain loop's statements, a commit shared by as many steps as a lane
+    # at one in flight claims ahead, without the message build (the engine's figure has it) and
+    # without the durable commit's wait (dripd's connection thread can overlap it; the
+    # statements' own Python it cannot). A floor the sum below can only understate.
+    places = MIN_CLAIM_PLACES
+    statements = reference(root / "store-floor", min(n, 5000), places, build=False)
+    floor_ms = 1000 / statements
+    both_ms = free["main_cpu_ms"] + floor_ms
+    table.row(f"the engine with every store operation made free, not dripd's path (bench/_free_store.py): N={c.fnum(n)} "
+              f"due, 1 mailbox x concurrency 1: steps/s over {c.fnum(free['sent'])} sends",
+              c.fnum(free["rate"]), f"{c.fnum(engine['rate'])} (the engine as it is, run just before)",
+              c.ratio(free["rate"], engine["rate"]),
+              f"target 5,000/s: {c.ratio(free['rate'], 5000)}; CPU {free['main_cpu_ms']:.3f} ms/step in the trio "
+              f"thread + {max(0.0, free['other_cpu_ms']):.3f} ms in the others (the engine as it is: "
+              f"{engine['main_cpu_ms']:.3f} + {engine['other_cpu_ms']:.3f}); the store's own floor, the plain sqlite3 "
+              f"loop's statements at {places}/commit, without the message build or a durable commit's wait (its "
+              f"render of each step, ~5 us, stays): {floor_ms:.3f} ms/step ({c.fnum(statements)}/s; with both "
+              f"{1000 / durable_refs[places]:.3f}); the two added: "
+              f"{both_ms:.3f} ms/step, at most {c.fnum(1000 / both_ms)} steps/s with a store layer that cost nothing "
+              f"beyond its statements; a bound: nothing recorded, one contact's context copied for every step")
 
 
 def main() -> None:
@@ -154,7 +194,7 @@ def main() -> None:
     table = c.Table("3. Dispatch rate (null transport)")
     with c.workdir(args, "dripd-bench-dispatch-") as root:
         refs, durable_refs = {}, {}
-        for group in sorted({boxes * conc for boxes, conc in shapes} | set(MODEL_BATCHES)):
+        for group in sorted({boxes * conc for boxes, conc in shapes} | set(MODEL_BATCHES) | {MIN_CLAIM_PLACES}):
             refs[group] = reference(root / f"ref{group}", min(k_max, 5000 if not args.smoke else 200), group)
             durable_refs[group] = reference(root / f"dref{group}", min(k_max, 5000 if not args.smoke else 200), group,
                                             durable=True)
@@ -212,6 +252,7 @@ def main() -> None:
                       f"uses {c.ratio(r['main_cpu_ms'] + r['other_cpu_ms'], engine['main_cpu_ms'] + engine['other_cpu_ms'])} "
                       f"of its CPU); {r['recorded']:,} recorded 'sent'; a bound, not a cost: no send slots, "
                       f"withdrawals or outcomes but 'sent'")
+        free_store_row(table, root, min(sizes[min(1, len(sizes) - 1)], k_max), durable_refs)
     table.notes.append("in-process daemon (dripd.daemon.Daemon, real clock) with a null transport plugin "
                        "(bench/_null.py NullTransport): no network, so the figure is the engine's own cost")
     table.notes.append("the flat-curve check is the 'vs N=' column: steps/s at N against the smallest N")
